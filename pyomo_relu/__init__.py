@@ -1,0 +1,66 @@
+"""pyomo_relu: trained ReLU networks as mixed-integer constraints in Pyomo models.
+
+The pipeline reads a model file into a :class:`NetworkDefinition` (``pyomo_relu.io``),
+computes neuron bounds (``pyomo_relu.bounds``), and builds a :class:`ReLUNetBlock` with
+a chosen formulation (``pyomo_relu.formulations``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pyomo_relu.errors import (
+    BoundsMismatchError,
+    InvalidNetworkError,
+    MissingBoundsError,
+    ModelLoadError,
+    PyomoReluError,
+    ShapeMismatchError,
+    SolverError,
+    UnsupportedOperatorError,
+)
+from pyomo_relu.network import DenseLayer, NetworkDefinition, Scaling
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "Bounds",
+    "BoundsMismatchError",
+    "DenseLayer",
+    "InvalidNetworkError",
+    "MissingBoundsError",
+    "ModelLoadError",
+    "NetworkDefinition",
+    "PyomoReluError",
+    "ReLUNetBlock",
+    "Scaling",
+    "ShapeMismatchError",
+    "SolveResult",
+    "SolverError",
+    "UnsupportedOperatorError",
+    "__version__",
+    "load_keras",
+    "load_onnx",
+    "solve",
+    "tighten",
+]
+
+
+def __getattr__(name: str) -> object:
+    """Import the heavier parts (readers, Pyomo block, solvers) only when used."""
+    lazy = {
+        "load_onnx": "pyomo_relu.io.onnx",
+        "load_keras": "pyomo_relu.io.keras",
+        "ReLUNetBlock": "pyomo_relu.block",
+        "Bounds": "pyomo_relu.bounds",
+        "tighten": "pyomo_relu.bounds",
+        "solve": "pyomo_relu.solvers",
+        "SolveResult": "pyomo_relu.solvers",
+    }
+    if name in lazy:
+        import importlib
+
+        return getattr(importlib.import_module(lazy[name]), name)
+    raise AttributeError(f"module 'pyomo_relu' has no attribute {name!r}")

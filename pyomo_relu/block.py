@@ -1,0 +1,415 @@
+"""``ReLUNetBlock``: a Pyomo block that embeds a network in the user's model.
+
+>>> import pyomo.environ as pe
+>>> from pyomo_relu import DenseLayer, NetworkDefinition, ReLUNetBlock
+>>> net = NetworkDefinition([DenseLayer([[1.0, -1.0], [1.0, 1.0]], [0.0, 0.0]),
+...                          DenseLayer([[1.0, -2.0]], [0.0], "linear")],
+...                         input_bounds=[(-1, 1), (-1, 1)])
+>>> m = pe.ConcreteModel()
+>>> m.x = pe.Var(range(2))
+>>> m.y = pe.Var()
+>>> m.nn = ReLUNetBlock()
+>>> m.nn.build(net, inputs=m.x, outputs=[m.y])
+>>> m.nn.stats()["binaries"]
+2
+
+Everything the block creates lives inside it: ``inputs``/``outputs`` (only when the user
+did not pass variables), ``input_box`` (when the user's variables are looser than the
+network's input box), and one sub-block ``layer[k]`` per canonical layer holding
+``post[j]`` (every neuron), ``pre[j]`` (unstable ReLU neurons only), ``affine[j]`` and the
+formulation's own components.  The user's variables, bounds and objective are never
+modified (only values of user variables that have none are set, as a warm start).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pyomo.environ as pe
+from pyomo.core.base.block import BlockData, declare_custom_block
+from pyomo.core.base.var import IndexedVar, ScalarVar, VarData
+from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
+
+from pyomo_relu.bounds.base import Bounds, post_activation
+from pyomo_relu.bounds.chain import BoundsSpec, resolve_bounds
+from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchError
+from pyomo_relu.formulations import FormulationSpec, formulation_for_layer
+from pyomo_relu.formulations.base import LayerContext
+from pyomo_relu.network import DenseLayer, NetworkDefinition
+
+logger = logging.getLogger(__name__)
+
+
+@declare_custom_block(name="ReLUNetBlock")
+class ReLUNetBlockData(BlockData):
+    """Data class of :class:`ReLUNetBlock`; call :meth:`build` to populate it."""
+
+    _network: NetworkDefinition | None = None
+    _bounds: Bounds | None = None
+    _layer_contexts: list[tuple[Any, LayerContext]] = []
+    _input_vars: list[VarData] = []
+    _output_vars: list[VarData] = []
+
+    # ------------------------------------------------------------------ build
+    def build(
+        self,
+        net: NetworkDefinition,
+        inputs: Any = None,
+        outputs: Any = None,
+        *,
+        formulation: FormulationSpec = "bigm",
+        bounds: BoundsSpec = "interval",
+        input_bounds: object = None,
+        initialize: bool = True,
+    ) -> None:
+        """Create the network's variables and constraints in this block.
+
+        Args:
+            net: the network.
+            inputs: the user's variables for the network inputs (an indexed Var in index
+                order, a list of VarData, or a scalar Var for one input); ``None`` creates
+                ``self.inputs``.
+            outputs: likewise for the outputs; ``None`` creates ``self.outputs``.
+            formulation: a formulation name (``"bigm"``), ``(name, options)`` or a dict per
+                canonical layer index with a ``"default"`` entry.
+            bounds: a bounds method name, a list of names applied in turn, or a
+                :class:`~pyomo_relu.bounds.Bounds` object.
+            input_bounds: extra input bounds (any form NetworkDefinition accepts),
+                intersected with the network's and the input variables' bounds.
+            initialize: set every variable from a forward pass (a feasible warm start).
+        """
+        if self._network is not None:
+            raise PyomoReluError(f"block {self.name} is already built; create a new ReLUNetBlock")
+        start = time.perf_counter()
+        input_vars = _as_var_list(inputs, net.n_inputs, "inputs")
+        output_vars = _as_var_list(outputs, net.n_outputs, "outputs")
+        lower, upper = _input_box(net, input_vars, input_bounds)
+        _require_finite_inputs(net, lower, upper, input_vars)
+        resolved = resolve_bounds(net, bounds, lower, upper)
+        if input_vars is None:
+            self.inputs = pe.Var(range(net.n_inputs), bounds=lambda b, i: (lower[i], upper[i]))
+            input_vars = list(self.inputs.values())
+        else:
+            self._add_input_box(input_vars, lower, upper)
+        self._network, self._bounds, self._input_vars = net, resolved, input_vars
+        self._build_layers(net, resolved, input_vars, output_vars, formulation)
+        if initialize:
+            self.initialize()
+        logger.info("built %s (%s) in %.3f s", self.name, net, time.perf_counter() - start)
+
+    def _add_input_box(self, input_vars: list[VarData], lower: np.ndarray, upper: np.ndarray) -> None:
+        """Constrain user inputs whose own bounds are looser than the network's box."""
+        loose = [
+            i for i, var in enumerate(input_vars)
+            if not var.fixed and (_bound(var.lb, -np.inf) < lower[i] or _bound(var.ub, np.inf) > upper[i])
+        ]
+        if loose:
+            self.input_box = pe.Constraint(
+                loose, rule=lambda b, i: (float(lower[i]), input_vars[i], float(upper[i]))
+            )
+
+    def _build_layers(
+        self,
+        net: NetworkDefinition,
+        bounds: Bounds,
+        input_vars: list[VarData],
+        output_vars: list[VarData] | None,
+        formulation: FormulationSpec,
+    ) -> None:
+        layers = net.canonical_layers
+        if output_vars is None:
+            out_lower, out_upper = post_activation(bounds.lower[-1], bounds.upper[-1], layers[-1].activation)
+            self.outputs = pe.Var(
+                range(net.n_outputs), bounds=lambda b, j: (_finite(out_lower[j]), _finite(out_upper[j]))
+            )
+            output_vars = list(self.outputs.values())
+        self.layer = pe.Block(range(len(layers)))
+        h_vars: list[VarData | None] = list(input_vars)
+        h_lower, h_upper = bounds.input_lower, bounds.input_upper
+        contexts = []
+        for k, layer in enumerate(layers):
+            last = k == len(layers) - 1
+            module, options = formulation_for_layer(formulation, k)
+            targets = output_vars if (last and layer.activation == "linear") else None
+            ctx = _build_layer(
+                self.layer[k], k, layer, h_vars, h_lower, h_upper,
+                bounds.lower[k], bounds.upper[k], module, options, targets,
+            )
+            contexts.append((module, ctx))
+            h_vars = _next_inputs(ctx)
+            h_lower, h_upper = post_activation(bounds.lower[k], bounds.upper[k], layer.activation)
+        if layers[-1].activation != "linear":
+            last_post = contexts[-1][1].post
+            self.outputs_link = pe.Constraint(
+                range(net.n_outputs), rule=lambda b, j: output_vars[j] - last_post[j] == 0
+            )
+        self._layer_contexts = contexts
+        self._output_vars = output_vars
+
+    # ------------------------------------------------------------- warm start
+    def initialize(self, input_values: Sequence[float] | None = None) -> None:
+        """Set every block variable (and user variables without a value) from a forward pass.
+
+        The inputs are ``input_values`` if given, else the current values of the input
+        variables, else the centre of the input box; they are clipped to the box.
+        """
+        net, bounds = self._require_built()
+        x = self._input_point(input_values)
+        values = x
+        for (module, ctx), layer in zip(self._layer_contexts, net.canonical_layers):
+            pre = layer.preactivation(values[None, :])[0]
+            post = layer.activate(pre)
+            _set_values(ctx.post, post)
+            if ctx.unstable.size:
+                _set_values(ctx.block.pre, pre, ctx.unstable)
+                module.initialize(ctx, pre)
+            values = post
+        for var, value in zip(self._input_vars, x):
+            if var.value is None or var.parent_block() is self:
+                var.set_value(float(value), skip_validation=True)
+        for var, value in zip(self._output_vars, values):
+            if var.value is None or _owned_by(var, self):
+                var.set_value(float(value), skip_validation=True)
+
+    def _input_point(self, input_values: Sequence[float] | None) -> np.ndarray:
+        bounds = self._bounds
+        lower, upper = bounds.input_lower, bounds.input_upper
+        if input_values is not None:
+            x = np.asarray(input_values, dtype=float)
+        else:
+            centre = np.where(np.isfinite(lower) & np.isfinite(upper), (lower + upper) / 2, 0.0)
+            x = np.array([centre[i] if v.value is None else v.value for i, v in enumerate(self._input_vars)], float)
+        return np.clip(x, lower, upper)
+
+    # ------------------------------------------------------------- reporting
+    @property
+    def network(self) -> NetworkDefinition:
+        return self._require_built()[0]
+
+    @property
+    def neuron_bounds(self) -> Bounds:
+        """The pre-activation bounds the block was built with."""
+        return self._require_built()[1]
+
+    @property
+    def input_vars(self) -> list[VarData]:
+        return list(self._input_vars)
+
+    @property
+    def output_vars(self) -> list[VarData]:
+        return list(self._output_vars)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of variables, binaries, constraints, and stable neurons per layer."""
+        net, bounds = self._require_built()
+        per_layer = []
+        for k, layer in enumerate(net.canonical_layers):
+            relu = layer.activation == "relu"
+            per_layer.append({
+                "layer": k,
+                "activation": layer.activation,
+                "neurons": layer.n_outputs,
+                "stable_active": int(bounds.stable_active(k).sum()) if relu else 0,
+                "stable_inactive": int(bounds.stable_inactive(k).sum()) if relu else 0,
+                "unstable": int(bounds.unstable(k).sum()) if relu else 0,
+            })
+        variables = list(self.component_data_objects(pe.Var, descend_into=True))
+        return {
+            "variables": sum(1 for v in variables if not v.fixed),
+            "binaries": sum(1 for v in variables if v.is_binary() and not v.fixed),
+            "constraints": sum(1 for _ in self.component_data_objects(pe.Constraint, active=True, descend_into=True)),
+            "layers": per_layer,
+            "bounds_methods": list(bounds.methods),
+        }
+
+    def forward(self) -> np.ndarray:
+        """The network's output at the current values of the input variables."""
+        net, _ = self._require_built()
+        x = [v.value for v in self._input_vars]
+        if any(value is None for value in x):
+            raise PyomoReluError(f"{self.name}: some input variables have no value; solve or initialize first")
+        return net.evaluate(np.array(x, dtype=float))
+
+    def get_error(self) -> float:
+        """``max |outputs - forward pass at the current inputs|`` (0 for a correct solution)."""
+        y = np.array([np.nan if v.value is None else v.value for v in self._output_vars], float)
+        return float(np.max(np.abs(y - self.forward())))
+
+    def _require_built(self) -> tuple[NetworkDefinition, Bounds]:
+        if self._network is None or self._bounds is None:
+            raise PyomoReluError(f"block {self.name} is not built yet; call .build(net, ...) first")
+        return self._network, self._bounds
+
+
+# ---------------------------------------------------------------------- layers
+def _build_layer(
+    block: Any,
+    index: int,
+    layer: DenseLayer,
+    inputs: list[VarData | None],
+    input_lower: np.ndarray,
+    input_upper: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    module: Any,
+    options: dict[str, Any],
+    targets: list[VarData] | None,
+) -> LayerContext:
+    """Variables, affine equalities and the activation formulation of one layer."""
+    relu = layer.activation == "relu"
+    n = layer.n_outputs
+    inactive = np.flatnonzero(upper <= 0) if relu else np.array([], dtype=int)
+    unstable = np.flatnonzero((lower < 0) & (upper > 0)) if relu else np.array([], dtype=int)
+    _require_finite_neurons(index, unstable, lower, upper)
+    post_lower, post_upper = post_activation(lower, upper, layer.activation)
+    if targets is None:
+        block.post = pe.Var(range(n), bounds=lambda b, j: (_finite(post_lower[j]), _finite(post_upper[j])))
+        post: Any = block.post
+        for j in inactive:
+            post[int(j)].fix(0.0)
+    else:
+        post = targets  # the network outputs themselves: no copy, no link
+    block.pre = pe.Var([int(j) for j in unstable], bounds=lambda b, j: (float(lower[j]), float(upper[j])))
+    is_unstable = np.zeros(n, dtype=bool)
+    is_unstable[unstable] = True
+    defined = np.setdiff1d(np.arange(n), inactive)
+    terms = _affine_terms(layer, inputs)
+    pre = block.pre
+
+    def affine_rule(b: Any, j: int) -> tuple:
+        target = pre[j] if is_unstable[j] else post[j]
+        rhs = -float(layer.bias[j])
+        return (rhs, LinearExpression(terms(j) + [MonomialTermExpression((-1.0, target))]), rhs)
+
+    block.affine = pe.Constraint([int(j) for j in defined], rule=affine_rule)
+    ctx = LayerContext(block, index, layer, list(inputs), post, input_lower, input_upper, lower, upper, unstable, options)
+    if unstable.size:
+        module.build(ctx)
+    return ctx
+
+
+def _affine_terms(layer: DenseLayer, inputs: list[VarData | None]):
+    """A function giving the monomials ``W[j, i] * h_i`` of neuron ``j`` (zeros skipped)."""
+    columns = np.array([i for i, var in enumerate(inputs) if var is not None], dtype=int)
+    variables = [inputs[i] for i in columns]
+    weights = layer.weights[:, columns]
+    sparse = bool(np.any(weights == 0))
+
+    def terms(j: int) -> list:
+        row = weights[j]
+        if sparse:
+            keep = np.flatnonzero(row)
+            return [MonomialTermExpression((c, variables[i])) for c, i in zip(row[keep].tolist(), keep)]
+        return list(map(MonomialTermExpression, zip(row.tolist(), variables)))
+
+    return terms
+
+
+def _next_inputs(ctx: LayerContext) -> list[VarData | None]:
+    """Post-activation variables of a layer, ``None`` where fixed at zero."""
+    post = ctx.post
+    return [None if post[j].fixed and post[j].value == 0 else post[j] for j in range(ctx.layer.n_outputs)]
+
+
+# --------------------------------------------------------------------- helpers
+def _as_var_list(obj: Any, size: int, what: str) -> list[VarData] | None:
+    """Normalise the user's ``inputs``/``outputs`` argument to a list of VarData."""
+    if obj is None:
+        return None
+    if isinstance(obj, IndexedVar):
+        items = list(obj.values())
+    elif isinstance(obj, (ScalarVar, VarData)):
+        items = [obj]
+    elif isinstance(obj, Iterable):
+        items = list(obj)
+    else:
+        raise PyomoReluError(f"{what} must be a Pyomo Var or a list of VarData, not {type(obj).__name__}")
+    for item in items:
+        if not isinstance(item, VarData):
+            raise PyomoReluError(
+                f"{what} must contain Pyomo variables; got {item!r} ({type(item).__name__}). "
+                "For an expression, add a variable and an equality constraint for it"
+            )
+    if len(items) != size:
+        names = ", ".join(v.name for v in items[:4]) + (", ..." if len(items) > 4 else "")
+        raise ShapeMismatchError(f"{what} has {len(items)} variables ({names}) but the network has {size} {what}")
+    return items
+
+
+def _input_box(net: NetworkDefinition, input_vars: list[VarData] | None, extra: object) -> tuple[np.ndarray, np.ndarray]:
+    """The tightest of the network's bounds, ``extra`` and the input variables' own bounds."""
+    lower, upper = net.input_lower.copy(), net.input_upper.copy()
+    if extra is not None:
+        more = net.with_input_bounds(extra)
+        lower, upper = np.maximum(lower, more.input_lower), np.minimum(upper, more.input_upper)
+    if input_vars is not None:
+        for i, var in enumerate(input_vars):
+            lb, ub = (var.value, var.value) if var.fixed else (var.lb, var.ub)
+            lower[i] = max(lower[i], _bound(lb, -np.inf))
+            upper[i] = min(upper[i], _bound(ub, np.inf))
+    crossed = np.flatnonzero(lower > upper)
+    if crossed.size:
+        i = int(crossed[0])
+        where = f" (variable {input_vars[i].name})" if input_vars is not None else ""
+        raise MissingBoundsError(
+            f"input {i}{where}: the network's box and the variable's bounds do not overlap "
+            f"(lower {lower[i]} > upper {upper[i]})"
+        )
+    return lower, upper
+
+
+def _require_finite_inputs(
+    net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, input_vars: list[VarData] | None
+) -> None:
+    if all(layer.activation == "linear" for layer in net.canonical_layers):
+        return
+    missing = np.flatnonzero(~np.isfinite(lower) | ~np.isfinite(upper))
+    if missing.size == 0:
+        return
+    i = int(missing[0])
+    side = "lower" if not np.isfinite(lower[i]) else "upper"
+    more = f" (and {missing.size - 1} more)" if missing.size > 1 else ""
+    if input_vars is not None:
+        where = f"input {i} (variable {input_vars[i].name})"
+        fix = f"set {input_vars[i].name}.setlb()/.setub(), or pass input_bounds= to build() or to the reader"
+    else:
+        where = f"input {i}"
+        fix = "pass input_bounds= to build() or to the reader (e.g. load_onnx(path, input_bounds=...))"
+    raise MissingBoundsError(
+        f"{where} has no {side} bound{more}; ReLU formulations need a bounded input box: {fix}"
+    )
+
+
+def _require_finite_neurons(index: int, unstable: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+    bad = [int(j) for j in unstable if not (np.isfinite(lower[j]) and np.isfinite(upper[j]))]
+    if bad:
+        raise MissingBoundsError(
+            f"layer {index}, neuron {bad[0]}: pre-activation bounds are infinite; bound the inputs"
+        )
+
+
+def _bound(value: Any, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _set_values(var: Any, values: np.ndarray, indices: Iterable[int] | None = None) -> None:
+    for j in (range(len(values)) if indices is None else indices):
+        data = var[int(j)]
+        if not data.fixed:
+            data.set_value(float(values[j]), skip_validation=True)
+
+
+def _owned_by(var: VarData, block: Any) -> bool:
+    parent = var.parent_block()
+    while parent is not None:
+        if parent is block:
+            return True
+        parent = parent.parent_block()
+    return False

@@ -1,0 +1,194 @@
+"""The :class:`Bounds` object every bounds method returns and every formulation reads.
+
+Bounds are pre-activation intervals ``lower[k][j] <= z_kj <= upper[k][j]`` for every
+canonical layer ``k`` (see :meth:`NetworkDefinition.canonical_layers`) and neuron ``j``,
+valid for every input in the recorded input box.  They carry the network's content hash
+so that bounds are never applied to another network.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pyomo_relu.errors import BoundsMismatchError, ShapeMismatchError
+
+FORMAT_VERSION = 1
+
+
+def _readonly(values: object) -> np.ndarray:
+    array = np.array(values, dtype=np.float64, copy=True)
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class Bounds:
+    """Pre-activation bounds of a network over an input box.
+
+    ``lower[k]`` and ``upper[k]`` are arrays over the neurons of canonical layer ``k``.
+    ``methods`` records the chain that produced them, e.g. ``("interval", "crown")``.
+    """
+
+    lower: tuple[np.ndarray, ...]
+    upper: tuple[np.ndarray, ...]
+    input_lower: np.ndarray
+    input_upper: np.ndarray
+    network_hash: str
+    methods: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "lower", tuple(_readonly(a) for a in self.lower))
+        set_(self, "upper", tuple(_readonly(a) for a in self.upper))
+        set_(self, "input_lower", _readonly(self.input_lower))
+        set_(self, "input_upper", _readonly(self.input_upper))
+        set_(self, "methods", tuple(self.methods))
+        if len(self.lower) != len(self.upper):
+            raise ShapeMismatchError("Bounds need as many lower as upper arrays")
+        for k, (lo, hi) in enumerate(zip(self.lower, self.upper)):
+            if lo.shape != hi.shape:
+                raise ShapeMismatchError(f"layer {k}: lower {lo.shape} and upper {hi.shape} differ")
+
+    # ----------------------------------------------------------- per layer
+    @property
+    def n_layers(self) -> int:
+        return len(self.lower)
+
+    def unstable(self, layer: int) -> np.ndarray:
+        """Mask of neurons whose pre-activation interval straddles zero."""
+        return (self.lower[layer] < 0) & (self.upper[layer] > 0)
+
+    def stable_active(self, layer: int) -> np.ndarray:
+        """Mask of neurons proven non-negative (a ReLU is the identity there)."""
+        return self.lower[layer] >= 0
+
+    def stable_inactive(self, layer: int) -> np.ndarray:
+        """Mask of neurons proven non-positive (a ReLU outputs zero there)."""
+        return self.upper[layer] <= 0
+
+    def width(self, layer: int) -> np.ndarray:
+        return self.upper[layer] - self.lower[layer]
+
+    # --------------------------------------------------------- combination
+    def intersect(self, other: "Bounds") -> "Bounds":
+        """Elementwise tightest of two bounds of the same network and box."""
+        self.check_compatible(other.network_hash, other.input_lower, other.input_upper)
+        methods = self.methods + tuple(m for m in other.methods if m not in self.methods)
+        return Bounds(
+            [np.maximum(a, b) for a, b in zip(self.lower, other.lower)],
+            [np.minimum(a, b) for a, b in zip(self.upper, other.upper)],
+            self.input_lower, self.input_upper, self.network_hash, methods,
+        )
+
+    def check_compatible(
+        self, network_hash: str, input_lower: np.ndarray, input_upper: np.ndarray
+    ) -> None:
+        """Raise :class:`BoundsMismatchError` unless these bounds hold for that network and box.
+
+        Bounds computed on a larger box remain valid on a smaller one, so a box contained
+        in :attr:`input_lower` .. :attr:`input_upper` is accepted.
+        """
+        if network_hash != self.network_hash:
+            raise BoundsMismatchError(
+                f"these bounds were computed for network {self.network_hash[:12]}, "
+                f"not for this one ({network_hash[:12]}); recompute them with tighten()"
+            )
+        lo, hi = np.asarray(input_lower, float), np.asarray(input_upper, float)
+        if lo.shape != self.input_lower.shape:
+            raise BoundsMismatchError(
+                f"these bounds are for {self.input_lower.size} inputs, not {lo.size}"
+            )
+        outside = np.flatnonzero((lo < self.input_lower) | (hi > self.input_upper))
+        if outside.size:
+            i = int(outside[0])
+            raise BoundsMismatchError(
+                f"input {i} may range over [{lo[i]}, {hi[i]}], outside the box "
+                f"[{self.input_lower[i]}, {self.input_upper[i]}] these bounds were computed "
+                "for; recompute them for the larger box"
+            )
+
+    # ---------------------------------------------------------- reporting
+    def summary(self) -> list[dict[str, float]]:
+        """Per layer: neurons, unstable count, mean width (finite widths only)."""
+        rows = []
+        for k in range(self.n_layers):
+            width = self.width(k)
+            finite = width[np.isfinite(width)]
+            rows.append({
+                "layer": k,
+                "neurons": int(width.size),
+                "unstable": int(self.unstable(k).sum()),
+                "mean_width": float(finite.mean()) if finite.size else float("inf"),
+            })
+        return rows
+
+    # -------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> None:
+        """Write to ``.json`` or ``.npz`` (chosen by the suffix); no pickle involved."""
+        path = Path(path)
+        payload = self._payload()
+        if path.suffix == ".npz":
+            arrays = {f"lower_{k}": a for k, a in enumerate(self.lower)}
+            arrays.update({f"upper_{k}": a for k, a in enumerate(self.upper)})
+            arrays["input_lower"], arrays["input_upper"] = self.input_lower, self.input_upper
+            meta = {key: payload[key] for key in ("format", "network_hash", "methods")}
+            np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+        else:
+            path.write_text(json.dumps(payload, indent=1))
+
+    def _payload(self) -> dict:
+        as_list = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
+        return {
+            "format": f"pyomo_relu.bounds/{FORMAT_VERSION}",
+            "network_hash": self.network_hash,
+            "methods": list(self.methods),
+            "input_lower": [float(v) for v in self.input_lower],
+            "input_upper": [float(v) for v in self.input_upper],
+            "lower": [as_list(a) for a in self.lower],
+            "upper": [as_list(a) for a in self.upper],
+        }
+
+    @classmethod
+    def load(cls, path: str | Path, network: object | None = None) -> "Bounds":
+        """Read bounds written by :meth:`save`; with ``network``, check they belong to it."""
+        path = Path(path)
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                n = sum(1 for key in data.files if key.startswith("lower_"))
+                bounds = cls(
+                    [data[f"lower_{k}"] for k in range(n)], [data[f"upper_{k}"] for k in range(n)],
+                    data["input_lower"], data["input_upper"], meta["network_hash"], meta["methods"],
+                )
+        else:
+            payload = json.loads(path.read_text())
+            to_array = lambda values, fill: np.array(  # noqa: E731
+                [fill if v is None else v for v in values], dtype=float
+            )
+            bounds = cls(
+                [to_array(a, -np.inf) for a in payload["lower"]],
+                [to_array(a, np.inf) for a in payload["upper"]],
+                payload["input_lower"], payload["input_upper"],
+                payload["network_hash"], payload["methods"],
+            )
+        if network is not None:
+            bounds.check_compatible(
+                network.content_hash(), network.input_lower, network.input_upper  # type: ignore[attr-defined]
+            )
+        return bounds
+
+
+def post_activation(lower: np.ndarray, upper: np.ndarray, activation: str) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``activation(z)`` for ``z`` in ``[lower, upper]``."""
+    if activation == "relu":
+        return np.maximum(lower, 0.0), np.maximum(upper, 0.0)
+    return lower, upper
+
+
+def layer_sizes_match(bounds: Bounds, layer_sizes: Sequence[int]) -> bool:
+    return [a.size for a in bounds.lower] == list(layer_sizes)

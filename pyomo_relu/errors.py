@@ -1,0 +1,40 @@
+"""Exceptions raised by pyomo_relu.
+
+Every error derives from :class:`PyomoReluError`, so ``except PyomoReluError`` catches
+everything the package raises on purpose.  Messages say where the problem is (file, node,
+layer, variable) and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class PyomoReluError(Exception):
+    """Base class of every error raised by pyomo_relu."""
+
+
+class InvalidNetworkError(PyomoReluError, ValueError):
+    """The network description itself is inconsistent (NaN weights, lb > ub, ...)."""
+
+
+class ShapeMismatchError(InvalidNetworkError):
+    """Two pieces that must fit together do not (layer sizes, variables, bounds)."""
+
+
+class UnsupportedOperatorError(PyomoReluError, ValueError):
+    """A model file uses an operator or layer that pyomo_relu cannot represent."""
+
+
+class ModelLoadError(PyomoReluError, ValueError):
+    """A model file cannot be read at all (missing, corrupt, wrong format)."""
+
+
+class MissingBoundsError(PyomoReluError, ValueError):
+    """An input (or output) needs finite bounds for the chosen formulation but has none."""
+
+
+class BoundsMismatchError(PyomoReluError, ValueError):
+    """Saved bounds were computed for another network or another input box."""
+
+
+class SolverError(PyomoReluError, RuntimeError):
+    """A solver is unknown, not installed, or failed in an unexpected way."""

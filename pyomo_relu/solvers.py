@@ -1,0 +1,177 @@
+"""``solve``: one call for HiGHS (embedded, default), SCIP, glpk and CBC with one result type.
+
+HiGHS and SCIP go through Pyomo's new solver interface (``pyomo.contrib.solver``),
+glpk and CBC through the classic shell interface.  ``appsi_highs`` is avoided: it hung
+on big-M models with Pyomo 6.10.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyomo.environ as pe
+from pyomo.opt import SolverStatus, TerminationCondition as LegacyTC
+
+from pyomo_relu.errors import SolverError
+
+logger = logging.getLogger(__name__)
+
+NEW_INTERFACE = {"highs": "highs", "scip": "scip_direct"}
+LEGACY = {
+    "glpk": {"time_limit": "tmlim", "mip_gap": "mipgap"},
+    "cbc": {"time_limit": "sec", "mip_gap": "ratio"},
+}
+SOLVERS = tuple(NEW_INTERFACE) + tuple(LEGACY)
+
+
+@dataclass
+class SolveResult:
+    """What a solve gave: status, objective of the incumbent, proven bound, gap, time.
+
+    ``status`` is one of ``"optimal"``, ``"time_limit"`` (stopped early, maybe with a
+    solution: see ``has_solution``), ``"infeasible"``, ``"unbounded"``, ``"error"``.
+    """
+
+    status: str
+    objective: float | None
+    bound: float | None
+    seconds: float
+    solver: str
+    has_solution: bool
+    message: str = ""
+    raw: Any = field(default=None, repr=False)
+
+    @property
+    def gap(self) -> float | None:
+        """Relative gap ``|objective - bound| / max(1, |objective|)``."""
+        if self.objective is None or self.bound is None:
+            return None
+        return abs(self.objective - self.bound) / max(1.0, abs(self.objective))
+
+
+def solve(
+    model: pe.ConcreteModel,
+    solver: str = "highs",
+    time_limit: float | None = None,
+    mip_gap: float | None = None,
+    tee: bool = False,
+    options: dict[str, Any] | None = None,
+) -> SolveResult:
+    """Solve ``model`` (with exactly one active objective) and load the solution if any.
+
+    >>> import pyomo.environ as pe
+    >>> m = pe.ConcreteModel()
+    >>> m.x = pe.Var(bounds=(0, 3), within=pe.Integers)
+    >>> m.obj = pe.Objective(expr=-2 * m.x)
+    >>> r = solve(m)
+    >>> r.status, r.objective, m.x.value
+    ('optimal', -6.0, 3.0)
+    """
+    if solver not in SOLVERS:
+        raise SolverError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    start = time.perf_counter()
+    if solver in NEW_INTERFACE:
+        result = _solve_new(model, NEW_INTERFACE[solver], time_limit, mip_gap, tee, options or {})
+    else:
+        result = _solve_legacy(model, solver, time_limit, mip_gap, tee, options or {})
+    result.seconds = time.perf_counter() - start
+    result.solver = solver
+    logger.info("%s: %s objective=%s bound=%s in %.2f s", solver, result.status,
+                result.objective, result.bound, result.seconds)
+    return result
+
+
+def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float | None,
+               tee: bool, options: dict[str, Any]) -> SolveResult:
+    from pyomo.contrib.solver.common.factory import SolverFactory
+    from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition as TC
+
+    opt = SolverFactory(name)
+    if not opt.available():
+        raise SolverError(f"solver {name} is not available; install it (pip install highspy / pyscipopt)")
+    config: dict[str, Any] = {"load_solutions": False, "raise_exception_on_nonoptimal_result": False, "tee": tee}
+    if time_limit is not None:
+        config["time_limit"] = float(time_limit)
+    if mip_gap is not None:
+        config["rel_gap"] = float(mip_gap)
+    if options:
+        config["solver_options"] = dict(options)
+    results = opt.solve(model, **config)
+    has_solution = results.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
+    if has_solution:
+        results.solution_loader.load_vars()
+    status = {
+        TC.convergenceCriteriaSatisfied: "optimal",
+        TC.maxTimeLimit: "time_limit",
+        TC.iterationLimit: "time_limit",
+        TC.objectiveLimit: "time_limit",
+        TC.provenInfeasible: "infeasible",
+        TC.locallyInfeasible: "infeasible",
+        TC.infeasibleOrUnbounded: "infeasible",
+        TC.unbounded: "unbounded",
+    }.get(results.termination_condition, "error")
+    bound = _finite_or_none(results.objective_bound)
+    objective = _finite_or_none(results.incumbent_objective) if has_solution else None
+    return SolveResult(status, objective, bound, 0.0, name, has_solution,
+                       str(results.termination_condition), results)
+
+
+def _solve_legacy(model: Any, name: str, time_limit: float | None, mip_gap: float | None,
+                  tee: bool, options: dict[str, Any]) -> SolveResult:
+    opt = pe.SolverFactory(name)
+    if not opt.available(exception_flag=False):
+        raise SolverError(f"solver {name} is not on the PATH; install it (apt-get install glpk-utils coinor-cbc)")
+    names = LEGACY[name]
+    if time_limit is not None:
+        opt.options[names["time_limit"]] = max(1, int(math.ceil(time_limit))) if name == "glpk" else float(time_limit)
+    if mip_gap is not None:
+        opt.options[names["mip_gap"]] = float(mip_gap)
+    opt.options.update(options)
+    results = opt.solve(model, tee=tee, load_solutions=False)
+    tc = results.solver.termination_condition
+    has_solution = len(results.solution) > 0 and tc not in (LegacyTC.infeasible, LegacyTC.unbounded)
+    if has_solution:
+        model.solutions.load_from(results)
+    status = {
+        LegacyTC.optimal: "optimal",
+        LegacyTC.maxTimeLimit: "time_limit",
+        LegacyTC.maxIterations: "time_limit",
+        LegacyTC.infeasible: "infeasible",
+        LegacyTC.unbounded: "unbounded",
+        LegacyTC.infeasibleOrUnbounded: "infeasible",
+    }.get(tc, "error" if results.solver.status == SolverStatus.error else "time_limit")
+    objective = _active_objective_value(model) if has_solution else None
+    bound = _legacy_bound(results, model, status, objective)
+    return SolveResult(status, objective, bound, 0.0, name, has_solution, str(tc), results)
+
+
+def _legacy_bound(results: Any, model: Any, status: str, objective: float | None) -> float | None:
+    minimize = _active_objective(model).sense == pe.minimize
+    raw = results.problem.lower_bound if minimize else results.problem.upper_bound
+    bound = _finite_or_none(raw)
+    if bound is None and status == "optimal":
+        bound = objective
+    return bound
+
+
+def _active_objective(model: Any) -> Any:
+    objectives = list(model.component_data_objects(pe.Objective, active=True))
+    if len(objectives) != 1:
+        raise SolverError(f"the model needs exactly one active objective, it has {len(objectives)}")
+    return objectives[0]
+
+
+def _active_objective_value(model: Any) -> float | None:
+    return _finite_or_none(pe.value(_active_objective(model), exception=False))
+
+
+def _finite_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -1,0 +1,42 @@
+# The two commands a new user needs:  make demo   and   make test
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test system-deps benchmarks clean
+
+demo: $(VENV)/.demo-installed
+	MPLBACKEND=Agg $(PY) examples/peaks_minimize.py
+
+test: $(VENV)/.test-installed system-deps
+	KERAS_BACKEND=torch MPLBACKEND=Agg $(PY) -m pytest -q -n 2 --dist loadfile tests pyomo_relu
+
+benchmarks: $(VENV)/.test-installed system-deps
+	$(PY) benchmarks/build_time.py --write
+	$(PY) benchmarks/bounds.py --write
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# The demo needs only the core package and matplotlib.
+$(VENV)/.demo-installed: $(VENV)/bin/python setup.py requirements.txt
+	$(PIP) install -c requirements.txt -e ".[plot]"
+	touch $@
+
+# Tests use every extra (keras, torch, sklearn, idaes, scip, dask, ...) and OMLT for comparisons.
+$(VENV)/.test-installed: $(VENV)/bin/python setup.py requirements.txt
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps -e .
+	touch $@ $(VENV)/.demo-installed
+
+# glpk and CBC come from Debian.
+system-deps:
+	@command -v glpsol >/dev/null && command -v cbc >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq glpk-utils coinor-cbc >/dev/null; }
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis examples/output

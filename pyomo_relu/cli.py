@@ -1,0 +1,199 @@
+"""Command line: ``pyomo-relu optimize MODEL.onnx --bounds -3:3 --minimize 0``.
+
+Exit codes: 0 when the solver reached a verdict (optimal, time limit, infeasible),
+1 when the solve itself failed, 2 for bad input (file, option, bounds).  Errors are one
+line on stderr, never a traceback (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from pyomo_relu import __version__
+from pyomo_relu.errors import PyomoReluError
+
+logger = logging.getLogger(__name__)
+
+
+class UsageError(PyomoReluError):
+    """A command-line option is malformed."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pyomo-relu`` and ``python -m pyomo_relu``."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args))
+    except (PyomoReluError, OSError, ValueError) as error:
+        if args.debug:
+            raise
+        print(f"pyomo-relu: error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - the CLI promises no tracebacks
+        if args.debug:
+            raise
+        print(f"pyomo-relu: unexpected error ({type(error).__name__}): {error}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyomo-relu", description="Trained ReLU networks as MILPs.")
+    parser.add_argument("--version", action="version", version=f"pyomo-relu {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    optimize = commands.add_parser("optimize", help="minimise or maximise one network output over an input box")
+    optimize.add_argument("model", help="ONNX file (.onnx) or Keras file (.keras, .h5)")
+    optimize.add_argument("--bounds", action="append", default=[], metavar="LB:UB",
+                          help="input box, e.g. -3:3 for every input, or 0=-1:2 for input 0 (repeatable)")
+    optimize.add_argument("--bounds-file", help="JSON: [[lb, ub], ...] or {\"lower\": [...], \"upper\": [...]}")
+    sense = optimize.add_mutually_exclusive_group(required=True)
+    sense.add_argument("--minimize", type=int, metavar="OUTPUT_INDEX")
+    sense.add_argument("--maximize", type=int, metavar="OUTPUT_INDEX")
+    optimize.add_argument("--solver", default="highs", choices=["highs", "glpk", "cbc", "scip"])
+    optimize.add_argument("--time-limit", type=float, default=None, metavar="S")
+    optimize.add_argument("--tighten", default="interval", metavar="METHODS",
+                          help="bounds methods, comma separated (e.g. interval,crown,lp)")
+    optimize.add_argument("--formulation", default="bigm")
+    optimize.add_argument("--drop-softmax", action="store_true", help="drop a trailing (Log)Softmax")
+    optimize.add_argument("--json", action="store_true", help="print one JSON object")
+    optimize.set_defaults(run=_optimize)
+    for sub in (optimize,):
+        sub.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.set_defaults(debug=False)
+    return parser
+
+
+def load_model_file(path: str, input_bounds: object = None, drop_softmax: bool = False) -> Any:
+    """Read an ONNX or Keras file by its suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".keras", ".h5", ".hdf5"):
+        from pyomo_relu.io.keras import load_keras
+
+        return load_keras(path, input_bounds=input_bounds)
+    from pyomo_relu.io.onnx import load_onnx
+
+    return load_onnx(path, input_bounds=input_bounds, drop_softmax=drop_softmax)
+
+
+def parse_bounds(specs: Sequence[str], bounds_file: str | None) -> dict[int | str, tuple[float, float]]:
+    """``["-3:3", "0=-1:2"]`` -> ``{"all": (-3, 3), 0: (-1, 2)}``; a file adds per-input pairs."""
+    result: dict[int | str, tuple[float, float]] = {}
+    if bounds_file:
+        result.update(_bounds_from_file(bounds_file))
+    for spec in specs:
+        key: int | str = "all"
+        text = spec
+        if "=" in spec:
+            index, text = spec.split("=", 1)
+            key = _int(index, spec)
+        low, sep, high = text.partition(":")
+        if not sep:
+            raise UsageError(f"--bounds {spec!r}: expected LB:UB, e.g. -3:3 or 0=-1:2")
+        result[key] = (_float(low, spec), _float(high, spec))
+    return result
+
+
+def _bounds_from_file(path: str) -> dict[int, tuple[float, float]]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--bounds-file {path}: not valid JSON ({error})") from None
+    if isinstance(data, dict) and "lower" in data and "upper" in data:
+        pairs = list(zip(data["lower"], data["upper"]))
+    elif isinstance(data, list) and data and isinstance(data[0], dict) and "lower_bound" in data[0]:
+        pairs = [(item["lower_bound"], item["upper_bound"]) for item in data]  # OMLT's format
+    elif isinstance(data, list):
+        pairs = [tuple(pair) for pair in data]
+    else:
+        raise UsageError(f"--bounds-file {path}: expected a list of [lb, ub] pairs or lower/upper lists")
+    return {i: (float(lb), float(ub)) for i, (lb, ub) in enumerate(pairs)}
+
+
+def _box(spec: dict[int | str, tuple[float, float]], n_inputs: int) -> list[tuple[float | None, float | None]] | None:
+    if not spec:
+        return None
+    default = spec.get("all", (None, None))
+    box: list[tuple[float | None, float | None]] = [default] * n_inputs
+    for key, pair in spec.items():
+        if key == "all":
+            continue
+        if not 0 <= int(key) < n_inputs:
+            raise UsageError(f"bounds name input {key}, but the network has {n_inputs} inputs")
+        box[int(key)] = pair
+    return box
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    import pyomo.environ as pe
+
+    from pyomo_relu.block import ReLUNetBlock
+    from pyomo_relu.solvers import solve
+
+    start = time.perf_counter()
+    spec = parse_bounds(args.bounds, args.bounds_file)
+    net = load_model_file(args.model, drop_softmax=args.drop_softmax)
+    box = _box(spec, net.n_inputs)
+    if box is not None:
+        net = net.with_input_bounds(box)
+    index = args.minimize if args.minimize is not None else args.maximize
+    if not 0 <= index < net.n_outputs:
+        raise UsageError(f"output index {index} is out of range: the network has {net.n_outputs} outputs")
+    model = pe.ConcreteModel()
+    model.nn = ReLUNetBlock()
+    model.nn.build(net, formulation=args.formulation, bounds=args.tighten.split(","))
+    sense = pe.minimize if args.minimize is not None else pe.maximize
+    model.objective = pe.Objective(expr=model.nn.outputs[index], sense=sense)
+    result = solve(model, args.solver, time_limit=args.time_limit)
+    report = _report(model, net, result, time.perf_counter() - start)
+    _print_report(report, args.json)
+    return 1 if report["status"] == "error" else 0
+
+
+def _report(model: Any, net: Any, result: Any, seconds: float) -> dict[str, Any]:
+    status = result.status if result.status in ("optimal", "time_limit", "infeasible") else "error"
+    report: dict[str, Any] = {
+        "status": status, "objective": result.objective, "bound": result.bound,
+        "x": None, "y": None, "seconds": round(seconds, 4), "solver": result.solver,
+    }
+    if result.has_solution:
+        x = np.array([v.value for v in model.nn.input_vars], dtype=float)
+        y = net.evaluate(x)
+        report["x"], report["y"] = x.tolist(), y.tolist()
+        report["max_error"] = float(model.nn.get_error())
+    return report
+
+
+def _print_report(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report))
+        return
+    print(f"status:    {report['status']}")
+    print(f"objective: {report['objective']}")
+    print(f"bound:     {report['bound']}")
+    if report["x"] is not None:
+        print(f"x:         {report['x']}")
+        print(f"y:         {report['y']}")
+    print(f"seconds:   {report['seconds']}")
+
+
+def _int(text: str, spec: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--bounds {spec!r}: {text!r} is not an input index") from None
+
+
+def _float(text: str, spec: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--bounds {spec!r}: {text!r} is not a number") from None

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pyomo_relu import __version__
-from pyomo_relu.errors import PyomoReluError
+from pyomo_relu.errors import MissingBoundsError, PyomoReluError
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class UsageError(PyomoReluError):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pyomo-relu`` and ``python -m pyomo_relu``."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args))
@@ -44,6 +44,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"pyomo-relu: unexpected error ({type(error).__name__}): {error}", file=sys.stderr)
         return 1
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--bounds -3:3`` -> ``--bounds=-3:3`` (argparse takes ``-3:3`` for an option)."""
+    joined: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--bounds":
+            value = next(tokens, None)
+            joined.append(token if value is None else f"{token}={value}")
+        else:
+            joined.append(token)
+    return joined
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,7 +162,10 @@ def _optimize(args: argparse.Namespace) -> int:
         raise UsageError(f"output index {index} is out of range: the network has {net.n_outputs} outputs")
     model = pe.ConcreteModel()
     model.nn = ReLUNetBlock()
-    model.nn.build(net, formulation=args.formulation, bounds=args.tighten.split(","))
+    try:
+        model.nn.build(net, formulation=args.formulation, bounds=args.tighten.split(","))
+    except MissingBoundsError as error:
+        raise UsageError(f"{error}. On the command line: --bounds LB:UB or --bounds-file FILE") from None
     sense = pe.minimize if args.minimize is not None else pe.maximize
     model.objective = pe.Objective(expr=model.nn.outputs[index], sense=sense)
     result = solve(model, args.solver, time_limit=args.time_limit)

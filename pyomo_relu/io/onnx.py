@@ -1,0 +1,815 @@
+"""Read an ONNX model of a fully-connected ReLU network into a NetworkDefinition.
+
+Supported operators (default ONNX domain, opsets 8 to 21):
+
+* affine: ``Gemm`` (``alpha``, ``beta``, ``transA``, ``transB``, with or without ``C``),
+  ``MatMul`` (the input-dependent tensor on either side), ``Add``, ``Sub`` (constants on
+  either side, with broadcasting), ``Mul``, ``Div`` (by constants), ``Neg``;
+* layout: ``Flatten``, ``Reshape`` (shape input or, in old opsets, attribute; ``0`` and
+  ``-1`` entries), ``Squeeze``, ``Unsqueeze`` (axes attribute or input), ``Transpose``,
+  ``Identity``, ``Dropout`` (inference), ``Cast`` (to a float type), ``Shape``;
+* ``Relu``, and ``Constant``;
+* any other operator whose inputs are all constant (folded with :mod:`onnx.reference`);
+* a trailing ``Softmax`` or ``LogSoftmax``, dropped only with ``drop_softmax=True``.
+
+How it works: the graph is walked in topological order.  Every tensor is either a numpy
+constant or an affine function ``value = A @ basis + c`` of the current *basis*, which is
+the flattened network input at first and the output of the last ``Relu`` afterwards.  Each
+``Relu`` on an affine tensor emits one ``DenseLayer(A, c, "relu")`` and starts a new basis;
+a non-trivial affine map left at the graph output becomes a final ``"linear"`` layer.  So
+consecutive linear operators (normalisation, ``Flatten``, ``MatMul`` and ``Add``, two
+``Gemm`` in a row, ...) compose into a single layer.  The batch dimension (the first one
+when symbolic) is taken as 1 and tensors are flattened in C order.
+
+An affine tensor of shape ``S`` is stored as one array ``stack`` of shape ``(1 + n, *S)``:
+``stack[0]`` is ``c`` and ``stack[1 + j]`` the coefficients of basis entry ``j``, so most
+operators act on ``stack`` exactly as they act on a tensor, with one leading batch axis.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence, Union
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from pyomo_relu.errors import (
+    InvalidNetworkError,
+    ModelLoadError,
+    ShapeMismatchError,
+    UnsupportedOperatorError,
+)
+from pyomo_relu.network import DenseLayer, NetworkDefinition
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SUPPORTED_OPS", "load_onnx"]
+
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+_SOFTMAX_OPS = ("Softmax", "LogSoftmax")
+
+
+@dataclass(frozen=True)
+class _Affine:
+    """``value = stack[0] + sum_j stack[1 + j] * basis[j]`` in basis number ``basis``."""
+
+    stack: np.ndarray
+    basis: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.stack.shape[1:])
+
+    def with_stack(self, stack: np.ndarray) -> "_Affine":
+        return _Affine(stack, self.basis)
+
+
+Value = Union[np.ndarray, _Affine]
+Inputs = list[Union[Value, None]]  # a node's inputs, None for an absent optional input
+
+
+@dataclass(frozen=True)
+class _Node:
+    """A node with the label used in messages and layer names."""
+
+    proto: onnx.NodeProto
+    label: str
+    opset: int
+
+    @property
+    def op(self) -> str:
+        return self.proto.op_type
+
+    def attr(self, name: str, default: object = None) -> object:
+        for attribute in self.proto.attribute:
+            if attribute.name == name:
+                return helper.get_attribute_value(attribute)
+        return default
+
+    def where(self) -> str:
+        return f"ONNX node {self.label!r} (op {self.op})"
+
+
+# --------------------------------------------------------------------------- helpers
+def _as_float(value: np.ndarray) -> np.ndarray:
+    return np.asarray(value, dtype=np.float64)
+
+
+def _lift(stack: np.ndarray, ndim: int) -> np.ndarray:
+    """Insert unit axes after the leading axis so the tensor part has ``ndim`` axes."""
+    extra = ndim - (stack.ndim - 1)
+    if extra <= 0:
+        return stack
+    return stack.reshape(stack.shape[:1] + (1,) * extra + stack.shape[1:])
+
+
+def _broadcast_shape(node: _Node, *shapes: Sequence[int]) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(*(tuple(s) for s in shapes)))
+    except ValueError:
+        raise ShapeMismatchError(
+            f"{node.where()}: cannot broadcast shapes {' and '.join(str(tuple(s)) for s in shapes)}"
+        ) from None
+
+
+def _shape_of(value: Value) -> tuple[int, ...]:
+    return value.shape if isinstance(value, _Affine) else tuple(np.shape(value))
+
+
+def _add(node: _Node, a: Value, b: Value) -> Value:
+    """``a + b`` with ONNX (numpy) broadcasting."""
+    out_shape = _broadcast_shape(node, _shape_of(a), _shape_of(b))
+    if not isinstance(a, _Affine) and not isinstance(b, _Affine):
+        return np.add(a, b)
+    if isinstance(a, _Affine) and isinstance(b, _Affine):
+        return a.with_stack(_lift(a.stack, len(out_shape)) + _lift(b.stack, len(out_shape)))
+    affine, constant = (a, b) if isinstance(a, _Affine) else (b, a)
+    rows = affine.stack.shape[0]
+    stack = np.broadcast_to(_lift(affine.stack, len(out_shape)), (rows, *out_shape)).copy()
+    stack[0] += _as_float(constant)
+    return affine.with_stack(stack)
+
+
+def _mul(node: _Node, a: Value, b: Value) -> Value:
+    """``a * b`` where at most one side depends on the network input."""
+    out_shape = _broadcast_shape(node, _shape_of(a), _shape_of(b))
+    if not isinstance(a, _Affine) and not isinstance(b, _Affine):
+        return np.multiply(a, b)
+    if isinstance(a, _Affine) and isinstance(b, _Affine):
+        raise UnsupportedOperatorError(
+            f"{node.where()} multiplies two input-dependent tensors, which is not linear; "
+            "only products with constants are supported"
+        )
+    affine, constant = (a, b) if isinstance(a, _Affine) else (b, a)
+    return affine.with_stack(_lift(affine.stack, len(out_shape)) * _as_float(constant))
+
+
+def _div(node: _Node, a: Value, b: Value) -> Value:
+    """``a / b`` for a constant divisor (integer constants divide like ONNX: truncation)."""
+    if isinstance(b, _Affine):
+        raise UnsupportedOperatorError(
+            f"{node.where()} divides by an input-dependent tensor, which is not linear; "
+            "only division by constants is supported"
+        )
+    if not isinstance(a, _Affine):
+        if np.issubdtype(np.result_type(a, b), np.integer):
+            return np.trunc(np.true_divide(a, b)).astype(np.result_type(a, b))
+        return np.divide(a, b)
+    divisor = _as_float(b)
+    if np.any(divisor == 0):
+        raise InvalidNetworkError(f"{node.where()} divides by a constant that contains zeros")
+    return _mul(node, a, 1.0 / divisor)
+
+
+def _matmul(node: _Node, a: Value, b: Value) -> Value:
+    """numpy/ONNX ``matmul`` where at most one side depends on the network input."""
+    if isinstance(a, _Affine) and isinstance(b, _Affine):
+        raise UnsupportedOperatorError(
+            f"{node.where()} multiplies two input-dependent tensors, which is not linear; "
+            "only products with constant weights are supported"
+        )
+    try:
+        if not isinstance(a, _Affine) and not isinstance(b, _Affine):
+            return np.matmul(a, b)
+        if isinstance(a, _Affine):
+            return a.with_stack(_matmul_variable_left(a.stack, _as_float(b)))
+        return b.with_stack(_matmul_variable_right(_as_float(a), b.stack))
+    except ValueError:
+        raise ShapeMismatchError(
+            f"{node.where()}: cannot multiply matrices of shapes {_shape_of(a)} and "
+            f"{_shape_of(b)}"
+        ) from None
+
+
+def _matmul_variable_left(stack: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``x @ W`` applied to every slice ``stack[i]``."""
+    rows, rank = stack.shape[0], stack.ndim - 1
+    if rank == 0 or weights.ndim == 0:
+        raise ValueError("matmul of a scalar")
+    if weights.ndim == 1:
+        return stack @ weights
+    if rank == 1:  # a vector is a (1, k) matrix whose row axis is dropped afterwards
+        lifted = stack.reshape((rows,) + (1,) * (weights.ndim - 2) + (1, stack.shape[1]))
+        return np.matmul(lifted, weights)[..., 0, :]
+    return np.matmul(_lift(stack, weights.ndim), weights)
+
+
+def _matmul_variable_right(weights: np.ndarray, stack: np.ndarray) -> np.ndarray:
+    """``W @ x`` applied to every slice ``stack[i]``."""
+    rows, rank = stack.shape[0], stack.ndim - 1
+    if rank == 0 or weights.ndim == 0:
+        raise ValueError("matmul of a scalar")
+    if rank == 1:  # a vector is a (k, 1) matrix whose column axis is dropped afterwards
+        lifted = stack.reshape((rows,) + (1,) * max(weights.ndim - 2, 0) + (stack.shape[1], 1))
+        return np.matmul(weights, lifted)[..., 0]
+    if weights.ndim == 1:
+        return np.matmul(weights, stack)
+    return np.matmul(weights, _lift(stack, weights.ndim))
+
+
+def _reshape(value: Value, shape: Sequence[int]) -> Value:
+    shape = tuple(int(d) for d in shape)
+    if isinstance(value, _Affine):
+        return value.with_stack(value.stack.reshape(value.stack.shape[:1] + shape))
+    return np.reshape(value, shape)
+
+
+def _transpose(value: Value, perm: Sequence[int]) -> Value:
+    if isinstance(value, _Affine):
+        return value.with_stack(value.stack.transpose((0, *(int(p) + 1 for p in perm))))
+    return np.transpose(value, perm)
+
+
+def _constant_input(node: _Node, value: Value | None, what: str) -> np.ndarray | None:
+    if isinstance(value, _Affine):
+        raise UnsupportedOperatorError(
+            f"{node.where()}: its {what} depends on the network input; it must be a constant"
+        )
+    return value
+
+
+def _normalise_axes(node: _Node, axes: Sequence[int], rank: int) -> list[int]:
+    result = []
+    for axis in axes:
+        axis = int(axis)
+        if not -rank <= axis < rank:
+            raise ShapeMismatchError(f"{node.where()}: axis {axis} is out of range for rank {rank}")
+        result.append(axis % rank)
+    return result
+
+
+def _reshape_target(node: _Node, in_shape: tuple[int, ...], spec: Sequence[int]) -> tuple[int, ...]:
+    """Resolve ONNX Reshape's ``0`` (copy, unless ``allowzero``) and ``-1`` (infer)."""
+    allowzero = bool(node.attr("allowzero", 0))
+    out = []
+    for index, dim in enumerate(int(d) for d in spec):
+        if dim == 0 and not allowzero:
+            if index >= len(in_shape):
+                raise ShapeMismatchError(
+                    f"{node.where()}: shape entry {index} is 0 (copy) but the input has rank "
+                    f"{len(in_shape)}"
+                )
+            dim = in_shape[index]
+        out.append(dim)
+    total = int(np.prod(in_shape))
+    if out.count(-1) > 1 or any(d < -1 for d in out):
+        raise ShapeMismatchError(f"{node.where()}: invalid target shape {list(spec)}")
+    if -1 in out:
+        known = int(np.prod([d for d in out if d != -1]))
+        if known == 0 or total % known:
+            raise ShapeMismatchError(
+                f"{node.where()}: cannot reshape {in_shape} ({total} entries) to {list(spec)}"
+            )
+        out[out.index(-1)] = total // known
+    if int(np.prod(out)) != total:
+        raise ShapeMismatchError(
+            f"{node.where()}: cannot reshape {in_shape} ({total} entries) to {tuple(out)}"
+        )
+    return tuple(out)
+
+
+def _check_finite(node: _Node, values: list[Value]) -> None:
+    for value in values:
+        array = value.stack if isinstance(value, _Affine) else np.asarray(value)
+        if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+            raise InvalidNetworkError(
+                f"{node.where()} produces NaN or Inf values; check the exported weights"
+            )
+
+
+# ------------------------------------------------------------------ op handlers
+# Each handler takes (converter, node, inputs) and returns the node's outputs in order.
+Handler = Callable[["_GraphConverter", _Node, Inputs], Inputs]
+
+
+def _op_gemm(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    a, b = inputs[0], inputs[1]
+    c = inputs[2] if len(inputs) > 2 else None
+    for name, value in (("A", a), ("B", b)):
+        if len(_shape_of(value)) != 2:
+            raise ShapeMismatchError(
+                f"{node.where()}: input {name} must be 2-D, got shape {_shape_of(value)}"
+            )
+    if node.attr("transA", 0):
+        a = _transpose(a, (1, 0))
+    if node.attr("transB", 0):
+        b = _transpose(b, (1, 0))
+    result = _matmul(node, a, b)
+    alpha, beta = float(node.attr("alpha", 1.0)), float(node.attr("beta", 1.0))
+    if alpha != 1.0:
+        result = _mul(node, result, np.float64(alpha))
+    if c is not None:
+        result = _add(node, result, _mul(node, c, np.float64(beta)) if beta != 1.0 else c)
+    return [result]
+
+
+def _op_matmul(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    return [_matmul(node, inputs[0], inputs[1])]
+
+
+def _op_add(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    return [_add(node, inputs[0], inputs[1])]
+
+
+def _op_sub(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    a, b = inputs
+    if not isinstance(a, _Affine) and not isinstance(b, _Affine):
+        return [np.subtract(a, b)]
+    return [_add(node, a, _mul(node, b, np.float64(-1.0)))]
+
+
+def _op_mul(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    return [_mul(node, inputs[0], inputs[1])]
+
+
+def _op_div(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    return [_div(node, inputs[0], inputs[1])]
+
+
+def _op_neg(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    value = inputs[0]
+    return [value.with_stack(-value.stack) if isinstance(value, _Affine) else np.negative(value)]
+
+
+def _op_flatten(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    shape = _shape_of(inputs[0])
+    axis = int(node.attr("axis", 1))
+    if not -len(shape) <= axis <= len(shape):
+        raise ShapeMismatchError(f"{node.where()}: axis {axis} is out of range for shape {shape}")
+    if axis < 0:
+        axis += len(shape)
+    return [_reshape(inputs[0], (int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))))]
+
+
+def _op_reshape(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    if len(inputs) > 1 and inputs[1] is not None:
+        spec = _constant_input(node, inputs[1], "target shape")
+    else:  # opsets 1-4: the target shape is an attribute
+        spec = node.attr("shape")
+        if spec is None:
+            raise ModelLoadError(f"{node.where()} has no target shape")
+    return [_reshape(inputs[0], _reshape_target(node, _shape_of(inputs[0]), np.ravel(spec)))]
+
+
+def _axes(node: _Node, inputs: Inputs) -> list[int] | None:
+    """Axes of Squeeze/Unsqueeze: an input from opset 13, an attribute before."""
+    if len(inputs) > 1 and inputs[1] is not None:
+        return [int(a) for a in np.ravel(_constant_input(node, inputs[1], "axes"))]
+    axes = node.attr("axes")
+    return None if axes is None else [int(a) for a in axes]
+
+
+def _op_squeeze(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    shape = _shape_of(inputs[0])
+    axes = _axes(node, inputs)
+    if axes is None:
+        drop = [i for i, d in enumerate(shape) if d == 1]
+    else:
+        drop = _normalise_axes(node, axes, len(shape))
+        if any(shape[i] != 1 for i in drop):
+            raise ShapeMismatchError(
+                f"{node.where()}: cannot squeeze axes {axes} of shape {shape} (size is not 1)"
+            )
+    return [_reshape(inputs[0], [d for i, d in enumerate(shape) if i not in drop])]
+
+
+def _op_unsqueeze(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    shape = _shape_of(inputs[0])
+    axes = _axes(node, inputs)
+    if axes is None:
+        raise ModelLoadError(f"{node.where()} has no axes")
+    rank = len(shape) + len(axes)
+    positions = set(_normalise_axes(node, axes, rank))
+    dims = iter(shape)
+    return [_reshape(inputs[0], [1 if i in positions else next(dims) for i in range(rank)])]
+
+
+def _op_transpose(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    rank = len(_shape_of(inputs[0]))
+    perm = node.attr("perm") or list(reversed(range(rank)))
+    return [_transpose(inputs[0], perm)]
+
+
+def _op_identity(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    return [inputs[0]]
+
+
+def _op_dropout(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    training = inputs[2] if len(inputs) > 2 else None
+    if training is not None and bool(np.any(_constant_input(node, training, "training_mode"))):
+        raise UnsupportedOperatorError(
+            f"{node.where()} is in training mode; export the model in inference mode"
+        )
+    return [inputs[0], np.ones(_shape_of(inputs[0]), dtype=bool)]
+
+
+def _op_cast(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    dtype = helper.tensor_dtype_to_np_dtype(int(node.attr("to")))
+    if not isinstance(inputs[0], _Affine):
+        return [np.asarray(inputs[0]).astype(dtype)]
+    if not np.issubdtype(dtype, np.floating):
+        raise UnsupportedOperatorError(
+            f"{node.where()} casts an input-dependent tensor to {dtype}; only float casts "
+            "are supported"
+        )
+    return [inputs[0]]
+
+
+def _op_shape(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    shape = _shape_of(inputs[0])
+    start, end = node.attr("start", 0), node.attr("end")
+    return [np.array(shape[start:end], dtype=np.int64)]
+
+
+def _op_constant(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    for attribute in node.proto.attribute:
+        if attribute.name == "value":
+            return [numpy_helper.to_array(attribute.t)]
+        if attribute.name in ("value_float", "value_floats"):
+            return [np.array(helper.get_attribute_value(attribute), dtype=np.float32)]
+        if attribute.name in ("value_int", "value_ints"):
+            return [np.array(helper.get_attribute_value(attribute), dtype=np.int64)]
+    return cv.fold(node, inputs)  # sparse or string constants
+
+
+def _op_relu(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    if not isinstance(inputs[0], _Affine):
+        return [np.maximum(inputs[0], 0)]
+    return [cv.emit_layer(inputs[0], "relu", node.label, new_basis=True)]
+
+
+_HANDLERS: dict[str, Handler] = {
+    "Add": _op_add,
+    "Cast": _op_cast,
+    "Constant": _op_constant,
+    "Div": _op_div,
+    "Dropout": _op_dropout,
+    "Flatten": _op_flatten,
+    "Gemm": _op_gemm,
+    "Identity": _op_identity,
+    "MatMul": _op_matmul,
+    "Mul": _op_mul,
+    "Neg": _op_neg,
+    "Relu": _op_relu,
+    "Reshape": _op_reshape,
+    "Shape": _op_shape,
+    "Squeeze": _op_squeeze,
+    "Sub": _op_sub,
+    "Transpose": _op_transpose,
+    "Unsqueeze": _op_unsqueeze,
+}
+
+_REQUIRED_INPUTS = {"Constant": 0, "Add": 2, "Sub": 2, "Mul": 2, "Div": 2, "MatMul": 2, "Gemm": 2}
+
+#: Operators accepted on input-dependent tensors (Softmax/LogSoftmax only at the output).
+SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(_HANDLERS)) + tuple(
+    f"{op} (last node, with drop_softmax=True)" for op in _SOFTMAX_OPS
+)
+
+
+def _unsupported(node: _Node) -> UnsupportedOperatorError:
+    return UnsupportedOperatorError(
+        f"{node.where()} is not supported; supported ops: {', '.join(SUPPORTED_OPS)}; "
+        "other ops only when all their inputs are constant"
+    )
+
+
+# ------------------------------------------------------------------- converter
+class _GraphConverter:
+    """Walks one ONNX graph and collects the DenseLayers."""
+
+    def __init__(self, model: onnx.ModelProto, source: str, drop_softmax: bool) -> None:
+        self.graph = model.graph
+        self.source = source
+        self.drop_softmax = drop_softmax
+        self.opset = _default_opset(model, source)
+        self.initializers = {t.name: t for t in self.graph.initializer}
+        self.input_info = _single_input(self.graph, self.initializers, source)
+        self.output_name = _single_output(self.graph, source)
+        self.input_shape = _static_input_shape(self.input_info)
+        self.values: dict[str, Value] = {}
+        self.producer_label: dict[str, str] = {}
+        self.layers: list[DenseLayer] = []
+        self.basis = 0
+        self.basis_size = int(np.prod(self.input_shape))
+        self.basis_label = "the network input"
+
+    # ------------------------------------------------------------------ public
+    def convert(self) -> list[DenseLayer]:
+        self.values[self.input_info.name] = self._identity_affine(self.input_shape)
+        for node in self._ordered_nodes():
+            inputs = [self._read(node, name) if name else None for name in node.proto.input]
+            outputs = self._evaluate(node, inputs)
+            _check_finite(node, [v for v in outputs if v is not None])
+            for name, value in zip(node.proto.output, outputs):
+                if name:
+                    self.values[name] = value
+                    self.producer_label[name] = node.label
+        self._finish()
+        return self.layers
+
+    def emit_layer(self, value: _Affine, activation: str, name: str, new_basis: bool) -> _Affine:
+        """Append ``activation(A @ basis + c)`` and, for a ReLU, make its output the basis."""
+        rows = value.stack.shape[0]
+        weights = value.stack[1:].reshape(rows - 1, -1).T
+        bias = value.stack[0].reshape(-1)
+        self.layers.append(DenseLayer(weights, bias, activation, name))
+        logger.debug("layer %s: %d -> %d, %s", name, rows - 1, bias.size, activation)
+        if not new_basis:
+            return value
+        self.basis += 1
+        self.basis_size = bias.size
+        self.basis_label = f"ReLU node {name!r}"
+        return self._identity_affine(value.shape)
+
+    def fold(self, node: _Node, inputs: Inputs) -> Inputs:
+        """Evaluate a node whose inputs are all constant with onnx's reference runtime."""
+        from onnx.reference import ReferenceEvaluator
+
+        feeds = {name: value for name, value in zip(node.proto.input, inputs) if name}
+        try:
+            evaluator = ReferenceEvaluator(node.proto, opsets={"": node.opset})
+            results = evaluator.run(None, feeds)
+        except Exception as exc:  # the reference runtime raises many types
+            raise UnsupportedOperatorError(
+                f"{node.where()} has only constant inputs but could not be constant-folded "
+                f"({type(exc).__name__}: {exc}); supported ops: {', '.join(SUPPORTED_OPS)}"
+            ) from exc
+        arrays = [np.asarray(r) for r in results]
+        if len(arrays) == len(node.proto.output):
+            return arrays
+        outputs = iter(arrays)  # results only for the outputs that are named
+        return [next(outputs) if name else None for name in node.proto.output]
+
+    # ----------------------------------------------------------------- private
+    def _identity_affine(self, shape: tuple[int, ...]) -> _Affine:
+        size = int(np.prod(shape))
+        stack = np.concatenate([np.zeros((1, size)), np.eye(size)])
+        return _Affine(stack.reshape((size + 1, *shape)), self.basis)
+
+    def _evaluate(self, node: _Node, inputs: Inputs) -> Inputs:
+        if node.proto.domain not in _DEFAULT_DOMAINS:
+            raise UnsupportedOperatorError(
+                f"{node.where()} is in domain {node.proto.domain!r}; only the default ONNX "
+                f"domain is supported; supported ops: {', '.join(SUPPORTED_OPS)}"
+            )
+        if node.op in _HANDLERS:
+            required = _REQUIRED_INPUTS.get(node.op, 1)
+            if len(inputs) < required or any(v is None for v in inputs[:required]):
+                raise ModelLoadError(
+                    f"{node.where()} in {self.source!r} needs {required} input(s), got "
+                    f"{list(node.proto.input)}"
+                )
+            return _HANDLERS[node.op](self, node, inputs)
+        if node.op in _SOFTMAX_OPS and isinstance(inputs[0], _Affine):
+            return self._softmax(node, inputs)
+        if all(not isinstance(v, _Affine) for v in inputs):
+            return self.fold(node, inputs)
+        raise _unsupported(node)
+
+    def _softmax(self, node: _Node, inputs: Inputs) -> Inputs:
+        if node.proto.output[0] != self.output_name:
+            raise UnsupportedOperatorError(
+                f"{node.where()} is not piecewise linear; it can only be dropped (with "
+                "drop_softmax=True) when it is the last node of the graph, but here its output "
+                "feeds other nodes"
+            )
+        if not self.drop_softmax:
+            raise UnsupportedOperatorError(
+                f"{node.where()} at the network output is not piecewise linear and cannot be "
+                "embedded in a MILP; pass drop_softmax=True to drop it, the network outputs are "
+                "then the logits it receives (same argmax)"
+            )
+        logger.info("dropping %s at the output of %s", node.where(), self.source)
+        return [inputs[0]]
+
+    def _read(self, node: _Node, name: str) -> Value:
+        if name not in self.values:
+            if name not in self.initializers:
+                raise ModelLoadError(
+                    f"{node.where()} in {self.source!r} reads tensor {name!r}, which no node, "
+                    "initializer or graph input provides"
+                )
+            self.values[name] = self._initializer(name)
+        value = self.values[name]
+        if isinstance(value, _Affine) and value.basis != self.basis:
+            raise UnsupportedOperatorError(
+                f"{node.where()} reads tensor {name!r}, computed before {self.basis_label}; "
+                "skip/residual connections around a ReLU are not supported"
+            )
+        return value
+
+    def _initializer(self, name: str) -> np.ndarray:
+        try:
+            array = numpy_helper.to_array(self.initializers[name])
+        except Exception as exc:
+            raise ModelLoadError(
+                f"cannot read initializer {name!r} of {self.source!r}: {exc}"
+            ) from exc
+        if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+            raise InvalidNetworkError(
+                f"ONNX initializer {name!r} in {self.source!r} contains NaN or Inf; "
+                "check the exported model or the training run"
+            )
+        return array
+
+    def _ordered_nodes(self) -> list[_Node]:
+        """The nodes the output depends on, in topological order (ties by file order)."""
+        nodes = list(self.graph.node)
+        producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
+        needed: set[int] = set()
+        pending = [self.output_name]
+        while pending:
+            index = producer.get(pending.pop())
+            if index is not None and index not in needed:
+                needed.add(index)
+                pending.extend(name for name in nodes[index].input if name)
+        deps = {
+            i: {producer[n] for n in nodes[i].input if n in producer and producer[n] != i}
+            for i in needed
+        }
+        users: dict[int, list[int]] = {i: [] for i in needed}
+        for i, before in deps.items():
+            for j in before:
+                users[j].append(i)
+        ready = [i for i in needed if not deps[i]]
+        heapq.heapify(ready)
+        order: list[int] = []
+        while ready:
+            i = heapq.heappop(ready)
+            order.append(i)
+            for j in users[i]:
+                deps[j].discard(i)
+                if not deps[j]:
+                    heapq.heappush(ready, j)
+        if len(order) != len(needed):
+            raise ModelLoadError(f"the graph of {self.source!r} has a cycle")
+        skipped = len(nodes) - len(order)
+        if skipped:
+            logger.debug("%d node(s) do not feed the output and are ignored", skipped)
+        return [
+            _Node(nodes[i], nodes[i].name or f"{nodes[i].op_type}_{i}", self.opset) for i in order
+        ]
+
+    def _finish(self) -> None:
+        """Turn what is left at the graph output into a final linear layer if needed."""
+        name = self.output_name
+        if name not in self.values and name in self.initializers:
+            self.values[name] = self._initializer(name)
+        value = self.values.get(name)
+        if value is None:
+            raise ModelLoadError(f"no node of {self.source!r} produces the output {name!r}")
+        label = self.producer_label.get(name, name)
+        if not isinstance(value, _Affine):
+            logger.warning("the output %r of %s does not depend on the input", name, self.source)
+            constant = _as_float(value)
+            zeros = np.zeros((self.basis_size, *constant.shape))
+            value = _Affine(np.concatenate([constant[None], zeros]), self.basis)
+        if value.basis != self.basis:
+            raise UnsupportedOperatorError(
+                f"the output {name!r} was computed before {self.basis_label}; "
+                "skip/residual connections around a ReLU are not supported"
+            )
+        if not self.layers or not _is_identity(value):
+            self.emit_layer(value, "linear", label, new_basis=False)
+
+
+def _is_identity(value: _Affine) -> bool:
+    size = int(np.prod(value.shape))
+    if value.stack.shape[0] != size + 1 or np.any(value.stack[0]):
+        return False
+    return bool(np.array_equal(value.stack[1:].reshape(size, size), np.eye(size)))
+
+
+# ---------------------------------------------------------------- model checks
+def _default_opset(model: onnx.ModelProto, source: str) -> int:
+    for entry in model.opset_import:
+        if entry.domain in _DEFAULT_DOMAINS:
+            return int(entry.version)
+    latest = onnx.defs.onnx_opset_version()
+    logger.warning("%s declares no default-domain opset; assuming opset %d", source, latest)
+    return latest
+
+
+def _single_input(
+    graph: onnx.GraphProto, initializers: dict, source: str
+) -> onnx.ValueInfoProto:
+    """The one graph input that is not an initializer (old exporters list weights too)."""
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if not inputs:
+        raise ModelLoadError(f"the graph of {source!r} has no input")
+    if len(inputs) > 1:
+        raise UnsupportedOperatorError(
+            f"the graph of {source!r} has {len(inputs)} graph inputs "
+            f"({', '.join(repr(i.name) for i in inputs)}); only single-input networks are "
+            "supported (concatenate the inputs into one tensor before export)"
+        )
+    return inputs[0]
+
+
+def _single_output(graph: onnx.GraphProto, source: str) -> str:
+    outputs = [o.name for o in graph.output]
+    if not outputs:
+        raise ModelLoadError(f"the graph of {source!r} has no output")
+    if len(outputs) > 1:
+        raise UnsupportedOperatorError(
+            f"the graph of {source!r} has {len(outputs)} graph outputs "
+            f"({', '.join(map(repr, outputs))}); only single-output networks are supported"
+        )
+    return outputs[0]
+
+
+def _static_input_shape(info: onnx.ValueInfoProto) -> tuple[int, ...]:
+    """The input's shape with the batch dimension (first, when symbolic) set to 1."""
+    if not info.type.HasField("tensor_type") or not info.type.tensor_type.HasField("shape"):
+        raise ShapeMismatchError(
+            f"graph input {info.name!r} has no shape information; export with a static shape"
+        )
+    dims = list(info.type.tensor_type.shape.dim)
+    shape = []
+    for axis, dim in enumerate(dims):
+        if dim.HasField("dim_value") and dim.dim_value > 0:
+            shape.append(int(dim.dim_value))
+        elif axis == 0 and len(dims) > 1:
+            shape.append(1)  # batch dimension
+        else:
+            raise ShapeMismatchError(
+                f"graph input {info.name!r} has an unknown size at axis {axis} "
+                f"({dim.dim_param or '?'}); only the first (batch) dimension may be symbolic"
+            )
+    return tuple(shape)
+
+
+def _read_model(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
+    if isinstance(model, onnx.ModelProto):
+        proto, source = model, "<ModelProto>"
+    elif isinstance(model, (str, os.PathLike)):
+        source = os.fspath(model)
+        if not Path(source).is_file():
+            raise ModelLoadError(f"ONNX file {source!r} does not exist or is not a file")
+        try:
+            proto = onnx.load(source)
+        except Exception as exc:  # protobuf DecodeError, OSError, external data errors
+            raise ModelLoadError(
+                f"cannot read ONNX file {source!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+    else:
+        raise TypeError(
+            f"load_onnx expects a path or an onnx.ModelProto, got {type(model).__name__}"
+        )
+    if not proto.HasField("graph") or not proto.graph.output:
+        raise ModelLoadError(f"{source!r} is not an ONNX model (it holds no graph)")
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # informative only: real exporters sometimes trip the checker
+        logger.warning("onnx.checker reports a problem in %s (loading anyway): %s", source, exc)
+    return proto, source
+
+
+# ------------------------------------------------------------------------ API
+def load_onnx(
+    model: str | os.PathLike | onnx.ModelProto,
+    input_bounds: object = None,
+    *,
+    drop_softmax: bool = False,
+) -> NetworkDefinition:
+    """Read a fully-connected ReLU network from an ONNX file or ``ModelProto``.
+
+    ``input_bounds`` is passed to :class:`NetworkDefinition` (any form it accepts), in the
+    order of the flattened (C-order) input.  A trailing ``Softmax``/``LogSoftmax`` is
+    dropped when ``drop_softmax`` is true, so the outputs are its input (the logits).
+
+    Raises :class:`ModelLoadError` (missing or unreadable file, malformed graph),
+    :class:`UnsupportedOperatorError` (operators or structures outside the list in the
+    module docstring, several graph inputs or outputs, a trailing softmax without
+    ``drop_softmax``), :class:`InvalidNetworkError` (NaN/Inf weights) and
+    :class:`ShapeMismatchError` (inconsistent shapes, symbolic non-batch dimensions).
+
+    >>> from onnx import TensorProto, helper
+    >>> graph = helper.make_graph(
+    ...     [helper.make_node("MatMul", ["x", "W"], ["h"]),
+    ...      helper.make_node("Relu", ["h"], ["y"], name="relu")],
+    ...     "tiny",
+    ...     [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+    ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+    ...     [helper.make_tensor("W", TensorProto.FLOAT, [2, 1], [1.0, -1.0])])
+    >>> net = load_onnx(helper.make_model(graph), input_bounds=[(0, 1), (0, 1)])
+    >>> net.summary()
+    'NetworkDefinition(2 inputs -> 1 outputs)\\n  0: DenseLayer 2->1 relu (relu)'
+    >>> net.evaluate([[1.0, 0.25]]), net.input_shape
+    (array([[0.75]]), (1, 2))
+    """
+    proto, source = _read_model(model)
+    converter = _GraphConverter(proto, source, drop_softmax)
+    layers = converter.convert()
+    network = NetworkDefinition(
+        layers, input_bounds, input_shape=converter.input_shape, source=source
+    )
+    logger.info("loaded %s from %s", network, source)
+    return network

@@ -36,7 +36,7 @@ from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpressio
 from pyomo_relu.bounds.base import Bounds, post_activation
 from pyomo_relu.bounds.chain import BoundsSpec, resolve_bounds
 from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchError
-from pyomo_relu.formulations import FormulationSpec, formulation_for_layer
+from pyomo_relu.formulations import FormulationSpec, formulation_for_layer, get_formulation
 from pyomo_relu.formulations.base import LayerContext
 from pyomo_relu.network import DenseLayer, NetworkDefinition
 
@@ -49,14 +49,82 @@ class ReLUNetBlockData(BlockData):
 
     _network: NetworkDefinition | None = None
     _bounds: Bounds | None = None
-    _layer_contexts: list[tuple[Any, LayerContext]] = []
+    _layer_contexts: list[tuple[str, LayerContext]] = []
     _input_vars: list[VarData] = []
     _output_vars: list[VarData] = []
+    _declared: dict[str, Any] | None = None
+
+    # ---------------------------------------------------------------- declare
+    def declare(
+        self,
+        net: NetworkDefinition,
+        inputs: Any = None,
+        outputs: Any = None,
+        *,
+        bounds: BoundsSpec = "interval",
+        input_bounds: object = None,
+        initialize: bool = True,
+    ) -> None:
+        """Store the network and its settings without building; choose the formulation later.
+
+        A ``relu.<formulation>`` transformation (``TransformationFactory("relu.bigm")
+        .apply_to(model)``, see :mod:`pyomo_relu.transformations`) builds every declared
+        block of a model, or call ``build(formulation=...)`` without a network.  The
+        arguments mean what they mean in :meth:`build`.  ``self.inputs`` and
+        ``self.outputs`` (when the user gives no variables) are created now so that the
+        user's constraints can refer to them; the outputs get their bounds when built.
+        """
+        if self._network is not None or self._declared is not None:
+            raise PyomoReluError(f"block {self.name} is already {'built' if self._network is not None else 'declared'}")
+        input_vars = _as_var_list(inputs, net.n_inputs, "inputs")
+        output_vars = _as_var_list(outputs, net.n_outputs, "outputs")
+        created_outputs = output_vars is None
+        if input_vars is None:
+            lower, upper = _input_box(net, None, input_bounds)
+            self.inputs = pe.Var(range(net.n_inputs), bounds=lambda b, i: (_finite(lower[i]), _finite(upper[i])))
+            input_vars = list(self.inputs.values())
+        if output_vars is None:
+            self.outputs = pe.Var(range(net.n_outputs))
+            output_vars = list(self.outputs.values())
+        self._declared = {
+            "net": net, "inputs": input_vars, "outputs": output_vars, "bounds": bounds,
+            "input_bounds": input_bounds, "initialize": initialize, "created_outputs": created_outputs,
+        }
+
+    @property
+    def is_declared(self) -> bool:
+        """True when :meth:`declare` stored a network that is not built yet."""
+        return self._declared is not None and self._network is None
+
+    @property
+    def is_built(self) -> bool:
+        return self._network is not None
+
+    def _build_declared(self, formulation: FormulationSpec) -> None:
+        """Build from the stored :meth:`declare` spec with ``formulation``."""
+        spec = self._declared
+        assert spec is not None
+        self._declared = None  # build() refuses declared blocks; restore the spec afterwards
+        try:
+            self.build(
+                spec["net"], spec["inputs"], spec["outputs"], formulation=formulation,
+                bounds=spec["bounds"], input_bounds=spec["input_bounds"], initialize=False,
+            )
+        finally:
+            self._declared = spec
+        if spec["created_outputs"]:
+            layers, bounds = spec["net"].canonical_layers, self._bounds
+            out_lower, out_upper = post_activation(bounds.lower[-1], bounds.upper[-1], layers[-1].activation)
+            for j, var in enumerate(spec["outputs"]):
+                var.setlb(_finite(out_lower[j]))
+                var.setub(_finite(out_upper[j]))
+        if spec["initialize"]:
+            self.initialize()
 
     # ------------------------------------------------------------------ build
     def build(
         self,
-        net: NetworkDefinition,
+        net: NetworkDefinition | None = None,
         inputs: Any = None,
         outputs: Any = None,
         *,
@@ -68,7 +136,8 @@ class ReLUNetBlockData(BlockData):
         """Create the network's variables and constraints in this block.
 
         Args:
-            net: the network.
+            net: the network; ``None`` builds the network stored by :meth:`declare` (then
+                give only ``formulation``).
             inputs: the user's variables for the network inputs (an indexed Var in index
                 order, a list of VarData, or a scalar Var for one input); ``None`` creates
                 ``self.inputs``.
@@ -83,12 +152,26 @@ class ReLUNetBlockData(BlockData):
         """
         if self._network is not None:
             raise PyomoReluError(f"block {self.name} is already built; create a new ReLUNetBlock")
+        if self._declared is not None:
+            if net is not None or inputs is not None or outputs is not None or input_bounds is not None \
+                    or not _is_default_bounds(bounds) or initialize is not True:
+                raise PyomoReluError(
+                    f"block {self.name} was declared: call build() with only formulation=...; the "
+                    "network, inputs, outputs, bounds, input_bounds and initialize go to declare()"
+                )
+            return self._build_declared(formulation)
+        if net is None:
+            raise PyomoReluError(f"block {self.name}: build() needs a network, or call declare(net, ...) first")
         start = time.perf_counter()
         input_vars = _as_var_list(inputs, net.n_inputs, "inputs")
         output_vars = _as_var_list(outputs, net.n_outputs, "outputs")
         lower, upper = _input_box(net, input_vars, input_bounds)
         _require_finite_inputs(net, lower, upper, input_vars)
         resolved = resolve_bounds(net, bounds, lower, upper)
+        for k in range(len(net.canonical_layers)):  # bad names/options fail before anything is added
+            module, options = formulation_for_layer(formulation, k)
+            if hasattr(module, "validate_options"):
+                module.validate_options(options)
         if input_vars is None:
             self.inputs = pe.Var(range(net.n_inputs), bounds=lambda b, i: (lower[i], upper[i]))
             input_vars = list(self.inputs.values())
@@ -138,7 +221,7 @@ class ReLUNetBlockData(BlockData):
                 self.layer[k], k, layer, h_vars, h_lower, h_upper,
                 bounds.lower[k], bounds.upper[k], module, options, targets,
             )
-            contexts.append((module, ctx))
+            contexts.append((module.name, ctx))  # a name, not the module: blocks must clone
             h_vars = _next_inputs(ctx)
             h_lower, h_upper = post_activation(bounds.lower[k], bounds.upper[k], layer.activation)
         if layers[-1].activation != "linear":
@@ -158,18 +241,18 @@ class ReLUNetBlockData(BlockData):
         """
         net, bounds = self._require_built()
         x = self._input_point(input_values)
+        for var, value in zip(self._input_vars, x):  # first: formulations may read them
+            if var.value is None or _owned_by(var, self):
+                var.set_value(float(value), skip_validation=True)
         values = x
-        for (module, ctx), layer in zip(self._layer_contexts, net.canonical_layers):
+        for (name, ctx), layer in zip(self._layer_contexts, net.canonical_layers):
             pre = layer.preactivation(values[None, :])[0]
             post = layer.activate(pre)
             _set_values(ctx.post, post)
             if ctx.unstable.size:
                 _set_values(ctx.block.pre, pre, ctx.unstable)
-                module.initialize(ctx, pre)
+                get_formulation(name).initialize(ctx, pre)
             values = post
-        for var, value in zip(self._input_vars, x):
-            if var.value is None or var.parent_block() is self:
-                var.set_value(float(value), skip_validation=True)
         for var, value in zip(self._output_vars, values):
             if var.value is None or _owned_by(var, self):
                 var.set_value(float(value), skip_validation=True)
@@ -272,7 +355,7 @@ def _build_layer(
             post[int(j)].fix(0.0)
     else:
         post = targets  # the network outputs themselves: no copy, no link
-    block.pre = pe.Var([int(j) for j in unstable], bounds=lambda b, j: (float(lower[j]), float(upper[j])))
+    block.pre = pe.Var(_index_set(unstable), bounds=lambda b, j: (float(lower[j]), float(upper[j])))
     is_unstable = np.zeros(n, dtype=bool)
     is_unstable[unstable] = True
     defined = np.setdiff1d(np.arange(n), inactive)
@@ -284,7 +367,7 @@ def _build_layer(
         rhs = -float(layer.bias[j])
         return (rhs, LinearExpression(terms(j) + [MonomialTermExpression((-1.0, target))]), rhs)
 
-    block.affine = pe.Constraint([int(j) for j in defined], rule=affine_rule)
+    block.affine = pe.Constraint(_index_set(defined), rule=affine_rule)
     ctx = LayerContext(block, index, layer, list(inputs), post, input_lower, input_upper, lower, upper, unstable, options)
     if unstable.size:
         module.build(ctx)
@@ -306,6 +389,11 @@ def _affine_terms(layer: DenseLayer, inputs: list[VarData | None]):
         return list(map(MonomialTermExpression, zip(row.tolist(), variables)))
 
     return terms
+
+
+def _index_set(indices: Iterable[int]) -> pe.Set:
+    """A one-dimensional ordered index set (GDP transformations need the dimension known)."""
+    return pe.Set(initialize=[int(j) for j in indices], dimen=1, ordered=True)
 
 
 def _next_inputs(ctx: LayerContext) -> list[VarData | None]:
@@ -330,7 +418,7 @@ def _as_var_list(obj: Any, size: int, what: str) -> list[VarData] | None:
     for item in items:
         if not isinstance(item, VarData):
             raise PyomoReluError(
-                f"{what} must contain Pyomo variables; got {item!r} ({type(item).__name__}). "
+                f"{what} must contain Pyomo variables; got {_describe(item)} ({type(item).__name__}). "
                 "For an expression, add a variable and an equality constraint for it"
             )
     if len(items) != size:
@@ -391,6 +479,15 @@ def _require_finite_neurons(index: int, unstable: np.ndarray, lower: np.ndarray,
         )
 
 
+def _is_default_bounds(bounds: Any) -> bool:
+    return isinstance(bounds, str) and bounds == "interval"
+
+
+def _describe(item: Any) -> str:
+    """Pyomo expressions print as algebra (``x[1] + 1``), anything else by repr."""
+    return str(item) if hasattr(item, "is_expression_type") else repr(item)
+
+
 def _bound(value: Any, default: float) -> float:
     return default if value is None else float(value)
 
@@ -413,3 +510,6 @@ def _owned_by(var: VarData, block: Any) -> bool:
             return True
         parent = parent.parent_block()
     return False
+
+
+import pyomo_relu.transformations  # noqa: E402,F401  registers the relu.<formulation> transformations

@@ -14,8 +14,13 @@ from typing import Any, Mapping, Union
 
 from pyomo_relu.errors import PyomoReluError
 from pyomo_relu.formulations import bigm
+from pyomo_relu.formulations import complementarity, gdp, relaxation
+from pyomo_relu.formulations import extended, ideal_cuts, partition
 
 FORMULATIONS: dict[str, ModuleType] = {bigm.name: bigm}
+FORMULATIONS.update({m.name: m for m in (gdp, complementarity, relaxation)})
+FORMULATIONS.update(gdp.VARIANTS)  # "gdp.bigm", "gdp.hull", ...: disjunctions transformed at once
+FORMULATIONS.update({m.name: m for m in (partition, extended, ideal_cuts)})
 
 FormulationSpec = Union[str, tuple, Mapping[Any, Any]]
 

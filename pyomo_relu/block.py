@@ -18,7 +18,7 @@ did not pass variables), ``input_box`` (when the user's variables are looser tha
 network's input box), and one sub-block ``layer[k]`` per canonical layer holding
 ``post[j]`` (every neuron), ``pre[j]`` (unstable ReLU neurons only), ``affine[j]`` and the
 formulation's own components.  The user's variables, bounds and objective are never
-modified (only values of user variables that have none are set, as a warm start).
+modified (as a warm start, output variables and input variables without a value get values).
 """
 
 from __future__ import annotations
@@ -234,7 +234,9 @@ class ReLUNetBlockData(BlockData):
 
     # ------------------------------------------------------------- warm start
     def initialize(self, input_values: Sequence[float] | None = None) -> None:
-        """Set every block variable (and user variables without a value) from a forward pass.
+        """Set every block variable and the outputs from a forward pass (a feasible warm start).
+
+        User input variables keep their values (and get one only if they have none).
 
         The inputs are ``input_values`` if given, else the current values of the input
         variables, else the centre of the input box; they are clipped to the box.
@@ -253,9 +255,8 @@ class ReLUNetBlockData(BlockData):
                 _set_values(ctx.block.pre, pre, ctx.unstable)
                 get_formulation(name).initialize(ctx, pre)
             values = post
-        for var, value in zip(self._output_vars, values):
-            if var.value is None or _owned_by(var, self):
-                var.set_value(float(value), skip_validation=True)
+        for var, value in zip(self._output_vars, values):  # outputs follow from the inputs
+            var.set_value(float(value), skip_validation=True)
 
     def _input_point(self, input_values: Sequence[float] | None) -> np.ndarray:
         bounds = self._bounds

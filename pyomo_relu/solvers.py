@@ -32,8 +32,10 @@ SOLVERS = tuple(NEW_INTERFACE) + tuple(LEGACY)
 class SolveResult:
     """What a solve gave: status, objective of the incumbent, proven bound, gap, time.
 
-    ``status`` is one of ``"optimal"``, ``"time_limit"`` (stopped early, maybe with a
-    solution: see ``has_solution``), ``"infeasible"``, ``"unbounded"``, ``"error"``.
+    ``status`` is one of ``"optimal"`` (within ``mip_gap`` when one is given),
+    ``"time_limit"`` (stopped early, maybe with a solution: see ``has_solution``),
+    ``"infeasible"`` (proven), ``"unbounded"``, ``"error"`` (no verdict, e.g. a solver that
+    cannot tell infeasible from unbounded).  ``bound`` is ``None`` when the solver gave none.
     """
 
     status: str
@@ -73,6 +75,7 @@ def solve(
     """
     if solver not in SOLVERS:
         raise SolverError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    _active_objective(model)  # exactly one active objective, else SolverError (not ValueError)
     start = time.perf_counter()
     if solver in NEW_INTERFACE:
         result = _solve_new(model, NEW_INTERFACE[solver], time_limit, mip_gap, tee, options or {})
@@ -101,6 +104,11 @@ def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float |
     if options:
         config["solver_options"] = dict(options)
     results = opt.solve(model, **config)
+    if results.termination_condition == TC.infeasibleOrUnbounded and name == "highs":
+        # HiGHS presolve cannot tell the two apart; without presolve it can.  Never report
+        # an unbounded model as infeasible (callers read "infeasible" as a proof).
+        config["solver_options"] = {**config.get("solver_options", {}), "presolve": "off"}
+        results = opt.solve(model, **config)
     has_solution = results.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
     if has_solution:
         results.solution_loader.load_vars()
@@ -111,7 +119,7 @@ def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float |
         TC.objectiveLimit: "time_limit",
         TC.provenInfeasible: "infeasible",
         TC.locallyInfeasible: "infeasible",
-        TC.infeasibleOrUnbounded: "infeasible",
+        TC.infeasibleOrUnbounded: "error",  # no verdict: neither proven
         TC.unbounded: "unbounded",
     }.get(results.termination_condition, "error")
     bound = _finite_or_none(results.objective_bound)
@@ -131,7 +139,9 @@ def _solve_legacy(model: Any, name: str, time_limit: float | None, mip_gap: floa
     if mip_gap is not None:
         opt.options[names["mip_gap"]] = float(mip_gap)
     opt.options.update(options)
+    start = time.perf_counter()
     results = opt.solve(model, tee=tee, load_solutions=False)
+    elapsed = time.perf_counter() - start
     tc = results.solver.termination_condition
     has_solution = len(results.solution) > 0 and tc not in (LegacyTC.infeasible, LegacyTC.unbounded)
     if has_solution:
@@ -142,18 +152,34 @@ def _solve_legacy(model: Any, name: str, time_limit: float | None, mip_gap: floa
         LegacyTC.maxIterations: "time_limit",
         LegacyTC.infeasible: "infeasible",
         LegacyTC.unbounded: "unbounded",
-        LegacyTC.infeasibleOrUnbounded: "infeasible",
-    }.get(tc, "error" if results.solver.status == SolverStatus.error else "time_limit")
+        LegacyTC.infeasibleOrUnbounded: "error",  # no verdict: neither proven
+    }.get(tc)
+    if status is None:  # glpk says "feasible" when it stopped early, at the gap or the time limit
+        if tc == LegacyTC.feasible and mip_gap is not None and (time_limit is None or elapsed < time_limit):
+            status = "optimal"  # within the requested gap, like HiGHS and SCIP
+        elif time_limit is not None and results.solver.status != SolverStatus.error:
+            status = "time_limit"
+        else:
+            status = "error"
     objective = _active_objective_value(model) if has_solution else None
-    bound = _legacy_bound(results, model, status, objective)
+    proven = tc == LegacyTC.optimal and not mip_gap
+    bound = _legacy_bound(results, model, proven, objective, name)
     return SolveResult(status, objective, bound, 0.0, name, has_solution, str(tc), results)
 
 
-def _legacy_bound(results: Any, model: Any, status: str, objective: float | None) -> float | None:
+def _legacy_bound(results: Any, model: Any, proven: bool, objective: float | None, name: str) -> float | None:
     minimize = _active_objective(model).sense == pe.minimize
     raw = results.problem.lower_bound if minimize else results.problem.upper_bound
     bound = _finite_or_none(raw)
-    if bound is None and status == "optimal":
+    if bound is not None and name == "cbc" and not minimize:
+        # CBC solves max f as min -f and prints its bound sometimes for f ("Continuous
+        # objective value"), sometimes for -f ("Partial search", "After n nodes"); Pyomo
+        # (CBC >= 2.10.2) copies it unchanged.  Keep a value that is valid either way.
+        tol = 1e-9 * max(1.0, abs(objective or 0.0))
+        if objective is None or abs(bound - objective) > tol:
+            valid = [b for b in (bound, -bound) if objective is None or b >= objective - tol]
+            bound = max(valid) if valid else None
+    if bound is None and proven:
         bound = objective
     return bound
 

@@ -43,6 +43,8 @@ __all__ = [
     "__version__",
     "load_keras",
     "load_onnx",
+    "load_sklearn",
+    "load_torch",
     "solve",
     "tighten",
 ]
@@ -53,11 +55,14 @@ def __getattr__(name: str) -> object:
     lazy = {
         "load_onnx": "pyomo_relu.io.onnx",
         "load_keras": "pyomo_relu.io.keras",
+        "load_torch": "pyomo_relu.io.torch",
+        "load_sklearn": "pyomo_relu.io.sklearn",
         "ReLUNetBlock": "pyomo_relu.block",
         "Bounds": "pyomo_relu.bounds",
         "tighten": "pyomo_relu.bounds",
         "solve": "pyomo_relu.solvers",
         "SolveResult": "pyomo_relu.solvers",
+        "verify": "pyomo_relu.verify",
     }
     if name in lazy:
         import importlib

@@ -3,7 +3,11 @@
 Only plain chains of affine maps and ReLUs are accepted::
 
     InputLayer, Dense(activation relu | linear), ReLU() (plain), Activation(relu | linear),
-    Flatten, Dropout (identity at inference)
+    Flatten, Dropout (identity at inference), BatchNormalization (inference: moving stats)
+
+``BatchNormalization`` is the affine per-channel map Keras applies at inference,
+``(x - moving_mean) / sqrt(moving_variance + epsilon) * gamma + beta`` (``gamma = 1``
+without ``scale``, ``beta = 0`` without ``center``), along its ``axis``.
 
 Consecutive affine pieces are composed: ``Dense(linear) -> Dense`` becomes one
 :class:`~pyomo_relu.network.DenseLayer`, ``Dense(linear) -> ReLU`` a ReLU layer.
@@ -42,7 +46,8 @@ __all__ = ["load_keras", "SUPPORTED_LAYERS"]
 #: Human-readable list used in error messages.
 SUPPORTED_LAYERS = (
     "InputLayer, Dense (activation 'relu' or 'linear'/None), ReLU (max_value=None, "
-    "negative_slope=0, threshold=0), Activation('relu' | 'linear'), Flatten, Dropout"
+    "negative_slope=0, threshold=0), Activation('relu' | 'linear'), Flatten, Dropout, "
+    "BatchNormalization"
 )
 
 _H5_SUFFIXES = (".h5", ".hdf5")
@@ -60,7 +65,8 @@ class _Step:
     """One Keras layer, reduced to what the network needs.
 
     ``kind`` is ``"dense"`` (``kernel`` in Keras layout ``(n_in, n_out)``), ``"relu"``,
-    ``"flatten"`` or ``"identity"``.
+    ``"flatten"``, ``"identity"`` or ``"batchnorm"`` (``kernel`` the per-channel factor,
+    ``bias`` the shift, ``axis`` the channel axis counted with the batch axis, as Keras).
     """
 
     name: str
@@ -69,6 +75,7 @@ class _Step:
     bias: np.ndarray | None = None
     activation: str = "linear"
     channels_first: bool = False
+    axis: int = -1
 
 
 @dataclass
@@ -117,6 +124,51 @@ def _check_plain_relu(name: str, max_value: Any, negative_slope: Any, threshold:
         )
 
 
+def _batchnorm_step(
+    name: str, axis: Any, epsilon: float, moving_mean: np.ndarray, moving_variance: np.ndarray,
+    gamma: np.ndarray | None, beta: np.ndarray | None,
+) -> _Step:
+    """A BatchNormalization layer at inference as a per-channel ``x * factor + shift``."""
+    if isinstance(axis, (list, tuple)):
+        if len(axis) != 1:
+            raise UnsupportedOperatorError(
+                f"Keras layer {name!r} (BatchNormalization) normalises over axes {list(axis)}; "
+                "only one channel axis is supported"
+            )
+        axis = axis[0]
+    mean = np.asarray(moving_mean, dtype=np.float64).reshape(-1)
+    variance = np.asarray(moving_variance, dtype=np.float64).reshape(-1)
+    if np.any(variance + float(epsilon) <= 0):
+        raise ModelLoadError(
+            f"Keras layer {name!r} (BatchNormalization): moving_variance + epsilon is not positive"
+        )
+    factor = 1.0 / np.sqrt(variance + float(epsilon))
+    if gamma is not None:
+        factor = factor * np.asarray(gamma, dtype=np.float64).reshape(-1)
+    shift = -mean * factor
+    if beta is not None:
+        shift = shift + np.asarray(beta, dtype=np.float64).reshape(-1)
+    return _Step(name, "batchnorm", factor, shift, axis=int(axis))
+
+
+def _batchnorm_affine(step: _Step, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The diagonal affine map of a batchnorm step on a flat tensor of ``shape``."""
+    assert step.kernel is not None and step.bias is not None
+    rank = len(shape)
+    axis = step.axis + rank + 1 if step.axis < 0 else step.axis  # counted with the batch axis
+    if not 1 <= axis <= rank or shape[axis - 1] != step.kernel.size:
+        raise ShapeMismatchError(
+            f"Keras layer {step.name!r} (BatchNormalization) has {step.kernel.size} channels "
+            f"on axis {step.axis}, but receives a tensor of shape (None, "
+            f"{', '.join(map(str, shape))})"
+        )
+    channel_shape = [1] * rank
+    channel_shape[axis - 1] = step.kernel.size
+    factor = np.broadcast_to(step.kernel.reshape(channel_shape), shape).ravel()
+    shift = np.broadcast_to(step.bias.reshape(channel_shape), shape).ravel()
+    return np.diag(factor), shift.copy()
+
+
 # ------------------------------------------------------------------ composition
 def _identity(size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.eye(size), np.zeros(size)
@@ -153,6 +205,11 @@ def _build_layers(steps: Sequence[_Step], input_shape: tuple[int, ...]) -> list[
                 start = pending or _Affine(*_identity(size()))
                 pending = start.then(permutation, np.zeros(size()), step.name)
             shape = (size(),)
+            continue
+        if step.kind == "batchnorm":
+            weights, bias = _batchnorm_affine(step, shape)
+            start = pending or _Affine(*_identity(size()))
+            pending = start.then(weights, bias, step.name)
             continue
         if step.kind == "relu":
             if pending is None and layers and layers[-1].activation == "relu":
@@ -351,6 +408,17 @@ def _steps_from_layer(layer: Any, keras: Any) -> list[_Step]:
         return [_Step(name, "relu" if activation == "relu" else "identity")]
     if kind is layers.Flatten:
         return [_Step(name, "flatten", channels_first=layer.data_format == "channels_first")]
+    if kind is layers.BatchNormalization:
+        if not layer.built:
+            raise ModelLoadError(
+                f"Keras layer {name!r} (BatchNormalization) is not built (no weights yet)"
+            )
+        numpy = keras.ops.convert_to_numpy
+        return [_batchnorm_step(
+            name, layer.axis, layer.epsilon, numpy(layer.moving_mean),
+            numpy(layer.moving_variance), numpy(layer.gamma) if layer.scale else None,
+            numpy(layer.beta) if layer.center else None,
+        )]
     activation = getattr(layer, "activation", None)
     raise _unsupported(
         name, kind.__name__, None if activation is None else _activation_name(activation, keras)
@@ -488,6 +556,30 @@ def _h5_dense_weights(
     return found["kernel"], found.get("bias")
 
 
+def _h5_batchnorm_step(group: Any, name: str, config: dict) -> _Step:
+    """A BatchNormalization layer of a legacy ``.h5`` file (config and weight arrays)."""
+    if name not in group:
+        raise ModelLoadError(f"no weights for Keras layer {name!r} in the file's 'model_weights'")
+    layer_group = group[name]
+    names = [_decode(n) for n in layer_group.attrs.get("weight_names", [])]
+    found = {
+        n.rsplit("/", 1)[-1].split(":")[0]: np.asarray(layer_group[n][()], dtype=np.float64)
+        for n in names
+    }
+    center, scale = bool(config.get("center", True)), bool(config.get("scale", True))
+    needed = ["moving_mean", "moving_variance"] + ["gamma"] * scale + ["beta"] * center
+    if any(key not in found for key in needed):
+        raise ModelLoadError(
+            f"Keras layer {name!r} (BatchNormalization) stores weights {names}; expected "
+            f"{', '.join(needed)}"
+        )
+    return _batchnorm_step(
+        name, config.get("axis", -1), float(config.get("epsilon", 1e-3)), found["moving_mean"],
+        found["moving_variance"], found.get("gamma") if scale else None,
+        found.get("beta") if center else None,
+    )
+
+
 def _steps_from_h5(path: Path, model_config: dict) -> list[_Step]:
     """Steps of a legacy ``.h5`` model read with h5py only (no Keras deserialization)."""
     import h5py
@@ -530,6 +622,8 @@ def _steps_from_h5(path: Path, model_config: dict) -> list[_Step]:
             elif cls == "Flatten":
                 channels_first = config.get("data_format") == "channels_first"
                 steps.append(_Step(name, "flatten", channels_first=channels_first))
+            elif cls == "BatchNormalization":
+                steps.append(_h5_batchnorm_step(weights, name, config))
             elif cls in _MODEL_CLASSES:
                 raise UnsupportedOperatorError(
                     f"Keras layer {name!r} is a nested {cls} model; nested models in legacy "

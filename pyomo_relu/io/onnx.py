@@ -8,6 +8,8 @@ Supported operators (default ONNX domain, opsets 8 to 21):
 * layout: ``Flatten``, ``Reshape`` (shape input or, in old opsets, attribute; ``0`` and
   ``-1`` entries), ``Squeeze``, ``Unsqueeze`` (axes attribute or input), ``Transpose``,
   ``Identity``, ``Dropout`` (inference), ``Cast`` (to a float type), ``Shape``;
+* ``BatchNormalization`` in inference mode (an affine per-channel map from the stored
+  mean and variance; ``training_mode=1`` is refused);
 * ``Relu``, and ``Constant``;
 * any other operator whose inputs are all constant (folded with :mod:`onnx.reference`);
 * a trailing ``Softmax`` or ``LogSoftmax``, dropped only with ``drop_softmax=True``.
@@ -438,6 +440,43 @@ def _op_constant(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     return cv.fold(node, inputs)  # sparse or string constants
 
 
+def _op_batchnorm(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    """Inference BatchNormalization: ``(x - mean) / sqrt(var + eps) * scale + B`` per channel."""
+    if node.attr("training_mode", 0):
+        raise UnsupportedOperatorError(
+            f"{node.where()} has training_mode=1: it normalises with the statistics of each "
+            "batch, which is not a fixed affine map; export the model in inference (eval) mode"
+        )
+    x = inputs[0]
+    shape = _shape_of(x)
+    if len(shape) < 2:
+        raise ShapeMismatchError(
+            f"{node.where()}: input must be (N, C, ...), got shape {shape}"
+        )
+    channel_shape = (shape[1],) + (1,) * (len(shape) - 2)
+    params = []
+    for what, value in zip(("scale", "B", "mean", "var"), inputs[1:5]):
+        array = _as_float(_constant_input(node, value, what))
+        if array.ndim == 1:  # per channel (or the per-activation shape of spatial=0)
+            array = array.reshape(channel_shape) if array.size == shape[1] else array
+        try:
+            np.broadcast_shapes(array.shape, shape[1:])
+        except ValueError:
+            raise ShapeMismatchError(
+                f"{node.where()}: {what} has shape {np.shape(value)}, which does not fit an "
+                f"input of shape {shape}"
+            ) from None
+        params.append(array)
+    scale, bias, mean, var = params
+    epsilon = float(node.attr("epsilon", 1e-5))
+    if np.any(var + epsilon <= 0):
+        raise InvalidNetworkError(f"{node.where()}: var + epsilon is not positive")
+    factor = scale / np.sqrt(var + epsilon)
+    result = _add(node, _mul(node, x, factor), bias - mean * factor)
+    extra = [inputs[3], inputs[4]][: max(len(node.proto.output) - 1, 0)]
+    return [result, *extra]
+
+
 def _op_relu(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     if not isinstance(inputs[0], _Affine):
         return [np.maximum(inputs[0], 0)]
@@ -446,6 +485,7 @@ def _op_relu(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
 
 _HANDLERS: dict[str, Handler] = {
     "Add": _op_add,
+    "BatchNormalization": _op_batchnorm,
     "Cast": _op_cast,
     "Constant": _op_constant,
     "Div": _op_div,
@@ -465,7 +505,10 @@ _HANDLERS: dict[str, Handler] = {
     "Unsqueeze": _op_unsqueeze,
 }
 
-_REQUIRED_INPUTS = {"Constant": 0, "Add": 2, "Sub": 2, "Mul": 2, "Div": 2, "MatMul": 2, "Gemm": 2}
+_REQUIRED_INPUTS = {
+    "Constant": 0, "Add": 2, "Sub": 2, "Mul": 2, "Div": 2, "MatMul": 2, "Gemm": 2,
+    "BatchNormalization": 5,
+}
 
 #: Operators accepted on input-dependent tensors (Softmax/LogSoftmax only at the output).
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(_HANDLERS)) + tuple(

@@ -1,0 +1,531 @@
+"""Read PyTorch modules into a NetworkDefinition.
+
+Two routes, chosen from the module itself:
+
+* **Direct** (no export, no ``example_input`` needed): an ``nn.Sequential`` (nested
+  ``nn.Sequential`` are flattened) made only of
+
+  ``Linear``, ``ReLU``, ``Identity``, ``Dropout`` (and its ``Dropout1d/2d/3d``,
+  ``AlphaDropout`` variants: identity at inference), ``Flatten``, ``BatchNorm1d``
+
+  is read from its parameters.  ``BatchNorm1d`` uses its running statistics, as in eval
+  mode (``(x - running_mean) / sqrt(running_var + eps) * weight + bias``), so it is an
+  affine per-channel map; one with ``track_running_stats=False`` normalises with batch
+  statistics even in eval mode and is refused.  Consecutive affine pieces compose into
+  one :class:`~pyomo_relu.network.DenseLayer`, like the other readers.  ``Linear`` on a
+  tensor of rank > 1 acts on its last axis (a block-diagonal affine map).
+* **Through ONNX**: any other module (a custom ``forward``) is exported with
+  ``torch.onnx.export(..., dynamo=False, opset_version=17)`` into memory and read by
+  :func:`~pyomo_relu.io.onnx.load_onnx`.  ``example_input`` is then required.  Before
+  exporting, the module is run once on ``example_input`` with hooks that record which
+  sub-modules are called; a called ``torch.nn`` layer outside the supported ones (``Tanh``,
+  ``GELU``, ``LayerNorm``, ``Conv2d``, ...) is refused by its path (``'encoder.act'
+  (GELU)``) before anything is exported.  Operators written directly in ``forward``
+  (``torch.tanh(x)``) are refused by :func:`load_onnx`, with the module scope named.
+
+``example_input`` includes the batch dimension (as for ``torch.onnx.export``); only its
+shape matters, the network is built for one sample and ``input_shape`` is the shape
+without the batch.  When it is given, the translated network is also checked against
+``module(example_input)``.
+
+The module is never left changed: the ONNX route puts it in eval mode and restores every
+sub-module's ``training`` flag afterwards; the direct route does not touch it.
+
+PyTorch is an optional dependency (``pip install pyomo_relu[torch]``), imported only when
+:func:`load_torch` is called.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from pyomo_relu.errors import (
+    ModelLoadError,
+    ShapeMismatchError,
+    UnsupportedOperatorError,
+)
+from pyomo_relu.network import DenseLayer, NetworkDefinition
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SUPPORTED_MODULES", "TorchNotInstalledError", "load_torch"]
+
+#: Human-readable list used in error messages.
+SUPPORTED_MODULES = (
+    "nn.Sequential (nested ones too) of Linear, ReLU, Identity, Dropout, Flatten, "
+    "BatchNorm1d (with running stats) read directly; other modules (custom forward) through "
+    "ONNX export with example_input, which accepts the same layers (plus Unflatten) and "
+    "linear tensor operations (view, reshape, +, -, * and / by constants, matmul by weights)"
+)
+
+_ONNX_OPSET = 17
+_DROPOUT_NAMES = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+                  "FeatureAlphaDropout")
+
+
+class TorchNotInstalledError(ModelLoadError, ImportError):
+    """PyTorch is needed to read this model but is not installed."""
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise TorchNotInstalledError(
+            "reading PyTorch modules needs PyTorch: pip install pyomo_relu[torch]"
+        ) from exc
+    return torch
+
+
+# ------------------------------------------------------------------ composition
+@dataclass
+class _Affine:
+    """A pending affine map ``x -> weights @ x + bias`` on flat vectors."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    names: list[str] = field(default_factory=list)
+
+    def then(self, weights: np.ndarray, bias: np.ndarray, name: str) -> "_Affine":
+        """Compose: apply ``self`` first, then ``(weights, bias)``."""
+        return _Affine(weights @ self.weights, weights @ self.bias + bias, self.names + [name])
+
+
+class _Chain:
+    """Collects DenseLayers from a sequence of affine maps and ReLUs."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self.layers: list[DenseLayer] = []
+        self.pending: _Affine | None = None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    def affine(self, weights: np.ndarray, bias: np.ndarray, name: str) -> None:
+        if self.pending is None:
+            self.pending = _Affine(weights, bias, [name])
+        else:
+            self.pending = self.pending.then(weights, bias, name)
+
+    def relu(self, name: str) -> None:
+        if self.pending is None:
+            if self.layers and self.layers[-1].activation == "relu":
+                logger.debug("ReLU %r after a ReLU is a no-op", name)
+                return
+            self.pending = _Affine(np.eye(self.size), np.zeros(self.size), [])
+        self.pending.names.append(name)
+        self._emit("relu")
+
+    def finish(self) -> list[DenseLayer]:
+        if self.pending is not None or not self.layers:
+            if self.pending is None:
+                self.pending = _Affine(np.eye(self.size), np.zeros(self.size), ["identity"])
+            self._emit("linear")
+        return self.layers
+
+    def _emit(self, activation: str) -> None:
+        assert self.pending is not None
+        name = "+".join(self.pending.names)
+        self.layers.append(DenseLayer(self.pending.weights, self.pending.bias, activation, name))
+        logger.debug("layer %d: %s %s", len(self.layers) - 1, name, activation)
+        self.pending = None
+
+
+# --------------------------------------------------------------- module checks
+def _where(path: str, module: Any) -> str:
+    return f"torch module {path or '<root>'!r} ({type(module).__name__})"
+
+
+def _unsupported(path: str, module: Any, reason: str = "") -> UnsupportedOperatorError:
+    reason = f" {reason}" if reason else ""
+    return UnsupportedOperatorError(
+        f"{_where(path, module)} is not supported{reason}. pyomo_relu reads "
+        f"{SUPPORTED_MODULES}. Other activations (Tanh, Sigmoid, GELU, LeakyReLU, ...) and "
+        "layers (Conv, pooling, normalisation other than BatchNorm, ...) have no exact MILP "
+        "encoding here; cut the model before them or replace them"
+    )
+
+
+def _is_plain(module: Any, cls: type) -> bool:
+    """``module`` is a ``cls`` whose ``forward`` is the library's own."""
+    return isinstance(module, cls) and type(module).forward is cls.forward
+
+
+def _direct_kind(module: Any, nn: Any) -> str | None:
+    """What the direct reader does with a module, or None if it cannot read it."""
+    if _is_plain(module, nn.Sequential):
+        return "sequential"
+    if _is_plain(module, nn.Linear):
+        return "linear"
+    if _is_plain(module, nn.ReLU):
+        return "relu"
+    if _is_plain(module, nn.Flatten):
+        return "flatten"
+    if _is_plain(module, nn.BatchNorm1d):
+        return "batchnorm"
+    if _is_plain(module, nn.Identity):
+        return "identity"
+    for name in _DROPOUT_NAMES:
+        cls = getattr(nn, name, None)
+        if cls is not None and _is_plain(module, cls):
+            return "identity"
+    return None
+
+
+def _is_torch_builtin(module: Any) -> bool:
+    return (type(module).__module__ or "").startswith("torch.")
+
+
+def _leaves(module: Any, nn: Any, prefix: str = "") -> Iterator[tuple[str, Any, str | None]]:
+    """``(path, module, kind)`` of a Sequential's layers, nested Sequentials flattened."""
+    for name, child in module.named_children():
+        path = f"{prefix}.{name}" if prefix else name
+        kind = _direct_kind(child, nn)
+        if kind == "sequential":
+            yield from _leaves(child, nn, path)
+        else:
+            yield path, child, kind
+
+
+def _check_batchnorm(path: str, module: Any) -> None:
+    if not module.track_running_stats or module.running_mean is None:
+        raise _unsupported(
+            path, module,
+            "with track_running_stats=False: it normalises with the statistics of each batch "
+            "even in eval mode, which is not a fixed affine map",
+        )
+
+
+def _array(tensor: Any) -> np.ndarray:
+    return tensor.detach().cpu().double().numpy()
+
+
+# ------------------------------------------------------------------ direct route
+def _guess_input_shape(layers: list[tuple[str, Any, str | None]]) -> tuple[int, ...]:
+    for path, module, kind in layers:
+        if kind == "linear":
+            return (int(module.in_features),)
+        if kind == "batchnorm":
+            return (int(module.num_features),)
+        if kind == "flatten":
+            break  # the shape before a Flatten cannot be known
+    raise ModelLoadError(
+        "cannot tell the input shape of this nn.Sequential from its layers; pass "
+        "example_input (a tensor with the batch dimension first)"
+    )
+
+
+def _read_sequential(
+    layers: list[tuple[str, Any, str | None]], shape: tuple[int, ...]
+) -> list[DenseLayer]:
+    chain = _Chain(shape)
+    for path, module, kind in layers:
+        if kind == "identity":
+            continue
+        if kind == "relu":
+            chain.relu(path)
+        elif kind == "flatten":
+            chain.shape = _flattened_shape(path, module, chain.shape)
+        elif kind == "linear":
+            _linear(chain, path, module)
+        elif kind == "batchnorm":
+            _batchnorm(chain, path, module)
+        else:  # pragma: no cover - filtered by the caller
+            raise _unsupported(path, module)
+    return chain.finish()
+
+
+def _flattened_shape(path: str, module: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape after ``nn.Flatten(start_dim, end_dim)``; flat C-order data is unchanged."""
+    rank = len(shape) + 1  # with the batch axis
+    start, end = int(module.start_dim), int(module.end_dim)
+    start, end = start % rank if start < 0 else start, end % rank if end < 0 else end
+    if start == 0:
+        raise _unsupported(path, module, "with start_dim=0: it would merge the batch axis")
+    if not start <= end < rank:
+        raise ShapeMismatchError(
+            f"{_where(path, module)}: start_dim={module.start_dim}, end_dim={module.end_dim} "
+            f"do not fit an input of shape {shape} (without the batch)"
+        )
+    dims = list(shape)
+    merged = int(np.prod(dims[start - 1:end]))
+    return tuple(dims[:start - 1] + [merged] + dims[end:])
+
+
+def _linear(chain: _Chain, path: str, module: Any) -> None:
+    weights = _array(module.weight)
+    bias = _array(module.bias) if module.bias is not None else np.zeros(weights.shape[0])
+    if not chain.shape or chain.shape[-1] != weights.shape[1]:
+        raise ShapeMismatchError(
+            f"{_where(path, module)} takes {weights.shape[1]} features but receives a tensor "
+            f"of shape {chain.shape} (without the batch); pass example_input if the input "
+            "is not a flat vector"
+        )
+    outer = chain.size // weights.shape[1]
+    if outer > 1:  # Linear acts on the last axis of every leading position
+        weights, bias = np.kron(np.eye(outer), weights), np.tile(bias, outer)
+    chain.affine(weights, bias, path)
+    chain.shape = chain.shape[:-1] + (int(module.out_features),)
+
+
+def _batchnorm(chain: _Chain, path: str, module: Any) -> None:
+    _check_batchnorm(path, module)
+    channels = int(module.num_features)
+    if not chain.shape or len(chain.shape) > 2 or chain.shape[0] != channels:
+        raise ShapeMismatchError(
+            f"{_where(path, module)} expects (N, {channels}) or (N, {channels}, L) inputs, "
+            f"gets a tensor of shape (N, {', '.join(map(str, chain.shape))})"
+        )
+    factor = 1.0 / np.sqrt(_array(module.running_var) + float(module.eps))
+    shift = -_array(module.running_mean) * factor
+    if module.affine:
+        gamma, beta = _array(module.weight), _array(module.bias)
+        factor, shift = factor * gamma, shift * gamma + beta
+    inner = chain.size // channels  # the length L of (N, C, L) inputs
+    chain.affine(np.diag(np.repeat(factor, inner)), np.repeat(shift, inner), path)
+
+
+# ------------------------------------------------------------------- ONNX route
+def _called_modules(torch: Any, module: Any, example: Any) -> list[tuple[str, Any]]:
+    """Sub-modules called by ``module(example)``, in call order (first call only)."""
+    called: dict[int, tuple[str, Any]] = {}
+    handles = []
+    for path, sub in module.named_modules():
+        if sub is module:
+            continue
+
+        def hook(mod: Any, args: Any, path: str = path) -> None:
+            called.setdefault(id(mod), (path, mod))
+
+        handles.append(sub.register_forward_pre_hook(hook))
+    try:
+        with torch.no_grad():
+            module(example)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"running {type(module).__name__} on example_input of shape "
+            f"{tuple(example.shape)} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        for handle in handles:
+            handle.remove()
+    return list(called.values())
+
+
+def _onnx_only_builtin(sub: Any, nn: Any) -> bool:
+    """torch.nn layers read through ONNX only (the direct reader does not handle them)."""
+    return _is_plain(sub, nn.Unflatten) or (
+        isinstance(sub, nn.modules.batchnorm._BatchNorm) and _is_torch_builtin(sub)
+    )
+
+
+def _check_called(nn: Any, called: list[tuple[str, Any]]) -> None:
+    """Refuse called torch.nn layers that are not piecewise linear or not supported."""
+    for path, sub in called:
+        kind = _direct_kind(sub, nn)
+        if kind == "batchnorm" or isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            _check_batchnorm(path, sub)
+            continue
+        if kind is not None or _onnx_only_builtin(sub, nn):
+            continue
+        if _is_torch_builtin(sub):
+            raise _unsupported(path, sub)
+        # a user-defined module: its forward is judged operator by operator through ONNX
+
+
+_SCOPE = re.compile(r"ONNX node '([^']*)' \(op (\w+)\)")
+
+
+def _module_for_scope(module: Any, node_name: str) -> tuple[str, Any] | None:
+    """The sub-module a TorchScript ONNX node name (``/encoder/act/Erf``) belongs to."""
+    parts = [p for p in node_name.strip("/").split("/")[:-1] if p]
+    if not parts:
+        return None
+    modules = dict(module.named_modules())
+    for candidate in (parts[-1], ".".join(parts)):
+        if candidate in modules:
+            return candidate, modules[candidate]
+    matches = [p for p in modules if p.endswith("." + parts[-1])]
+    if len(matches) == 1:
+        return matches[0], modules[matches[0]]
+    return None
+
+
+def _export(torch: Any, module: Any, example: Any) -> Any:
+    import onnx
+
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():  # the TorchScript exporter is deprecated but exact
+            warnings.filterwarnings("ignore", ".*legacy TorchScript", DeprecationWarning)
+            torch.onnx.export(
+                module, (example,), buffer, dynamo=False, opset_version=_ONNX_OPSET,
+                input_names=["input"], output_names=["output"],
+                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+            )
+    except Exception as exc:
+        raise ModelLoadError(
+            f"torch.onnx.export of {type(module).__name__} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _read_through_onnx(torch: Any, module: Any, example: Any) -> NetworkDefinition:
+    from pyomo_relu.io.onnx import load_onnx
+
+    _check_called(torch.nn, _called_modules(torch, module, example))
+    proto = _export(torch, module, example[:1])
+    try:
+        return load_onnx(proto)
+    except UnsupportedOperatorError as exc:
+        match = _SCOPE.search(str(exc))
+        if match is None:
+            raise
+        found = _module_for_scope(module, match.group(1))
+        where = (
+            _where(*found) if found is not None
+            else f"the forward() of {type(module).__name__} itself"
+        )
+        raise UnsupportedOperatorError(
+            f"{where} computes ONNX op {match.group(2)} (node {match.group(1)!r} of the "
+            "export) on the input, which is not piecewise linear or not supported. pyomo_relu "
+            f"reads {SUPPORTED_MODULES}"
+        ) from exc
+
+
+# --------------------------------------------------------------------- helpers
+def _example_tensor(torch: Any, module: Any, example_input: Any) -> Any:
+    if isinstance(example_input, (tuple, list)):
+        if len(example_input) != 1:
+            raise UnsupportedOperatorError(
+                f"example_input has {len(example_input)} tensors; only single-input modules "
+                "are supported"
+            )
+        example_input = example_input[0]
+    parameter = next(iter(module.parameters()), None)
+    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else None
+    device = parameter.device if parameter is not None else None
+    tensor = torch.as_tensor(example_input, dtype=dtype or torch.float32, device=device)
+    if tensor.ndim < 2 or tensor.shape[0] < 1:
+        raise ShapeMismatchError(
+            f"example_input has shape {tuple(tensor.shape)}; it needs a batch dimension first "
+            "and at least one feature axis, e.g. torch.zeros(1, n_features)"
+        )
+    return tensor
+
+
+def _training_flags(module: Any) -> list[tuple[Any, bool]]:
+    return [(sub, sub.training) for sub in module.modules()]
+
+
+def _restore(state: list[tuple[Any, bool]]) -> None:
+    for sub, training in state:
+        sub.training = training
+
+
+def _check_against_module(torch: Any, net: NetworkDefinition, module: Any, example: Any) -> None:
+    """The translated network reproduces ``module(example)`` (module in eval mode)."""
+    with torch.no_grad():
+        expected = module(example)
+    if not isinstance(expected, torch.Tensor):
+        raise UnsupportedOperatorError(
+            f"{type(module).__name__} returns a {type(expected).__name__}; only modules "
+            "returning one tensor are supported"
+        )
+    expected = _array(expected).reshape(example.shape[0], -1)
+    got = net.evaluate(_array(example).reshape(example.shape[0], -1))
+    if got.shape != expected.shape:
+        raise ShapeMismatchError(
+            f"the translated network gives {got.shape[1]} outputs, the module "
+            f"{expected.shape[1]}"
+        )
+    error = float(np.max(np.abs(got - expected))) if got.size else 0.0
+    tolerance = 1e-4 * (1.0 + float(np.max(np.abs(expected))) if expected.size else 1.0)
+    if error > tolerance:
+        raise ModelLoadError(
+            f"the network read from {type(module).__name__} differs from the module on "
+            f"example_input by {error:.3g}; its forward may depend on the data (control flow) "
+            "or on training-mode behaviour"
+        )
+
+
+# ------------------------------------------------------------------------ API
+def load_torch(
+    module: Any, example_input: Any = None, input_bounds: object = None
+) -> NetworkDefinition:
+    """Read a PyTorch ``nn.Module`` into a :class:`~pyomo_relu.network.NetworkDefinition`.
+
+    ``module`` is an ``nn.Sequential`` of supported layers (read directly) or any other
+    module (exported to ONNX; then ``example_input``, a tensor with the batch dimension
+    first, is required).  ``input_bounds`` accepts the forms of
+    :class:`~pyomo_relu.network.NetworkDefinition`, in the order of the flattened input.
+
+    Raises :class:`~pyomo_relu.errors.UnsupportedOperatorError` naming the module path and
+    class of an unsupported layer, :class:`~pyomo_relu.errors.ModelLoadError` when PyTorch
+    is missing, ``example_input`` is needed but absent, or the export fails.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Dropout(0.5), nn.Linear(3, 1))
+    >>> net = load_torch(model, input_bounds=[(-1, 1), (-1, 1)])
+    >>> [(layer.name, layer.activation) for layer in net.layers]
+    [('0+1', 'relu'), ('3', 'linear')]
+    >>> x = torch.tensor([[0.5, -0.25]])
+    >>> bool(abs(net.evaluate(x.double().numpy())[0, 0] - model.eval()(x).item()) < 1e-6)
+    True
+    """
+    torch = _import_torch()
+    nn = torch.nn
+    if not isinstance(module, nn.Module):
+        raise ModelLoadError(
+            f"expected a torch.nn.Module, got {type(module).__name__}"
+        )
+    example = None if example_input is None else _example_tensor(torch, module, example_input)
+    name = type(module).__name__
+    if _direct_kind(module, nn) == "sequential":
+        layers = list(_leaves(module, nn))
+        for path, sub, kind in layers:  # a Sequential calls every layer: refuse now
+            if kind is None and _is_torch_builtin(sub) and not _onnx_only_builtin(sub, nn):
+                raise _unsupported(path, sub)
+        via_onnx = [(p, m) for p, m, kind in layers if kind is None]
+    else:
+        layers, via_onnx = [], [("", module)]
+    state = _training_flags(module)
+    try:
+        if via_onnx:
+            if example is None:
+                path, sub = via_onnx[0]
+                why = "has its own forward()" if not _is_torch_builtin(sub) else "is not read directly"
+                raise ModelLoadError(
+                    f"{_where(path, sub)} {why}, so the module is read through ONNX export, "
+                    "which needs example_input (a tensor of the input's shape, batch dimension "
+                    "first); supported directly: " + SUPPORTED_MODULES
+                )
+            module.eval()
+            network = _read_through_onnx(torch, module, example)
+            route = "ONNX export"
+        else:
+            shape = tuple(example.shape[1:]) if example is not None else _guess_input_shape(layers)
+            network = NetworkDefinition(_read_sequential(layers, shape), input_shape=shape)
+            route = "parameters"
+        shape = tuple(example.shape[1:]) if example is not None else network.input_shape
+        network = NetworkDefinition(
+            network.layers, input_bounds, input_shape=shape, source=f"<torch {name}>"
+        )
+        if example is not None:
+            module.eval()
+            _check_against_module(torch, network, module, example)
+    finally:
+        _restore(state)
+    logger.info("read torch %s through %s: %s", name, route, network)
+    return network

@@ -1,4 +1,7 @@
-"""Command line: ``pyomo-relu optimize MODEL.onnx --bounds -3:3 --minimize 0``.
+"""Command line: ``pyomo-relu optimize MODEL.onnx --bounds -3:3 --minimize 0``
+and ``pyomo-relu verify MODEL.onnx PROP.vnnlib``.
+
+``verify`` prints ``sat``, ``unsat`` or ``unknown`` and exits 0 for any of them.
 
 Exit codes: 0 when the solver reached a verdict (optimal, time limit, infeasible),
 1 when the solve itself failed, 2 for bad input (file, option, bounds).  Errors are one
@@ -79,7 +82,20 @@ def _parser() -> argparse.ArgumentParser:
     optimize.add_argument("--drop-softmax", action="store_true", help="drop a trailing (Log)Softmax")
     optimize.add_argument("--json", action="store_true", help="print one JSON object")
     optimize.set_defaults(run=_optimize)
-    for sub in (optimize,):
+    verify = commands.add_parser(
+        "verify", help="decide a VNN-LIB property: sat (violated, with a counterexample), unsat (holds) or unknown")
+    verify.add_argument("model", help="ONNX file (.onnx) or Keras file (.keras, .h5)")
+    verify.add_argument("property", help="VNN-LIB file (.vnnlib)")
+    verify.add_argument("--time-limit", type=float, default=None, metavar="S", help="wall-clock seconds (unknown when exceeded)")
+    verify.add_argument("--tighten", default="interval,crown,lp", metavar="METHODS",
+                        help="neuron bounds methods for the MILP, comma separated (default interval,crown,lp)")
+    verify.add_argument("--no-split", action="store_true", help="never split the input box")
+    verify.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes for bounds and splitting")
+    verify.add_argument("--drop-softmax", action="store_true", help="drop a trailing (Log)Softmax")
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.add_argument("--out", metavar="FILE", help="write the VNN-COMP 2022 result file (verdict, counterexample)")
+    verify.set_defaults(run=_verify)
+    for sub in (optimize, verify):
         sub.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.set_defaults(debug=False)
     return parser
@@ -213,3 +229,25 @@ def _float(text: str, spec: str) -> float:
         return float(text)
     except ValueError:
         raise UsageError(f"--bounds {spec!r}: {text!r} is not a number") from None
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pyomo_relu.verify import format_counterexample, read_vnnlib, verify
+
+    spec = read_vnnlib(args.property)
+    net = load_model_file(args.model, drop_softmax=args.drop_softmax)
+    result = verify(net, spec, args.time_limit, bounds=[m for m in args.tighten.split(",") if m],
+                    split=not args.no_split, executor=args.jobs)
+    if args.out:
+        verdict = "timeout" if result.timed_out else result.status
+        text = verdict + "\n"
+        if result.counterexample is not None:
+            text += format_counterexample(*result.counterexample) + "\n"
+        Path(args.out).write_text(text)
+    if args.json:
+        report = result.to_dict()
+        print(json.dumps({key: report[key] for key in ("status", "counterexample", "seconds", "subproblems",
+                                                      "proven_bound", "method", "reason")}))
+    else:
+        print(result.status)
+    return 0

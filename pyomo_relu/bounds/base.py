@@ -20,6 +20,10 @@ from pyomo_relu.errors import BoundsMismatchError, ShapeMismatchError
 FORMAT_VERSION = 1
 
 
+#: Optional per-input / per-output arrays of :class:`Bounds`, in field order.
+_OPTIONAL_ARRAYS = ("output_lower", "output_upper", "implied_input_lower", "implied_input_upper")
+
+
 def _readonly(values: object) -> np.ndarray:
     array = np.array(values, dtype=np.float64, copy=True)
     array.setflags(write=False)
@@ -32,6 +36,12 @@ class Bounds:
 
     ``lower[k]`` and ``upper[k]`` are arrays over the neurons of canonical layer ``k``.
     ``methods`` records the chain that produced them, e.g. ``("interval", "crown")``.
+
+    ``output_lower``/``output_upper`` (``None`` when absent) are output bounds that were
+    *assumed* while computing these bounds (``tighten(..., output_bounds=...)``): the bounds
+    are then valid only in a model that enforces them.  ``implied_input_lower``/
+    ``implied_input_upper`` are the input box those output bounds imply (within the box
+    :attr:`input_lower` .. :attr:`input_upper`, which stays the box the bounds were asked for).
     """
 
     lower: tuple[np.ndarray, ...]
@@ -40,9 +50,16 @@ class Bounds:
     input_upper: np.ndarray
     network_hash: str
     methods: tuple[str, ...] = ()
+    output_lower: np.ndarray | None = None
+    output_upper: np.ndarray | None = None
+    implied_input_lower: np.ndarray | None = None
+    implied_input_upper: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        for name in _OPTIONAL_ARRAYS:
+            if getattr(self, name) is not None:
+                set_(self, name, _readonly(getattr(self, name)))
         set_(self, "lower", tuple(_readonly(a) for a in self.lower))
         set_(self, "upper", tuple(_readonly(a) for a in self.upper))
         set_(self, "input_lower", _readonly(self.input_lower))
@@ -79,10 +96,12 @@ class Bounds:
         """Elementwise tightest of two bounds of the same network and box."""
         self.check_compatible(other.network_hash, other.input_lower, other.input_upper)
         methods = self.methods + tuple(m for m in other.methods if m not in self.methods)
+        extra = [_tightest(getattr(self, name), getattr(other, name), name.endswith("lower"))
+                 for name in _OPTIONAL_ARRAYS]
         return Bounds(
             [np.maximum(a, b) for a, b in zip(self.lower, other.lower)],
             [np.minimum(a, b) for a, b in zip(self.upper, other.upper)],
-            self.input_lower, self.input_upper, self.network_hash, methods,
+            self.input_lower, self.input_upper, self.network_hash, methods, *extra,
         )
 
     def check_compatible(
@@ -136,6 +155,8 @@ class Bounds:
             arrays = {f"lower_{k}": a for k, a in enumerate(self.lower)}
             arrays.update({f"upper_{k}": a for k, a in enumerate(self.upper)})
             arrays["input_lower"], arrays["input_upper"] = self.input_lower, self.input_upper
+            arrays.update({name: getattr(self, name) for name in _OPTIONAL_ARRAYS
+                           if getattr(self, name) is not None})
             meta = {key: payload[key] for key in ("format", "network_hash", "methods")}
             np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
         else:
@@ -151,6 +172,8 @@ class Bounds:
             "input_upper": [float(v) for v in self.input_upper],
             "lower": [as_list(a) for a in self.lower],
             "upper": [as_list(a) for a in self.upper],
+            **{name: as_list(getattr(self, name)) for name in _OPTIONAL_ARRAYS
+               if getattr(self, name) is not None},
         }
 
     @classmethod
@@ -164,6 +187,7 @@ class Bounds:
                 bounds = cls(
                     [data[f"lower_{k}"] for k in range(n)], [data[f"upper_{k}"] for k in range(n)],
                     data["input_lower"], data["input_upper"], meta["network_hash"], meta["methods"],
+                    *[data[name] if name in data.files else None for name in _OPTIONAL_ARRAYS],
                 )
         else:
             payload = json.loads(path.read_text())
@@ -175,12 +199,21 @@ class Bounds:
                 [to_array(a, np.inf) for a in payload["upper"]],
                 payload["input_lower"], payload["input_upper"],
                 payload["network_hash"], payload["methods"],
+                *[None if payload.get(name) is None
+                  else to_array(payload[name], -np.inf if name.endswith("lower") else np.inf)
+                  for name in _OPTIONAL_ARRAYS],
             )
         if network is not None:
             bounds.check_compatible(
                 network.content_hash(), network.input_lower, network.input_upper  # type: ignore[attr-defined]
             )
         return bounds
+
+
+def _tightest(a: np.ndarray | None, b: np.ndarray | None, lower: bool) -> np.ndarray | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return np.maximum(a, b) if lower else np.minimum(a, b)
 
 
 def post_activation(lower: np.ndarray, upper: np.ndarray, activation: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,11 +1,15 @@
 """``tighten``: run bounds methods one after another, each starting from the last.
 
 Methods are looked up by name in :data:`METHODS`; each takes the network, the input box
-and the bounds so far, and returns bounds no looser than those.
+and the bounds so far, and returns bounds no looser than those.  Options of ``tighten``
+(``time_limit``, ``executor``, ``progress``, ``output_bounds``, ...) reach the methods
+whose signature names them; methods with ``**kwargs`` receive all of them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import time
 from typing import Any, Callable, Sequence, Union
@@ -13,9 +17,11 @@ from typing import Any, Callable, Sequence, Union
 import numpy as np
 
 from pyomo_relu.bounds.base import Bounds
+from pyomo_relu.bounds.crown import crown_bounds
 from pyomo_relu.bounds.interval import interval_bounds
-from pyomo_relu.errors import PyomoReluError
-from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.bounds.obbt import apply_output_bounds, lp_bounds, milp_bounds
+from pyomo_relu.errors import PyomoReluError, ShapeMismatchError
+from pyomo_relu.network import NetworkDefinition, _as_bounds_pair
 
 logger = logging.getLogger(__name__)
 
@@ -27,30 +33,81 @@ def _interval(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, star
     return interval_bounds(net, lower, upper, start)
 
 
+def _crown(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None, **_: Any) -> Bounds:
+    return crown_bounds(net, lower, upper, start)
+
+
 #: Bounds methods by name: ``method(net, lower, upper, start, **options) -> Bounds``.
-METHODS: dict[str, Method] = {"interval": _interval}
+METHODS: dict[str, Method] = {"interval": _interval, "crown": _crown, "lp": lp_bounds, "milp": milp_bounds}
 
 
 def tighten(
     net: NetworkDefinition,
     method: str | Sequence[str] = "interval",
     input_bounds: object = None,
+    *,
+    output_bounds: object = None,
+    mode: str = "network",
     **options: Any,
 ) -> Bounds:
     """Bounds of every neuron of ``net`` by a method or a chain of methods.
 
     ``input_bounds`` (any form NetworkDefinition accepts) is intersected with the
     network's own input bounds.  Each method starts from the bounds of the previous one.
+
+    Options are passed to the methods that take them: ``time_limit`` (wall-clock seconds
+    for the whole chain; neurons not reached keep their bounds), ``executor`` (``None``,
+    a number of processes or a ``concurrent.futures.Executor``), ``progress``,
+    ``time_limit_per_neuron`` (``"milp"``), ... (see :mod:`pyomo_relu.bounds.obbt`).
+
+    ``output_bounds`` (same forms as ``input_bounds``, over the network outputs) are
+    imposed on the outputs: ``"lp"``/``"milp"`` then also tighten backwards, shrinking
+    bounds of early layers and of the inputs (:attr:`Bounds.implied_input_lower`).  Such
+    bounds are valid **only in models that enforce those output bounds**; they are
+    recorded in :attr:`Bounds.output_lower`/:attr:`Bounds.output_upper`.
+
+    ``mode="network"`` uses the network and the boxes only.  ``mode="model"`` (tighten
+    with the constraints of the whole Pyomo model around a block) is not implemented yet.
+
+    >>> from pyomo_relu.network import DenseLayer, NetworkDefinition
+    >>> net = NetworkDefinition([DenseLayer([[1.0, 1.0], [1.0, -1.0]], [0.0, 0.0]),
+    ...                          DenseLayer([[1.0, 1.0]], [0.0], "linear")],
+    ...                         input_bounds=[(-1, 1), (-1, 1)])
+    >>> tighten(net, ["interval", "lp"]).upper[-1].round(6)    # the triangle relaxation
+    array([3.])
+    >>> tighten(net, ["interval", "milp"]).upper[-1].round(6)  # exact: relu(x0+x1) + relu(x0-x1) <= 2
+    array([2.])
     """
+    if mode != "network":
+        raise PyomoReluError(
+            f"tighten(mode={mode!r}) is not available: only mode='network' is implemented "
+            "(mode='model', tightening with the constraints of the surrounding Pyomo model, "
+            "is planned)"
+        )
     lower, upper = net.input_lower, net.input_upper
     if input_bounds is not None:
         more = net.with_input_bounds(input_bounds)
         lower, upper = np.maximum(lower, more.input_lower), np.minimum(upper, more.input_upper)
-    return run_chain(net, _as_chain(method), lower, upper, **options)
+    return run_chain(net, _as_chain(method), lower, upper, output_bounds=output_bounds, **options)
 
 
-def run_chain(net: NetworkDefinition, chain: Sequence[str], lower: np.ndarray, upper: np.ndarray, **options: Any) -> Bounds:
-    """Apply the named methods in turn over the box ``[lower, upper]``."""
+def run_chain(
+    net: NetworkDefinition,
+    chain: Sequence[str],
+    lower: np.ndarray,
+    upper: np.ndarray,
+    *,
+    output_bounds: object = None,
+    time_limit: float | None = None,
+    **options: Any,
+) -> Bounds:
+    """Apply the named methods in turn over the box ``[lower, upper]``.
+
+    ``time_limit`` caps the whole chain: each method gets the time that is left.  With
+    ``output_bounds`` every result is intersected with them and records them.
+    """
+    outputs = output_box(net, output_bounds)
+    deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
     bounds: Bounds | None = None
     for name in chain:
         if name not in METHODS:
@@ -58,7 +115,15 @@ def run_chain(net: NetworkDefinition, chain: Sequence[str], lower: np.ndarray, u
         start = time.perf_counter()
         if bounds is None and name != "interval":
             bounds = interval_bounds(net, lower, upper)
-        bounds = METHODS[name](net, lower, upper, bounds, **options)
+        if bounds is not None and outputs is not None:
+            bounds = apply_output_bounds(net, bounds, *outputs)
+        kwargs = dict(options, output_bounds=outputs)
+        if deadline is not None:
+            kwargs["time_limit"] = max(0.0, deadline - start)
+        method = METHODS[name]
+        bounds = method(net, lower, upper, bounds, **_accepted(method, kwargs))
+        if outputs is not None:
+            bounds = apply_output_bounds(net, bounds, *outputs)
         logger.info("bounds %s: %.3f s, unstable per layer %s", name, time.perf_counter() - start,
                     [row["unstable"] for row in bounds.summary()])
     if bounds is None:
@@ -66,10 +131,41 @@ def run_chain(net: NetworkDefinition, chain: Sequence[str], lower: np.ndarray, u
     return bounds
 
 
+def output_box(net: NetworkDefinition, output_bounds: object) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(lower, upper)`` arrays over the outputs from any form input bounds accept."""
+    if output_bounds is None:
+        return None
+    try:
+        pair = _as_bounds_pair(output_bounds, net.n_outputs)
+    except ShapeMismatchError as error:
+        raise ShapeMismatchError(str(error).replace("input", "output")) from None
+    assert pair is not None
+    lower, upper = pair
+    if np.any(np.isnan(lower)) or np.any(np.isnan(upper)) or np.any(lower > upper):
+        bad = int(np.flatnonzero(~(lower <= upper))[0])
+        raise PyomoReluError(f"output_bounds: output {bad} has lower {lower[bad]} > upper {upper[bad]}")
+    return lower, upper
+
+
+def _accepted(method: Method, options: dict[str, Any]) -> dict[str, Any]:
+    """The options ``method`` takes (all of them if it has ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return options
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return options
+    return {key: value for key, value in options.items() if key in parameters}
+
+
 def resolve_bounds(net: NetworkDefinition, spec: BoundsSpec, lower: np.ndarray, upper: np.ndarray) -> Bounds:
     """Bounds for ``build(bounds=spec)``: computed by name/chain, or checked if given."""
     if isinstance(spec, Bounds):
         spec.check_compatible(net.content_hash(), lower, upper)
+        if spec.output_lower is not None:
+            logger.warning(
+                "these bounds were computed with output bounds %s..%s and are valid only in a "
+                "model that enforces them", spec.output_lower, spec.output_upper)
         if np.any(spec.input_lower < lower) or np.any(spec.input_upper > upper):
             return _restrict(net, spec, lower, upper)
         return spec
@@ -79,10 +175,15 @@ def resolve_bounds(net: NetworkDefinition, spec: BoundsSpec, lower: np.ndarray, 
 def _restrict(net: NetworkDefinition, bounds: Bounds, lower: np.ndarray, upper: np.ndarray) -> Bounds:
     """Given bounds valid on a larger box, intersect them with interval bounds on the smaller one."""
     tighter = interval_bounds(net, lower, upper, start=None)
-    return Bounds(
-        [np.maximum(a, b) for a, b in zip(bounds.lower, tighter.lower)],
-        [np.minimum(a, b) for a, b in zip(bounds.upper, tighter.upper)],
-        lower, upper, bounds.network_hash, bounds.methods + ("interval",),
+    implied = {}
+    if bounds.implied_input_lower is not None:
+        implied = {"implied_input_lower": np.maximum(bounds.implied_input_lower, lower),
+                   "implied_input_upper": np.minimum(bounds.implied_input_upper, upper)}
+    return dataclasses.replace(
+        bounds,
+        lower=[np.maximum(a, b) for a, b in zip(bounds.lower, tighter.lower)],
+        upper=[np.minimum(a, b) for a, b in zip(bounds.upper, tighter.upper)],
+        input_lower=lower, input_upper=upper, methods=bounds.methods + ("interval",), **implied,
     )
 
 

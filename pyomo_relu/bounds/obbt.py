@@ -1,0 +1,779 @@
+r"""Optimisation-based bound tightening (OBBT): the ``"lp"`` and ``"milp"`` bounds methods.
+
+The linear program
+------------------
+For canonical layers ``z_i = W_i h_{i-1} + b_i``, ``h_i = relu(z_i)`` (or ``h_i = z_i`` for a
+linear layer), ``h_{-1} = x`` and the current bounds ``l_i <= z_i <= u_i``, the bounds of
+neuron ``j`` of layer ``k`` are ``min`` and ``max`` of ``W_k[j] h_{k-1} + b_k[j]`` over
+
+.. math::
+
+    x_{lo} \le x \le x_{hi}, \qquad \text{and for every layer } i < k:
+
+    h_{ij} = z_{ij} = W_i[j] h_{i-1} + b_{ij},\; l_{ij} \le h_{ij} \le u_{ij}
+        \quad \text{(linear layer, or stable active } l_{ij} \ge 0)
+
+    h_{ij} = 0 \text{ (dropped)} \quad \text{(stable inactive } u_{ij} \le 0)
+
+    z_{ij} = W_i[j] h_{i-1} + b_{ij},\; l_{ij} \le z_{ij} \le u_{ij},\;
+        h_{ij} \ge z_{ij},\; 0 \le h_{ij},\;
+        h_{ij} \le \tfrac{u_{ij}}{u_{ij} - l_{ij}} (z_{ij} - l_{ij})
+        \quad \text{(unstable: the triangle)}
+
+The triangle is the LP relaxation of the big-M formulation
+(:mod:`pyomo_relu.formulations.bigm`).  The ``"milp"`` method keeps the big-M rows
+``h <= z - l (1 - σ)``, ``h <= u σ`` with binary ``σ`` instead, so it computes the exact
+range (or, on a time-out, a proven bound).  Layers are processed in order and each
+layer's LP is built once, with the bounds already tightened for the layers before it.
+In this forward pass layer 0 is skipped (over a box interval arithmetic is exact there),
+and so are neurons already proven stable (``all_neurons=True`` tightens those too).  The
+maximum is solved first, and a ReLU neuron whose maximum is ``<= 0`` needs no minimum.
+
+Output bounds
+-------------
+With ``output_bounds`` the final layer's pre-activation bounds are intersected with the
+box the outputs must lie in, and after the forward pass a second sweep re-tightens the
+inputs and every layer over the LP of the *whole* network, in which those output bounds
+are constraints.  Bounds (and the implied input box) computed this way are valid **only
+for models that enforce the output bounds**; they are recorded in
+:attr:`Bounds.output_lower` / :attr:`Bounds.output_upper`.
+
+Soundness
+---------
+HiGHS solves with feasibility tolerances of ``1e-9`` and no result is trusted to the last
+digit:
+
+* an LP optimum ``v`` gives the lower bound ``min(v - tol·max(1, |v|), s)`` where ``s`` is
+  the safe dual bound of Neumaier & Shcherbina (2004) recomputed in numpy from HiGHS' row
+  duals ``y``: ``s = min_{x in cols} (c - Aᵀy)ᵀx + min_{r in rows} yᵀr``, which is a valid
+  bound for *any* ``y``;
+* a MILP gives its proven dual bound (``mip_dual_bound``), not its incumbent, widened by
+  ``tol·max(1, |v|)``, so a time-out still gives a valid bound;
+* a solve that ends without an optimum (or a dual bound) leaves that bound unchanged, and
+  a new bound is always intersected with the old one;
+* the neuron bounds enter the LP as column bounds loosened by ``1e-8·max(1, |b|)`` (a
+  relaxation), so that nearly degenerate bounds cannot make the LP spuriously
+  infeasible; a solver's "infeasible" is re-checked with HiGHS' defaults before
+  :class:`~pyomo_relu.errors.PyomoReluError` says that the box and the output bounds admit
+  no point (without output bounds it is only logged, and the bounds are kept).
+
+Parallel scheme
+---------------
+The neurons of one layer are independent.  The layer's LP is built once as numpy arrays
+(row-wise CSR) in the calling process; the neurons are split into chunks (about three per
+worker) and :func:`solve_chunk`, a module-level function of numpy arrays and plain data,
+builds one ``highspy.Highs`` model per chunk and only changes the objective between
+solves, so HiGHS warm-starts from the previous basis.  ``executor`` may be ``None``
+(serial), an ``int`` (a process pool created and shut down here) or any
+:class:`concurrent.futures.Executor`, e.g. ``dask.distributed.Client.get_executor()``.
+The ``int`` pool uses ``fork`` on Linux.  ``time_limit`` becomes an absolute wall-clock
+deadline (``time.time()``) that workers check between solves and pass to HiGHS; neurons
+not reached keep their bounds.
+
+Hook for ``tighten(mode="model")`` (not implemented): constraints of the surrounding Pyomo
+model that link the network's inputs and outputs would be extracted (in the calling
+process) as extra rows over ``columns[0]`` (inputs) and ``columns[-1]`` (outputs) of
+:func:`build_lp`'s full-network LP, and used in the second sweep exactly like the output
+bounds are now.
+
+This module imports numpy and highspy only, never Pyomo.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from pyomo_relu.bounds.base import Bounds
+from pyomo_relu.bounds.interval import interval_bounds
+from pyomo_relu.errors import PyomoReluError, SolverError
+from pyomo_relu.network import DenseLayer, NetworkDefinition
+
+logger = logging.getLogger(__name__)
+
+#: Relative widening of every bound found by a solver (see "Soundness").
+DEFAULT_TOLERANCE = 1e-7
+#: Feasibility tolerance given to HiGHS (well below :data:`DEFAULT_TOLERANCE`).
+SOLVER_FEASIBILITY_TOLERANCE = 1e-9
+#: Relative loosening of neuron bounds used as column bounds in the LP (see ``_relaxed``).
+BOUND_RELAXATION = 1e-8
+#: Chunks per worker when neurons are spread over an executor.
+CHUNKS_PER_WORKER = 3
+MIN_CHUNK = 4
+
+
+# ------------------------------------------------------------------ LP arrays
+@dataclass(frozen=True)
+class LinearProgram:
+    """``row_lower <= A x <= row_upper``, ``col_lower <= x <= col_upper`` (``A`` row-wise CSR).
+
+    ``integer`` lists the columns that must be integral (the binaries of the MILP).
+    """
+
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    start: np.ndarray
+    index: np.ndarray
+    value: np.ndarray
+    integer: np.ndarray
+
+    @property
+    def n_cols(self) -> int:
+        return int(self.col_lower.size)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.row_lower.size)
+
+
+@dataclass(frozen=True)
+class SolveSettings:
+    """What a worker needs besides the LP; plain data so that it pickles cheaply."""
+
+    integer: bool
+    tolerance: float = DEFAULT_TOLERANCE
+    deadline: float | None = None  # absolute ``time.time()``
+    time_per_solve: float | None = None
+    mip_gap: float = 1e-6
+
+
+class _RowBuilder:
+    """Collects columns and rows (as COO triplets) and returns a :class:`LinearProgram`."""
+
+    def __init__(self) -> None:
+        self.col_lower: list[np.ndarray] = []
+        self.col_upper: list[np.ndarray] = []
+        self.integer: list[np.ndarray] = []
+        self.row_lower: list[np.ndarray] = []
+        self.row_upper: list[np.ndarray] = []
+        self.triplets: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.n_cols = 0
+        self.n_rows = 0
+
+    def add_cols(self, lower: np.ndarray, upper: np.ndarray, integer: bool = False) -> np.ndarray:
+        lower, upper = np.broadcast_arrays(np.asarray(lower, float), np.asarray(upper, float))
+        index = np.arange(self.n_cols, self.n_cols + lower.size)
+        self.col_lower.append(lower.ravel())
+        self.col_upper.append(upper.ravel())
+        if integer:
+            self.integer.append(index)
+        self.n_cols += lower.size
+        return index
+
+    def add_rows(
+        self,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        dense: tuple[np.ndarray, np.ndarray] | None = None,
+        terms: Sequence[tuple[np.ndarray, np.ndarray | float]] = (),
+    ) -> None:
+        """Rows ``lower <= M @ x[cols] + sum(coef * x[col]) <= upper``.
+
+        ``dense`` is ``(cols, M)`` with ``M`` of shape ``(n_rows, len(cols))``; each entry
+        of ``terms`` is ``(col per row, coefficient per row or scalar)``.
+        """
+        lower, upper = np.broadcast_arrays(np.asarray(lower, float), np.asarray(upper, float))
+        n = lower.size
+        rows = np.arange(self.n_rows, self.n_rows + n)
+        if dense is not None:
+            cols, matrix = dense
+            r, c = np.nonzero(matrix)
+            self.triplets.append((rows[r], cols[c], matrix[r, c]))
+        for col, coef in terms:
+            self.triplets.append((rows, np.asarray(col), np.broadcast_to(np.asarray(coef, float), (n,))))
+        self.row_lower.append(lower.ravel())
+        self.row_upper.append(upper.ravel())
+        self.n_rows += n
+
+    def finish(self) -> LinearProgram:
+        cat = lambda parts, dtype=float: (  # noqa: E731
+            np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+        )
+        rows = cat([t[0] for t in self.triplets], np.int64)
+        order = np.argsort(rows, kind="stable")
+        counts = np.bincount(rows, minlength=self.n_rows)
+        return LinearProgram(
+            col_lower=cat(self.col_lower), col_upper=cat(self.col_upper),
+            row_lower=cat(self.row_lower), row_upper=cat(self.row_upper),
+            start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int32),
+            index=cat([t[1] for t in self.triplets], np.int32)[order],
+            value=cat([t[2] for t in self.triplets])[order],
+            integer=cat(self.integer, np.int32),
+        )
+
+
+def build_lp(
+    layers: Sequence[DenseLayer],
+    lower: Sequence[np.ndarray],
+    upper: Sequence[np.ndarray],
+    input_lower: np.ndarray,
+    input_upper: np.ndarray,
+    n_layers: int,
+    integer: bool,
+) -> tuple[LinearProgram, list[np.ndarray]]:
+    """The relaxation of layers ``0 .. n_layers-1`` (see the module docstring).
+
+    Returns the LP and, per layer ``i`` from the inputs (``i = 0``) to layer
+    ``n_layers - 1`` (``i = n_layers``), the column of each neuron's output ``h``
+    (``-1`` where it is fixed at zero).
+    """
+    builder = _RowBuilder()
+    columns = [builder.add_cols(input_lower, input_upper)]
+    for k in range(n_layers):
+        columns.append(_add_layer(builder, layers[k], lower[k], upper[k], columns[-1], integer))
+    return builder.finish(), columns
+
+
+def _add_layer(
+    builder: _RowBuilder, layer: DenseLayer, lower: np.ndarray, upper: np.ndarray,
+    previous: np.ndarray, integer: bool,
+) -> np.ndarray:
+    kept = previous >= 0
+    cols, weights, bias = previous[kept], layer.weights[:, kept], layer.bias
+    out = np.full(layer.n_outputs, -1)
+    relu = layer.activation == "relu"
+    box = _relaxed(lower, upper)
+    linear = np.flatnonzero(lower >= 0) if relu else np.arange(layer.n_outputs)
+    h = builder.add_cols(box[0][linear], box[1][linear])
+    builder.add_rows(bias[linear], bias[linear], (cols, -weights[linear]), [(h, 1.0)])
+    out[linear] = h
+    if relu:
+        unstable = np.flatnonzero((lower < 0) & (upper > 0))
+        out[unstable] = _add_relu(builder, lower[unstable], upper[unstable],
+                                  (box[0][unstable], box[1][unstable]),
+                                  (cols, -weights[unstable]), bias[unstable], integer)
+    return out
+
+
+def _relaxed(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column bounds a little looser than the neuron bounds (still a relaxation).
+
+    Keeps the LP feasible when bounds are (nearly) degenerate, e.g. ``l == u`` computed
+    in floating point, where a solver could otherwise report a spurious infeasibility.
+    """
+    slack_lo = BOUND_RELAXATION * np.maximum(1.0, np.abs(lower))
+    slack_hi = BOUND_RELAXATION * np.maximum(1.0, np.abs(upper))
+    with np.errstate(invalid="ignore"):
+        return lower - slack_lo, upper + slack_hi
+
+
+def _add_relu(
+    builder: _RowBuilder, lower: np.ndarray, upper: np.ndarray, box: tuple[np.ndarray, np.ndarray],
+    affine: tuple[np.ndarray, np.ndarray], bias: np.ndarray, integer: bool,
+) -> np.ndarray:
+    """Unstable neurons: ``z = W h + b``, ``h >= z``, ``h >= 0`` and the triangle or big-M.
+
+    ``box`` holds the (relaxed) column bounds of ``z``; the relaxation uses ``lower``/``upper``.
+    """
+    z = builder.add_cols(*box)
+    h = builder.add_cols(0.0, box[1])
+    builder.add_rows(bias, bias, affine, [(z, 1.0)])
+    builder.add_rows(np.zeros(z.size), np.inf, terms=[(h, 1.0), (z, -1.0)])
+    finite = np.isfinite(lower) & np.isfinite(upper)
+    f = np.flatnonzero(finite)
+    if integer and f.size:
+        sigma = builder.add_cols(np.zeros(f.size), 1.0, integer=True)
+        builder.add_rows(-np.inf, -lower[f], terms=[(h[f], 1.0), (z[f], -1.0), (sigma, -lower[f])])
+        builder.add_rows(-np.inf, np.zeros(f.size), terms=[(h[f], 1.0), (sigma, -upper[f])])
+    elif f.size:
+        slope = upper[f] / (upper[f] - lower[f])
+        builder.add_rows(-np.inf, -slope * lower[f], terms=[(h[f], 1.0), (z[f], -slope)])
+    # Without a finite upper bound the hull of relu over [l, inf) is h <= z - l.
+    g = np.flatnonzero(np.isfinite(lower) & np.isposinf(upper))
+    if g.size:
+        builder.add_rows(-np.inf, -lower[g], terms=[(h[g], 1.0), (z[g], -1.0)])
+    return h
+
+
+# ------------------------------------------------------------------- worker
+def solve_chunk(
+    lp: LinearProgram,
+    cols: np.ndarray,
+    coefficients: np.ndarray,
+    constants: np.ndarray,
+    skip_lower_if_inactive: np.ndarray,
+    settings: SolveSettings,
+    callback: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Bounds of ``coefficients[t] @ x[cols] + constants[t]`` over ``lp`` for every row ``t``.
+
+    The maximum is computed first; where ``skip_lower_if_inactive[t]`` and it is ``<= 0``
+    the minimum is not needed and not computed.  Returns ``(lower, upper, infeasible)``
+    with NaN where no bound was found and the number of solves that proved ``lp``
+    infeasible.  ``callback(1)`` is called after each target (serial progress bars).
+    """
+    highs = _make_highs(lp, settings)
+    solver = _ChunkSolver(highs, lp, cols, settings)
+    n = constants.size
+    lower, upper = np.full(n, np.nan), np.full(n, np.nan)
+    infeasible = 0
+    for t in range(n):
+        if _expired(settings.deadline):
+            break
+        top, bad = solver.minimum(-coefficients[t])
+        upper[t] = constants[t] - top
+        infeasible += bad
+        if not (skip_lower_if_inactive[t] and upper[t] <= 0):
+            bottom, bad = solver.minimum(coefficients[t])
+            lower[t] = constants[t] + bottom
+            infeasible += bad
+        if callback is not None:
+            callback(1)
+    return lower, upper, infeasible
+
+
+def _expired(deadline: float | None) -> bool:
+    return deadline is not None and time.time() >= deadline
+
+
+def _highs_model(lp: LinearProgram, integer: bool) -> Any:
+    """``lp`` as a ``highspy.HighsLp`` (with integrality when ``integer``)."""
+    import highspy
+
+    model = highspy.HighsLp()
+    model.num_col_, model.num_row_ = lp.n_cols, lp.n_rows
+    model.col_cost_ = np.zeros(lp.n_cols)
+    model.col_lower_, model.col_upper_ = lp.col_lower, lp.col_upper
+    model.row_lower_, model.row_upper_ = lp.row_lower, lp.row_upper
+    model.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    model.a_matrix_.start_, model.a_matrix_.index_, model.a_matrix_.value_ = lp.start, lp.index, lp.value
+    if integer and lp.integer.size:
+        kinds = [highspy.HighsVarType.kContinuous] * lp.n_cols
+        for j in lp.integer:
+            kinds[int(j)] = highspy.HighsVarType.kInteger
+        model.integrality_ = kinds
+    return model
+
+
+def _make_highs(lp: LinearProgram, settings: SolveSettings) -> Any:
+    import highspy
+
+    model = _highs_model(lp, settings.integer)
+    highs = highspy.Highs()
+    options: dict[str, Any] = {
+        "output_flag": False,
+        "primal_feasibility_tolerance": SOLVER_FEASIBILITY_TOLERANCE,
+        "dual_feasibility_tolerance": SOLVER_FEASIBILITY_TOLERANCE,
+    }
+    if settings.integer and lp.integer.size:
+        options.update(mip_feasibility_tolerance=SOLVER_FEASIBILITY_TOLERANCE,
+                       mip_rel_gap=settings.mip_gap, mip_abs_gap=settings.mip_gap)
+    else:
+        options["presolve"] = "off"  # keep the basis between solves
+    for key, value in options.items():
+        highs.setOptionValue(key, value)
+    # kWarning: e.g. HiGHS dropped |coefficients| < 1e-9 (the safe dual bound still uses them)
+    if highs.passModel(model) == highspy.HighsStatus.kError:
+        raise SolverError("HiGHS rejected the bound-tightening LP")
+    return highs
+
+
+class _ChunkSolver:
+    """One HiGHS model whose objective changes between solves."""
+
+    def __init__(self, highs: Any, lp: LinearProgram, cols: np.ndarray, settings: SolveSettings) -> None:
+        import highspy
+
+        self.highs, self.lp, self.settings = highs, lp, settings
+        self.cols = np.ascontiguousarray(cols, dtype=np.int32)
+        self.mip = settings.integer and lp.integer.size > 0
+        self.status = highspy.HighsModelStatus
+        self.row_of_entry = np.repeat(np.arange(lp.n_rows), np.diff(lp.start))
+
+    def minimum(self, coefficients: np.ndarray) -> tuple[float, int]:
+        """A proven lower bound of ``min coefficients @ x[cols]`` (NaN if none) and 1 if infeasible."""
+        highs = self.highs
+        highs.changeColsCost(self.cols.size, self.cols, np.ascontiguousarray(coefficients, float))
+        # HiGHS (1.15) checks an LP's time_limit against the model's cumulative run time but
+        # a MIP's against the current run's
+        offset = 0.0 if self.mip else highs.getRunTime()
+        highs.setOptionValue("time_limit", offset + self._time_budget())
+        highs.run()
+        status = highs.getModelStatus()
+        if status == self.status.kInfeasible:
+            return np.nan, 1
+        if self.mip:
+            return self._widen(highs.getInfo().mip_dual_bound), 0
+        if status != self.status.kOptimal:
+            return np.nan, 0
+        value = self._widen(highs.getInfo().objective_function_value)
+        safe = self._safe_bound(coefficients)
+        return (min(value, safe) if np.isfinite(safe) else value), 0
+
+    def _time_budget(self) -> float:
+        budget = np.inf
+        if self.settings.time_per_solve is not None:
+            budget = self.settings.time_per_solve
+        if self.settings.deadline is not None:
+            budget = min(budget, max(self.settings.deadline - time.time(), 1e-3))
+        return float(budget)
+
+    def _widen(self, value: float) -> float:
+        if not np.isfinite(value):
+            return np.nan
+        return float(value - self.settings.tolerance * max(1.0, abs(value)))
+
+    def _safe_bound(self, coefficients: np.ndarray) -> float:
+        """Neumaier–Shcherbina bound ``min (c - Aᵀy)ᵀx + min yᵀr`` from HiGHS' row duals."""
+        lp = self.lp
+        duals = np.asarray(self.highs.getSolution().row_dual, float)
+        if duals.size != lp.n_rows:
+            return -np.inf
+        cost = np.zeros(lp.n_cols)
+        cost[self.cols] = coefficients
+        reduced = cost - np.bincount(lp.index, lp.value * duals[self.row_of_entry], minlength=lp.n_cols)
+        return _box_minimum(reduced, lp.col_lower, lp.col_upper) + _box_minimum(duals, lp.row_lower, lp.row_upper)
+
+
+def _box_minimum(coefficients: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """``min coefficients @ v`` over ``lower <= v <= upper`` (``-inf`` if unbounded)."""
+    with np.errstate(invalid="ignore"):
+        terms = np.where(coefficients > 0, coefficients * lower, coefficients * upper)
+    terms[coefficients == 0] = 0.0
+    return float(terms.sum())
+
+
+# ---------------------------------------------------------------- scheduling
+class _Progress:
+    """A tqdm bar over neurons, shown after a second (or at once with ``progress=True``)."""
+
+    def __init__(self, progress: bool | None, total: int, desc: str) -> None:
+        self.bar: Any = None
+        if progress is False or total == 0:
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # optional dependency: no bar
+            return
+        self.bar = tqdm(total=total, desc=desc, unit="neuron", leave=False,
+                        delay=0.0 if progress else 1.0, dynamic_ncols=True)
+
+    def update(self, n: int = 1) -> None:
+        if self.bar is not None and n:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Runner:
+    """Solves the targets of one layer serially or on an executor."""
+
+    def __init__(self, executor: Executor | int | None, settings: SolveSettings, progress: _Progress) -> None:
+        self.settings, self.progress = settings, progress
+        self.owned: Executor | None = None
+        if isinstance(executor, int) and not isinstance(executor, bool):
+            if executor > 1:
+                self.owned = ProcessPoolExecutor(executor, mp_context=_process_context())
+            executor = self.owned
+        self.executor: Executor | None = executor  # type: ignore[assignment]
+        self.workers = _worker_count(self.executor)
+
+    def close(self) -> None:
+        if self.owned is not None:
+            self.owned.shutdown(wait=True, cancel_futures=True)
+
+    def solve(
+        self, lp: LinearProgram, cols: np.ndarray, coefficients: np.ndarray,
+        constants: np.ndarray, skip_lower: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        if self.executor is None:
+            return solve_chunk(lp, cols, coefficients, constants, skip_lower, self.settings, self.progress.update)
+        n = constants.size
+        n_chunks = max(1, min(CHUNKS_PER_WORKER * self.workers, n // MIN_CHUNK))
+        futures: dict[Future, np.ndarray] = {}
+        for part in np.array_split(np.arange(n), n_chunks):
+            future = self.executor.submit(solve_chunk, lp, cols, coefficients[part], constants[part],
+                                          skip_lower[part], self.settings)
+            futures[future] = part
+        lower, upper, infeasible = np.full(n, np.nan), np.full(n, np.nan), 0
+        for future in as_completed(futures):
+            part = futures[future]
+            lower[part], upper[part], bad = future.result()
+            infeasible += bad
+            self.progress.update(part.size)
+        return lower, upper, infeasible
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """``fork`` on Linux (workers start at once and scripts need no ``__main__`` guard)."""
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def _worker_count(executor: Executor | None) -> int:
+    if executor is None:
+        return 1
+    count = getattr(executor, "_max_workers", None)
+    if count:
+        return int(count)
+    client = getattr(executor, "_client", None)  # dask.distributed ClientExecutor
+    if client is not None:
+        try:
+            return max(1, int(sum(client.nthreads().values())))
+        except Exception:  # noqa: BLE001 - a count is only a hint
+            pass
+    return os.cpu_count() or 2
+
+
+# -------------------------------------------------------------------- driver
+def apply_output_bounds(
+    net: NetworkDefinition, bounds: Bounds, output_lower: np.ndarray, output_upper: np.ndarray
+) -> Bounds:
+    """``bounds`` with the final layer intersected with the output box, recording that box.
+
+    A final ReLU layer ``y = max(0, z)`` turns ``y <= b`` into ``z <= b`` and ``y >= a > 0``
+    into ``z >= a``.  Raises :class:`PyomoReluError` when no output can satisfy them.
+    """
+    out_lo, out_hi = np.asarray(output_lower, float), np.asarray(output_upper, float)
+    if bounds.output_lower is not None:
+        out_lo, out_hi = np.maximum(out_lo, bounds.output_lower), np.minimum(out_hi, bounds.output_upper)
+    lower, upper = list(bounds.lower), list(bounds.upper)
+    lower[-1], upper[-1] = _final_preactivation_box(
+        net.canonical_layers[-1].activation, lower[-1], upper[-1], out_lo, out_hi)
+    return Bounds(lower, upper, bounds.input_lower, bounds.input_upper, bounds.network_hash,
+                  bounds.methods, out_lo, out_hi, bounds.implied_input_lower, bounds.implied_input_upper)
+
+
+def _final_preactivation_box(
+    activation: str, lower: np.ndarray, upper: np.ndarray, out_lo: np.ndarray, out_hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    if activation == "relu":
+        if np.any(out_hi < 0):
+            i = int(np.flatnonzero(out_hi < 0)[0])
+            _raise_empty(f"output {i} is a ReLU, never negative, but must be <= {out_hi[i]:.6g}")
+        out_lo = np.where(out_lo > 0, out_lo, -np.inf)
+    new_lower, new_upper = np.maximum(lower, out_lo), np.minimum(upper, out_hi)
+    crossed = np.flatnonzero(new_lower > new_upper)
+    if crossed.size:
+        i = int(crossed[0])
+        _raise_empty(f"output {i} lies in [{lower[i]:.6g}, {upper[i]:.6g}] over the input box, "
+                     f"outside the output bounds [{out_lo[i]:.6g}, {out_hi[i]:.6g}]")
+    return new_lower, new_upper
+
+
+def _raise_empty(why: str) -> None:
+    raise PyomoReluError(
+        f"the input box and output bounds admit no point ({why}); "
+        "loosen the output bounds or enlarge the input box"
+    )
+
+
+@dataclass
+class _State:
+    """Bounds being tightened, shared by the passes."""
+
+    layers: tuple[DenseLayer, ...]
+    lower: list[np.ndarray]
+    upper: list[np.ndarray]
+    input_lower: np.ndarray
+    input_upper: np.ndarray
+    with_outputs: bool
+    all_neurons: bool
+    integer: bool
+
+
+def obbt_bounds(
+    net: NetworkDefinition,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    start: Bounds | None,
+    *,
+    integer: bool,
+    output_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    time_limit: float | None = None,
+    executor: Executor | int | None = None,
+    progress: bool | None = None,
+    time_limit_per_neuron: float | None = None,
+    all_neurons: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
+    mip_gap: float = 1e-6,
+) -> Bounds:
+    """LP (``integer=False``) or MILP (``integer=True``) bound tightening; see the module docstring."""
+    deadline = None if time_limit is None else time.time() + float(time_limit)
+    bounds = start if start is not None else interval_bounds(net, lower, upper)
+    if output_bounds is not None:
+        bounds = apply_output_bounds(net, bounds, *output_bounds)
+    state = _State(net.canonical_layers, [a.copy() for a in bounds.lower], [a.copy() for a in bounds.upper],
+                   np.array(lower, float), np.array(upper, float), output_bounds is not None, all_neurons,
+                   integer)
+    if bounds.implied_input_lower is not None:
+        state.input_lower = np.maximum(state.input_lower, bounds.implied_input_lower)
+        state.input_upper = np.minimum(state.input_upper, bounds.implied_input_upper)
+    settings = SolveSettings(integer, tolerance, deadline,
+                             time_limit_per_neuron if integer else None, mip_gap)
+    name = "milp" if integer else "lp"
+    stages = list(_stages(state))
+    planned = [_targets(state, k).size for k, _ in stages]  # neurons only become stable
+    progress_bar = _Progress(progress, sum(planned), f"{name} bounds")
+    runner = _Runner(executor, settings, progress_bar)
+    try:
+        for stage, n_planned in zip(stages, planned):
+            if _expired(deadline):
+                logger.info("%s bounds: time limit reached; later neurons keep their bounds", name)
+                break
+            progress_bar.update(n_planned - _run_stage(state, stage, runner))
+    finally:
+        runner.close()
+        progress_bar.close()
+    return _result(net, bounds, state, lower, upper, name)
+
+
+def _stages(state: _State) -> Iterator[tuple[int, int]]:
+    """``(layer, layers in the LP)``: forward pass, then (with output bounds) the sweep.
+
+    Layer ``-1`` stands for the inputs.
+    """
+    n = len(state.layers)
+    for k in range(1, n):
+        yield k, k
+    if state.with_outputs:
+        for k in range(-1, n):
+            yield k, n
+
+
+def _targets(state: _State, k: int) -> np.ndarray:
+    """Neurons of layer ``k`` worth tightening (inputs for ``k = -1``)."""
+    if k < 0:
+        return np.flatnonzero(state.input_lower < state.input_upper)
+    lower, upper = state.lower[k], state.upper[k]
+    if state.all_neurons or state.layers[k].activation != "relu":
+        return np.flatnonzero(lower < upper)
+    return np.flatnonzero((lower < 0) & (upper > 0))
+
+
+def _run_stage(state: _State, stage: tuple[int, int], runner: _Runner) -> int:
+    """Tighten the targets of one stage; returns their number."""
+    k, n_layers = stage
+    targets = _targets(state, k)
+    if targets.size == 0:
+        return 0
+    lp, columns = build_lp(state.layers, state.lower, state.upper, state.input_lower,
+                           state.input_upper, n_layers, runner.settings.integer)
+    if k < 0:
+        lower, upper, bad = _solve_inputs(runner, lp, columns[0][targets])
+    else:
+        previous = columns[k]
+        kept = previous >= 0
+        layer = state.layers[k]
+        coefficients = layer.weights[targets][:, kept]
+        constants = layer.bias[targets]
+        skip = np.full(targets.size, layer.activation == "relu" and not state.all_neurons)
+        lower, upper, bad = runner.solve(lp, previous[kept], coefficients, constants, skip)
+    crossed = _update(state, k, targets, lower, upper)
+    if bad or crossed:
+        _infeasible(state, k, lp, proven=crossed > 0)
+    return int(targets.size)
+
+
+def _solve_inputs(runner: _Runner, lp: LinearProgram, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Range of each input column: objectives are unit vectors over all target columns."""
+    eye = np.eye(cols.size)
+    return runner.solve(lp, cols, eye, np.zeros(cols.size), np.zeros(cols.size, dtype=bool))
+
+
+def _update(state: _State, k: int, targets: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> int:
+    """Intersect (NaN = no new bound); returns how many crossed (then left unchanged)."""
+    if k < 0:
+        old_lo, old_hi = state.input_lower, state.input_upper
+    else:
+        old_lo, old_hi = state.lower[k], state.upper[k]
+    new_lo = np.fmax(old_lo[targets], lower)
+    new_hi = np.fmin(old_hi[targets], upper)
+    ok = new_lo <= new_hi  # a minimum above the maximum: the LP has no point
+    old_lo[targets[ok]], old_hi[targets[ok]] = new_lo[ok], new_hi[ok]
+    return int(np.count_nonzero(~ok))
+
+
+def _infeasible(state: _State, k: int, lp: LinearProgram, proven: bool) -> None:
+    """Raise if output bounds leave no point, else warn and carry on.
+
+    ``proven``: new (sound) bounds crossed the bounds known so far, which with output
+    bounds hold only for points meeting them; otherwise a solver's "infeasible" is re-checked.
+    """
+    where = "the inputs" if k < 0 else f"layer {k}"
+    what = "MILP" if state.integer else "LP relaxation"
+    if state.with_outputs and proven:
+        _raise_empty(f"the {what} bounds of {where} contradict the output bounds")
+    if state.with_outputs and _confirm_empty(lp, state.integer):
+        _raise_empty(f"the {what} is infeasible, proven while tightening {where}")
+    logger.warning("the bound-tightening %s for %s looks infeasible%s; the bounds concerned are "
+                   "left unchanged", what, where,
+                   " but a re-check did not confirm it" if state.with_outputs
+                   else " (inconsistent starting bounds or numerical trouble)")
+
+
+def _confirm_empty(lp: LinearProgram, integer: bool, time_limit: float = 60.0) -> bool:
+    """Re-solve ``lp`` with a zero objective and HiGHS' defaults (presolve, tolerances)."""
+    import highspy
+
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("time_limit", time_limit)
+    highs.passModel(_highs_model(lp, integer))
+    highs.run()
+    return highs.getModelStatus() == highspy.HighsModelStatus.kInfeasible
+
+
+def _result(net: NetworkDefinition, bounds: Bounds, state: _State, lower: np.ndarray,
+            upper: np.ndarray, name: str) -> Bounds:
+    implied = (None, None)
+    if state.with_outputs or bounds.implied_input_lower is not None:
+        implied = (state.input_lower, state.input_upper)
+    return Bounds(state.lower, state.upper, lower, upper, net.content_hash(), bounds.methods + (name,),
+                  bounds.output_lower, bounds.output_upper, *implied)
+
+
+def lp_bounds(
+    net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None,
+    *, output_bounds: tuple[np.ndarray, np.ndarray] | None = None, time_limit: float | None = None,
+    executor: Executor | int | None = None, progress: bool | None = None,
+    all_neurons: bool = False, tolerance: float = DEFAULT_TOLERANCE, **_: Any,
+) -> Bounds:
+    """LP-based bound tightening over the triangle relaxation (registered as ``"lp"``).
+
+    Args:
+        output_bounds: ``(lower, upper)`` arrays the outputs must lie in (``∓inf`` for
+            none).  The resulting bounds are then valid only in models that enforce them.
+        time_limit: wall-clock seconds; neurons not reached keep their bounds.
+        executor: ``None`` (serial), a number of processes, or a ``concurrent.futures``
+            executor (e.g. ``dask.distributed.Client.get_executor()``).
+        progress: ``None`` shows a tqdm bar if tightening takes more than a second,
+            ``True`` shows it at once, ``False`` never.
+        all_neurons: also tighten neurons already proven stable, and both sides of each.
+        tolerance: relative widening of every solver result.
+    """
+    return obbt_bounds(net, lower, upper, start, integer=False, output_bounds=output_bounds,
+                       time_limit=time_limit, executor=executor, progress=progress,
+                       all_neurons=all_neurons, tolerance=tolerance)
+
+
+def milp_bounds(
+    net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None,
+    *, output_bounds: tuple[np.ndarray, np.ndarray] | None = None, time_limit: float | None = None,
+    executor: Executor | int | None = None, progress: bool | None = None,
+    time_limit_per_neuron: float | None = 1.0, all_neurons: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE, mip_gap: float = 1e-6, **_: Any,
+) -> Bounds:
+    """MILP-based bound tightening with the big-M binaries kept (registered as ``"milp"``).
+
+    Same arguments as :func:`lp_bounds`, plus ``time_limit_per_neuron`` (seconds for each
+    of the two solves of a neuron; the proven dual bound is used when it runs out) and
+    ``mip_gap`` (relative and absolute gap at which HiGHS stops).
+    """
+    return obbt_bounds(net, lower, upper, start, integer=True, output_bounds=output_bounds,
+                       time_limit=time_limit, executor=executor, progress=progress,
+                       time_limit_per_neuron=time_limit_per_neuron, all_neurons=all_neurons,
+                       tolerance=tolerance, mip_gap=mip_gap)

@@ -1,0 +1,64 @@
+"""Verification of trained ReLU networks: VNN-LIB properties and optimal adversaries.
+
+* :func:`read_vnnlib` / :func:`parse_vnnlib` read a property into a :class:`Specification`;
+* :func:`verify` decides it (``"sat"``, ``"unsat"`` or ``"unknown"``), with
+  :func:`check_counterexample` as the reference check of any counterexample;
+* :func:`min_margin` computes the worst-case classification margin over an
+  ``l_inf`` or ``l_1`` ball (the optimal adversary).
+
+The command line is ``pyomo-relu verify MODEL.onnx PROP.vnnlib``.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+from pyomo_relu.verify.adversary import AdversaryResult, min_margin, pgd_attack
+from pyomo_relu.verify.verify import CounterexampleCheck, VerifyResult, check_counterexample, verify
+from pyomo_relu.verify.vnnlib import (
+    Case,
+    Polytope,
+    Specification,
+    VnnlibError,
+    format_counterexample,
+    parse_counterexample,
+    parse_vnnlib,
+    read_counterexample,
+    read_vnnlib,
+)
+
+__all__ = [
+    "AdversaryResult",
+    "Case",
+    "CounterexampleCheck",
+    "Polytope",
+    "Specification",
+    "VerifyResult",
+    "VnnlibError",
+    "check_counterexample",
+    "format_counterexample",
+    "min_margin",
+    "parse_counterexample",
+    "parse_vnnlib",
+    "pgd_attack",
+    "read_counterexample",
+    "read_vnnlib",
+    "verify",
+]
+
+
+class _CallableModule(types.ModuleType):
+    """``pyomo_relu.verify(net, spec)`` calls :func:`verify`.
+
+    The package and the function share the name ``verify``: ``pyomo_relu.verify`` is the
+    function when first reached through the lazy export of :mod:`pyomo_relu`, and this
+    package once it has been imported.  Making the package callable lets both spellings
+    behave the same.
+    """
+
+    def __call__(self, *args: object, **kwargs: object) -> VerifyResult:
+        return verify(*args, **kwargs)  # type: ignore[arg-type]
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,279 @@
+r"""Adversaries: a fast heuristic attack and the optimal adversary of Tsay et al. (2021).
+
+Projected sign-gradient ascent (:func:`pgd_attack`)
+---------------------------------------------------
+For an unsafe polytope ``A y <= b`` the attack maximises the margin
+``m(x) = min_i (b_i - A_i f(x))`` over a box.  A ReLU network is piecewise linear, so on the
+linear piece of ``x`` the gradient is exact: with the activation masks ``D_k`` of the
+forward pass and the row ``i*`` that attains the minimum,
+
+.. math::
+
+    \nabla_x m(x) = -A_{i^*} W_L D_{L-1} W_{L-1} \cdots D_0 W_0 ,
+
+computed backwards as vector-matrix products.  The step is
+``x <- clip(x + α_t (u - l) ⊙ sign ∇m, l, u)`` with ``α_t`` decreasing from 0.1 to 0.01 of
+the box width; every polytope gets its own batch of starting points (the centre and
+random points), and all are run at once.  Whatever it finds is only a candidate: callers
+confirm it with :meth:`NetworkDefinition.evaluate`.
+
+Optimal adversary (:func:`min_margin`)
+--------------------------------------
+For an input ``x0`` with label ``ℓ`` the worst-case margin over the ball
+``B = {x : ||x - x0|| <= eps} ∩ [input_lower, input_upper]`` is
+
+.. math::
+
+    \min_{x \in B} \min_{j \ne \ell} \, (y_\ell - y_j) \;=\;
+    -\max_{j \ne \ell} \max_{x \in B} \, (y_j - y_\ell),
+
+one MILP per target class ``j`` (the big-M network of :mod:`pyomo_relu.verify.verify`).
+The ``l_inf`` ball is a box; the ``l_1`` ball adds ``d_i >= x_i - x0_i``,
+``d_i >= x0_i - x_i``, ``sum_i d_i <= eps`` with auxiliary ``d`` (Tsay et al., *Partition-based
+formulations for mixed-integer optimization of trained ReLU neural networks*, NeurIPS 2021),
+inside the box ``x0 ± eps`` on which the neuron bounds are computed; the first layer's
+bounds are also cut to ``W_j x0 + b_j ± eps max_i |W_ji|`` (the dual norm of ``l_1``), which
+the later layers' CROWN bounds inherit.  Targets are solved in
+the order of their CROWN bounds, and each MILP only searches above the best margin found
+so far (HiGHS ``objective_bound``), so hopeless targets are pruned at the root.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from pyomo_relu.errors import PyomoReluError, ShapeMismatchError
+from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.verify.split import LayerArrays, SpecRows, box_bounds, layer_arrays
+from pyomo_relu.verify.vnnlib import Polytope
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AdversaryResult", "min_margin", "pgd_attack", "target_polytopes"]
+
+
+# ------------------------------------------------------------------ attack
+def _forward_with_masks(layers: LayerArrays, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    masks = []
+    for weights, bias, is_relu in layers:
+        x = x @ weights.T + bias
+        if is_relu:
+            mask = x > 0
+            masks.append(mask)
+            x = np.where(mask, x, 0.0)
+        else:
+            masks.append(np.ones_like(x, dtype=bool))
+    return x, masks
+
+
+def _input_gradient(layers: LayerArrays, masks: list[np.ndarray], g: np.ndarray) -> np.ndarray:
+    """``g · ∂f/∂x`` for each row (``g`` is ``(N, n_out)``) on the linear piece of each point."""
+    for (weights, _, _), mask in zip(reversed(layers), reversed(masks)):
+        g = (g * mask) @ weights
+    return g
+
+
+def pgd_attack(
+    layers: LayerArrays,
+    spec: SpecRows,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    *,
+    restarts: int = 6,
+    steps: int = 40,
+    seed: int = 0,
+    deadline: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate unsafe points: ``(X, margins)`` sorted by decreasing margin.
+
+    ``margins`` is ``max_p margin_p(f(x))`` by the canonical forward pass; only entries
+    ``>= 0`` are candidates, to be confirmed by the caller.
+    """
+    lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+    if spec.n_polytopes == 0:
+        return lower[None, :], np.array([-np.inf])
+    rng = np.random.default_rng(seed)
+    n_points = spec.n_polytopes * restarts
+    owner = np.repeat(np.arange(spec.n_polytopes), restarts)
+    x = rng.uniform(lower, upper, size=(n_points, lower.size))
+    x[::restarts] = 0.5 * (lower + upper)
+    width = upper - lower
+    best_x, best = x.copy(), np.full(n_points, -np.inf)
+    for t in range(steps + 1):
+        y, masks = _forward_with_masks(layers, x)
+        slack = spec.d - y @ spec.C.T                                  # (N, r)
+        own = np.where(spec.owner[None, :] == owner[:, None], slack, np.inf)
+        row = np.argmin(own, axis=1)
+        margin = own[np.arange(n_points), row]
+        better = margin > best
+        best[better], best_x[better] = margin[better], x[better]
+        if t == steps or (deadline is not None and time.perf_counter() > deadline):
+            break
+        gradient = _input_gradient(layers, masks, -spec.C[row])
+        alpha = 0.01 + 0.09 * (1.0 - t / steps)
+        x = np.clip(x + alpha * width * np.sign(gradient), lower, upper)
+    y = _forward_with_masks(layers, best_x)[0]
+    margins = spec.margins(y).max(axis=1)
+    order = np.argsort(-margins)
+    return best_x[order], margins[order]
+
+
+# --------------------------------------------------------- optimal adversary
+@dataclass
+class AdversaryResult:
+    """Worst-case margin over a norm ball.
+
+    ``margin`` is ``y_label - max_{j != label} y_j`` at ``x`` (by ``net.evaluate``): an upper
+    bound of the true minimum, attained.  ``bound`` is a proven lower bound of it; both
+    agree (to ``1e-6``) when ``optimal``.  ``target`` is the class ``j`` that comes
+    closest.  ``status`` is ``"optimal"``, ``"time_limit"`` or ``"gap"`` (every MILP
+    finished but the margin and the bound differ by more than ``1e-6``).
+    """
+
+    margin: float
+    bound: float
+    x: np.ndarray
+    y: np.ndarray
+    target: int
+    optimal: bool
+    status: str
+    seconds: float
+    milps: int
+
+
+def target_polytopes(n_outputs: int, label: int) -> list[Polytope]:
+    """``{y : y_j >= y_label}`` for every ``j != label`` (margin ``y_j - y_label``)."""
+    polytopes = []
+    for j in range(n_outputs):
+        if j != label:
+            A = np.zeros((1, n_outputs))
+            A[0, label], A[0, j] = 1.0, -1.0
+            polytopes.append(Polytope(A, [0.0]))
+    return polytopes
+
+
+def min_margin(
+    net: NetworkDefinition,
+    x0: Sequence[float],
+    eps: float,
+    label: int,
+    norm: str = "linf",
+    input_lower: Sequence[float] | float | None = None,
+    input_upper: Sequence[float] | float | None = None,
+    *,
+    bounds: Sequence[str] = ("interval", "crown", "lp"),
+    time_limit: float | None = None,
+    executor: object = None,
+) -> AdversaryResult:
+    """Worst-case classification margin ``min_{x in ball} min_{j != label} (y_label - y_j)``.
+
+    ``norm`` is ``"linf"`` or ``"l1"``; ``input_lower``/``input_upper`` (scalars or arrays)
+    clip the ball, e.g. ``0`` and ``1`` for pixels.  A negative margin means an adversarial
+    example exists (``x`` is one, checked by ``net.evaluate``).
+    """
+    from pyomo_relu.verify.verify import MarginMilp, resolve_bounds_on_box
+
+    start = time.perf_counter()
+    deadline = None if time_limit is None else start + float(time_limit)
+    x0 = np.asarray(x0, dtype=float).ravel()
+    lower, upper = _ball_box(net, x0, eps, norm, input_lower, input_upper)
+    if not 0 <= label < net.n_outputs or net.n_outputs < 2:
+        raise PyomoReluError(f"label {label} is not one of the {net.n_outputs} outputs (need at least 2)")
+    polytopes = target_polytopes(net.n_outputs, label)
+    targets = [j for j in range(net.n_outputs) if j != label]
+    layers = layer_arrays(net)
+    spec = SpecRows.of(polytopes, net.n_outputs)
+    # An incumbent from the attack (l_inf ball) or the centre.
+    if norm == "l1":
+        best_x = np.clip(x0, lower, upper)
+    else:
+        best_x = pgd_attack(layers, spec, lower, upper, deadline=deadline)[0][0]
+    best = _achieved(net, best_x, label)
+    pre_lower, pre_upper = resolve_bounds_on_box(net, lower, upper, bounds, deadline, executor)
+    if norm == "l1":  # W (x - x0) over the l1 ball: at most eps * max_i |W_ji| either way
+        weights, bias = layers[0][0], layers[0][1]
+        centre, radius = weights @ x0 + bias, eps * np.abs(weights).max(axis=1)
+        pre_lower[0] = np.maximum(pre_lower[0], centre - radius)
+        pre_upper[0] = np.minimum(pre_upper[0], centre + radius)
+    crown = box_bounds(layers, lower[None], upper[None], spec.C, ([a[None] for a in pre_lower], [a[None] for a in pre_upper]))
+    pre_lower, pre_upper = [a[0] for a in crown.lower], [a[0] for a in crown.upper]
+    upper_bounds = (spec.d - crown.row_lower[0]).copy()  # max_x (y_j - y_label) <= this
+    proven = upper_bounds.copy()
+    milps, complete = 0, True
+    for p in np.argsort(-upper_bounds):
+        if upper_bounds[p] <= -best[0]:
+            continue  # this target cannot beat the incumbent
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            complete = False
+            break
+        milp = MarginMilp(net, pre_lower, pre_upper, lower, upper)
+        if norm == "l1":
+            milp.add_l1_ball(x0, eps)
+        outcome = milp.maximize_margin(polytopes[p], cutoff=-best[0], time_limit=left, gap=1e-7)
+        milps += 1
+        proven[p] = min(proven[p], outcome.bound if outcome.bound is not None else np.inf)
+        if outcome.x is not None:
+            x = np.clip(outcome.x, lower, upper)
+            if norm == "l1":
+                x = _into_l1_ball(x, x0, eps)
+            candidate = _achieved(net, x, label)
+            if candidate[0] < best[0]:
+                best, best_x = candidate, x
+        if outcome.status not in ("optimal", "infeasible"):
+            complete = False
+    margin, x = best[0], best_x
+    bound = float(-np.max(np.maximum(proven, -margin)))
+    y = net.evaluate(x)
+    target = targets[int(np.argmax(np.delete(y, label)))]
+    optimal = complete and margin - bound <= 1e-6 * max(1.0, abs(margin))
+    status = "optimal" if optimal else "time_limit" if not complete else "gap"
+    logger.info("min_margin: margin %.6g, bound %.6g, %d MILP(s), %s", margin, bound, milps, status)
+    return AdversaryResult(float(margin), bound, x, y, target, optimal, status,
+                           time.perf_counter() - start, milps)
+
+
+def _achieved(net: NetworkDefinition, x: np.ndarray, label: int) -> tuple[float, np.ndarray]:
+    y = net.evaluate(x)
+    return float(y[label] - np.max(np.delete(y, label))), x
+
+
+def _into_l1_ball(x: np.ndarray, x0: np.ndarray, eps: float) -> np.ndarray:
+    """``x`` pulled towards ``x0`` if solver tolerances left it (slightly) outside the ``l_1`` ball.
+
+    Moving along the segment keeps a point of the clip box in it (``x0`` is in it too).
+    """
+    size = np.abs(x - x0).sum()
+    return x if size <= eps else x0 + (x - x0) * (eps / size)
+
+
+def _ball_box(
+    net: NetworkDefinition, x0: np.ndarray, eps: float, norm: str,
+    input_lower: Sequence[float] | float | None, input_upper: Sequence[float] | float | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    if norm not in ("linf", "l1"):
+        raise PyomoReluError(f"norm must be 'linf' or 'l1', not {norm!r}")
+    if x0.size != net.n_inputs:
+        raise ShapeMismatchError(f"x0 has {x0.size} entries, the network has {net.n_inputs} inputs")
+    if not eps >= 0:
+        raise PyomoReluError(f"eps must be non-negative, got {eps}")
+    lower = np.maximum(x0 - eps, net.input_lower)
+    upper = np.minimum(x0 + eps, net.input_upper)
+    if input_lower is not None:
+        lower = np.maximum(lower, np.broadcast_to(np.asarray(input_lower, float), x0.shape))
+    if input_upper is not None:
+        upper = np.minimum(upper, np.broadcast_to(np.asarray(input_upper, float), x0.shape))
+    if np.any(lower > upper):
+        i = int(np.flatnonzero(lower > upper)[0])
+        raise PyomoReluError(
+            f"the ball around x0 does not meet the input bounds at input {i} "
+            f"([{x0[i] - eps}, {x0[i] + eps}] vs the clip box)"
+        )
+    if norm == "l1" and np.abs(np.clip(x0, lower, upper) - x0).sum() > eps:
+        raise PyomoReluError("x0 is farther than eps (in l1) from the input bounds; the ball misses them")
+    return lower, upper

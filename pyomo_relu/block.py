@@ -131,6 +131,8 @@ class ReLUNetBlockData(BlockData):
         formulation: FormulationSpec = "bigm",
         bounds: BoundsSpec = "interval",
         input_bounds: object = None,
+        output_bounds: object = None,
+        bounds_options: dict[str, Any] | None = None,
         initialize: bool = True,
     ) -> None:
         """Create the network's variables and constraints in this block.
@@ -148,12 +150,19 @@ class ReLUNetBlockData(BlockData):
                 :class:`~pyomo_relu.bounds.Bounds` object.
             input_bounds: extra input bounds (any form NetworkDefinition accepts),
                 intersected with the network's and the input variables' bounds.
+            output_bounds: bounds the outputs must satisfy (same forms).  They are
+                enforced in the block (``output_box``) and, together with the bounds of
+                the user's output variables, used by ``"lp"``/``"milp"`` tightening to
+                shrink neuron bounds backwards (Grimstad & Andersson 2019).
+            bounds_options: options for the bounds methods (``time_limit``,
+                ``executor``, ``progress``, ``time_limit_per_neuron``, ...).
             initialize: set every variable from a forward pass (a feasible warm start).
         """
         if self._network is not None:
             raise PyomoReluError(f"block {self.name} is already built; create a new ReLUNetBlock")
         if self._declared is not None:
             if net is not None or inputs is not None or outputs is not None or input_bounds is not None \
+                    or output_bounds is not None or bounds_options is not None \
                     or not _is_default_bounds(bounds) or initialize is not True:
                 raise PyomoReluError(
                     f"block {self.name} was declared: call build() with only formulation=...; the "
@@ -167,7 +176,14 @@ class ReLUNetBlockData(BlockData):
         output_vars = _as_var_list(outputs, net.n_outputs, "outputs")
         lower, upper = _input_box(net, input_vars, input_bounds)
         _require_finite_inputs(net, lower, upper, input_vars)
-        resolved = resolve_bounds(net, bounds, lower, upper)
+        out_lower, out_upper = _output_box(net, output_vars, output_bounds)
+        enforced = None if output_bounds is None else (out_lower, out_upper)
+        if isinstance(bounds, Bounds) and bounds.output_lower is not None:
+            enforced = (np.maximum(out_lower, bounds.output_lower), np.minimum(out_upper, bounds.output_upper))
+        has_outputs = bool(np.any(np.isfinite(out_lower)) or np.any(np.isfinite(out_upper)))
+        resolved = resolve_bounds(net, bounds, lower, upper,
+                                  output_bounds=(out_lower, out_upper) if has_outputs else None,
+                                  **(bounds_options or {}))
         for k in range(len(net.canonical_layers)):  # bad names/options fail before anything is added
             module, options = formulation_for_layer(formulation, k)
             if hasattr(module, "validate_options"):
@@ -179,6 +195,8 @@ class ReLUNetBlockData(BlockData):
             self._add_input_box(input_vars, lower, upper)
         self._network, self._bounds, self._input_vars = net, resolved, input_vars
         self._build_layers(net, resolved, input_vars, output_vars, formulation)
+        if enforced is not None:
+            self._add_output_box(*enforced)
         if initialize:
             self.initialize()
         logger.info("built %s (%s) in %.3f s", self.name, net, time.perf_counter() - start)
@@ -193,6 +211,14 @@ class ReLUNetBlockData(BlockData):
             self.input_box = pe.Constraint(
                 loose, rule=lambda b, i: (float(lower[i]), input_vars[i], float(upper[i]))
             )
+
+    def _add_output_box(self, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Enforce output bounds that the bounds were computed under."""
+        rows = [j for j in range(len(lower)) if np.isfinite(lower[j]) or np.isfinite(upper[j])]
+        outputs = self._output_vars
+        self.output_box = pe.Constraint(
+            rows, rule=lambda b, j: (_finite(lower[j]), outputs[j], _finite(upper[j]))
+        )
 
     def _build_layers(
         self,
@@ -447,6 +473,25 @@ def _input_box(net: NetworkDefinition, input_vars: list[VarData] | None, extra: 
             f"input {i}{where}: the network's box and the variable's bounds do not overlap "
             f"(lower {lower[i]} > upper {upper[i]})"
         )
+    return lower, upper
+
+
+def _output_box(
+    net: NetworkDefinition, output_vars: list[VarData] | None, extra: object
+) -> tuple[np.ndarray, np.ndarray]:
+    """Output bounds from ``extra`` and the user's output variables (±inf where none)."""
+    lower, upper = np.full(net.n_outputs, -np.inf), np.full(net.n_outputs, np.inf)
+    if extra is not None:
+        from pyomo_relu.bounds.chain import output_box
+
+        box = output_box(net, extra)
+        if box is not None:
+            lower, upper = box
+    if output_vars is not None:
+        for j, var in enumerate(output_vars):
+            lb, ub = (var.value, var.value) if var.fixed else (var.lb, var.ub)
+            lower[j] = max(lower[j], _bound(lb, -np.inf))
+            upper[j] = min(upper[j], _bound(ub, np.inf))
     return lower, upper
 
 

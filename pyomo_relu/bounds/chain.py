@@ -158,18 +158,27 @@ def _accepted(method: Method, options: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in options.items() if key in parameters}
 
 
-def resolve_bounds(net: NetworkDefinition, spec: BoundsSpec, lower: np.ndarray, upper: np.ndarray) -> Bounds:
-    """Bounds for ``build(bounds=spec)``: computed by name/chain, or checked if given."""
+def resolve_bounds(
+    net: NetworkDefinition,
+    spec: BoundsSpec,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    *,
+    output_bounds: object = None,
+    **options: Any,
+) -> Bounds:
+    """Bounds for ``build(bounds=spec)``: computed by name/chain, or checked if given.
+
+    Given :class:`Bounds` computed with output bounds are valid only where those output
+    bounds hold; :class:`~pyomo_relu.block.ReLUNetBlock` enforces them in its
+    ``output_box`` constraint.
+    """
     if isinstance(spec, Bounds):
         spec.check_compatible(net.content_hash(), lower, upper)
-        if spec.output_lower is not None:
-            logger.warning(
-                "these bounds were computed with output bounds %s..%s and are valid only in a "
-                "model that enforces them", spec.output_lower, spec.output_upper)
         if np.any(spec.input_lower < lower) or np.any(spec.input_upper > upper):
             return _restrict(net, spec, lower, upper)
         return spec
-    return run_chain(net, _as_chain(spec), lower, upper)
+    return run_chain(net, _as_chain(spec), lower, upper, output_bounds=output_bounds, **options)
 
 
 def _restrict(net: NetworkDefinition, bounds: Bounds, lower: np.ndarray, upper: np.ndarray) -> Bounds:

@@ -19,98 +19,30 @@ import argparse
 import logging
 import os
 import platform
-import re
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pyomo_relu.bounds import METHODS, Bounds, tighten
-from pyomo_relu.network import DenseLayer, NetworkDefinition, Scaling
+from pyomo_relu.network import NetworkDefinition
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+from common import ACAS, MNIST, RESULTS, network_on_box, write_section
+
 SECTION = "## Bounds"
 
 
 # ------------------------------------------------------------------------ inputs
-def read_vnnlib_box(path: Path, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Input box from the ``(assert (<= X_i v))`` / ``(assert (>= X_i v))`` lines."""
-    lower, upper = np.full(n_inputs, -np.inf), np.full(n_inputs, np.inf)
-    pattern = re.compile(r"\(\s*assert\s*\(\s*(<=|>=)\s+X_(\d+)\s+([-+0-9.eE]+)\s*\)\s*\)")
-    for match in pattern.finditer(path.read_text()):
-        op, index, value = match.group(1), int(match.group(2)), float(match.group(3))
-        if op == "<=":
-            upper[index] = min(upper[index], value)
-        else:
-            lower[index] = max(lower[index], value)
-    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
-        raise ValueError(f"{path}: not every X_i has both bounds")
-    return lower, upper
-
-
-def read_onnx_chain(path: Path) -> NetworkDefinition:
-    """Plain reader for Gemm / MatMul+Add / Relu / Flatten / Sub(constant) chains."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(path))
-    init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer}
-    layers: list[DenseLayer] = []
-    offset, pending = None, None
-    for node in model.graph.node:
-        op = node.op_type
-        if op == "Sub":
-            offset = init[node.input[1]].ravel()
-        elif op == "Gemm":
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            weights = init[node.input[1]] if attrs.get("transB", 0) else init[node.input[1]].T
-            bias = init[node.input[2]] * attrs.get("beta", 1.0)
-            layers.append(DenseLayer(weights * attrs.get("alpha", 1.0), bias, "linear", node.name))
-        elif op == "MatMul":
-            pending = init[node.input[1]].T
-        elif op == "Add":
-            layers.append(DenseLayer(pending, init[node.input[1]].ravel(), "linear", node.name))
-        elif op == "Relu":
-            last = layers[-1]
-            layers[-1] = DenseLayer(last.weights, last.bias, "relu", last.name)
-        elif op != "Flatten":
-            raise ValueError(f"{path}: operator {op} not handled by this reader")
-    scaling = Scaling(offset, np.ones_like(offset)) if offset is not None and np.any(offset) else None
-    return NetworkDefinition(layers, input_scaling=scaling, source=str(path))
-
-
-def load_network(path: Path) -> tuple[NetworkDefinition, str]:
-    """``load_onnx`` when it works and agrees with the plain reader, else the plain reader."""
-    plain = read_onnx_chain(path)
-    try:
-        from pyomo_relu.io.onnx import load_onnx
-
-        net = load_onnx(path)
-        x = np.random.default_rng(0).uniform(-1, 1, size=(16, plain.n_inputs))
-        if net.n_inputs == plain.n_inputs and np.allclose(net.evaluate(x), plain.evaluate(x), atol=1e-9):
-            return net, "load_onnx"
-    except Exception:  # noqa: BLE001 - fall back to the plain reader
-        pass
-    return plain, "plain reader"
-
-
 def cases() -> list[tuple[str, NetworkDefinition, tuple[np.ndarray, np.ndarray], str]]:
     result = []
-    for name, onnx_path, vnnlib in (
-        ("mnist-net_256x2, prop_0_0.03", "mnist_fc/onnx/mnist-net_256x2.onnx", "mnist_fc/vnnlib/prop_0_0.03.vnnlib"),
-        ("ACAS Xu 1_1, prop_1", "acasxu/onnx/ACASXU_run2a_1_1_batch_2000.onnx", "acasxu/vnnlib/prop_1.vnnlib"),
-    ):
-        net, how = load_network(DATA / onnx_path)
-        result.append((name, net, read_vnnlib_box(DATA / vnnlib, net.n_inputs), how))
+    for name, (onnx_file, vnnlib_file) in (("mnist-net_256x2, prop_0_0.03", MNIST), ("ACAS Xu 1_1, prop_1", ACAS)):
+        net = network_on_box(onnx_file, vnnlib_file)
+        result.append((name, net, (net.input_lower, net.input_upper), "load_onnx"))
     return result
 
 
-# ------------------------------------------------------------------------ methods
 def methods(milp_limit: float, milp_time: float) -> list[tuple[str, list[str], dict[str, Any]]]:
     base = ["interval", "crown"] if "crown" in METHODS else ["interval"]
     rows: list[tuple[str, list[str], dict[str, Any]]] = [("interval", ["interval"], {})]
@@ -164,18 +96,6 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace the ``## Bounds`` section of RESULTS.md (or append it), keeping the others."""
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    block = f"{SECTION}\n\n{text.strip()}\n\n"
-    if pattern.search(existing):
-        updated = pattern.sub(lambda _: block, existing, count=1)
-    else:
-        updated = existing.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(updated.rstrip("\n") + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", action="store_true", help=f"update '{SECTION}' in {RESULTS.name}")
@@ -220,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ])
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"\nwrote {SECTION!r} to {RESULTS}", file=sys.stderr)
     return 0
 

@@ -29,92 +29,22 @@ import logging
 import os
 import platform
 import pstats
-import re
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pyomo.environ as pe
 
-from pyomo_relu import DenseLayer, NetworkDefinition, ReLUNetBlock, Scaling
+from pyomo_relu import DenseLayer, NetworkDefinition, ReLUNetBlock
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+from common import ACAS, MNIST, RESULTS, network_on_box, write_section
+
 SECTION = "## Build time"
 
 
 # ------------------------------------------------------------------------ inputs
-def read_vnnlib_box(path: Path, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Input box from the ``(assert (<= X_i v))`` / ``(assert (>= X_i v))`` lines."""
-    lower, upper = np.full(n_inputs, -np.inf), np.full(n_inputs, np.inf)
-    pattern = re.compile(r"\(\s*assert\s*\(\s*(<=|>=)\s+X_(\d+)\s+([-+0-9.eE]+)\s*\)\s*\)")
-    for match in pattern.finditer(path.read_text()):
-        op, index, value = match.group(1), int(match.group(2)), float(match.group(3))
-        if op == "<=":
-            upper[index] = min(upper[index], value)
-        else:
-            lower[index] = max(lower[index], value)
-    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
-        raise ValueError(f"{path}: not every X_i has both bounds")
-    return lower, upper
-
-
-def read_onnx_chain(path: Path) -> NetworkDefinition:
-    """Plain reader for Gemm / MatMul+Add / Relu / Flatten / Sub(constant) chains."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(path))
-    init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer}
-    layers: list[DenseLayer] = []
-    offset = None
-    pending = None  # MatMul weights waiting for their Add
-    for node in model.graph.node:
-        op = node.op_type
-        if op == "Sub":
-            offset = init[node.input[1]].ravel()
-        elif op == "Flatten":
-            continue
-        elif op == "Gemm":
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            weights = init[node.input[1]]
-            weights = weights if attrs.get("transB", 0) else weights.T
-            weights = weights * attrs.get("alpha", 1.0)
-            layers.append(DenseLayer(weights, init[node.input[2]] * attrs.get("beta", 1.0), "linear", node.name))
-        elif op == "MatMul":
-            pending = init[node.input[1]].T
-        elif op == "Add":
-            layers.append(DenseLayer(pending, init[node.input[1]].ravel(), "linear", node.name))
-            pending = None
-        elif op == "Relu":
-            last = layers[-1]
-            layers[-1] = DenseLayer(last.weights, last.bias, "relu", last.name)
-        else:
-            raise ValueError(f"{path}: operator {op} not handled by this reader")
-    scaling = None
-    if offset is not None and np.any(offset != 0):
-        scaling = Scaling(offset, np.ones_like(offset))
-    return NetworkDefinition(layers, input_scaling=scaling, source=str(path))
-
-
-def load_network(path: Path) -> tuple[NetworkDefinition, str]:
-    """``load_onnx`` when it exists (checked against the plain reader), else the plain reader."""
-    plain = read_onnx_chain(path)
-    try:
-        from pyomo_relu.io.onnx import load_onnx
-    except ImportError:
-        return plain, "plain reader (pyomo_relu.io.onnx not available)"
-    net = load_onnx(path)
-    x = np.random.default_rng(0).uniform(-1, 1, size=(16, plain.n_inputs))
-    if net.n_inputs != plain.n_inputs or not np.allclose(net.evaluate(x), plain.evaluate(x), atol=1e-9):
-        raise RuntimeError(f"load_onnx and the plain reader disagree on {path}")
-    return net, "load_onnx"
-
-
 def random_network(seed: int, sizes: list[int]) -> NetworkDefinition:
     rng = np.random.default_rng(seed)
     layers = [
@@ -170,10 +100,8 @@ def timed(builder: Callable[[NetworkDefinition], pe.ConcreteModel], net: Network
 
 # ------------------------------------------------------------------------ runs
 def cases() -> list[tuple[str, NetworkDefinition, str]]:
-    mnist, how_mnist = load_network(DATA / "mnist_fc" / "onnx" / "mnist-net_256x2.onnx")
-    mnist = mnist.with_input_bounds(read_vnnlib_box(DATA / "mnist_fc" / "vnnlib" / "prop_0_0.03.vnnlib", mnist.n_inputs))
-    acas, how_acas = load_network(DATA / "acasxu" / "onnx" / "ACASXU_run2a_1_1_batch_2000.onnx")
-    acas = acas.with_input_bounds(read_vnnlib_box(DATA / "acasxu" / "vnnlib" / "prop_1.vnnlib", acas.n_inputs))
+    mnist, acas = network_on_box(*MNIST), network_on_box(*ACAS)
+    how_mnist = how_acas = "load_onnx"
     small = random_network(0, [2, 50, 50, 1]).with_input_bounds([(-1.0, 1.0), (-1.0, 1.0)])
     mnist_full = mnist.with_input_bounds((np.zeros(mnist.n_inputs), np.ones(mnist.n_inputs)))
     return [
@@ -225,17 +153,6 @@ def profile_ours(net: NetworkDefinition, top: int = 15) -> str:
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
     return out.getvalue()
-
-
-def write_section(text: str) -> None:
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    block = f"{SECTION}\n\n{text.strip()}\n\n"
-    if pattern.search(existing):
-        updated = pattern.sub(lambda _: block, existing, count=1)
-    else:
-        updated = existing.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(updated.rstrip("\n") + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         build_ours(cases()[-2][1])  # warm-up (lazy numpy / Pyomo imports), then profile
         print("\n```\n" + profile_ours(cases()[-2][1]) + "```")
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"\nwrote {SECTION!r} to {RESULTS}", file=sys.stderr)
     return 0
 

@@ -17,20 +17,15 @@ import argparse
 import csv
 import os
 import platform
-import re
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## VNN-COMP"
 
-sys.path.insert(0, str(ROOT))
-
+from common import DATA, RESULTS, write_section  # noqa: E402
 from pyomo_relu.io.onnx import load_onnx  # noqa: E402
 from pyomo_relu.verify import check_counterexample, read_vnnlib, verify  # noqa: E402
 
@@ -89,7 +84,6 @@ def _grade(verdict: str, truth: str) -> str:
 
 def table(results: list[dict[str, Any]], command: str, time_limit: float) -> str:
     lines = [
-        SECTION, "",
         f"Command: `{command}`", "",
         f"Every instance of `tests/data/*/truth.csv` with a limit of {time_limit:g} s each; "
         "`verify(net, spec, time_limit)` with its defaults (attack, CROWN bounds with the "
@@ -130,17 +124,6 @@ def _machine() -> str:
             f"{os.cpu_count()} CPUs{load}.")
 
 
-def write_section(text: str) -> None:
-    """Replace the ``## VNN-COMP`` section of RESULTS.md (or append it), keeping the others."""
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(existing):
-        updated = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", existing)
-    else:
-        updated = existing.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(updated.rstrip("\n") + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--time-limit", type=float, default=120.0, metavar="S", help="seconds per instance (default 120)")
@@ -156,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + text)
     print(f"total {time.perf_counter() - start:.1f} s", file=sys.stderr)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"wrote {SECTION!r} to {RESULTS}", file=sys.stderr)
     return 1 if any(r["outcome"] == "WRONG" for r in results) else 0
 

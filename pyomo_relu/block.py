@@ -155,7 +155,10 @@ class ReLUNetBlockData(BlockData):
                 the user's output variables, used by ``"lp"``/``"milp"`` tightening to
                 shrink neuron bounds backwards (Grimstad & Andersson 2019).
             bounds_options: options for the bounds methods (``time_limit``,
-                ``executor``, ``progress``, ``time_limit_per_neuron``, ...).
+                ``executor``, ``progress``, ``time_limit_per_neuron``, ...).  With
+                ``"mode": "model"``, ``"lp"``/``"milp"`` also use every linear constraint
+                of the surrounding model that touches the inputs or outputs (declare those
+                constraints before building).
             initialize: set every variable from a forward pass (a feasible warm start).
         """
         if self._network is not None:
@@ -181,9 +184,10 @@ class ReLUNetBlockData(BlockData):
         if isinstance(bounds, Bounds) and bounds.output_lower is not None:
             enforced = (np.maximum(out_lower, bounds.output_lower), np.minimum(out_upper, bounds.output_upper))
         has_outputs = bool(np.any(np.isfinite(out_lower)) or np.any(np.isfinite(out_upper)))
+        options = self._side_constraint_options(dict(bounds_options or {}), input_vars, output_vars)
         resolved = resolve_bounds(net, bounds, lower, upper,
                                   output_bounds=(out_lower, out_upper) if has_outputs else None,
-                                  **(bounds_options or {}))
+                                  **options)
         for k in range(len(net.canonical_layers)):  # bad names/options fail before anything is added
             module, options = formulation_for_layer(formulation, k)
             if hasattr(module, "validate_options"):
@@ -211,6 +215,25 @@ class ReLUNetBlockData(BlockData):
             self.input_box = pe.Constraint(
                 loose, rule=lambda b, i: (float(lower[i]), input_vars[i], float(upper[i]))
             )
+
+    def _side_constraint_options(
+        self, options: dict[str, Any], input_vars: list[VarData] | None, output_vars: list[VarData] | None
+    ) -> dict[str, Any]:
+        """``bounds_options={"mode": "model"}``: the surrounding model's linear constraints."""
+        mode = options.pop("mode", "network")
+        if mode == "network":
+            return options
+        if mode != "model":
+            raise PyomoReluError(f"bounds_options mode={mode!r}: use 'network' or 'model'")
+        if input_vars is None or output_vars is None:
+            raise PyomoReluError(
+                f"{self.name}: bounds mode 'model' reads the model's constraints on the network's "
+                "inputs and outputs, so pass your own variables as inputs= and outputs= (or use declare())"
+            )
+        from pyomo_relu.bounds.model import linear_side_constraints
+
+        options["side_constraints"] = linear_side_constraints(self.model(), input_vars, output_vars, exclude=self)
+        return options
 
     def _add_output_box(self, lower: np.ndarray, upper: np.ndarray) -> None:
         """Enforce output bounds that the bounds were computed under."""

@@ -72,3 +72,26 @@ def test_given_bounds_with_output_bounds_get_enforced(net):
 def test_bounds_options_reach_the_methods(net):
     m = build(net, bounds=["interval", "lp"], bounds_options={"executor": None, "progress": False, "time_limit": 30})
     assert m.nn.neuron_bounds.methods[-1] == "lp"
+
+
+def test_model_mode_uses_the_surrounding_constraints(net):
+    m = pe.ConcreteModel()
+    m.x = pe.Var(range(2))
+    m.y = pe.Var()
+    m.on_a_line = pe.Constraint(expr=m.x[0] + m.x[1] <= -2.0)
+    m.nn = ReLUNetBlock()
+    m.nn.build(net, inputs=m.x, outputs=[m.y], bounds=["interval", "lp"], bounds_options={"mode": "model"})
+    plain = build(net, bounds=["interval", "lp"])
+    assert "model" in m.nn.neuron_bounds.methods
+    assert total_width(m.nn.neuron_bounds) < total_width(plain.nn.neuron_bounds)
+    m.obj = pe.Objective(expr=m.y, sense=pe.maximize)
+    plain.on_a_line = pe.Constraint(expr=plain.x[0] + plain.x[1] <= -2.0)
+    plain.obj.set_value(plain.y)
+    assert solve(m, mip_gap=1e-9).objective == pytest.approx(solve(plain, mip_gap=1e-9).objective, abs=1e-6)
+
+
+def test_model_mode_needs_user_variables(net):
+    m = pe.ConcreteModel()
+    m.nn = ReLUNetBlock()
+    with pytest.raises(Exception, match="pass your own variables"):
+        m.nn.build(net, bounds=["interval", "lp"], bounds_options={"mode": "model"})

@@ -48,6 +48,10 @@ def tighten(
     *,
     output_bounds: object = None,
     mode: str = "network",
+    model: Any = None,
+    input_vars: Sequence[Any] | None = None,
+    output_vars: Sequence[Any] | None = None,
+    exclude: Any = None,
     **options: Any,
 ) -> Bounds:
     """Bounds of every neuron of ``net`` by a method or a chain of methods.
@@ -66,8 +70,20 @@ def tighten(
     bounds are valid **only in models that enforce those output bounds**; they are
     recorded in :attr:`Bounds.output_lower`/:attr:`Bounds.output_upper`.
 
-    ``mode="network"`` uses the network and the boxes only.  ``mode="model"`` (tighten
-    with the constraints of the whole Pyomo model around a block) is not implemented yet.
+    ``mode="network"`` uses the network and the boxes only.  ``mode="model"`` also uses
+    the linear constraints of the Pyomo ``model`` around the network (Grimstad &
+    Andersson 2019): ``input_vars`` and ``output_vars`` are the model's variables of the
+    network inputs and outputs (in order), and constraints inside ``exclude`` (e.g. the
+    :class:`~pyomo_relu.block.ReLUNetBlock` itself) are skipped.  Linear constraints
+    connected to those variables (directly or through other variables, whose integrality
+    is relaxed) and the bounds of the input and output variables become rows of the
+    ``"lp"``/``"milp"`` LPs (forward pass and backward sweep); nonlinear constraints are
+    ignored (:func:`pyomo_relu.bounds.model.linear_side_constraints`).  The bounds are then
+    valid **only for points satisfying the model's constraints**; ``"model"`` is added to
+    :attr:`Bounds.methods` and the input box they imply is in
+    :attr:`Bounds.implied_input_lower`/``upper``.  ``"interval"`` and ``"crown"`` ignore the
+    model.  A model whose constraints no network point satisfies raises
+    :class:`PyomoReluError`.
 
     >>> from pyomo_relu.network import DenseLayer, NetworkDefinition
     >>> net = NetworkDefinition([DenseLayer([[1.0, 1.0], [1.0, -1.0]], [0.0, 0.0]),
@@ -78,12 +94,25 @@ def tighten(
     >>> tighten(net, ["interval", "milp"]).upper[-1].round(6)  # exact: relu(x0+x1) + relu(x0-x1) <= 2
     array([2.])
     """
-    if mode != "network":
-        raise PyomoReluError(
-            f"tighten(mode={mode!r}) is not available: only mode='network' is implemented "
-            "(mode='model', tightening with the constraints of the surrounding Pyomo model, "
-            "is planned)"
-        )
+    if mode == "model":
+        if model is None or input_vars is None or output_vars is None:
+            raise PyomoReluError(
+                "tighten(mode='model') needs the Pyomo model and the network's variables: "
+                "tighten(net, method, mode='model', model=m, input_vars=[...], output_vars=[...], "
+                "exclude=<the ReLU block or None>)")
+        input_vars, output_vars = list(input_vars), list(output_vars)
+        if len(input_vars) != net.n_inputs or len(output_vars) != net.n_outputs:
+            raise ShapeMismatchError(
+                f"tighten(mode='model'): {len(input_vars)} input and {len(output_vars)} output "
+                f"variables given, the network has {net.n_inputs} inputs and {net.n_outputs} outputs")
+        from pyomo_relu.bounds.model import linear_side_constraints
+
+        options["side_constraints"] = linear_side_constraints(model, input_vars, output_vars, exclude)
+    elif mode == "network":
+        if model is not None or input_vars is not None or output_vars is not None or exclude is not None:
+            raise PyomoReluError("model=, input_vars=, output_vars= and exclude= need tighten(mode='model')")
+    else:
+        raise PyomoReluError(f"tighten(mode={mode!r}): mode must be 'network' or 'model'")
     lower, upper = net.input_lower, net.input_upper
     if input_bounds is not None:
         more = net.with_input_bounds(input_bounds)

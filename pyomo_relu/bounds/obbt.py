@@ -70,11 +70,20 @@ The ``int`` pool uses ``fork`` on Linux.  ``time_limit`` becomes an absolute wal
 deadline (``time.time()``) that workers check between solves and pass to HiGHS; neurons
 not reached keep their bounds.
 
-Hook for ``tighten(mode="model")`` (not implemented): constraints of the surrounding Pyomo
-model that link the network's inputs and outputs would be extracted (in the calling
-process) as extra rows over ``columns[0]`` (inputs) and ``columns[-1]`` (outputs) of
-:func:`build_lp`'s full-network LP, and used in the second sweep exactly like the output
-bounds are now.
+Model constraints (``tighten(mode="model")``)
+--------------------------------------------
+``side_constraints`` (a :class:`SideConstraints`, built from the linear constraints of
+the surrounding Pyomo model by :func:`pyomo_relu.bounds.model.linear_side_constraints`
+in the calling process) are rows over the network inputs, the network outputs and
+*extra* columns (other model variables, integrality relaxed).  :func:`build_lp` appends
+the extra columns to every LP; rows that touch no output enter every LP (so also the
+forward pass, which then starts by tightening the inputs and layer 0), rows that touch an
+output (``columns[-1]``, the final layer's post-activation) only the whole-network LP.
+A second sweep over the whole network then runs exactly as with output bounds.  The
+resulting bounds (and :attr:`Bounds.implied_input_lower`/``upper``) are valid **only for
+points that satisfy those constraints**; ``"model"`` is added to :attr:`Bounds.methods`.
+If the constraints, the box and the network admit no point, a
+:class:`~pyomo_relu.errors.PyomoReluError` is raised as for output bounds.
 
 This module imports numpy and highspy only, never Pyomo.
 """
@@ -137,6 +146,50 @@ class LinearProgram:
 
 
 @dataclass(frozen=True)
+class SideConstraints:
+    """Linear rows ``row_lower <= A v <= row_upper`` over ``v = (inputs, outputs, extras)``.
+
+    ``A`` is row-wise CSR (``start``, ``index``, ``value``); column ``i < n_inputs`` is network
+    input ``i``, the next ``n_outputs`` columns are the network outputs, the rest are extra
+    variables with bounds ``extra_lower``/``extra_upper``.  Plain numpy data (pickles cheaply);
+    ``names`` (optional) name the rows for messages.
+    """
+
+    n_inputs: int
+    n_outputs: int
+    extra_lower: np.ndarray
+    extra_upper: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    start: np.ndarray
+    index: np.ndarray
+    value: np.ndarray
+    names: tuple[str, ...] = ()
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.row_lower.size)
+
+    @property
+    def n_extra(self) -> int:
+        return int(self.extra_lower.size)
+
+    def touches_outputs(self) -> np.ndarray:
+        """Mask of the rows with a (nonzero) output column."""
+        rows = np.repeat(np.arange(self.n_rows), np.diff(self.start))
+        hit = (self.index >= self.n_inputs) & (self.index < self.n_inputs + self.n_outputs) & (self.value != 0)
+        return np.bincount(rows[hit], minlength=self.n_rows) > 0
+
+    def check(self, n_inputs: int, n_outputs: int) -> None:
+        if (self.n_inputs, self.n_outputs) != (n_inputs, n_outputs):
+            from pyomo_relu.errors import ShapeMismatchError
+
+            raise ShapeMismatchError(
+                f"side constraints are over {self.n_inputs} inputs and {self.n_outputs} outputs, "
+                f"the network has {n_inputs} and {n_outputs}")
+
+
+@dataclass(frozen=True)
 class SolveSettings:
     """What a worker needs besides the LP; plain data so that it pickles cheaply."""
 
@@ -195,6 +248,16 @@ class _RowBuilder:
         self.row_upper.append(upper.ravel())
         self.n_rows += n
 
+    def add_sparse_rows(self, lower: np.ndarray, upper: np.ndarray, rows: np.ndarray,
+                        cols: np.ndarray, values: np.ndarray) -> None:
+        """Rows ``lower[r] <= sum(values[t] * x[cols[t]] for t with rows[t] == r) <= upper[r]``."""
+        n = int(np.asarray(lower).size)
+        self.triplets.append((self.n_rows + np.asarray(rows, np.int64), np.asarray(cols, np.int64),
+                              np.asarray(values, float)))
+        self.row_lower.append(np.asarray(lower, float).ravel())
+        self.row_upper.append(np.asarray(upper, float).ravel())
+        self.n_rows += n
+
     def finish(self) -> LinearProgram:
         cat = lambda parts, dtype=float: (  # noqa: E731
             np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
@@ -220,18 +283,47 @@ def build_lp(
     input_upper: np.ndarray,
     n_layers: int,
     integer: bool,
+    side: SideConstraints | None = None,
 ) -> tuple[LinearProgram, list[np.ndarray]]:
     """The relaxation of layers ``0 .. n_layers-1`` (see the module docstring).
 
     Returns the LP and, per layer ``i`` from the inputs (``i = 0``) to layer
     ``n_layers - 1`` (``i = n_layers``), the column of each neuron's output ``h``
-    (``-1`` where it is fixed at zero).
+    (``-1`` where it is fixed at zero).  With ``side``, its extra columns and the rows
+    it can express are appended (rows touching outputs only when ``n_layers == len(layers)``).
     """
     builder = _RowBuilder()
     columns = [builder.add_cols(input_lower, input_upper)]
     for k in range(n_layers):
         columns.append(_add_layer(builder, layers[k], lower[k], upper[k], columns[-1], integer))
+    if side is not None:
+        _add_side(builder, side, columns[0], columns[-1] if n_layers == len(layers) else None)
     return builder.finish(), columns
+
+
+def _add_side(builder: _RowBuilder, side: SideConstraints, inputs: np.ndarray,
+              outputs: np.ndarray | None) -> None:
+    """Append the extra columns and the rows of ``side`` that this LP can express.
+
+    ``outputs`` (``None`` when the LP stops before the final layer) holds the column of
+    each output, ``-1`` where the output is fixed at zero (such terms are dropped).
+    Leaving rows out only relaxes the LP, so every result stays sound.
+    """
+    extra = builder.add_cols(side.extra_lower, side.extra_upper)
+    missing = -2
+    output_cols = np.full(side.n_outputs, missing) if outputs is None else np.asarray(outputs)
+    mapping = np.concatenate([np.asarray(inputs), output_cols, extra]).astype(np.int64)
+    rows = np.repeat(np.arange(side.n_rows), np.diff(side.start))
+    cols = mapping[side.index]
+    keep_row = np.ones(side.n_rows, dtype=bool)
+    keep_row[rows[cols == missing]] = False
+    entry = keep_row[rows] & (cols >= 0) & (side.value != 0)
+    kept = np.flatnonzero(keep_row)
+    if kept.size == 0:
+        return
+    new_row = np.cumsum(keep_row) - 1
+    builder.add_sparse_rows(side.row_lower[kept], side.row_upper[kept], new_row[rows[entry]],
+                            cols[entry], side.value[entry])
 
 
 def _add_layer(
@@ -564,7 +656,13 @@ def _final_preactivation_box(
     return new_lower, new_upper
 
 
-def _raise_empty(why: str) -> None:
+def _raise_empty(why: str, model: bool = False) -> None:
+    if model:
+        raise PyomoReluError(
+            f"the input box, the output bounds and the linear constraints of the model admit no "
+            f"point of the network ({why}); the model is infeasible: check its constraints on the "
+            "network's inputs and outputs, or enlarge the input box"
+        )
     raise PyomoReluError(
         f"the input box and output bounds admit no point ({why}); "
         "loosen the output bounds or enlarge the input box"
@@ -583,6 +681,7 @@ class _State:
     with_outputs: bool
     all_neurons: bool
     integer: bool
+    side: SideConstraints | None = None
 
 
 def obbt_bounds(
@@ -600,15 +699,20 @@ def obbt_bounds(
     all_neurons: bool = False,
     tolerance: float = DEFAULT_TOLERANCE,
     mip_gap: float = 1e-6,
+    side_constraints: SideConstraints | None = None,
 ) -> Bounds:
     """LP (``integer=False``) or MILP (``integer=True``) bound tightening; see the module docstring."""
+    if side_constraints is not None:
+        side_constraints.check(net.n_inputs, net.n_outputs)
+        if side_constraints.n_rows == 0:
+            side_constraints = None
     deadline = None if time_limit is None else time.time() + float(time_limit)
     bounds = start if start is not None else interval_bounds(net, lower, upper)
     if output_bounds is not None:
         bounds = apply_output_bounds(net, bounds, *output_bounds)
     state = _State(net.canonical_layers, [a.copy() for a in bounds.lower], [a.copy() for a in bounds.upper],
                    np.array(lower, float), np.array(upper, float), output_bounds is not None, all_neurons,
-                   integer)
+                   integer, side_constraints)
     if bounds.implied_input_lower is not None:
         state.input_lower = np.maximum(state.input_lower, bounds.implied_input_lower)
         state.input_upper = np.minimum(state.input_upper, bounds.implied_input_upper)
@@ -634,12 +738,17 @@ def obbt_bounds(
 def _stages(state: _State) -> Iterator[tuple[int, int]]:
     """``(layer, layers in the LP)``: forward pass, then (with output bounds) the sweep.
 
-    Layer ``-1`` stands for the inputs.
+    Layer ``-1`` stands for the inputs.  Side constraints over the inputs (and extra
+    variables) only make the inputs and layer 0 worth tightening in the forward pass too.
     """
     n = len(state.layers)
-    for k in range(1, n):
+    first = 1
+    if state.side is not None and not np.all(state.side.touches_outputs()):
+        yield -1, 0
+        first = 0
+    for k in range(first, n):
         yield k, k
-    if state.with_outputs:
+    if state.with_outputs or state.side is not None:
         for k in range(-1, n):
             yield k, n
 
@@ -661,7 +770,7 @@ def _run_stage(state: _State, stage: tuple[int, int], runner: _Runner) -> int:
     if targets.size == 0:
         return 0
     lp, columns = build_lp(state.layers, state.lower, state.upper, state.input_lower,
-                           state.input_upper, n_layers, runner.settings.integer)
+                           state.input_upper, n_layers, runner.settings.integer, state.side)
     if k < 0:
         lower, upper, bad = _solve_inputs(runner, lp, columns[0][targets])
     else:
@@ -705,13 +814,16 @@ def _infeasible(state: _State, k: int, lp: LinearProgram, proven: bool) -> None:
     """
     where = "the inputs" if k < 0 else f"layer {k}"
     what = "MILP" if state.integer else "LP relaxation"
-    if state.with_outputs and proven:
-        _raise_empty(f"the {what} bounds of {where} contradict the output bounds")
-    if state.with_outputs and _confirm_empty(lp, state.integer):
-        _raise_empty(f"the {what} is infeasible, proven while tightening {where}")
+    assumed = state.with_outputs or state.side is not None
+    model = state.side is not None
+    if assumed and proven:
+        _raise_empty(f"the {what} bounds of {where} contradict the "
+                     + ("output bounds or the model's constraints" if model else "output bounds"), model)
+    if assumed and _confirm_empty(lp, state.integer):
+        _raise_empty(f"the {what} is infeasible, proven while tightening {where}", model)
     logger.warning("the bound-tightening %s for %s looks infeasible%s; the bounds concerned are "
                    "left unchanged", what, where,
-                   " but a re-check did not confirm it" if state.with_outputs
+                   " but a re-check did not confirm it" if assumed
                    else " (inconsistent starting bounds or numerical trouble)")
 
 
@@ -730,9 +842,12 @@ def _confirm_empty(lp: LinearProgram, integer: bool, time_limit: float = 60.0) -
 def _result(net: NetworkDefinition, bounds: Bounds, state: _State, lower: np.ndarray,
             upper: np.ndarray, name: str) -> Bounds:
     implied = (None, None)
-    if state.with_outputs or bounds.implied_input_lower is not None:
+    if state.with_outputs or state.side is not None or bounds.implied_input_lower is not None:
         implied = (state.input_lower, state.input_upper)
-    return Bounds(state.lower, state.upper, lower, upper, net.content_hash(), bounds.methods + (name,),
+    methods = bounds.methods + (name,)
+    if state.side is not None and "model" not in methods:
+        methods += ("model",)
+    return Bounds(state.lower, state.upper, lower, upper, net.content_hash(), methods,
                   bounds.output_lower, bounds.output_upper, *implied)
 
 
@@ -740,7 +855,8 @@ def lp_bounds(
     net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None,
     *, output_bounds: tuple[np.ndarray, np.ndarray] | None = None, time_limit: float | None = None,
     executor: Executor | int | None = None, progress: bool | None = None,
-    all_neurons: bool = False, tolerance: float = DEFAULT_TOLERANCE, **_: Any,
+    all_neurons: bool = False, tolerance: float = DEFAULT_TOLERANCE,
+    side_constraints: SideConstraints | None = None, **_: Any,
 ) -> Bounds:
     """LP-based bound tightening over the triangle relaxation (registered as ``"lp"``).
 
@@ -754,10 +870,14 @@ def lp_bounds(
             ``True`` shows it at once, ``False`` never.
         all_neurons: also tighten neurons already proven stable, and both sides of each.
         tolerance: relative widening of every solver result.
+        side_constraints: linear constraints of the surrounding model over the inputs,
+            outputs and other variables (:func:`pyomo_relu.bounds.model.linear_side_constraints`);
+            the bounds are then valid only for points that satisfy them (``"model"`` is
+            added to :attr:`Bounds.methods`).
     """
     return obbt_bounds(net, lower, upper, start, integer=False, output_bounds=output_bounds,
                        time_limit=time_limit, executor=executor, progress=progress,
-                       all_neurons=all_neurons, tolerance=tolerance)
+                       all_neurons=all_neurons, tolerance=tolerance, side_constraints=side_constraints)
 
 
 def milp_bounds(
@@ -765,7 +885,8 @@ def milp_bounds(
     *, output_bounds: tuple[np.ndarray, np.ndarray] | None = None, time_limit: float | None = None,
     executor: Executor | int | None = None, progress: bool | None = None,
     time_limit_per_neuron: float | None = 1.0, all_neurons: bool = False,
-    tolerance: float = DEFAULT_TOLERANCE, mip_gap: float = 1e-6, **_: Any,
+    tolerance: float = DEFAULT_TOLERANCE, mip_gap: float = 1e-6,
+    side_constraints: SideConstraints | None = None, **_: Any,
 ) -> Bounds:
     """MILP-based bound tightening with the big-M binaries kept (registered as ``"milp"``).
 
@@ -776,4 +897,4 @@ def milp_bounds(
     return obbt_bounds(net, lower, upper, start, integer=True, output_bounds=output_bounds,
                        time_limit=time_limit, executor=executor, progress=progress,
                        time_limit_per_neuron=time_limit_per_neuron, all_neurons=all_neurons,
-                       tolerance=tolerance, mip_gap=mip_gap)
+                       tolerance=tolerance, mip_gap=mip_gap, side_constraints=side_constraints)

@@ -1,4 +1,4 @@
-"""Read an ONNX model of a fully-connected ReLU network into a NetworkDefinition.
+"""Read an ONNX model of a ReLU network (dense or convolutional) into a NetworkDefinition.
 
 Supported operators (default ONNX domain, opsets 8 to 21):
 
@@ -10,6 +10,14 @@ Supported operators (default ONNX domain, opsets 8 to 21):
   ``Identity``, ``Dropout`` (inference), ``Cast`` (to a float type), ``Shape``;
 * ``BatchNormalization`` in inference mode (an affine per-channel map from the stored
   mean and variance; ``training_mode=1`` is refused);
+* convolution and pooling: ``Conv`` (1-D, 2-D or 3-D; ``pads``, ``auto_pad``, ``strides``,
+  ``dilations``, ``group``, optional bias; constant weights), ``AveragePool`` (``pads``,
+  ``auto_pad``, ``strides``, ``dilations``, ``count_include_pad``, ``ceil_mode``),
+  ``GlobalAveragePool`` and ``Concat`` (of input-dependent tensors and constants).  They
+  are linear maps applied to the dense affine representation, so a convolutional layer
+  becomes a *dense* ``DenseLayer`` (exploiting the sparsity of convolutions is a later
+  step); a node whose dense result would hold more than ``MAX_DENSE_ENTRIES`` coefficients
+  is refused.  ``MaxPool`` is not supported yet (a max-of-affine formulation is planned);
 * ``Relu``, and ``Constant``;
 * any other operator whose inputs are all constant (folded with :mod:`onnx.reference`);
 * a trailing ``Softmax`` or ``LogSoftmax``, dropped only with ``drop_softmax=True``.
@@ -51,7 +59,11 @@ from pyomo_relu.network import DenseLayer, NetworkDefinition
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SUPPORTED_OPS", "load_onnx"]
+__all__ = ["MAX_DENSE_ENTRIES", "SUPPORTED_OPS", "load_onnx"]
+
+#: Largest number of coefficients (``n_basis x numel``) a Conv/pooling/Concat node may
+#: produce; beyond it the node is refused instead of allocating gigabytes of dense weights.
+MAX_DENSE_ENTRIES = 200_000_000
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 _SOFTMAX_OPS = ("Softmax", "LogSoftmax")
@@ -483,7 +495,277 @@ def _op_relu(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     return [cv.emit_layer(inputs[0], "relu", node.label, new_basis=True)]
 
 
+# ------------------------------------------------------- convolution and pooling
+def _check_dense_size(node: _Node, rows: int, out_shape: Sequence[int]) -> None:
+    entries = (rows - 1) * int(np.prod(out_shape))
+    if entries > MAX_DENSE_ENTRIES:
+        raise UnsupportedOperatorError(
+            f"{node.where()} would produce a dense affine map with {entries:.3g} coefficients "
+            f"({rows - 1} basis entries x {int(np.prod(out_shape))} outputs, more than "
+            f"MAX_DENSE_ENTRIES={MAX_DENSE_ENTRIES:.3g}); convolutional layers are stored as "
+            "dense matrices for now (sparse convolution layers are planned): use a smaller "
+            "input or fewer channels"
+        )
+
+
+def _int_list(node: _Node, name: str, default: Sequence[int], length: int) -> list[int]:
+    value = node.attr(name)
+    values = [int(v) for v in (default if value is None else value)]
+    if len(values) != length:
+        raise ShapeMismatchError(
+            f"{node.where()}: attribute {name}={values} should have {length} entries"
+        )
+    return values
+
+
+def _window_geometry(
+    node: _Node, spatial: Sequence[int], kernel: Sequence[int], *, ceil_mode: bool = False
+) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
+    """``(strides, dilations, pad_begin, pad_end, out)`` of a sliding-window node.
+
+    ``pad_end`` includes, for ``ceil_mode``, the extra zeros read by the last window.
+    """
+    dims = len(spatial)
+    strides = _int_list(node, "strides", [1] * dims, dims)
+    dilations = _int_list(node, "dilations", [1] * dims, dims)
+    if any(v < 1 for v in strides + dilations + list(kernel)):
+        raise ShapeMismatchError(
+            f"{node.where()}: kernel {list(kernel)}, strides {strides} and dilations "
+            f"{dilations} must be positive"
+        )
+    auto_pad = node.attr("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+    span = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    if auto_pad in ("NOTSET", ""):
+        pads = _int_list(node, "pads", [0] * 2 * dims, 2 * dims)
+        begin, end = pads[:dims], pads[dims:]
+    elif auto_pad == "VALID":
+        begin, end = [0] * dims, [0] * dims
+    elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for size, stride, extent in zip(spatial, strides, span):
+            out = -(-size // stride)
+            total = max(0, (out - 1) * stride + extent - size)
+            small, large = total // 2, total - total // 2
+            begin.append(small if auto_pad == "SAME_UPPER" else large)
+            end.append(large if auto_pad == "SAME_UPPER" else small)
+    else:
+        raise ModelLoadError(f"{node.where()}: unknown auto_pad {auto_pad!r}")
+    if any(p < 0 for p in begin + end):
+        raise ShapeMismatchError(f"{node.where()}: negative pads {begin + end}")
+    out_shape, end_total = [], []
+    for size, stride, extent, b, e in zip(spatial, strides, span, begin, end):
+        room = size + b + e - extent
+        if room < 0:
+            raise ShapeMismatchError(
+                f"{node.where()}: the window (extent {extent}) is larger than the padded "
+                f"input (size {size + b + e}) along a spatial axis"
+            )
+        count = room // stride + 1
+        if ceil_mode and auto_pad in ("NOTSET", ""):
+            count = -(-room // stride) + 1
+            if (count - 1) * stride >= size + b:  # the last window must start inside
+                count -= 1
+        out_shape.append(count)
+        end_total.append(max(e, (count - 1) * stride + extent - size - b))
+    return strides, dilations, begin, end_total, out_shape
+
+
+def _window_sums(
+    data: np.ndarray,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    out_shape: Sequence[int],
+    weights: np.ndarray | None = None,
+    groups: int = 1,
+) -> np.ndarray:
+    """Sliding-window sums of ``data`` (already padded), shape ``(R, C, *spatial)``.
+
+    Without ``weights``: per-channel window sums, shape ``(R, C, *out)``.  With ``weights``
+    of shape ``(M, C // groups, *kernel)``: the grouped convolution, shape
+    ``(R, M, *out)``.  Loops only over the kernel offsets; each step is one vectorised
+    contraction over all rows (basis columns), channels and output positions.
+    """
+    import itertools
+
+    rows, channels = data.shape[:2]
+    if weights is None:
+        result = np.zeros((rows, channels, *out_shape))
+    else:
+        maps = weights.shape[0]
+        per_group_in, per_group_out = channels // groups, maps // groups
+        grouped_w = weights.reshape(groups, per_group_out, per_group_in, *kernel)
+        result = np.zeros((rows, groups, per_group_out, *out_shape))
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        index = tuple(
+            slice(o * d, o * d + s * (n - 1) + 1, s)
+            for o, d, s, n in zip(offset, dilations, strides, out_shape)
+        )
+        window = data[(slice(None), slice(None)) + index]
+        if weights is None:
+            result += window
+        else:
+            window = window.reshape(rows, groups, per_group_in, -1)
+            w = grouped_w[(Ellipsis,) + offset]  # (groups, out per group, in per group)
+            result += np.matmul(w, window).reshape(result.shape)  # (R, G, M/G, positions)
+    return result.reshape(rows, -1, *out_shape)
+
+
+def _spatial_input(node: _Node, value: _Affine, what: str = "input") -> np.ndarray:
+    """The stack of an ``(1, C, *spatial)`` tensor as ``(R, C, *spatial)``."""
+    shape = value.shape
+    if len(shape) < 3:
+        raise ShapeMismatchError(
+            f"{node.where()}: {what} must be (N, C, D1, ...), got shape {shape}"
+        )
+    if shape[0] != 1:
+        raise ShapeMismatchError(
+            f"{node.where()}: batch dimension of the {what} is {shape[0]}; only batch size 1 "
+            "(or a symbolic batch) is supported"
+        )
+    return value.stack[:, 0]
+
+
+def _pad(data: np.ndarray, begin: Sequence[int], end: Sequence[int]) -> np.ndarray:
+    if not any(begin) and not any(end):
+        return data
+    return np.pad(data, [(0, 0), (0, 0)] + [(int(b), int(e)) for b, e in zip(begin, end)])
+
+
+def _op_conv(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    x = inputs[0]
+    if not isinstance(x, _Affine):
+        return cv.fold(node, inputs)
+    weights = _as_float(_constant_input(node, inputs[1], "weight W"))
+    bias = inputs[2] if len(inputs) > 2 else None
+    bias = None if bias is None else _as_float(_constant_input(node, bias, "bias B"))
+    data = _spatial_input(node, x)
+    rows, channels, spatial = data.shape[0], data.shape[1], data.shape[2:]
+    groups = int(node.attr("group", 1))
+    if weights.ndim != len(spatial) + 2:
+        raise ShapeMismatchError(
+            f"{node.where()}: weight W of shape {weights.shape} does not fit an input of "
+            f"shape {x.shape}"
+        )
+    maps, kernel = weights.shape[0], tuple(weights.shape[2:])
+    declared = node.attr("kernel_shape")
+    if declared is not None and tuple(int(k) for k in declared) != kernel:
+        raise ShapeMismatchError(
+            f"{node.where()}: kernel_shape {list(declared)} differs from the weight shape "
+            f"{weights.shape}"
+        )
+    if groups < 1 or channels % groups or maps % groups or weights.shape[1] * groups != channels:
+        raise ShapeMismatchError(
+            f"{node.where()}: input with {channels} channels, weight W of shape "
+            f"{weights.shape} and group={groups} do not fit together"
+        )
+    if bias is not None and bias.shape != (maps,):
+        raise ShapeMismatchError(
+            f"{node.where()}: bias B has shape {bias.shape}, expected ({maps},)"
+        )
+    strides, dilations, begin, end, out = _window_geometry(node, spatial, kernel)
+    _check_dense_size(node, rows, [maps, *out])
+    result = _window_sums(_pad(data, begin, end), kernel, strides, dilations, out, weights, groups)
+    if bias is not None:
+        result[0] += bias.reshape((maps,) + (1,) * len(out))
+    return [x.with_stack(result[:, None])]
+
+
+def _op_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    x = inputs[0]
+    if not isinstance(x, _Affine):
+        return cv.fold(node, inputs)
+    data = _spatial_input(node, x)
+    rows, channels, spatial = data.shape[0], data.shape[1], data.shape[2:]
+    kernel = node.attr("kernel_shape")
+    if kernel is None:
+        raise ModelLoadError(f"{node.where()} has no kernel_shape")
+    kernel = [int(k) for k in kernel]
+    if len(kernel) != len(spatial):
+        raise ShapeMismatchError(
+            f"{node.where()}: kernel_shape {kernel} does not fit an input of shape {x.shape}"
+        )
+    ceil_mode = bool(node.attr("ceil_mode", 0))
+    include_pad = bool(node.attr("count_include_pad", 0))
+    strides, dilations, begin, end, out = _window_geometry(
+        node, spatial, kernel, ceil_mode=ceil_mode
+    )
+    _check_dense_size(node, rows, [channels, *out])
+    sums = _window_sums(_pad(data, begin, end), kernel, strides, dilations, out)
+    # the divisor: the window positions inside the input (or inside input + explicit pads
+    # with count_include_pad), counted by the same sliding window over an indicator array
+    if include_pad:
+        explicit = _window_geometry(node, spatial, kernel)[3]  # pads without ceil overhang
+        padded = [n + b + e for n, b, e in zip(spatial, begin, explicit)]
+        indicator = _pad(
+            np.ones((1, 1, *padded)), [0] * len(end), [e - p for e, p in zip(end, explicit)]
+        )
+    else:
+        indicator = _pad(np.ones((1, 1, *spatial)), begin, end)
+    counts = _window_sums(indicator, kernel, strides, dilations, out)[0, 0]
+    if np.any(counts == 0):
+        raise ShapeMismatchError(f"{node.where()}: a pooling window lies entirely in the padding")
+    return [x.with_stack((sums / counts)[:, None])]
+
+
+def _op_global_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    x = inputs[0]
+    if not isinstance(x, _Affine):
+        return cv.fold(node, inputs)
+    data = _spatial_input(node, x)
+    axes = tuple(range(2, data.ndim))
+    return [x.with_stack(data.mean(axis=axes, keepdims=True)[:, None])]
+
+
+def _op_concat(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    values = [v for v in inputs if v is not None]
+    if not any(isinstance(v, _Affine) for v in values):
+        return cv.fold(node, inputs)
+    shapes = [_shape_of(v) for v in values]
+    rank = len(shapes[0])
+    if rank == 0 or any(len(s) != rank for s in shapes):
+        raise ShapeMismatchError(f"{node.where()}: cannot concatenate shapes {shapes}")
+    axis = node.attr("axis")
+    if axis is None:
+        raise ModelLoadError(f"{node.where()} has no axis")
+    axis = _normalise_axes(node, [int(axis)], rank)[0]
+    if any(s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes):
+        raise ShapeMismatchError(
+            f"{node.where()}: cannot concatenate shapes {shapes} along axis {axis}"
+        )
+    affine = next(v for v in values if isinstance(v, _Affine))
+    rows = affine.stack.shape[0]
+    out_shape = list(shapes[0])
+    out_shape[axis] = sum(s[axis] for s in shapes)
+    _check_dense_size(node, rows, out_shape)
+    stacks = []
+    for value in values:
+        if isinstance(value, _Affine):
+            stacks.append(value.stack)
+        else:
+            stack = np.zeros((rows, *np.shape(value)))
+            stack[0] = _as_float(value)
+            stacks.append(stack)
+    return [affine.with_stack(np.concatenate(stacks, axis=axis + 1))]
+
+
+def _op_max_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    if not isinstance(inputs[0], _Affine):
+        return cv.fold(node, inputs)
+    raise UnsupportedOperatorError(
+        f"{node.where()} is not supported yet: max pooling is not an affine map; a "
+        "max-of-affine (MILP) formulation is planned. Replace it by AveragePool or a strided "
+        "Conv, or cut the model before it"
+    )
+
+
 _HANDLERS: dict[str, Handler] = {
+    "AveragePool": _op_average_pool,
+    "Concat": _op_concat,
+    "Conv": _op_conv,
+    "GlobalAveragePool": _op_global_average_pool,
+    "MaxPool": _op_max_pool,
     "Add": _op_add,
     "BatchNormalization": _op_batchnorm,
     "Cast": _op_cast,
@@ -507,11 +789,11 @@ _HANDLERS: dict[str, Handler] = {
 
 _REQUIRED_INPUTS = {
     "Constant": 0, "Add": 2, "Sub": 2, "Mul": 2, "Div": 2, "MatMul": 2, "Gemm": 2,
-    "BatchNormalization": 5,
+    "BatchNormalization": 5, "Conv": 2,
 }
 
 #: Operators accepted on input-dependent tensors (Softmax/LogSoftmax only at the output).
-SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(_HANDLERS)) + tuple(
+SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(set(_HANDLERS) - {"MaxPool"})) + tuple(
     f"{op} (last node, with drop_softmax=True)" for op in _SOFTMAX_OPS
 )
 
@@ -822,7 +1104,7 @@ def load_onnx(
     *,
     drop_softmax: bool = False,
 ) -> NetworkDefinition:
-    """Read a fully-connected ReLU network from an ONNX file or ``ModelProto``.
+    """Read a ReLU network (dense or convolutional) from an ONNX file or ``ModelProto``.
 
     ``input_bounds`` is passed to :class:`NetworkDefinition` (any form it accepts), in the
     order of the flattened (C-order) input.  A trailing ``Softmax``/``LogSoftmax`` is

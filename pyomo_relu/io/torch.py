@@ -18,8 +18,9 @@ Two routes, chosen from the module itself:
   ``torch.onnx.export(..., dynamo=False, opset_version=17)`` into memory and read by
   :func:`~pyomo_relu.io.onnx.load_onnx`.  ``example_input`` is then required.  Before
   exporting, the module is run once on ``example_input`` with hooks that record which
-  sub-modules are called; a called ``torch.nn`` layer outside the supported ones (``Tanh``,
-  ``GELU``, ``LayerNorm``, ``Conv2d``, ...) is refused by its path (``'encoder.act'
+  sub-modules are called (convolutions, average pooling, BatchNorm2d and Unflatten are
+  read this way); a called ``torch.nn`` layer outside the supported ones (``Tanh``,
+  ``GELU``, ``LayerNorm``, ``MaxPool2d``, ...) is refused by its path (``'encoder.act'
   (GELU)``) before anything is exported.  Operators written directly in ``forward``
   (``torch.tanh(x)``) are refused by :func:`load_onnx`, with the module scope named.
 
@@ -150,7 +151,7 @@ def _unsupported(path: str, module: Any, reason: str = "") -> UnsupportedOperato
     return UnsupportedOperatorError(
         f"{_where(path, module)} is not supported{reason}. pyomo_relu reads "
         f"{SUPPORTED_MODULES}. Other activations (Tanh, Sigmoid, GELU, LeakyReLU, ...) and "
-        "layers (Conv, pooling, normalisation other than BatchNorm, ...) have no exact MILP "
+        "layers (max pooling, normalisation other than BatchNorm, ...) have no exact MILP "
         "encoding here; cut the model before them or replace them"
     )
 
@@ -323,8 +324,12 @@ def _called_modules(torch: Any, module: Any, example: Any) -> list[tuple[str, An
 
 def _onnx_only_builtin(sub: Any, nn: Any) -> bool:
     """torch.nn layers read through ONNX only (the direct reader does not handle them)."""
+    linear_via_onnx = (
+        nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+        nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+    )
     return _is_plain(sub, nn.Unflatten) or (
-        isinstance(sub, nn.modules.batchnorm._BatchNorm) and _is_torch_builtin(sub)
+        isinstance(sub, (nn.modules.batchnorm._BatchNorm, *linear_via_onnx)) and _is_torch_builtin(sub)
     )
 
 

@@ -93,7 +93,7 @@ def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float |
     from pyomo.contrib.solver.common.factory import SolverFactory
     from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition as TC
 
-    opt = SolverFactory(name)
+    opt = _HighsWithStart() if name == "highs" else SolverFactory(name)
     if not opt.available():
         raise SolverError(f"solver {name} is not available; install it (pip install highspy / pyscipopt)")
     config: dict[str, Any] = {"load_solutions": False, "raise_exception_on_nonoptimal_result": False, "tee": tee}
@@ -126,6 +126,43 @@ def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float |
     objective = _finite_or_none(results.incumbent_objective) if has_solution else None
     return SolveResult(status, objective, bound, 0.0, name, has_solution,
                        str(results.termination_condition), results)
+
+
+def _highs_class() -> type:
+    from pyomo.contrib.solver.solvers.highs import Highs
+
+    return Highs
+
+
+class _HighsWithStart(_highs_class()):  # type: ignore[misc]
+    """Pyomo's HiGHS interface, plus the model's current values passed as a MIP start.
+
+    ``ReLUNetBlock`` initialises every variable from a forward pass, so HiGHS starts with
+    a feasible incumbent instead of searching for one (Pyomo 6.10.1's interface passes no
+    start).  Variables without a value are left out (a partial start, which HiGHS
+    completes); if the interface's internals change, the start is skipped, never the solve.
+    """
+
+    def _solve(self) -> Any:
+        try:
+            self._pass_start()
+        except (AttributeError, KeyError, TypeError, IndexError) as error:
+            logger.debug("no MIP start passed to HiGHS: %s", error)
+        return super()._solve()
+
+    def _pass_start(self) -> None:
+        import numpy as np
+
+        columns, values = [], []
+        for var_id, column in self._pyomo_var_to_solver_var_map.items():
+            value = self._vars[var_id][0].value
+            if value is not None:
+                columns.append(column)
+                values.append(float(value))
+        if columns:
+            self._solver_model.setSolution(
+                len(columns), np.array(columns, dtype=np.int32), np.array(values, dtype=np.float64)
+            )
 
 
 def _solve_legacy(model: Any, name: str, time_limit: float | None, mip_gap: float | None,

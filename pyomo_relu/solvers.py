@@ -160,9 +160,13 @@ class _HighsWithStart(_highs_class()):  # type: ignore[misc]
                 columns.append(column)
                 values.append(float(value))
         if columns:
-            self._solver_model.setSolution(
-                len(columns), np.array(columns, dtype=np.int32), np.array(values, dtype=np.float64)
-            )
+            highs = self._solver_model
+            flag = highs.getOptionValue("output_flag")
+            highs.setOptionValue("output_flag", False)  # HiGHS prints rejected starts
+            try:
+                highs.setSolution(len(columns), np.array(columns, dtype=np.int32), np.array(values, dtype=np.float64))
+            finally:
+                highs.setOptionValue("output_flag", flag)
 
 
 def _solve_legacy(model: Any, name: str, time_limit: float | None, mip_gap: float | None,

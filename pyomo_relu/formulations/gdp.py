@@ -25,7 +25,7 @@ Pyomo transformation gives, per neuron:
 * ``gdp.mbigm`` -- multiple big-M; for two disjuncts it finds the tight Ms itself (same
   relaxation as ``bigm``) by solving one small LP per constraint and side.  Pyomo
   defaults to Gurobi for those LPs: **pass** ``solver=`` (a V1-API solver object such as
-  ``pyomo.environ.SolverFactory("highs")``, ``"glpk"`` or ``"cbc"``; not ``appsi_highs``,
+  ``pyomo.environ.SolverFactory("highs")``, ``"glpk"`` or ``"cbc"``; not the APPSI HiGHS interface,
   which hangs on Pyomo 6.10.1).  ``threads=1`` avoids starting worker processes.
 * ``gdp.binary_multiplication`` -- each disjunct's constraints multiplied by its binary,
   e.g. ``(y - x) σ = 0``: **bilinear**, so only a nonconvex MINLP solver (SCIP here) can

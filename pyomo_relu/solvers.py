@@ -1,7 +1,7 @@
 """``solve``: one call for HiGHS (embedded, default), SCIP, glpk and CBC with one result type.
 
 HiGHS and SCIP go through Pyomo's new solver interface (``pyomo.contrib.solver``),
-glpk and CBC through the classic shell interface.  the APPSI HiGHS interface is avoided: it hung
+glpk and CBC through the classic shell interface.  The APPSI HiGHS interface is avoided: it hung
 on big-M models with Pyomo 6.10.1.
 """
 

@@ -63,6 +63,7 @@ def __getattr__(name: str) -> object:
         "solve": "pyomo_relu.solvers",
         "SolveResult": "pyomo_relu.solvers",
         "verify": "pyomo_relu.verify",
+        "ReLUSurrogate": "pyomo_relu.idaes",
     }
     if name in lazy:
         import importlib

@@ -101,8 +101,11 @@ def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float |
         config["time_limit"] = float(time_limit)
     if mip_gap is not None:
         config["rel_gap"] = float(mip_gap)
+    options = dict(options)
+    if name == "scip_direct" and not tee:
+        options.setdefault("display/verblevel", 0)  # a long captured log kept SCIP past its time limit
     if options:
-        config["solver_options"] = dict(options)
+        config["solver_options"] = options
     results = opt.solve(model, **config)
     if results.termination_condition == TC.infeasibleOrUnbounded and name == "highs":
         # HiGHS presolve cannot tell the two apart; without presolve it can.  Never report

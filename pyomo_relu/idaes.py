@@ -1,0 +1,689 @@
+r"""IDAES integration: a ReLU network as an IDAES surrogate (``SurrogateBlock``).
+
+:class:`ReLUSurrogate` is an IDAES ``SurrogateBase`` whose ``populate_block`` builds a
+:class:`~pyomo_relu.block.ReLUNetBlock` (any formulation of :mod:`pyomo_relu.formulations`,
+any bounds method) inside the ``SurrogateBlock``::
+
+    from idaes.core.surrogate.surrogate_block import SurrogateBlock
+    from pyomo_relu.idaes import ReLUSurrogate
+
+    surrogate = ReLUSurrogate.from_onnx(
+        "conversion.onnx", input_labels=["T", "F"], output_labels=["X"],
+        input_bounds={"T": (298.15, 320.0), "F": (5e-4, 2e-3)},
+        input_scaling={"T": (309.0, 11.0), "F": (1.25e-3, 7.5e-4)})
+    m.fs.conversion_nn = SurrogateBlock()
+    m.fs.conversion_nn.build_model(
+        surrogate, input_vars=[T, F], output_vars=[X],
+        formulation="gdp.hull", bounds=["interval", "crown"])
+    m.fs.conversion_nn.initialize()          # forward pass: every variable, no solver
+
+What the block holds (names chosen like IDAES' own OMLT surrogates):
+
+* ``nn``: the :class:`~pyomo_relu.block.ReLUNetBlock` of the network *without* its
+  scalings (:attr:`ReLUSurrogateMixin.core_network`), with its own dimensionless,
+  bounded ``nn.inputs[i]`` and ``nn.outputs[j]`` holding the *scaled* values (the
+  network's weights are applied to numbers of order one, as it was trained);
+* ``input_surrogate_ties[label]``: ``nn.inputs[i] == (x / units(x) - offset) / factor``,
+  or with ``convert(x, to_units=u) / u`` when the surrogate declares units ``u`` for the
+  input; ``output_surrogate_ties[label]``: ``y / units(y) == factor * nn.outputs[j] +
+  offset`` likewise.  Dividing by the units makes every tie dimensionless, so
+  ``assert_units_consistent`` passes on a flowsheet whose inputs are in K and m^3/s;
+* every disjunction, big-M row and copy refers only to variables of ``nn``, which are
+  all bounded: ``gdp.hull`` works even when the flowsheet variable (an IDAES state
+  variable with no upper bound, say) is unbounded.
+
+Keeping the scaling in the ties rather than folding it into the first layer (as a plain
+:class:`~pyomo_relu.block.ReLUNetBlock` does) matters in flowsheets: folded weights
+multiply SI flows of ``1e-3 m^3/s`` by ``1e3``-``1e4`` and the MILP inherits the bad
+conditioning.
+
+The network's input box is the surrogate's ``input_bounds`` intersected with the bounds
+the flowsheet variables have *when the block is built* (fixed values are not used, so
+fixing and unfixing a decision later keeps the big-M values valid).
+
+``initialize()`` is attached to the ``SurrogateBlock`` (and is
+:func:`initialize_surrogate_block`): a forward pass at the current values of the input
+variables sets every network variable, binary, disjunct indicator and the output
+variables, so the surrogate is consistent before any solve, without a solver.
+:func:`degrees_of_freedom_without_binaries` counts the
+degrees of freedom with each surrogate counted as the ``n_outputs`` equations
+``y = f(x)`` it stands for; IDAES' ``degrees_of_freedom`` also counts the free ``post``
+variables (and, for ``gdp.hull``, the disaggregated ones) of every unstable neuron.
+
+**Importing without IDAES.**  ``import pyomo_relu.idaes`` never imports IDAES.  The
+class ``ReLUSurrogate`` derives from IDAES' ``SurrogateBase``, so it is created on first
+access (``from pyomo_relu.idaes import ReLUSurrogate``, module ``__getattr__``) from
+:class:`ReLUSurrogateMixin`, which holds all the code; without IDAES that access raises
+:class:`IdaesNotInstalledError` (an ``ImportError``) saying what to install.  The helper
+functions need only Pyomo.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import types
+from enum import Enum
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchError
+from pyomo_relu.network import DenseLayer, NetworkDefinition, Scaling
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "IdaesNotInstalledError",
+    "ReLUSurrogate",
+    "ReLUSurrogateMixin",
+    "degrees_of_freedom_without_binaries",
+    "initialize_surrogate_block",
+    "network_from_dict",
+    "network_to_dict",
+]
+
+#: ``"format"`` field of the JSON files written by :meth:`ReLUSurrogateMixin.save`.
+FILE_FORMAT = "pyomo_relu.idaes.ReLUSurrogate"
+FILE_VERSION = 1
+
+#: IDAES ``OMLTSurrogate.Formulation`` names that have a pyomo_relu equivalent.
+_IDAES_FORMULATIONS = {"RELU_BIGM": "bigm", "RELU_COMPLEMENTARITY": "complementarity"}
+
+
+class IdaesNotInstalledError(PyomoReluError, ImportError):
+    """IDAES (``idaes-pse``) is needed for :class:`ReLUSurrogate` but is not installed."""
+
+
+# ---------------------------------------------------------------------- class
+class ReLUSurrogateMixin:
+    """The implementation of :class:`ReLUSurrogate` (which adds IDAES' ``SurrogateBase``).
+
+    Args:
+        network: the :class:`~pyomo_relu.network.NetworkDefinition`, mapping the inputs
+            (after ``input_scaling``) to the outputs (before ``output_scaling``).
+        input_labels, output_labels: names of the inputs and outputs, in the network's
+            order (default: the network's ``input_names``/``output_names``, else
+            ``x0, x1, ...`` and ``y0, ...``).
+        input_bounds: dict ``label -> (lb, ub)`` in the flowsheet's units, as IDAES does
+            (default: the network's own input box).  ``None`` for an absent side; a
+            missing bound is taken from the flowsheet variable when the block is built.
+        input_scaling, output_scaling: the offset/factor scaling of the training data,
+            ``scaled = (value - offset) / factor``: a :class:`~pyomo_relu.network.Scaling`,
+            a dict ``label -> (offset, factor)``, a pair ``(offsets, factors)`` or an IDAES
+            ``OffsetScaler``.  Refused when the network already has that scaling.
+        input_units, output_units: optional dict ``label -> units`` (a Pyomo unit or a
+            string such as ``"m^3/s"``) the network was trained in; the ties then
+            convert the flowsheet variable to these units (multiplicative conversions
+            only: not degC to K).  Without them the values are taken in the units of
+            the flowsheet variable (IDAES uses SI base units throughout).
+    """
+
+    def __init__(
+        self,
+        network: NetworkDefinition,
+        input_labels: Sequence[Any] | None = None,
+        output_labels: Sequence[Any] | None = None,
+        input_bounds: Mapping[Any, tuple] | None = None,
+        input_scaling: Any = None,
+        output_scaling: Any = None,
+        input_units: Mapping[Any, Any] | None = None,
+        output_units: Mapping[Any, Any] | None = None,
+    ) -> None:
+        if not isinstance(network, NetworkDefinition):
+            raise PyomoReluError(
+                f"ReLUSurrogate needs a NetworkDefinition, got {type(network).__name__}; use "
+                "ReLUSurrogate.from_onnx / from_keras for model files"
+            )
+        inputs = _labels(input_labels, network.input_names, network.n_inputs, "x", "input")
+        outputs = _labels(output_labels, network.output_names, network.n_outputs, "y", "output")
+        scale_in = _as_scaling(input_scaling, inputs, "input_scaling")
+        scale_out = _as_scaling(output_scaling, outputs, "output_scaling")
+        for given, existing, what in ((scale_in, network.input_scaling, "input"),
+                                      (scale_out, network.output_scaling, "output")):
+            if given is not None and existing is not None:
+                raise PyomoReluError(
+                    f"the network already has an {what} scaling; do not pass {what}_scaling as well"
+                )
+        lower, upper = network.input_lower.copy(), network.input_upper.copy()
+        if input_bounds is not None:
+            unknown = [k for k in input_bounds if k not in inputs]
+            if unknown:
+                raise PyomoReluError(f"input_bounds names {unknown}, which are not input labels {inputs}")
+            for i, label in enumerate(inputs):
+                lb, ub = input_bounds.get(label, (None, None))
+                lower[i] = -np.inf if lb is None else float(lb)
+                upper[i] = np.inf if ub is None else float(ub)
+        network = NetworkDefinition(
+            network.layers, (lower, upper),
+            scale_in if scale_in is not None else network.input_scaling,
+            scale_out if scale_out is not None else network.output_scaling,
+            network.input_shape, None, None, network.source,
+        )
+        self._network = network
+        self._core: NetworkDefinition | None = None
+        self._input_units = _units_map(input_units, inputs, "input_units")
+        self._output_units = _units_map(output_units, outputs, "output_units")
+        bounds = {
+            label: (float(lo), float(hi))
+            for label, lo, hi in zip(inputs, lower, upper) if np.isfinite(lo) and np.isfinite(hi)
+        }
+        # SurrogateBase stores the labels and refuses duplicates; it also wants a bounds
+        # dict naming every label, so the finite pairs are stored after it
+        super().__init__(input_labels=inputs, output_labels=outputs, input_bounds=None)
+        self._input_bounds = bounds or None
+
+    # ------------------------------------------------------------ constructors
+    @classmethod
+    def from_network(cls, network: NetworkDefinition, input_labels: Sequence[Any] | None = None,
+                     output_labels: Sequence[Any] | None = None, input_bounds: Mapping | None = None,
+                     **kwargs: Any) -> Any:
+        """The same as the constructor (named like the other constructors)."""
+        return cls(network, input_labels, output_labels, input_bounds, **kwargs)
+
+    @classmethod
+    def from_onnx(cls, path: Any, input_labels: Sequence[Any], output_labels: Sequence[Any],
+                  input_bounds: Mapping | None = None, *, input_scaling: Any = None,
+                  output_scaling: Any = None, drop_softmax: bool = False, **kwargs: Any) -> Any:
+        """Read an ONNX file (or ``ModelProto``) with :func:`~pyomo_relu.io.onnx.load_onnx`."""
+        from pyomo_relu.io.onnx import load_onnx
+
+        net = load_onnx(path, drop_softmax=drop_softmax)
+        return cls(net, input_labels, output_labels, input_bounds, input_scaling, output_scaling, **kwargs)
+
+    @classmethod
+    def from_keras(cls, model_or_path: Any, input_labels: Sequence[Any], output_labels: Sequence[Any],
+                   input_bounds: Mapping | None = None, *, input_scaling: Any = None,
+                   output_scaling: Any = None, **kwargs: Any) -> Any:
+        """Read a Keras 3 model or ``.keras``/``.h5`` file with :func:`~pyomo_relu.io.keras.load_keras`."""
+        from pyomo_relu.io.keras import load_keras
+
+        net = load_keras(model_or_path)
+        return cls(net, input_labels, output_labels, input_bounds, input_scaling, output_scaling, **kwargs)
+
+    # ------------------------------------------------------------- properties
+    @property
+    def network(self) -> NetworkDefinition:
+        """The network, with the surrogate's scalings and input box."""
+        return self._network
+
+    def input_units(self) -> dict[Any, Any]:
+        """Declared units per input label (``None`` where the variable's own units are used)."""
+        return dict(self._input_units)
+
+    def output_units(self) -> dict[Any, Any]:
+        return dict(self._output_units)
+
+    # ----------------------------------------------------------- IDAES interface
+    def populate_block(self, block: Any, additional_options: dict[str, Any] | None = None) -> None:
+        """Build the network in ``block`` (a ``SurrogateBlock``); called by ``build_model``.
+
+        Options (popped from ``additional_options``, so ``build_model`` does not complain):
+        ``formulation`` (a name of :data:`pyomo_relu.formulations.FORMULATIONS`, a
+        ``(name, options)`` pair, a per-layer dict, or IDAES' ``Formulation.RELU_BIGM`` /
+        ``RELU_COMPLEMENTARITY``; default ``"bigm"``), ``bounds`` (a bounds method, a list
+        of them, or a :class:`~pyomo_relu.bounds.Bounds`; default ``"interval"``) and
+        ``initialize`` (default ``True``: :func:`initialize_surrogate_block` at once).
+        """
+        import pyomo.environ as pe
+
+        from pyomo_relu.block import ReLUNetBlock
+        from pyomo_relu.formulations import formulation_for_layer
+
+        options = additional_options if additional_options is not None else {}
+        formulation = _formulation_spec(options.pop("formulation", "bigm"))
+        bounds = options.pop("bounds", "interval")
+        initialize = bool(options.pop("initialize", True))
+        for k in range(len(self.core_network.canonical_layers)):  # bad names fail before anything is added
+            formulation_for_layer(formulation, k)
+        if not hasattr(block, "input_vars_as_dict"):
+            raise PyomoReluError(
+                "populate_block expects an IDAES SurrogateBlock: call "
+                "SurrogateBlock().build_model(surrogate, input_vars=..., output_vars=...)"
+            )
+        in_labels, out_labels = self.input_labels(), self.output_labels()
+        inputs, outputs = block.input_vars_as_dict(), block.output_vars_as_dict()
+        links = _SurrogateLinks(
+            [inputs[label] for label in in_labels], [outputs[label] for label in out_labels],
+            [self._input_units.get(label) for label in in_labels],
+            [self._output_units.get(label) for label in out_labels],
+            self._network.input_scaling, self._network.output_scaling,
+        )
+        lower, upper = self._scaled_box(links)
+
+        block.nn = ReLUNetBlock()
+        try:
+            block.nn.build(
+                self.core_network, formulation=formulation, bounds=bounds,
+                input_bounds=list(zip(lower, upper)), initialize=False,
+            )
+        except Exception:
+            block.del_component(block.nn)
+            raise
+        in_index = {label: i for i, label in enumerate(in_labels)}
+        out_index = {label: j for j, label in enumerate(out_labels)}
+
+        def input_tie(b: Any, label: Any) -> Any:
+            i = in_index[label]
+            value = _dimensionless(links.input_vars[i], links.input_units[i])
+            offset, factor = links.input_offset[i], links.input_factor[i]
+            scaled = value if (offset, factor) == (0.0, 1.0) else (value - offset) / factor
+            return b.nn.inputs[i] == scaled
+
+        def output_tie(b: Any, label: Any) -> Any:
+            j = out_index[label]
+            value = _dimensionless(links.output_vars[j], links.output_units[j])
+            offset, factor = links.output_offset[j], links.output_factor[j]
+            unscaled = b.nn.outputs[j] if (offset, factor) == (0.0, 1.0) else factor * b.nn.outputs[j] + offset
+            return value == unscaled
+
+        block.input_surrogate_ties = pe.Constraint(pe.Set(initialize=in_labels, ordered=True), rule=input_tie)
+        block.output_surrogate_ties = pe.Constraint(pe.Set(initialize=out_labels, ordered=True), rule=output_tie)
+        block._relu_surrogate = links
+        if getattr(block, "initialize", None) is None:
+            # a bound method: Pyomo's clone() deep-copies it along with the block
+            block.initialize = types.MethodType(initialize_surrogate_block, block)
+        if initialize:
+            initialize_surrogate_block(block)
+
+    @property
+    def core_network(self) -> NetworkDefinition:
+        """The network without its scalings: what the block's ``nn`` holds (scaled inputs/outputs).
+
+        A :class:`~pyomo_relu.bounds.Bounds` passed as ``bounds=`` to ``build_model`` must be
+        computed for this network, over the scaled input box.
+        """
+        if self._core is None:
+            net = self._network
+            self._core = NetworkDefinition(net.layers, input_shape=net.input_shape, source=net.source)
+        return self._core
+
+    def _scaled_box(self, links: "_SurrogateLinks") -> tuple[np.ndarray, np.ndarray]:
+        """The network's box in scaled units: the surrogate's bounds and the variables' own.
+
+        Variable bounds are used, fixed values are not (fixing and unfixing a decision
+        later must keep the neuron bounds valid).
+        """
+        lower, upper = self._network.input_lower.copy(), self._network.input_upper.copy()
+        for i, (var, unit) in enumerate(zip(links.input_vars, links.input_units)):
+            if var.lb is not None:
+                lower[i] = max(lower[i], _to_network_value(var, var.lb, unit))
+            if var.ub is not None:
+                upper[i] = min(upper[i], _to_network_value(var, var.ub, unit))
+            if not (np.isfinite(lower[i]) and np.isfinite(upper[i])):
+                side = "lower" if not np.isfinite(lower[i]) else "upper"
+                raise MissingBoundsError(
+                    f"input {self.input_labels()[i]!r} (variable {var.name}) has no {side} bound: give "
+                    "the surrogate input_bounds={label: (lb, ub)} or bound the variable"
+                )
+            if lower[i] > upper[i]:
+                hint = (" (SurrogateBlock copies the surrogate's bounds without converting units: with "
+                        "input_units other than the variable's, build with use_surrogate_bounds=False)"
+                        if unit is not None else "")
+                raise MissingBoundsError(
+                    f"input {self.input_labels()[i]!r} (variable {var.name}): the surrogate's box and "
+                    f"the variable's bounds do not overlap ({lower[i]} > {upper[i]}){hint}"
+                )
+        a = (lower - links.input_offset) / links.input_factor
+        b = (upper - links.input_offset) / links.input_factor
+        return np.minimum(a, b), np.maximum(a, b)
+
+    def evaluate_surrogate(self, inputs: Any) -> Any:
+        """Outputs at the rows of ``inputs`` (a DataFrame with a column per input label).
+
+        Returns a DataFrame with one column per output label and the index of ``inputs``,
+        computed by :meth:`NetworkDefinition.evaluate` (scalings included).
+        """
+        import pandas as pd
+
+        labels = self.input_labels()
+        missing = [label for label in labels if label not in inputs.columns]
+        if missing:
+            raise PyomoReluError(f"evaluate_surrogate: the DataFrame has no column for inputs {missing}")
+        x = inputs[labels].to_numpy(dtype=np.float64)
+        y = self._network.evaluate(x) if len(x) else np.empty((0, self.n_outputs()))
+        return pd.DataFrame(y, columns=self.output_labels(), index=inputs.index, dtype="float64")
+
+    # -------------------------------------------------------------- save/load
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild the surrogate, as JSON-ready data (no pickle)."""
+        lower, upper = self._network.input_lower, self._network.input_upper
+        return {
+            "format": FILE_FORMAT,
+            "version": FILE_VERSION,
+            "input_labels": self.input_labels(),
+            "output_labels": self.output_labels(),
+            "input_bounds": [[_json_float(lo), _json_float(hi)] for lo, hi in zip(lower, upper)],
+            "input_units": [_units_str(self._input_units.get(k)) for k in self.input_labels()],
+            "output_units": [_units_str(self._output_units.get(k)) for k in self.output_labels()],
+            "network": network_to_dict(self._network),
+            "network_hash": self._network.content_hash(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        """Rebuild a surrogate written by :meth:`to_dict`; checks the network's hash."""
+        if data.get("format") != FILE_FORMAT:
+            raise PyomoReluError(f"not a {FILE_FORMAT} file (format field {data.get('format')!r})")
+        if int(data.get("version", 0)) > FILE_VERSION:
+            raise PyomoReluError(
+                f"file version {data['version']} is newer than this pyomo_relu reads ({FILE_VERSION})"
+            )
+        inputs, outputs = list(data["input_labels"]), list(data["output_labels"])
+        network = network_from_dict(data["network"])
+        if network.content_hash() != data["network_hash"]:
+            raise PyomoReluError(
+                "the network read from the file does not match its recorded hash: the file was "
+                "modified or damaged"
+            )
+        bounds = {label: tuple(pair) for label, pair in zip(inputs, data["input_bounds"])}
+        in_units = {k: u for k, u in zip(inputs, data.get("input_units") or []) if u is not None}
+        out_units = {k: u for k, u in zip(outputs, data.get("output_units") or []) if u is not None}
+        return cls(network, inputs, outputs, bounds, input_units=in_units or None,
+                   output_units=out_units or None)
+
+    def save(self, strm: Any) -> None:
+        """Write the surrogate to a text stream as JSON (IDAES' ``save_to_file`` uses this)."""
+        json.dump(self.to_dict(), strm, indent=1)
+
+    @classmethod
+    def load(cls, strm: Any) -> Any:
+        """Read a surrogate written by :meth:`save` (IDAES' ``load_from_file`` uses this)."""
+        return cls.from_dict(json.load(strm))
+
+    def __repr__(self) -> str:
+        return (f"<ReLUSurrogate {self.input_labels()} -> {self.output_labels()} "
+                f"{self._network!r}>")
+
+
+# ------------------------------------------------------------ block helpers
+class _SurrogateLinks:
+    """What :func:`initialize_surrogate_block` and the dof helper need to know of a block."""
+
+    def __init__(self, input_vars: list, output_vars: list, input_units: list, output_units: list,
+                 input_scaling: Scaling | None, output_scaling: Scaling | None) -> None:
+        self.input_vars = input_vars
+        self.output_vars = output_vars
+        self.input_units = input_units
+        self.output_units = output_units
+        n_in, n_out = len(input_vars), len(output_vars)
+        self.input_offset = input_scaling.offset if input_scaling is not None else np.zeros(n_in)
+        self.input_factor = input_scaling.factor if input_scaling is not None else np.ones(n_in)
+        self.output_offset = output_scaling.offset if output_scaling is not None else np.zeros(n_out)
+        self.output_factor = output_scaling.factor if output_scaling is not None else np.ones(n_out)
+
+
+def initialize_surrogate_block(block: Any, input_values: Sequence[float] | None = None) -> None:
+    """Set every variable of a ``ReLUSurrogate`` block from a forward pass; no solver.
+
+    The inputs are ``input_values`` (in the flowsheet variables' units) if given, else
+    the current values of the input variables (those without a value get the centre of
+    the network's box, and that value).  Every network variable, binary, disjunct
+    indicator and disaggregated copy is set, then the output variables, so that every
+    constraint of the block holds (to rounding).  An input outside the network's box is
+    clipped (the tie constraint is then violated) and a warning is logged.
+
+    Attached to each block as ``block.initialize()`` by ``populate_block``.
+    """
+    links = _links(block)
+    nn = block.nn
+    box_lower, box_upper = nn.neuron_bounds.input_lower, nn.neuron_bounds.input_upper  # scaled
+    x = np.empty(len(links.input_vars))
+    for i, (var, unit) in enumerate(zip(links.input_vars, links.input_units)):
+        if input_values is not None:
+            var.set_value(float(input_values[i]), skip_validation=True)
+        if var.value is None:
+            centre = 0.5 * (box_lower[i] + box_upper[i]) * links.input_factor[i] + links.input_offset[i]
+            var.set_value(_from_network_value(var, centre, unit), skip_validation=True)
+        x[i] = _to_network_value(var, var.value, unit)
+    scaled = (x - links.input_offset) / links.input_factor
+    outside = np.flatnonzero((scaled < box_lower - 1e-9) | (scaled > box_upper + 1e-9))
+    for i in outside:
+        logger.warning(
+            "%s: input %s = %s is outside the network's box; clipped for the forward pass",
+            block.name, links.input_vars[i].name, links.input_vars[i].value,
+        )
+    nn.initialize(input_values=np.clip(scaled, box_lower, box_upper))
+    for j, (var, unit) in enumerate(zip(links.output_vars, links.output_units)):
+        if not var.fixed:
+            y = nn.outputs[j].value * links.output_factor[j] + links.output_offset[j]
+            var.set_value(_from_network_value(var, y, unit), skip_validation=True)
+
+
+def degrees_of_freedom_without_binaries(block: Any) -> int:
+    """Degrees of freedom of ``block`` with each embedded network counted as ``y = f(x)``.
+
+    IDAES' ``degrees_of_freedom`` is (unfixed variables in active equalities) − (active
+    equalities).  A ReLU network is a function, but its MILP form determines ``post``
+    of an unstable neuron by inequalities and binaries, so IDAES counts one spare degree
+    of freedom per unstable neuron (more with ``gdp.hull`` copies).  Here every
+    :class:`~pyomo_relu.block.ReLUNetBlock` (with, for a ``ReLUSurrogate`` block, its tie
+    constraints) is left out of the count and replaced by ``n_outputs`` equalities over
+    its unfixed input and output variables: the answer is what IDAES reports for the
+    same model with the network replaced by ``n_outputs`` explicit equations.
+    """
+    import pyomo.environ as pe
+    from pyomo.common.collections import ComponentSet
+    from pyomo.core.expr.visitor import identify_variables
+
+    from pyomo_relu.block import ReLUNetBlockData
+
+    excluded_blocks = ComponentSet()
+    excluded_constraints = ComponentSet()
+    io_vars = ComponentSet()
+    n_equations = 0
+    for data in block.component_data_objects(pe.Block, active=True, descend_into=True):
+        if not isinstance(data, ReLUNetBlockData) or not data.is_built:
+            continue
+        parent = data.parent_block()
+        links = getattr(parent, "_relu_surrogate", None) if parent is not None else None
+        excluded_blocks.add(data)
+        if links is not None and parent.component("nn") is data:
+            for name in ("input_surrogate_ties", "output_surrogate_ties"):
+                excluded_constraints.update(parent.component(name).values())
+            ins, outs = links.input_vars, links.output_vars
+        else:
+            ins, outs = data.input_vars, data.output_vars
+        io_vars.update(v for v in list(ins) + list(outs) if not v.fixed)
+        n_equations += len(outs)
+    variables = ComponentSet(io_vars)
+    for constraint in block.component_data_objects(pe.Constraint, active=True, descend_into=True):
+        if not constraint.equality or constraint in excluded_constraints:
+            continue
+        if _inside(constraint, excluded_blocks):
+            continue
+        n_equations += 1
+        variables.update(identify_variables(constraint.body, include_fixed=False))
+    return len(variables) - n_equations
+
+
+def _inside(component: Any, blocks: Any) -> bool:
+    parent = component.parent_block()
+    while parent is not None:
+        if parent in blocks:
+            return True
+        parent = parent.parent_block()
+    return False
+
+
+def _links(block: Any) -> _SurrogateLinks:
+    links = getattr(block, "_relu_surrogate", None)
+    if links is None:
+        raise PyomoReluError(
+            f"{block.name} was not built from a ReLUSurrogate (call build_model(surrogate, ...) first)"
+        )
+    return links
+
+
+# ------------------------------------------------------------------- units
+def _dimensionless(var: Any, unit: Any) -> Any:
+    """``var`` divided by its units, or converted to ``unit`` and divided by it."""
+    from pyomo.environ import units as pyunits
+
+    if unit is None:
+        return var / pyunits.get_units(var)
+    return pyunits.convert(var, to_units=unit) / unit
+
+
+def _to_network_value(var: Any, value: float, unit: Any) -> float:
+    """A value of ``var`` (in its units) in the network's units."""
+    if unit is None:
+        return float(value)
+    from pyomo.environ import units as pyunits
+
+    return float(pyunits.convert_value(float(value), from_units=pyunits.get_units(var), to_units=unit))
+
+
+def _from_network_value(var: Any, value: float, unit: Any) -> float:
+    if unit is None:
+        return float(value)
+    from pyomo.environ import units as pyunits
+
+    return float(pyunits.convert_value(float(value), from_units=unit, to_units=pyunits.get_units(var)))
+
+
+def _units_map(units: Mapping[Any, Any] | None, labels: list, what: str) -> dict[Any, Any]:
+    if not units:
+        return {}
+    unknown = [k for k in units if k not in labels]
+    if unknown:
+        raise PyomoReluError(f"{what} names {unknown}, which are not labels {labels}")
+    return {k: _as_units(u) for k, u in units.items() if u is not None}
+
+
+def _as_units(unit: Any) -> Any:
+    """A Pyomo unit from a unit object or a string (``"m^3/s"``, ``"K"``)."""
+    from pyomo.environ import units as pyunits
+
+    if isinstance(unit, str):
+        try:
+            return getattr(pyunits, unit)
+        except Exception as exc:  # pint raises its own UndefinedUnitError
+            raise PyomoReluError(f"unknown units {unit!r}: {exc}") from None
+    return unit
+
+
+def _units_str(unit: Any) -> str | None:
+    if unit is None:
+        return None
+    from pyomo.environ import units as pyunits
+
+    return str(pyunits.get_units(unit))
+
+
+# -------------------------------------------------------------- conversions
+def _labels(given: Sequence[Any] | None, names: Sequence[str] | None, size: int, prefix: str, what: str) -> list:
+    labels = list(given) if given is not None else (list(names) if names else [f"{prefix}{i}" for i in range(size)])
+    if len(labels) != size:
+        raise ShapeMismatchError(f"{len(labels)} {what} labels for a network with {size} {what}s")
+    if len(set(labels)) != len(labels):
+        raise PyomoReluError(f"duplicate {what} labels: {labels}")
+    return labels
+
+
+def _as_scaling(spec: Any, labels: list, what: str) -> Scaling | None:
+    """Accept a Scaling, an IDAES OffsetScaler, a dict label -> (offset, factor) or (offsets, factors)."""
+    if spec is None or isinstance(spec, Scaling):
+        if spec is not None and spec.size != len(labels):
+            raise ShapeMismatchError(f"{what} has {spec.size} entries for {len(labels)} labels")
+        return spec
+    if hasattr(spec, "offset_series") and hasattr(spec, "factor_series"):  # IDAES OffsetScaler
+        missing = [k for k in labels if k not in list(spec.expected_columns())]
+        if missing:
+            raise PyomoReluError(f"{what}: the OffsetScaler has no columns {missing}")
+        offset = spec.offset_series()[labels].to_numpy(dtype=float)
+        factor = spec.factor_series()[labels].to_numpy(dtype=float)
+        return Scaling(offset, factor)
+    if isinstance(spec, Mapping):
+        missing = [k for k in labels if k not in spec]
+        if missing:
+            raise PyomoReluError(f"{what} has no (offset, factor) for {missing}")
+        return Scaling([float(spec[k][0]) for k in labels], [float(spec[k][1]) for k in labels])
+    offsets, factors = spec
+    return Scaling(np.broadcast_to(np.asarray(offsets, float), (len(labels),)),
+                   np.broadcast_to(np.asarray(factors, float), (len(labels),)))
+
+
+def _formulation_spec(formulation: Any) -> Any:
+    """Map IDAES' ``OMLTSurrogate.Formulation`` members to our names; pass the rest through."""
+    if isinstance(formulation, Enum):
+        name = _IDAES_FORMULATIONS.get(formulation.name)
+        if name is None:
+            raise PyomoReluError(
+                f"formulation {formulation.name} is a smooth-activation formulation of OMLT; a "
+                "ReLU network needs a MILP one: 'bigm', 'gdp.hull', 'partition', ... (see "
+                "pyomo_relu.formulations.FORMULATIONS)"
+            )
+        return name
+    return formulation
+
+
+def _json_float(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def network_to_dict(net: NetworkDefinition) -> dict[str, Any]:
+    """Layers and scalings of ``net`` as JSON-ready lists (exact: floats round-trip)."""
+
+    def scaling(s: Scaling | None) -> dict | None:
+        return None if s is None else {"offset": s.offset.tolist(), "factor": s.factor.tolist()}
+
+    return {
+        "layers": [
+            {"weights": layer.weights.tolist(), "bias": layer.bias.tolist(),
+             "activation": layer.activation, "name": layer.name}
+            for layer in net.layers
+        ],
+        "input_scaling": scaling(net.input_scaling),
+        "output_scaling": scaling(net.output_scaling),
+        "input_shape": list(net.input_shape) if net.input_shape else None,
+        "source": net.source,
+    }
+
+
+def network_from_dict(data: Mapping[str, Any]) -> NetworkDefinition:
+    """Inverse of :func:`network_to_dict` (without input bounds)."""
+
+    def scaling(d: Mapping | None) -> Scaling | None:
+        return None if d is None else Scaling(d["offset"], d["factor"])
+
+    layers = [
+        DenseLayer(np.array(layer["weights"], dtype=float).reshape(len(layer["bias"]), -1),
+                   layer["bias"], layer.get("activation", "relu"), layer.get("name", ""))
+        for layer in data["layers"]
+    ]
+    return NetworkDefinition(
+        layers, None, scaling(data.get("input_scaling")), scaling(data.get("output_scaling")),
+        data.get("input_shape"), source=data.get("source", ""),
+    )
+
+
+# ------------------------------------------------------------- lazy class
+_CLASSES: dict[str, type] = {}
+
+
+def _surrogate_class() -> type:
+    """Create ``ReLUSurrogate`` (mixin + IDAES ``SurrogateBase``) on first use."""
+    if "ReLUSurrogate" not in _CLASSES:
+        try:
+            from idaes.core.surrogate.base.surrogate_base import SurrogateBase
+        except ImportError as exc:
+            raise IdaesNotInstalledError(
+                "pyomo_relu.idaes.ReLUSurrogate needs IDAES: pip install idaes-pse "
+                f"(import failed: {exc})"
+            ) from exc
+        cls = type("ReLUSurrogate", (ReLUSurrogateMixin, SurrogateBase), {
+            "__module__": __name__,
+            "__qualname__": "ReLUSurrogate",
+            "__doc__": "An IDAES surrogate (``SurrogateBase``) for a ReLU network.\n\n"
+                       + (ReLUSurrogateMixin.__doc__ or "").split("\n", 1)[1],
+        })
+        _CLASSES["ReLUSurrogate"] = cls
+    return _CLASSES["ReLUSurrogate"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ReLUSurrogate":
+        return _surrogate_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,7 @@ from pyomo_relu.errors import (
     SolverError,
     UnsupportedOperatorError,
 )
-from pyomo_relu.network import DenseLayer, NetworkDefinition, Scaling
+from pyomo_relu.network import DenseLayer, MaxLayer, NetworkDefinition, Scaling
 
 __version__ = "0.1.0"
 
@@ -29,6 +29,7 @@ __all__ = [
     "Bounds",
     "BoundsMismatchError",
     "DenseLayer",
+    "MaxLayer",
     "InvalidNetworkError",
     "MissingBoundsError",
     "ModelLoadError",

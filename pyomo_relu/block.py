@@ -33,12 +33,12 @@ from pyomo.core.base.block import BlockData, declare_custom_block
 from pyomo.core.base.var import IndexedVar, ScalarVar, VarData
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
-from pyomo_relu.bounds.base import Bounds, post_activation
+from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.chain import BoundsSpec, resolve_bounds
-from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchError
+from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchError, UnsupportedOperatorError
 from pyomo_relu.formulations import FormulationSpec, formulation_for_layer, get_formulation
 from pyomo_relu.formulations.base import LayerContext
-from pyomo_relu.network import DenseLayer, NetworkDefinition
+from pyomo_relu.network import DenseLayer, MaxLayer, NetworkDefinition
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class ReLUNetBlockData(BlockData):
             self._declared = spec
         if spec["created_outputs"]:
             layers, bounds = spec["net"].canonical_layers, self._bounds
-            out_lower, out_upper = post_activation(bounds.lower[-1], bounds.upper[-1], layers[-1].activation)
+            out_lower, out_upper = layers[-1].output_bounds(bounds.lower[-1], bounds.upper[-1])
             for j, var in enumerate(spec["outputs"]):
                 var.setlb(_finite(out_lower[j]))
                 var.setub(_finite(out_upper[j]))
@@ -253,7 +253,7 @@ class ReLUNetBlockData(BlockData):
     ) -> None:
         layers = net.canonical_layers
         if output_vars is None:
-            out_lower, out_upper = post_activation(bounds.lower[-1], bounds.upper[-1], layers[-1].activation)
+            out_lower, out_upper = layers[-1].output_bounds(bounds.lower[-1], bounds.upper[-1])
             self.outputs = pe.Var(
                 range(net.n_outputs), bounds=lambda b, j: (_finite(out_lower[j]), _finite(out_upper[j]))
             )
@@ -265,15 +265,16 @@ class ReLUNetBlockData(BlockData):
         for k, layer in enumerate(layers):
             last = k == len(layers) - 1
             module, options = formulation_for_layer(formulation, k)
-            targets = output_vars if (last and layer.activation == "linear") else None
-            ctx = _build_layer(
+            targets = output_vars if (last and layer.is_linear) else None
+            build = _build_max_layer if isinstance(layer, MaxLayer) else _build_layer
+            ctx = build(
                 self.layer[k], k, layer, h_vars, h_lower, h_upper,
                 bounds.lower[k], bounds.upper[k], module, options, targets,
             )
-            contexts.append((module.name, ctx))  # a name, not the module: blocks must clone
+            contexts.append((ctx.formulation, ctx))  # a name, not the module: blocks must clone
             h_vars = _next_inputs(ctx)
-            h_lower, h_upper = post_activation(bounds.lower[k], bounds.upper[k], layer.activation)
-        if layers[-1].activation != "linear":
+            h_lower, h_upper = layer.output_bounds(bounds.lower[k], bounds.upper[k])
+        if not layers[-1].is_linear:
             last_post = contexts[-1][1].post
             self.outputs_link = pe.Constraint(
                 range(net.n_outputs), rule=lambda b, j: output_vars[j] - last_post[j] == 0
@@ -300,9 +301,9 @@ class ReLUNetBlockData(BlockData):
             pre = layer.preactivation(values[None, :])[0]
             post = layer.activate(pre)
             _set_values(ctx.post, post)
+            _set_values(ctx.block.pre, pre, list(ctx.block.pre.keys()))
             if ctx.unstable.size:
-                _set_values(ctx.block.pre, pre, ctx.unstable)
-                get_formulation(name).initialize(ctx, pre)
+                _formulation_module(name).initialize(ctx, pre)
             values = post
         for var, value in zip(self._output_vars, values):  # outputs follow from the inputs
             var.set_value(float(value), skip_validation=True)
@@ -336,23 +337,19 @@ class ReLUNetBlockData(BlockData):
         return list(self._output_vars)
 
     def stats(self) -> dict[str, Any]:
-        """Counts of variables, binaries, constraints, and stable neurons per layer."""
+        """Counts of variables, binaries, constraints, and stable neurons per layer.
+
+        ``binaries`` counts the unfixed binary variables; a two-term disjunction (the
+        ``gdp`` formulations before transformation) counts once, as the binary it becomes.
+        """
         net, bounds = self._require_built()
-        per_layer = []
-        for k, layer in enumerate(net.canonical_layers):
-            relu = layer.activation == "relu"
-            per_layer.append({
-                "layer": k,
-                "activation": layer.activation,
-                "neurons": layer.n_outputs,
-                "stable_active": int(bounds.stable_active(k).sum()) if relu else 0,
-                "stable_inactive": int(bounds.stable_inactive(k).sum()) if relu else 0,
-                "unstable": int(bounds.unstable(k).sum()) if relu else 0,
-            })
+        per_layer = [_layer_stats(k, layer, bounds.lower[k], bounds.upper[k])
+                     for k, layer in enumerate(net.canonical_layers)]
         variables = list(self.component_data_objects(pe.Var, descend_into=True))
+        indicators = _paired_indicators(self)
         return {
             "variables": sum(1 for v in variables if not v.fixed),
-            "binaries": sum(1 for v in variables if v.is_binary() and not v.fixed),
+            "binaries": sum(1 for v in variables if v.is_binary() and not v.fixed and id(v) not in indicators),
             "constraints": sum(1 for _ in self.component_data_objects(pe.Constraint, active=True, descend_into=True)),
             "layers": per_layer,
             "bounds_methods": list(bounds.methods),
@@ -391,13 +388,21 @@ def _build_layer(
     options: dict[str, Any],
     targets: list[VarData] | None,
 ) -> LayerContext:
-    """Variables, affine equalities and the activation formulation of one layer."""
-    relu = layer.activation == "relu"
+    """Variables, affine equalities and the activation formulation of one dense layer."""
+    relu, smooth = layer.relu_mask, layer.smooth_mask
     n = layer.n_outputs
-    inactive = np.flatnonzero(upper <= 0) if relu else np.array([], dtype=int)
-    unstable = np.flatnonzero((lower < 0) & (upper > 0)) if relu else np.array([], dtype=int)
+    inactive = np.flatnonzero(relu & (upper <= 0))
+    unstable = np.flatnonzero(relu & (lower < 0) & (upper > 0))
+    curved = np.flatnonzero(smooth)
+    if curved.size and not getattr(module, "supports_smooth", False):
+        kinds = sorted(set(layer.kinds[curved].tolist()))
+        raise UnsupportedOperatorError(
+            f"layer {index} ({layer.name or 'dense'}) has {', '.join(kinds)} neurons, which have no MILP "
+            f"formulation (formulation {module.name!r}); use formulation='complementarity' (for that "
+            "layer or all) and an NLP/MINLP solver such as SCIP, or retrain with ReLU"
+        )
     _require_finite_neurons(index, unstable, lower, upper)
-    post_lower, post_upper = post_activation(lower, upper, layer.activation)
+    post_lower, post_upper = layer.output_bounds(lower, upper)
     if targets is None:
         block.post = pe.Var(range(n), bounds=lambda b, j: (_finite(post_lower[j]), _finite(post_upper[j])))
         post: Any = block.post
@@ -405,26 +410,132 @@ def _build_layer(
             post[int(j)].fix(0.0)
     else:
         post = targets  # the network outputs themselves: no copy, no link
-    block.pre = pe.Var(_index_set(unstable), bounds=lambda b, j: (float(lower[j]), float(upper[j])))
-    is_unstable = np.zeros(n, dtype=bool)
-    is_unstable[unstable] = True
+    with_pre = np.union1d(unstable, curved)
+    block.pre = pe.Var(_index_set(with_pre), bounds=lambda b, j: (_finite(lower[j]), _finite(upper[j])))
+    has_pre = np.zeros(n, dtype=bool)
+    has_pre[with_pre] = True
     defined = np.setdiff1d(np.arange(n), inactive)
     terms = _affine_terms(layer, inputs)
     pre = block.pre
 
     def affine_rule(b: Any, j: int) -> tuple:
-        target = pre[j] if is_unstable[j] else post[j]
+        target = pre[j] if has_pre[j] else post[j]
         rhs = -float(layer.bias[j])
         return (rhs, LinearExpression(terms(j) + [MonomialTermExpression((-1.0, target))]), rhs)
 
     block.affine = pe.Constraint(_index_set(defined), rule=affine_rule)
+    if curved.size:
+        block.smooth_activation = pe.Constraint(
+            _index_set(curved), rule=lambda b, j: post[j] == _smooth_expression(layer.kinds[j], pre[j]))
     ctx = LayerContext(block, index, layer, list(inputs), post, input_lower, input_upper, lower, upper, unstable, options)
+    ctx.formulation = module.name
     if unstable.size:
         module.build(ctx)
     return ctx
 
 
-def _affine_terms(layer: DenseLayer, inputs: list[VarData | None]):
+def _formulation_module(name: str) -> Any:
+    """The module behind a stored formulation name (max layers have their own)."""
+    from pyomo_relu.formulations import max_affine
+
+    return max_affine if name == max_affine.name else get_formulation(name)
+
+
+def _smooth_expression(kind: str, z: Any) -> Any:
+    """Pyomo expression of a smooth activation (for NLP/MINLP solvers)."""
+    if kind == "sigmoid":
+        return 1 / (1 + pe.exp(-z))
+    if kind == "tanh":
+        return pe.tanh(z)
+    return pe.log(1 + pe.exp(z))  # softplus
+
+
+def _build_max_layer(
+    block: Any,
+    index: int,
+    layer: MaxLayer,
+    inputs: list[VarData | None],
+    input_lower: np.ndarray,
+    input_upper: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    module: Any,
+    options: dict[str, Any],
+    targets: list[VarData] | None,
+) -> LayerContext:
+    """``post[g] = max_i pre[i]`` over each group (max pooling, max of affine functions).
+
+    Rows that can never be their group's maximum (``u_i < max_k l_k``) are left out; a
+    group with one candidate row is an affine equality (no binary); the others get the
+    max-of-affine formulation of :mod:`pyomo_relu.formulations.max_affine`.
+    """
+    from pyomo_relu.bounds.obbt import max_candidates
+    from pyomo_relu.formulations import max_affine
+
+    groups = layer.groups
+    candidate = max_candidates(layer, lower, upper)
+    count = np.bincount(groups[candidate], minlength=layer.n_outputs)
+    single = np.flatnonzero(candidate & (count[groups] == 1))
+    several = np.flatnonzero(candidate & (count[groups] > 1))
+    open_groups = np.unique(groups[several])
+    _require_finite_neurons(index, several, lower, upper)
+    post_lower, post_upper = layer.output_bounds(lower, upper)
+    block.post = pe.Var(range(layer.n_outputs), bounds=lambda b, g: (_finite(post_lower[g]), _finite(post_upper[g])))
+    post = block.post
+    block.pre = pe.Var(_index_set(several), bounds=lambda b, i: (float(lower[i]), float(upper[i])))
+    pre = block.pre
+    terms = _affine_terms(layer, inputs)
+    is_single = np.zeros(layer.n_pre, dtype=bool)
+    is_single[single] = True
+
+    def affine_rule(b: Any, i: int) -> tuple:
+        target = post[int(groups[i])] if is_single[i] else pre[i]
+        rhs = -float(layer.bias[i])
+        return (rhs, LinearExpression(terms(i) + [MonomialTermExpression((-1.0, target))]), rhs)
+
+    block.affine = pe.Constraint(_index_set(np.sort(np.r_[single, several])), rule=affine_rule)
+    ctx = LayerContext(block, index, layer, list(inputs), post, input_lower, input_upper, lower, upper, several, options)
+    ctx.formulation = max_affine.name
+    ctx.groups = open_groups
+    if several.size:
+        max_affine.build(ctx)
+    return ctx
+
+
+def _layer_stats(k: int, layer: Any, lower: np.ndarray, upper: np.ndarray) -> dict[str, Any]:
+    """Sizes and stability of one canonical layer."""
+    if isinstance(layer, MaxLayer):
+        from pyomo_relu.bounds.obbt import max_candidates
+
+        candidate = max_candidates(layer, lower, upper)
+        count = np.bincount(layer.groups[candidate], minlength=layer.n_outputs)
+        return {"layer": k, "activation": "max", "neurons": layer.n_outputs, "rows": layer.n_pre,
+                "stable_active": int((count == 1).sum()), "stable_inactive": 0,
+                "unstable": int((count > 1).sum())}
+    relu = layer.relu_mask
+    return {
+        "layer": k,
+        "activation": layer.activation,
+        "neurons": layer.n_outputs,
+        "stable_active": int((relu & (lower >= 0)).sum()),
+        "stable_inactive": int((relu & (upper <= 0)).sum()),
+        "unstable": int((relu & (lower < 0) & (upper > 0)).sum()),
+    }
+
+
+def _paired_indicators(block: Any) -> set[int]:
+    """Binary indicators that duplicate another in a two-term disjunction (one binary each)."""
+    from pyomo.gdp import Disjunction
+
+    paired: set[int] = set()
+    for disjunction in block.component_data_objects(Disjunction, descend_into=True):
+        disjuncts = list(disjunction.disjuncts)
+        if len(disjuncts) == 2:
+            paired.add(id(disjuncts[1].binary_indicator_var))
+    return paired
+
+
+def _affine_terms(layer: Any, inputs: list[VarData | None]):
     """A function giving the monomials ``W[j, i] * h_i`` of neuron ``j`` (zeros skipped)."""
     columns = np.array([i for i, var in enumerate(inputs) if var is not None], dtype=int)
     variables = [inputs[i] for i in columns]
@@ -521,7 +632,7 @@ def _output_box(
 def _require_finite_inputs(
     net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, input_vars: list[VarData] | None
 ) -> None:
-    if all(layer.activation == "linear" for layer in net.canonical_layers):
+    if all(layer.is_linear for layer in net.canonical_layers):
         return
     missing = np.flatnonzero(~np.isfinite(lower) | ~np.isfinite(upper))
     if missing.size == 0:

@@ -70,7 +70,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchError
-from pyomo_relu.network import DenseLayer, NetworkDefinition, Scaling
+from pyomo_relu.network import NetworkDefinition, Scaling, layer_from_dict, layer_to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -630,11 +630,7 @@ def network_to_dict(net: NetworkDefinition) -> dict[str, Any]:
         return None if s is None else {"offset": s.offset.tolist(), "factor": s.factor.tolist()}
 
     return {
-        "layers": [
-            {"weights": layer.weights.tolist(), "bias": layer.bias.tolist(),
-             "activation": layer.activation, "name": layer.name}
-            for layer in net.layers
-        ],
+        "layers": [layer_to_dict(layer) for layer in net.layers],
         "input_scaling": scaling(net.input_scaling),
         "output_scaling": scaling(net.output_scaling),
         "input_shape": list(net.input_shape) if net.input_shape else None,
@@ -648,11 +644,7 @@ def network_from_dict(data: Mapping[str, Any]) -> NetworkDefinition:
     def scaling(d: Mapping | None) -> Scaling | None:
         return None if d is None else Scaling(d["offset"], d["factor"])
 
-    layers = [
-        DenseLayer(np.array(layer["weights"], dtype=float).reshape(len(layer["bias"]), -1),
-                   layer["bias"], layer.get("activation", "relu"), layer.get("name", ""))
-        for layer in data["layers"]
-    ]
+    layers = [layer_from_dict(layer) for layer in data["layers"]]
     return NetworkDefinition(
         layers, None, scaling(data.get("input_scaling")), scaling(data.get("output_scaling")),
         data.get("input_shape"), source=data.get("source", ""),

@@ -22,17 +22,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Iterable, Sequence
+from functools import cached_property, partial
+from typing import Iterable, Sequence, Union
 
 import numpy as np
 
 from pyomo_relu.errors import InvalidNetworkError, ShapeMismatchError
-
-#: Activations that have a MILP formulation.
-PIECEWISE_LINEAR_ACTIVATIONS = ("relu", "linear")
-ACTIVATIONS = PIECEWISE_LINEAR_ACTIVATIONS
-
 
 def _frozen_array(values: object, what: str, ndim: int) -> np.ndarray:
     """Copy ``values`` to a read-only float64 array, checking rank and finiteness."""
@@ -49,32 +44,99 @@ def _frozen_array(values: object, what: str, ndim: int) -> np.ndarray:
     return array
 
 
+#: Activations a :class:`DenseLayer` neuron may have.
+ACTIVATIONS = ("relu", "linear", "leaky_relu", "clip", "sigmoid", "tanh", "softplus")
+#: Smooth activations: read and evaluated, formulated for NLP solvers only.
+SMOOTH_ACTIVATIONS = ("sigmoid", "tanh", "softplus")
+#: Activations with a MILP formulation.
+PIECEWISE_LINEAR_ACTIVATIONS = ("relu", "linear", "leaky_relu", "clip")
+#: What canonical layers contain: LeakyReLU and Clip are lowered to ReLU + linear neurons.
+CANONICAL_ACTIVATIONS = ("relu", "linear") + SMOOTH_ACTIVATIONS
+
+
+def _per_neuron(values: object, n: int, fill: float, what: str) -> np.ndarray:
+    """Broadcast a scalar or per-neuron parameter to ``n`` read-only floats."""
+    array = np.full(n, fill, dtype=np.float64) if values is None else np.array(values, dtype=np.float64)
+    try:
+        array = np.broadcast_to(array, (n,)).copy()
+    except ValueError:
+        raise ShapeMismatchError(f"{what} has {array.size} entries, the layer has {n} neurons") from None
+    if np.any(np.isnan(array)):
+        raise InvalidNetworkError(f"{what} contains NaN")
+    array.setflags(write=False)
+    return array
+
+
+def _smooth(kind: str, z: np.ndarray) -> np.ndarray:
+    """The smooth activations, numerically stable for large ``|z|``."""
+    if kind == "sigmoid":
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    if kind == "tanh":
+        return np.tanh(z)
+    return np.logaddexp(0.0, z)  # softplus
+
+
 @dataclass(frozen=True, eq=False)
 class DenseLayer:
-    """``output = activation(weights @ input + bias)``.
+    """``output = activation(weights @ input + bias)``, neuron by neuron.
 
     ``weights`` has shape ``(n_outputs, n_inputs)`` (the PyTorch / ONNX ``transB=1``
-    convention).  ``name`` is the name of the layer or node it came from, used in messages.
+    convention).  ``activation`` is one name for every neuron or a sequence of names, one
+    per neuron (``"mixed"`` is then reported): ``relu``, ``linear``, ``leaky_relu``
+    (``max(z, alpha z)`` with ``alpha`` per neuron or scalar; PReLU is a per-neuron
+    ``alpha``), ``clip`` (``min(max(z, clip_low), clip_high)``: ReLU6, hardtanh; an infinite
+    side is no bound) and the smooth ``sigmoid``, ``tanh``, ``softplus`` (NLP only).
+    ``name`` is the name of the layer or node it came from, used in messages.
+
+    >>> layer = DenseLayer(np.eye(3), np.zeros(3), ["relu", "leaky_relu", "clip"],
+    ...                    alpha=0.1, clip_low=0.0, clip_high=6.0)
+    >>> layer.activation, layer.forward(np.array([[-2.0, -2.0, 7.0]]))
+    ('mixed', array([[ 0. , -0.2,  6. ]]))
     """
 
     weights: np.ndarray
     bias: np.ndarray
-    activation: str = "relu"
+    activation: str | Sequence[str] = "relu"
     name: str = ""
+    alpha: object = None
+    clip_low: object = None
+    clip_high: object = None
 
     def __post_init__(self) -> None:
         label = f"layer {self.name!r}" if self.name else "dense layer"
-        object.__setattr__(self, "weights", _frozen_array(self.weights, f"weights of {label}", 2))
-        object.__setattr__(self, "bias", _frozen_array(self.bias, f"bias of {label}", 1))
-        if self.bias.shape[0] != self.weights.shape[0]:
+        set_ = partial(object.__setattr__, self)
+        set_("weights", _frozen_array(self.weights, f"weights of {label}", 2))
+        set_("bias", _frozen_array(self.bias, f"bias of {label}", 1))
+        n = self.bias.shape[0]
+        if n != self.weights.shape[0]:
             raise ShapeMismatchError(
-                f"{label}: bias has {self.bias.shape[0]} entries but weights have "
+                f"{label}: bias has {n} entries but weights have "
                 f"{self.weights.shape[0]} rows (weights must be (n_outputs, n_inputs))"
             )
-        if self.activation not in ACTIVATIONS:
+        kinds = np.array([self.activation] * n if isinstance(self.activation, str) else list(self.activation), dtype="<U10")
+        if kinds.shape != (n,):
+            raise ShapeMismatchError(f"{label}: {kinds.size} activations for {n} neurons")
+        unknown = sorted(set(kinds.tolist()) - set(ACTIVATIONS))
+        if unknown:
+            raise InvalidNetworkError(f"{label}: activation {unknown[0]!r} is not one of {ACTIVATIONS}")
+        kinds.setflags(write=False)
+        set_("_kinds", kinds)
+        uniform = set(kinds.tolist())
+        set_("activation", uniform.pop() if len(uniform) == 1 else ("mixed" if n else str(self.activation or "linear")))
+        leaky = kinds == "leaky_relu"
+        if leaky.any() and self.alpha is None:
+            raise InvalidNetworkError(f"{label}: leaky_relu neurons need alpha= (the negative slope)")
+        set_("alpha", _per_neuron(self.alpha, n, 0.0, f"alpha of {label}"))
+        set_("clip_low", _per_neuron(self.clip_low, n, -np.inf, f"clip_low of {label}"))
+        set_("clip_high", _per_neuron(self.clip_high, n, np.inf, f"clip_high of {label}"))
+        if not np.all(np.isfinite(self.alpha)):
+            raise InvalidNetworkError(f"{label}: alpha contains Inf")
+        crossed = np.flatnonzero((kinds == "clip") & (self.clip_low > self.clip_high))
+        if crossed.size:
+            j = int(crossed[0])
             raise InvalidNetworkError(
-                f"{label}: activation {self.activation!r} is not one of {ACTIVATIONS}"
-            )
+                f"{label}, neuron {j}: clip_low {self.clip_low[j]} > clip_high {self.clip_high[j]}")
 
     @property
     def n_inputs(self) -> int:
@@ -84,22 +146,248 @@ class DenseLayer:
     def n_outputs(self) -> int:
         return int(self.weights.shape[0])
 
+    @property
+    def n_pre(self) -> int:
+        """Number of pre-activations (rows of the affine map): one per neuron."""
+        return self.n_outputs
+
+    @property
+    def kinds(self) -> np.ndarray:
+        """The activation of every neuron (read-only array of names)."""
+        return self._kinds  # type: ignore[attr-defined]
+
+    @property
+    def relu_mask(self) -> np.ndarray:
+        """Neurons with a ReLU activation."""
+        return self.kinds == "relu"
+
+    @property
+    def smooth_mask(self) -> np.ndarray:
+        """Neurons with a smooth (NLP-only) activation."""
+        return np.isin(self.kinds, SMOOTH_ACTIVATIONS)
+
+    @property
+    def is_linear(self) -> bool:
+        """True when every neuron is linear."""
+        return bool(np.all(self.kinds == "linear"))
+
+    @property
+    def is_canonical(self) -> bool:
+        """True when every neuron is relu, linear or smooth (no lowering needed)."""
+        return bool(np.all(np.isin(self.kinds, CANONICAL_ACTIVATIONS)))
+
     def preactivation(self, inputs: np.ndarray) -> np.ndarray:
         """Affine part for a batch ``(batch, n_inputs)`` -> ``(batch, n_outputs)``."""
         return inputs @ self.weights.T + self.bias
 
     def activate(self, preactivation: np.ndarray) -> np.ndarray:
-        """Apply the activation elementwise."""
-        if self.activation == "relu":
+        """Apply each neuron's activation."""
+        kind = self.activation
+        if kind == "relu":
             return np.maximum(preactivation, 0.0)
-        return preactivation
+        if kind == "linear":
+            return preactivation
+        out = np.array(preactivation, dtype=np.float64, copy=True)
+        kinds = self.kinds
+        for name in set(kinds.tolist()) - {"linear"}:
+            cols = np.flatnonzero(kinds == name)
+            z = preactivation[..., cols]
+            if name == "relu":
+                out[..., cols] = np.maximum(z, 0.0)
+            elif name == "leaky_relu":
+                out[..., cols] = np.where(z > 0, z, self.alpha[cols] * z)
+            elif name == "clip":
+                out[..., cols] = np.clip(z, self.clip_low[cols], self.clip_high[cols])
+            else:
+                out[..., cols] = _smooth(name, z)
+        return out
+
+    def output_bounds(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds of the outputs for pre-activations in ``[lower, upper]`` (exact per neuron)."""
+        if self.activation == "linear":
+            return lower, upper
+        with np.errstate(invalid="ignore", over="ignore"):
+            ends = np.stack([self.activate(lower), self.activate(upper)])
+        low, high = ends.min(axis=0), ends.max(axis=0)
+        leaky = self.kinds == "leaky_relu"
+        straddle = leaky & (lower < 0) & (upper > 0) & (self.alpha < 0)
+        low = np.where(straddle, np.minimum(low, 0.0), low)  # max(z, alpha z) with alpha < 0
+        return low, high
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         return self.activate(self.preactivation(inputs))
 
     def with_affine(self, weights: np.ndarray, bias: np.ndarray) -> "DenseLayer":
         """The same layer with another affine map (used to fold scalings)."""
-        return DenseLayer(weights, bias, self.activation, self.name)
+        return DenseLayer(weights, bias, tuple(self.kinds.tolist()) if self.activation == "mixed" else self.activation,
+                          self.name, self.alpha, self.clip_low, self.clip_high)
+
+    def hash_parts(self) -> list[bytes]:
+        """What the network hash covers for this layer."""
+        parts = [f"DenseLayer:{self.activation}:".encode(), self.weights.astype("<f8").tobytes(),
+                 self.bias.astype("<f8").tobytes()]
+        if self.activation not in ("relu", "linear"):
+            parts += [",".join(self.kinds.tolist()).encode(), self.alpha.astype("<f8").tobytes(),
+                      self.clip_low.astype("<f8").tobytes(), self.clip_high.astype("<f8").tobytes()]
+        return parts
+
+
+@dataclass(frozen=True, eq=False)
+class MaxLayer:
+    """Max of affine functions: ``output[g] = max(z[i] for i with groups[i] == g)``, ``z = W h + b``.
+
+    Max pooling is the case where every row of ``weights`` selects one input (a window
+    entry); a general max-of-affine unit (Anderson et al. 2020) has arbitrary rows.  A
+    group of one row is a plain linear output.  Groups are numbered ``0 .. n_outputs-1``,
+    every one non-empty.
+
+    >>> pool = MaxLayer(np.eye(4), np.zeros(4), [0, 0, 1, 1])
+    >>> pool.forward(np.array([[1.0, 3.0, -2.0, -5.0]]))
+    array([[ 3., -2.]])
+    """
+
+    weights: np.ndarray
+    bias: np.ndarray
+    groups: np.ndarray
+    name: str = ""
+
+    activation = "max"
+
+    def __post_init__(self) -> None:
+        label = f"max layer {self.name!r}" if self.name else "max layer"
+        set_ = partial(object.__setattr__, self)
+        set_("weights", _frozen_array(self.weights, f"weights of {label}", 2))
+        set_("bias", _frozen_array(self.bias, f"bias of {label}", 1))
+        groups = np.array(self.groups, dtype=np.int64).ravel()
+        if groups.size != self.weights.shape[0] or self.bias.size != self.weights.shape[0]:
+            raise ShapeMismatchError(
+                f"{label}: {self.weights.shape[0]} weight rows, {self.bias.size} biases and "
+                f"{groups.size} group labels must agree")
+        n_groups = int(groups.max()) + 1 if groups.size else 0
+        if groups.size and (groups.min() < 0 or np.bincount(groups, minlength=n_groups).min() == 0):
+            raise InvalidNetworkError(f"{label}: groups must number 0 .. n_outputs-1 with none empty")
+        groups.setflags(write=False)
+        set_("groups", groups)
+        order = np.argsort(groups, kind="stable")
+        starts = np.searchsorted(groups[order], np.arange(n_groups))
+        for name, value in (("_order", order), ("_starts", starts), ("_n_groups", n_groups)):
+            set_(name, value)
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self._n_groups)  # type: ignore[attr-defined]
+
+    @property
+    def n_pre(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def kinds(self) -> np.ndarray:
+        return np.full(self.n_pre, "max")
+
+    @property
+    def relu_mask(self) -> np.ndarray:
+        return np.zeros(self.n_pre, dtype=bool)
+
+    @property
+    def smooth_mask(self) -> np.ndarray:
+        return np.zeros(self.n_pre, dtype=bool)
+
+    is_linear = False
+    is_canonical = True
+
+    def members(self, group: int) -> np.ndarray:
+        """Rows of group ``group``."""
+        order, starts = self._order, self._starts  # type: ignore[attr-defined]
+        end = starts[group + 1] if group + 1 < len(starts) else order.size
+        return order[starts[group]:end]
+
+    def group_max(self, values: np.ndarray) -> np.ndarray:
+        """Maximum over each group of the last axis of ``values``."""
+        ordered = np.take(values, self._order, axis=-1)  # type: ignore[attr-defined]
+        return np.maximum.reduceat(ordered, self._starts, axis=-1)  # type: ignore[attr-defined]
+
+    def preactivation(self, inputs: np.ndarray) -> np.ndarray:
+        return inputs @ self.weights.T + self.bias
+
+    def activate(self, preactivation: np.ndarray) -> np.ndarray:
+        return self.group_max(preactivation)
+
+    def output_bounds(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.group_max(lower), self.group_max(upper)
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        return self.activate(self.preactivation(inputs))
+
+    def with_affine(self, weights: np.ndarray, bias: np.ndarray) -> "MaxLayer":
+        return MaxLayer(weights, bias, self.groups, self.name)
+
+    def hash_parts(self) -> list[bytes]:
+        return [b"MaxLayer:", self.weights.astype("<f8").tobytes(), self.bias.astype("<f8").tobytes(),
+                self.groups.astype("<i8").tobytes()]
+
+
+Layer = Union[DenseLayer, MaxLayer]
+
+
+def lower_layer(layer: Layer) -> tuple[list[Layer], tuple[np.ndarray, np.ndarray] | None]:
+    """Canonical layers computing ``layer``, and the affine map ``(R, r)`` from their output.
+
+    The layer's output is ``R @ h + r`` where ``h`` is the output of the last returned
+    layer (``None`` when ``h`` is the output itself).  Exact rewritings by ReLUs::
+
+        leaky_relu(z) = (1 - alpha) relu(z) + alpha z
+        clip(z, lo, +inf) = lo + relu(z - lo)        clip(z, -inf, hi) = hi - relu(hi - z)
+        clip(z, lo, hi)   = hi - relu((hi - lo) - relu(z - lo))       (two layers)
+
+    The nested form for a two-sided clip keeps interval bounds exact (each step is monotone).
+
+    >>> layers, (R, r) = lower_layer(DenseLayer([[2.0]], [0.0], "leaky_relu", alpha=0.1))
+    >>> [l.kinds.tolist() for l in layers], R, r
+    ([['relu', 'linear']], array([[0.9, 0.1]]), array([0.]))
+    """
+    if layer.is_canonical:
+        return [layer], None
+    assert isinstance(layer, DenseLayer)
+    rows_w, rows_b, kinds, recombine, offset, second = [], [], [], [], np.zeros(layer.n_outputs), []
+    for j, kind in enumerate(layer.kinds.tolist()):
+        w, b = layer.weights[j], float(layer.bias[j])
+        lo, hi = float(layer.clip_low[j]), float(layer.clip_high[j])
+        start = len(kinds)
+        if kind == "leaky_relu":
+            a = float(layer.alpha[j])
+            rows_w += [w, w]; rows_b += [b, b]; kinds += ["relu", "linear"]  # noqa: E702
+            recombine.append([(start, 1.0 - a), (start + 1, a)])
+        elif kind == "clip" and np.isfinite(lo) and np.isfinite(hi):
+            rows_w.append(w); rows_b.append(b - lo); kinds.append("relu")  # noqa: E702
+            second.append((start, hi - lo))
+            recombine.append([(start, -1.0)]); offset[j] = hi  # noqa: E702
+        elif kind == "clip" and np.isfinite(lo):
+            rows_w.append(w); rows_b.append(b - lo); kinds.append("relu")  # noqa: E702
+            recombine.append([(start, 1.0)]); offset[j] = lo  # noqa: E702
+        elif kind == "clip" and np.isfinite(hi):
+            rows_w.append(-w); rows_b.append(hi - b); kinds.append("relu")  # noqa: E702
+            recombine.append([(start, -1.0)]); offset[j] = hi  # noqa: E702
+        else:
+            rows_w.append(w); rows_b.append(b); kinds.append("linear" if kind == "clip" else kind)  # noqa: E702
+            recombine.append([(start, 1.0)])
+    first = DenseLayer(np.array(rows_w).reshape(len(kinds), layer.n_inputs), np.array(rows_b), tuple(kinds), layer.name)
+    R = np.zeros((layer.n_outputs, len(kinds)))
+    for j, entries in enumerate(recombine):
+        for e, coefficient in entries:
+            R[j, e] = coefficient
+    if not second:
+        return [first], (R, offset)
+    # Second stage of the two-sided clips: v = relu((hi - lo) - u); the others pass through.
+    weights, bias = np.eye(len(kinds)), np.zeros(len(kinds))
+    stage_kinds = ["linear"] * len(kinds)
+    for e, width in second:
+        weights[e, e], bias[e], stage_kinds[e] = -1.0, width, "relu"
+    return [first, DenseLayer(weights, bias, tuple(stage_kinds), f"{layer.name}:clip")], (R, offset)
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,7 +505,7 @@ class NetworkDefinition:
     (2, 1, ['relu', 'linear'])
     """
 
-    layers: tuple[DenseLayer, ...]
+    layers: tuple[Layer, ...]
     input_bounds: tuple[np.ndarray, np.ndarray] | None
     input_scaling: Scaling | None
     output_scaling: Scaling | None
@@ -228,7 +516,7 @@ class NetworkDefinition:
 
     def __init__(
         self,
-        layers: Sequence[DenseLayer],
+        layers: Sequence[Layer],
         input_bounds: object = None,
         input_scaling: Scaling | None = None,
         output_scaling: Scaling | None = None,
@@ -292,7 +580,7 @@ class NetworkDefinition:
 
     @property
     def n_relu_neurons(self) -> int:
-        return sum(layer.n_outputs for layer in self.canonical_layers if layer.activation == "relu")
+        return sum(int(layer.relu_mask.sum()) for layer in self.canonical_layers)
 
     # ---------------------------------------------------------------- bounds
     @property
@@ -351,31 +639,49 @@ class NetworkDefinition:
 
     # ------------------------------------------------------------- canonical
     @cached_property
-    def canonical_layers(self) -> tuple[DenseLayer, ...]:
-        """Layers with the scalings folded in: user inputs in, user outputs out.
+    def canonical_layers(self) -> tuple[Layer, ...]:
+        """Layers with the scalings folded in and every activation lowered to ReLU/linear.
 
-        The input scaling is folded into the first affine map.  The output scaling is
-        folded into the last layer when it is linear, otherwise appended as a diagonal
-        linear layer.  Pre-activations of every ReLU layer are unchanged by folding, so
-        bounds computed on the canonical chain hold for the original network.
+        Canonical layers are what bounds and formulations work on: a chain from user
+        inputs to user outputs whose neurons are ``relu``, ``linear`` or smooth, plus
+        :class:`MaxLayer` s.  LeakyReLU, PReLU and Clip neurons are rewritten exactly with
+        ReLUs (:func:`lower_layer`), the recombination being folded into the next layer's
+        affine map.  The input scaling is folded into the first affine map; the output
+        scaling into the last layer when it is linear, otherwise it is appended as a
+        diagonal linear layer.  Folding never changes a ReLU's pre-activation, so bounds
+        computed on the canonical chain hold for the original network.
         """
         layers = list(self.layers)
         if self.input_scaling is not None:
             first, scaling = layers[0], self.input_scaling
             weights = first.weights / scaling.factor[None, :]
-            bias = first.bias - weights @ scaling.offset
-            layers[0] = first.with_affine(weights, bias)
+            layers[0] = first.with_affine(weights, first.bias - weights @ scaling.offset)
+        canonical: list[Layer] = []
+        pending: tuple[np.ndarray, np.ndarray] | None = None
+        for layer in layers:
+            if pending is not None:
+                R, r = pending
+                layer = layer.with_affine(layer.weights @ R, layer.bias + layer.weights @ r)
+            lowered, pending = lower_layer(layer)
+            canonical.extend(lowered)
+        if pending is not None:
+            canonical.append(DenseLayer(pending[0], pending[1], "linear", f"{layers[-1].name}:combine"))
         if self.output_scaling is not None:
-            last, scaling = layers[-1], self.output_scaling
-            if last.activation == "linear":
-                layers[-1] = last.with_affine(
+            last, scaling = canonical[-1], self.output_scaling
+            if last.is_linear:
+                canonical[-1] = last.with_affine(
                     last.weights * scaling.factor[:, None], last.bias * scaling.factor + scaling.offset
                 )
             else:
-                layers.append(
+                canonical.append(
                     DenseLayer(np.diag(scaling.factor), scaling.offset, "linear", "output_scaling")
                 )
-        return tuple(layers)
+        return tuple(canonical)
+
+    @property
+    def has_smooth_activations(self) -> bool:
+        """True when some neuron is sigmoid, tanh or softplus (no MILP formulation)."""
+        return any(layer.smooth_mask.any() for layer in self.canonical_layers)
 
     # ------------------------------------------------------------------ hash
     def content_hash(self) -> str:
@@ -383,9 +689,8 @@ class NetworkDefinition:
         if "hash" not in self._cache:
             digest = hashlib.sha256()
             for layer in self.layers:
-                digest.update(f"{type(layer).__name__}:{layer.activation}:".encode())
-                digest.update(np.ascontiguousarray(layer.weights, dtype="<f8").tobytes())
-                digest.update(np.ascontiguousarray(layer.bias, dtype="<f8").tobytes())
+                for part in layer.hash_parts():
+                    digest.update(part)
             for scaling in (self.input_scaling, self.output_scaling):
                 digest.update(b"scaling:")
                 if scaling is not None:
@@ -407,3 +712,31 @@ class NetworkDefinition:
     def __repr__(self) -> str:
         sizes = "-".join([str(self.n_inputs)] + [str(layer.n_outputs) for layer in self.layers])
         return f"<NetworkDefinition {sizes} hash={self.content_hash()[:12]}>"
+
+
+def _json_floats(values: np.ndarray) -> list[float | None]:
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def layer_to_dict(layer: Layer) -> dict:
+    """A layer as JSON-ready data (floats round-trip exactly; ±inf clip bounds as ``None``)."""
+    data: dict = {"weights": layer.weights.tolist(), "bias": layer.bias.tolist(), "name": layer.name}
+    if isinstance(layer, MaxLayer):
+        data.update(kind="max", groups=layer.groups.tolist())
+        return data
+    data["activation"] = layer.kinds.tolist() if layer.activation == "mixed" else layer.activation
+    if np.any(layer.kinds == "leaky_relu"):
+        data["alpha"] = layer.alpha.tolist()
+    if np.any(layer.kinds == "clip"):
+        data["clip_low"], data["clip_high"] = _json_floats(layer.clip_low), _json_floats(layer.clip_high)
+    return data
+
+
+def layer_from_dict(data: dict) -> Layer:
+    """Inverse of :func:`layer_to_dict`."""
+    weights = np.array(data["weights"], dtype=float).reshape(len(data["bias"]), -1)
+    if data.get("kind") == "max":
+        return MaxLayer(weights, data["bias"], data["groups"], data.get("name", ""))
+    side = lambda key, fill: None if key not in data else [fill if v is None else v for v in data[key]]  # noqa: E731
+    return DenseLayer(weights, data["bias"], data.get("activation", "relu"), data.get("name", ""),
+                      data.get("alpha"), side("clip_low", -np.inf), side("clip_high", np.inf))

@@ -62,12 +62,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyomo_relu.bounds.base import Bounds, post_activation
+from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import affine_interval
 from pyomo_relu.errors import ShapeMismatchError
 from pyomo_relu.network import NetworkDefinition
 
-__all__ = ["crown_bounds", "relaxation"]
+__all__ = ["LayerRelaxation", "crown_bounds", "relaxation"]
 
 
 def relaxation(
@@ -106,6 +106,65 @@ def relaxation(
     return slope_u, intercept_u, slope_l
 
 
+class LayerRelaxation:
+    """Lines around one canonical layer's activation: ``A_L z + c_L <= h <= A_U z + c_U``.
+
+    For a :class:`~pyomo_relu.network.DenseLayer` ``A_U`` and ``A_L`` are diagonal (one
+    slope per neuron: :func:`relaxation` for ReLUs, 1 for linear neurons, 0 with the
+    constants ``σ(l)``, ``σ(u)`` for the monotone smooth activations).  For a
+    :class:`~pyomo_relu.network.MaxLayer`, ``y_g >= z_{i*}`` with ``i*`` the row of largest
+    lower bound in group ``g``, and ``y_g <= max_i u_i`` (or ``y_g = z_{i*}`` when ``i*``
+    dominates its group: ``l_{i*} >= u_i`` for every other row ``i``).
+    """
+
+    def __init__(self, layer: object, lower: np.ndarray, upper: np.ndarray) -> None:
+        self.groups = getattr(layer, "groups", None)
+        if self.groups is None:
+            self._dense(layer, lower, upper)
+        else:
+            self._max(layer, lower, upper)
+
+    def _dense(self, layer: object, lower: np.ndarray, upper: np.ndarray) -> None:
+        relu, smooth = layer.relu_mask, layer.smooth_mask  # type: ignore[attr-defined]
+        slope_u, intercept_u, slope_l = relaxation(lower, upper, "relu")
+        ones = np.ones_like(lower)
+        self.slope_u = np.where(relu, slope_u, ones)
+        self.intercept_u = np.where(relu, intercept_u, 0.0)
+        self.slope_l = np.where(relu, slope_l, ones)
+        self.intercept_l = np.zeros_like(lower)
+        if smooth.any():
+            low, high = layer.output_bounds(lower, upper)  # type: ignore[attr-defined]
+            self.slope_u = np.where(smooth, 0.0, self.slope_u)
+            self.slope_l = np.where(smooth, 0.0, self.slope_l)
+            self.intercept_u = np.where(smooth, high, self.intercept_u)
+            self.intercept_l = np.where(smooth, low, self.intercept_l)
+
+    def _max(self, layer: object, lower: np.ndarray, upper: np.ndarray) -> None:
+        groups = self.groups
+        order = np.lexsort((lower, groups))  # by group, then by lower bound
+        last = np.r_[groups[order][1:] != groups[order][:-1], True]
+        best = order[last]  # per group (in group order): the row of largest lower bound
+        selected = np.zeros(lower.size, dtype=bool)
+        selected[best] = True
+        others_upper = np.full(best.size, -np.inf)
+        np.maximum.at(others_upper, groups[~selected], upper[~selected])
+        dominated = lower[best] >= others_upper
+        self.mask_l = selected
+        self.mask_u = selected & dominated[groups]
+        self.intercept_u = np.where(dominated, 0.0, layer.group_max(upper))  # type: ignore[attr-defined]
+
+    def substitute(self, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``lam · h <= lam_z · z + const`` for every row of ``lam``: returns ``(lam_z, const)``."""
+        positive = np.maximum(lam, 0.0)
+        negative = lam - positive
+        if self.groups is None:
+            const = _matvec(positive, self.intercept_u) + _matvec(negative, self.intercept_l)
+            return positive * self.slope_u + negative * self.slope_l, const
+        const = _matvec(positive, self.intercept_u)
+        lam_z = positive[..., self.groups] * self.mask_u + negative[..., self.groups] * self.mask_l
+        return lam_z, const
+
+
 def _matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """``matrix @ vector`` with ``0 * inf = 0`` (infinite entries only meet one sign here)."""
     finite = np.isfinite(vector)
@@ -125,7 +184,7 @@ def _upper_bounds(
     coefficients: np.ndarray,
     constant: np.ndarray,
     layers: tuple,
-    relaxations: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    relaxations: list[LayerRelaxation],
     input_lower: np.ndarray,
     input_upper: np.ndarray,
 ) -> np.ndarray:
@@ -134,11 +193,9 @@ def _upper_bounds(
     ``layers`` and ``relaxations`` are those of layers ``0 .. k-1``.
     """
     lam, const = coefficients, constant
-    for layer, (slope_u, intercept_u, slope_l) in zip(reversed(layers), reversed(relaxations)):
-        positive = np.maximum(lam, 0.0)
-        negative = lam - positive
-        const = const + _matvec(positive, intercept_u)
-        lam = positive * slope_u + negative * slope_l
+    for layer, relaxed in zip(reversed(layers), reversed(relaxations)):
+        lam, added = relaxed.substitute(lam)
+        const = const + added
         const = const + lam @ layer.bias
         lam = lam @ layer.weights
     positive = np.maximum(lam, 0.0)
@@ -193,7 +250,7 @@ def crown_bounds(
             )
     pre_lower: list[np.ndarray] = []
     pre_upper: list[np.ndarray] = []
-    relaxations: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    relaxations: list[LayerRelaxation] = []
     h_low, h_high = lower, upper
     for k, layer in enumerate(layers):
         fallback = affine_interval(layer.weights, layer.bias, h_low, h_high)
@@ -202,7 +259,7 @@ def crown_bounds(
             low, high = _intersect((low, high), (start.lower[k], start.upper[k]), fallback)
             fallback = (low, high)
         if k > 0:
-            m = layer.n_outputs
+            m = layer.n_pre
             both = _upper_bounds(
                 np.concatenate([layer.weights, -layer.weights]),
                 np.concatenate([layer.bias, -layer.bias]),
@@ -211,7 +268,7 @@ def crown_bounds(
             low, high = _intersect((low, high), (-both[m:], both[:m]), fallback)
         pre_lower.append(low)
         pre_upper.append(high)
-        relaxations.append(relaxation(low, high, layer.activation))
-        h_low, h_high = post_activation(low, high, layer.activation)
+        relaxations.append(LayerRelaxation(layer, low, high))
+        h_low, h_high = layer.output_bounds(low, high)
     methods = (start.methods if start is not None else ()) + ("crown",)
     return Bounds(pre_lower, pre_upper, lower, upper, net.content_hash(), methods)

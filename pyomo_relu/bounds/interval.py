@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyomo_relu.bounds.base import Bounds, post_activation
+from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.network import NetworkDefinition
 
 
@@ -67,6 +67,6 @@ def interval_bounds(
             low, high = np.maximum(low, start.lower[k]), np.minimum(high, start.upper[k])
         pre_lower.append(low)
         pre_upper.append(high)
-        h_low, h_high = post_activation(low, high, layer.activation)
+        h_low, h_high = layer.output_bounds(low, high)
     methods = (start.methods if start is not None else ()) + ("interval",)
     return Bounds(pre_lower, pre_upper, lower, upper, net.content_hash(), methods)

@@ -104,7 +104,7 @@ import numpy as np
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import interval_bounds
 from pyomo_relu.errors import PyomoReluError, SolverError
-from pyomo_relu.network import DenseLayer, NetworkDefinition
+from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class _RowBuilder:
 
 
 def build_lp(
-    layers: Sequence[DenseLayer],
+    layers: Sequence[Layer],
     lower: Sequence[np.ndarray],
     upper: Sequence[np.ndarray],
     input_lower: np.ndarray,
@@ -327,24 +327,74 @@ def _add_side(builder: _RowBuilder, side: SideConstraints, inputs: np.ndarray,
 
 
 def _add_layer(
-    builder: _RowBuilder, layer: DenseLayer, lower: np.ndarray, upper: np.ndarray,
+    builder: _RowBuilder, layer: Layer, lower: np.ndarray, upper: np.ndarray,
     previous: np.ndarray, integer: bool,
 ) -> np.ndarray:
     kept = previous >= 0
     cols, weights, bias = previous[kept], layer.weights[:, kept], layer.bias
+    if isinstance(layer, MaxLayer):
+        return _add_max(builder, layer, lower, upper, (cols, -weights), integer)
     out = np.full(layer.n_outputs, -1)
-    relu = layer.activation == "relu"
+    relu, smooth = layer.relu_mask, layer.smooth_mask
     box = _relaxed(lower, upper)
-    linear = np.flatnonzero(lower >= 0) if relu else np.arange(layer.n_outputs)
+    linear = np.flatnonzero(~smooth & (~relu | (lower >= 0)))
     h = builder.add_cols(box[0][linear], box[1][linear])
     builder.add_rows(bias[linear], bias[linear], (cols, -weights[linear]), [(h, 1.0)])
     out[linear] = h
-    if relu:
-        unstable = np.flatnonzero((lower < 0) & (upper > 0))
+    unstable = np.flatnonzero(relu & (lower < 0) & (upper > 0))
+    if unstable.size:
         out[unstable] = _add_relu(builder, lower[unstable], upper[unstable],
                                   (box[0][unstable], box[1][unstable]),
                                   (cols, -weights[unstable]), bias[unstable], integer)
+    curved = np.flatnonzero(smooth)
+    if curved.size:  # a smooth neuron only keeps its range: a sound (loose) relaxation
+        low, high = _relaxed(*layer.output_bounds(lower, upper))
+        out[curved] = builder.add_cols(low[curved], high[curved])
     return out
+
+
+def max_candidates(layer: MaxLayer, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Rows that can be the maximum of their group (``u_i >= max_k l_k`` of the group)."""
+    return upper >= layer.group_max(lower)[layer.groups]
+
+
+def _add_max(
+    builder: _RowBuilder, layer: MaxLayer, lower: np.ndarray, upper: np.ndarray,
+    affine: tuple[np.ndarray, np.ndarray], integer: bool,
+) -> np.ndarray:
+    """``y_g = max_i z_i``: ``y_g >= z_i`` and, per group with several candidates, big-M rows
+    ``y_g <= z_i + (u_g - l_i)(1 - σ_i)``, ``Σ σ_i = 1`` and ``y_g <= Σ u_i σ_i``.
+
+    A group with one candidate is ``y_g = z_i``.  ``σ`` is binary in the MILP, in ``[0, 1]``
+    in the LP.
+    """
+    groups = layer.groups
+    z = builder.add_cols(*_relaxed(lower, upper))
+    builder.add_rows(layer.bias, layer.bias, affine, [(z, 1.0)])
+    y_low, y_high = layer.output_bounds(lower, upper)
+    y = builder.add_cols(*_relaxed(y_low, y_high))
+    builder.add_rows(np.zeros(groups.size), np.inf, terms=[(y[groups], 1.0), (z, -1.0)])
+    candidate = max_candidates(layer, lower, upper)
+    count = np.bincount(groups[candidate], minlength=layer.n_outputs)
+    single = np.flatnonzero(candidate & (count[groups] == 1))
+    if single.size:
+        builder.add_rows(-np.inf, np.zeros(single.size), terms=[(y[groups[single]], 1.0), (z[single], -1.0)])
+    several = np.flatnonzero(candidate & (count[groups] > 1))
+    open_group = ~np.isfinite(y_high)  # a group with an infinite bound gets no σ rows at all
+    open_group[groups[several[~(np.isfinite(lower[several]) & np.isfinite(upper[several]))]]] = True
+    finite = several[~open_group[groups[several]]]
+    if finite.size:
+        g = groups[finite]
+        sigma = builder.add_cols(np.zeros(finite.size), 1.0, integer=integer)
+        big_m = y_high[g] - lower[finite]
+        builder.add_rows(-np.inf, big_m, terms=[(y[g], 1.0), (z[finite], -1.0), (sigma, big_m)])
+        owners = np.unique(g)
+        rank = np.searchsorted(owners, g)
+        builder.add_sparse_rows(np.ones(owners.size), np.ones(owners.size), rank, sigma, np.ones(finite.size))
+        builder.add_sparse_rows(np.full(owners.size, -np.inf), np.zeros(owners.size),
+                                np.r_[np.arange(owners.size), rank], np.r_[y[owners], sigma],
+                                np.r_[np.ones(owners.size), -upper[finite]])
+    return y
 
 
 def _relaxed(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -634,25 +684,40 @@ def apply_output_bounds(
         out_lo, out_hi = np.maximum(out_lo, bounds.output_lower), np.minimum(out_hi, bounds.output_upper)
     lower, upper = list(bounds.lower), list(bounds.upper)
     lower[-1], upper[-1] = _final_preactivation_box(
-        net.canonical_layers[-1].activation, lower[-1], upper[-1], out_lo, out_hi)
+        net.canonical_layers[-1], lower[-1], upper[-1], out_lo, out_hi)
     return Bounds(lower, upper, bounds.input_lower, bounds.input_upper, bounds.network_hash,
                   bounds.methods, out_lo, out_hi, bounds.implied_input_lower, bounds.implied_input_upper)
 
 
 def _final_preactivation_box(
-    activation: str, lower: np.ndarray, upper: np.ndarray, out_lo: np.ndarray, out_hi: np.ndarray
+    layer: Layer, lower: np.ndarray, upper: np.ndarray, out_lo: np.ndarray, out_hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    if activation == "relu":
-        if np.any(out_hi < 0):
-            i = int(np.flatnonzero(out_hi < 0)[0])
+    """What output bounds say of the last layer's pre-activations.
+
+    Linear: the same box.  ReLU ``y = max(0, z)``: ``y <= b`` gives ``z <= b`` and
+    ``y >= a > 0`` gives ``z >= a``.  Max ``y_g = max_i z_i``: ``y_g <= b`` gives every
+    ``z_i <= b``.  Smooth activations: nothing.
+    """
+    if isinstance(layer, MaxLayer):
+        pre_lo, pre_hi = np.full(lower.size, -np.inf), out_hi[layer.groups]
+        low_y, _ = layer.output_bounds(lower, upper)
+        if np.any(low_y > out_hi):
+            i = int(np.flatnonzero(low_y > out_hi)[0])
+            _raise_empty(f"output {i} (a max) is at least {low_y[i]:.6g} but must be <= {out_hi[i]:.6g}")
+    else:
+        relu, smooth = layer.relu_mask, layer.smooth_mask
+        if np.any(relu & (out_hi < 0)):
+            i = int(np.flatnonzero(relu & (out_hi < 0))[0])
             _raise_empty(f"output {i} is a ReLU, never negative, but must be <= {out_hi[i]:.6g}")
-        out_lo = np.where(out_lo > 0, out_lo, -np.inf)
-    new_lower, new_upper = np.maximum(lower, out_lo), np.minimum(upper, out_hi)
+        pre_lo = np.where(relu & (out_lo <= 0), -np.inf, out_lo)
+        pre_lo = np.where(smooth, -np.inf, pre_lo)
+        pre_hi = np.where(smooth, np.inf, out_hi)
+    new_lower, new_upper = np.maximum(lower, pre_lo), np.minimum(upper, pre_hi)
     crossed = np.flatnonzero(new_lower > new_upper)
     if crossed.size:
         i = int(crossed[0])
         _raise_empty(f"output {i} lies in [{lower[i]:.6g}, {upper[i]:.6g}] over the input box, "
-                     f"outside the output bounds [{out_lo[i]:.6g}, {out_hi[i]:.6g}]")
+                     f"outside the output bounds [{pre_lo[i]:.6g}, {pre_hi[i]:.6g}]")
     return new_lower, new_upper
 
 
@@ -758,9 +823,16 @@ def _targets(state: _State, k: int) -> np.ndarray:
     if k < 0:
         return np.flatnonzero(state.input_lower < state.input_upper)
     lower, upper = state.lower[k], state.upper[k]
-    if state.all_neurons or state.layers[k].activation != "relu":
+    layer = state.layers[k]
+    if isinstance(layer, MaxLayer):  # rows of groups where more than one row can be the max
+        candidate = max_candidates(layer, lower, upper)
+        count = np.bincount(layer.groups[candidate], minlength=layer.n_outputs)
+        keep = (count[layer.groups] > 1) | state.all_neurons
+        return np.flatnonzero(keep & (lower < upper))
+    if state.all_neurons:
         return np.flatnonzero(lower < upper)
-    return np.flatnonzero((lower < 0) & (upper > 0))
+    relu = layer.relu_mask
+    return np.flatnonzero((relu & (lower < 0) & (upper > 0)) | (~relu & (lower < upper)))
 
 
 def _run_stage(state: _State, stage: tuple[int, int], runner: _Runner) -> int:
@@ -779,7 +851,7 @@ def _run_stage(state: _State, stage: tuple[int, int], runner: _Runner) -> int:
         layer = state.layers[k]
         coefficients = layer.weights[targets][:, kept]
         constants = layer.bias[targets]
-        skip = np.full(targets.size, layer.activation == "relu" and not state.all_neurons)
+        skip = layer.relu_mask[targets] & (not state.all_neurons)
         lower, upper, bad = runner.solve(lp, previous[kept], coefficients, constants, skip)
     crossed = _update(state, k, targets, lower, upper)
     if bad or crossed:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pyomo_relu.network import DenseLayer
+from pyomo_relu.network import Layer
 
 
 @dataclass
@@ -32,7 +32,7 @@ class LayerContext:
 
     block: Any
     index: int
-    layer: DenseLayer
+    layer: Layer
     inputs: list[Any]
     post: Any
     input_lower: np.ndarray
@@ -41,6 +41,8 @@ class LayerContext:
     upper: np.ndarray
     unstable: np.ndarray
     options: dict[str, Any] = field(default_factory=dict)
+    formulation: str = ""
+    groups: np.ndarray | None = None  # max layers: the groups with several candidate rows
 
     @property
     def pre(self) -> Any:

@@ -68,8 +68,8 @@ pre_nonpositive nn.layer[0].pre[0]  <=  0
 >>> m.nn.layer[0].active_disjunct[0].indicator_var.value  # forward pass at x = 0: pre = 0
 False
 >>> pe.TransformationFactory("gdp.hull").apply_to(m)
->>> m.nn.stats()["binaries"]
-4
+>>> m.nn.stats()["binaries"]  # one per two-term disjunction
+2
 
 With ``formulation="gdp.bigm"`` the block is already a MILP, with tight Ms:
 

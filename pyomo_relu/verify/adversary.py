@@ -62,12 +62,9 @@ def _forward_with_masks(layers: LayerArrays, x: np.ndarray) -> tuple[np.ndarray,
     masks = []
     for weights, bias, is_relu in layers:
         x = x @ weights.T + bias
-        if is_relu:
-            mask = x > 0
-            masks.append(mask)
-            x = np.where(mask, x, 0.0)
-        else:
-            masks.append(np.ones_like(x, dtype=bool))
+        mask = (x > 0) | ~is_relu
+        masks.append(mask)
+        x = np.where(mask, x, 0.0)
     return x, masks
 
 

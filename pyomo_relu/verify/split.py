@@ -71,14 +71,26 @@ MAX_DEPTH = 200
 #: Relative width ratio at which the split falls back to the widest input (see ``_split_dimension``).
 LOPSIDED = 64.0
 
-#: ``(weights, bias, is_relu)`` per canonical layer: plain arrays that pickle cheaply.
-LayerArrays = Sequence[tuple[np.ndarray, np.ndarray, bool]]
+#: ``(weights, bias, relu_mask)`` per canonical layer: plain arrays that pickle cheaply.
+LayerArrays = Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def layer_arrays(net: object) -> list[tuple[np.ndarray, np.ndarray, bool]]:
-    """The canonical layers of a network as plain ``(W, b, is_relu)`` tuples."""
-    return [(np.asarray(l.weights), np.asarray(l.bias), l.activation == "relu")
-            for l in net.canonical_layers]  # type: ignore[attr-defined]
+def layer_arrays(net: object) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The canonical layers of a network as plain ``(W, b, relu_mask)`` tuples.
+
+    Raises :class:`~pyomo_relu.errors.UnsupportedOperatorError` for layers the numpy
+    verification paths cannot handle (max layers, smooth activations).
+    """
+    from pyomo_relu.errors import UnsupportedOperatorError
+
+    arrays = []
+    for k, layer in enumerate(net.canonical_layers):  # type: ignore[attr-defined]
+        if getattr(layer, "groups", None) is not None or layer.smooth_mask.any():
+            raise UnsupportedOperatorError(
+                f"canonical layer {k} ({layer.name or layer.activation}) is a max layer or has smooth "
+                "activations; the splitting and attack paths handle ReLU/linear layers only")
+        arrays.append((np.asarray(layer.weights), np.asarray(layer.bias), np.asarray(layer.relu_mask)))
+    return arrays
 
 
 # ------------------------------------------------------------- specification
@@ -150,9 +162,12 @@ def _box_max(coef: np.ndarray, const: np.ndarray, lower: np.ndarray, upper: np.n
 Relaxation = tuple  # (slope_u, intercept_u, slope_l, keep): (B, n) arrays and the (n,) columns that matter
 
 
-def _relax(low: np.ndarray, high: np.ndarray, is_relu: bool) -> Relaxation:
+def _relax(low: np.ndarray, high: np.ndarray, is_relu: np.ndarray) -> Relaxation:
     """CROWN's lines around each neuron, and the neurons not proven inactive in every box."""
-    slope_u, intercept_u, slope_l = relaxation(low, high, "relu" if is_relu else "linear")
+    slope_u, intercept_u, slope_l = relaxation(low, high, "relu")
+    slope_u = np.where(is_relu, slope_u, 1.0)
+    intercept_u = np.where(is_relu, intercept_u, 0.0)
+    slope_l = np.where(is_relu, slope_l, 1.0)
     keep = np.flatnonzero((slope_u != 0).any(axis=0) | (slope_l != 0).any(axis=0))
     return slope_u[:, keep], intercept_u[:, keep], slope_l[:, keep], keep
 
@@ -203,7 +218,7 @@ def box_bounds(
         if start is not None:
             low, high = np.maximum(low, start[0][k]), np.minimum(high, start[1][k])
         # CROWN only where it can matter: not for ReLUs proven inactive in every box (their output is 0).
-        open_ = np.flatnonzero((high > 0).any(axis=0)) if is_relu else np.arange(low.shape[1])
+        open_ = np.flatnonzero((high > 0).any(axis=0) | ~is_relu)
         if k > 0 and open_.size:
             n, w, c = open_.size, weights[open_], bias[open_]
             coef = np.broadcast_to(np.concatenate([w, -w]), (batch, 2 * n, weights.shape[1]))
@@ -216,7 +231,7 @@ def box_bounds(
         pre_lower.append(low)
         pre_upper.append(high)
         relaxations.append(_relax(low, high, is_relu))
-        h_low, h_high = (np.maximum(low, 0.0), np.maximum(high, 0.0)) if is_relu else (low, high)
+        h_low, h_high = np.where(is_relu, np.maximum(low, 0.0), low), np.where(is_relu, np.maximum(high, 0.0), high)
     forms, row_lower = _row_bounds(layers, relaxations, lower, upper, rows)
     # The rows over the output box itself can be tighter (e.g. with LP output bounds in ``start``).
     positive = np.maximum(rows, 0.0)
@@ -271,8 +286,7 @@ class _Batch:
 def _forward(layers: LayerArrays, x: np.ndarray) -> np.ndarray:
     for weights, bias, is_relu in layers:
         x = x @ weights.T + bias
-        if is_relu:
-            x = np.maximum(x, 0.0)
+        x = np.where(is_relu, np.maximum(x, 0.0), x)
     return x
 
 

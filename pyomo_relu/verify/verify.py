@@ -70,7 +70,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pyomo_relu.bounds.base import post_activation
 from pyomo_relu.errors import SolverError
 from pyomo_relu.network import NetworkDefinition
 from pyomo_relu.verify.adversary import pgd_attack
@@ -215,7 +214,7 @@ class MarginMilp:
                                np.asarray(upper, float), len(layers), True)
         self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
         self.x_cols, self.y_cols = columns[0], columns[-1]
-        self.y_lower, self.y_upper = post_activation(pre_lower[-1], pre_upper[-1], layers[-1].activation)
+        self.y_lower, self.y_upper = layers[-1].output_bounds(pre_lower[-1], pre_upper[-1])
         model = highspy.HighsLp()
         model.num_col_, model.num_row_ = lp.n_cols, lp.n_rows
         model.col_cost_ = np.zeros(lp.n_cols)

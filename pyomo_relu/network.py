@@ -127,9 +127,10 @@ class DenseLayer:
         leaky = kinds == "leaky_relu"
         if leaky.any() and self.alpha is None:
             raise InvalidNetworkError(f"{label}: leaky_relu neurons need alpha= (the negative slope)")
-        set_("alpha", _per_neuron(self.alpha, n, 0.0, f"alpha of {label}"))
-        set_("clip_low", _per_neuron(self.clip_low, n, -np.inf, f"clip_low of {label}"))
-        set_("clip_high", _per_neuron(self.clip_high, n, np.inf, f"clip_high of {label}"))
+        clip = kinds == "clip"  # parameters of other neurons are normalised away (hash, equality)
+        set_("alpha", _per_neuron(np.where(leaky, _per_neuron(self.alpha, n, 0.0, f"alpha of {label}"), 0.0), n, 0.0, ""))
+        set_("clip_low", _per_neuron(np.where(clip, _per_neuron(self.clip_low, n, -np.inf, f"clip_low of {label}"), -np.inf), n, 0.0, ""))
+        set_("clip_high", _per_neuron(np.where(clip, _per_neuron(self.clip_high, n, np.inf, f"clip_high of {label}"), np.inf), n, 0.0, ""))
         if not np.all(np.isfinite(self.alpha)):
             raise InvalidNetworkError(f"{label}: alpha contains Inf")
         crossed = np.flatnonzero((kinds == "clip") & (self.clip_low > self.clip_high))

@@ -69,6 +69,10 @@ from pyomo_relu.formulations.base import LayerContext
 
 name = "complementarity"
 
+#: Smooth (sigmoid, tanh, softplus) neurons of a layer built with this formulation get
+#: ``post == f(pre)`` (``smooth_activation``): the model is an NLP/MINLP anyway.
+supports_smooth = True
+
 OPTIONS = ("reformulation", "eps", "chord")
 
 

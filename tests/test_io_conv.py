@@ -303,11 +303,10 @@ def test_conv_with_constant_input_is_folded(rng):
 
 
 # ---------------------------------------------------------------------------- errors
-def test_maxpool_is_refused_with_the_node_named_and_planned():
-    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2))
-    model = _export(module, torch.zeros(1, 1, 8, 8))
-    name = next(n.name for n in model.graph.node if n.op_type == "MaxPool")
-    with pytest.raises(UnsupportedOperatorError, match=rf"'{name}' \(op MaxPool\).*planned"):
+def test_maxpool_indices_output_is_refused_with_the_node_named():
+    nodes = [helper.make_node("MaxPool", ["x"], ["y", "idx"], name="pool", kernel_shape=[2, 2])]
+    model = _graph_model(nodes, [1, 4, 4], [1, 2, 2], [])
+    with pytest.raises(UnsupportedOperatorError, match=r"'pool' \(op MaxPool\).*Indices"):
         load_onnx(model)
 
 

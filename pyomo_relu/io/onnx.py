@@ -55,7 +55,7 @@ from pyomo_relu.errors import (
     ShapeMismatchError,
     UnsupportedOperatorError,
 )
-from pyomo_relu.network import DenseLayer, NetworkDefinition
+from pyomo_relu.network import DenseLayer, Layer, MaxLayer, NetworkDefinition
 
 logger = logging.getLogger(__name__)
 
@@ -492,7 +492,72 @@ def _op_batchnorm(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
 def _op_relu(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     if not isinstance(inputs[0], _Affine):
         return [np.maximum(inputs[0], 0)]
-    return [cv.emit_layer(inputs[0], "relu", node.label, new_basis=True)]
+    return [cv.emit_activation(node, inputs[0], "relu")]
+
+
+def _op_leaky_relu(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    if not isinstance(inputs[0], _Affine):
+        return cv.fold(node, inputs)
+    return [cv.emit_activation(node, inputs[0], "leaky_relu", alpha=float(node.attr("alpha", 0.01)))]
+
+
+def _op_prelu(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    x = inputs[0]
+    if not isinstance(x, _Affine):
+        return cv.fold(node, inputs)
+    slope = _constant_input(node, inputs[1], "slope")
+    if slope is None:
+        raise UnsupportedOperatorError(f"{node.where()}: the slope must be a constant")
+    try:
+        alpha = np.broadcast_to(_as_float(slope), x.shape)
+    except ValueError:
+        raise ShapeMismatchError(f"{node.where()}: slope of shape {np.shape(slope)} does not broadcast to {x.shape}") from None
+    return [cv.emit_activation(node, x, "leaky_relu", alpha=alpha.reshape(-1))]
+
+
+def _op_clip(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    x = inputs[0]
+    if not isinstance(x, _Affine):
+        return cv.fold(node, inputs)
+    if node.opset < 11:
+        low, high = node.attr("min", -np.inf), node.attr("max", np.inf)
+    else:
+        sides = [None if len(inputs) <= k or inputs[k] is None else _constant_input(node, inputs[k], name)
+                 for k, name in ((1, "min"), (2, "max"))]
+        if any(len(inputs) > k and inputs[k] is not None and side is None for k, side in zip((1, 2), sides)):
+            raise UnsupportedOperatorError(f"{node.where()}: min and max must be constants")
+        low = -np.inf if sides[0] is None else float(np.asarray(sides[0]).reshape(-1)[0])
+        high = np.inf if sides[1] is None else float(np.asarray(sides[1]).reshape(-1)[0])
+    low, high = _finite_or_inf(float(low)), _finite_or_inf(float(high))
+    if low > high:
+        raise InvalidNetworkError(f"{node.where()}: min {low} > max {high}")
+    return [cv.emit_activation(node, x, "clip", clip_low=low, clip_high=high)]
+
+
+def _finite_or_inf(value: float) -> float:
+    """float32's extreme values (the defaults of old Clip) mean no bound."""
+    if abs(value) >= float(np.finfo(np.float32).max):
+        return float(np.sign(value) * np.inf)
+    return value
+
+
+def _op_hard_sigmoid(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    x = inputs[0]
+    if not isinstance(x, _Affine):
+        return cv.fold(node, inputs)
+    alpha, beta = float(node.attr("alpha", 0.2)), float(node.attr("beta", 0.5))
+    scaled = x.with_stack(x.stack * alpha)
+    scaled.stack[0] += beta
+    return [cv.emit_activation(node, scaled, "clip", clip_low=0.0, clip_high=1.0)]
+
+
+def _smooth_handler(kind: str) -> "Handler":
+    def handler(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+        if not isinstance(inputs[0], _Affine):
+            return cv.fold(node, inputs)
+        return [cv.emit_activation(node, inputs[0], kind)]
+
+    return handler
 
 
 # ------------------------------------------------------- convolution and pooling
@@ -750,14 +815,46 @@ def _op_concat(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     return [affine.with_stack(np.concatenate(stacks, axis=axis + 1))]
 
 
+def _window_members(
+    spatial: Sequence[int], channels: int, kernel: Sequence[int], strides: Sequence[int],
+    dilations: Sequence[int], begin: Sequence[int], end: Sequence[int], out: Sequence[int],
+) -> np.ndarray:
+    """``(C * prod(out), K)``: flat input index of every window entry, ``-1`` in the padding."""
+    import itertools
+
+    index = np.arange(channels * int(np.prod(spatial))).reshape(channels, *spatial)
+    padded = np.pad(index, [(0, 0)] + [(int(b), int(e)) for b, e in zip(begin, end)], constant_values=-1)
+    entries = []
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        where = tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in zip(offset, dilations, strides, out))
+        entries.append(padded[(slice(None),) + where].reshape(-1))
+    return np.stack(entries, axis=1)
+
+
 def _op_max_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
-    if not isinstance(inputs[0], _Affine):
+    x = inputs[0]
+    if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
-    raise UnsupportedOperatorError(
-        f"{node.where()} is not supported yet: max pooling is not an affine map; a "
-        "max-of-affine (MILP) formulation is planned. Replace it by AveragePool or a strided "
-        "Conv, or cut the model before it"
-    )
+    if len(node.proto.output) > 1 and node.proto.output[1]:
+        raise UnsupportedOperatorError(f"{node.where()}: the Indices output of MaxPool is not supported")
+    data = _spatial_input(node, x)
+    channels, spatial = data.shape[1], data.shape[2:]
+    kernel = [int(k) for k in (node.attr("kernel_shape") or [])]
+    if len(kernel) != len(spatial):
+        raise ShapeMismatchError(f"{node.where()}: kernel_shape {kernel} does not fit an input of shape {x.shape}")
+    strides, dilations, begin, end, out = _window_geometry(node, spatial, kernel, ceil_mode=bool(node.attr("ceil_mode", 0)))
+    members = _window_members(spatial, channels, kernel, strides, dilations, begin, end, out)
+    return [cv.emit_max(node, x, members, (1, channels, *out))]
+
+
+def _op_global_max_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    x = inputs[0]
+    if not isinstance(x, _Affine):
+        return cv.fold(node, inputs)
+    data = _spatial_input(node, x)
+    channels, size = data.shape[1], int(np.prod(data.shape[2:]))
+    members = np.arange(channels * size).reshape(channels, size)
+    return [cv.emit_max(node, x, members, (1, channels) + (1,) * (data.ndim - 2))]
 
 
 _HANDLERS: dict[str, Handler] = {
@@ -766,6 +863,14 @@ _HANDLERS: dict[str, Handler] = {
     "Conv": _op_conv,
     "GlobalAveragePool": _op_global_average_pool,
     "MaxPool": _op_max_pool,
+    "GlobalMaxPool": _op_global_max_pool,
+    "LeakyRelu": _op_leaky_relu,
+    "PRelu": _op_prelu,
+    "Clip": _op_clip,
+    "HardSigmoid": _op_hard_sigmoid,
+    "Sigmoid": _smooth_handler("sigmoid"),
+    "Tanh": _smooth_handler("tanh"),
+    "Softplus": _smooth_handler("softplus"),
     "Add": _op_add,
     "BatchNormalization": _op_batchnorm,
     "Cast": _op_cast,
@@ -789,11 +894,11 @@ _HANDLERS: dict[str, Handler] = {
 
 _REQUIRED_INPUTS = {
     "Constant": 0, "Add": 2, "Sub": 2, "Mul": 2, "Div": 2, "MatMul": 2, "Gemm": 2,
-    "BatchNormalization": 5, "Conv": 2,
+    "BatchNormalization": 5, "Conv": 2, "PRelu": 2,
 }
 
 #: Operators accepted on input-dependent tensors (Softmax/LogSoftmax only at the output).
-SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(set(_HANDLERS) - {"MaxPool"})) + tuple(
+SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(_HANDLERS)) + tuple(
     f"{op} (last node, with drop_softmax=True)" for op in _SOFTMAX_OPS
 )
 
@@ -820,15 +925,20 @@ class _GraphConverter:
         self.input_shape = _static_input_shape(self.input_info)
         self.values: dict[str, Value] = {}
         self.producer_label: dict[str, str] = {}
-        self.layers: list[DenseLayer] = []
+        self.layers: list[Layer] = []
+        self.last_use: dict[str, float] = {}
+        self.position = 0
         self.basis = 0
         self.basis_size = int(np.prod(self.input_shape))
         self.basis_label = "the network input"
 
     # ------------------------------------------------------------------ public
-    def convert(self) -> list[DenseLayer]:
+    def convert(self) -> list[Layer]:
         self.values[self.input_info.name] = self._identity_affine(self.input_shape)
-        for node in self._ordered_nodes():
+        nodes = self._ordered_nodes()
+        self.last_use = _last_uses(nodes, self.output_name)
+        for position, node in enumerate(nodes):
+            self.position = position
             inputs = [self._read(node, name) if name else None for name in node.proto.input]
             outputs = self._evaluate(node, inputs)
             _check_finite(node, [v for v in outputs if v is not None])
@@ -840,18 +950,81 @@ class _GraphConverter:
         return self.layers
 
     def emit_layer(self, value: _Affine, activation: str, name: str, new_basis: bool) -> _Affine:
-        """Append ``activation(A @ basis + c)`` and, for a ReLU, make its output the basis."""
-        rows = value.stack.shape[0]
-        weights = value.stack[1:].reshape(rows - 1, -1).T
-        bias = value.stack[0].reshape(-1)
+        """Append ``activation(A @ basis + c)`` (the final linear layer: ``new_basis=False``)."""
+        weights, bias = _rows(value)
         self.layers.append(DenseLayer(weights, bias, activation, name))
-        logger.debug("layer %s: %d -> %d, %s", name, rows - 1, bias.size, activation)
-        if not new_basis:
-            return value
+        logger.debug("layer %s: %d -> %d, %s", name, weights.shape[1], bias.size, activation)
+        return value
+
+    def emit_activation(self, node: _Node, value: _Affine, kind: str, *, alpha: object = None,
+                        clip_low: float = -np.inf, clip_high: float = np.inf) -> _Affine:
+        """Append ``kind(value)`` as a layer and make its output the new basis.
+
+        Tensors of the current basis that later nodes still read (skip and residual
+        connections) are carried through the layer as linear neurons, so the network stays a
+        chain of layers while the graph is a DAG.
+        """
+        live = self._live(node)
+        parts = [value] + [tensor for tensor, _ in live]
+        weights, bias = (np.concatenate(a) for a in zip(*(_rows(part) for part in parts)))
+        n_act, n = _size(value), bias.size
+        kinds = [kind] * n_act + ["linear"] * (n - n_act)
+        alphas = np.zeros(n)
+        alphas[:n_act] = 0.0 if alpha is None else alpha
+        lows, highs = np.full(n, -np.inf), np.full(n, np.inf)
+        lows[:n_act], highs[:n_act] = clip_low, clip_high
+        layer = DenseLayer(weights, bias, tuple(kinds) if live else kind, node.label,
+                           alphas if kind == "leaky_relu" else None, lows, highs)
+        return self._start_basis(node, layer, [value.shape] + [t.shape for t, _ in live], live)
+
+    def emit_max(self, node: _Node, value: _Affine, members: np.ndarray, shape: tuple[int, ...]) -> _Affine:
+        """Append a :class:`MaxLayer`: output ``g`` is the max of ``value`` over ``members[g]``."""
+        valid = members >= 0
+        if not valid.any(axis=1).all():
+            raise ShapeMismatchError(f"{node.where()}: a pooling window lies entirely in the padding")
+        weights, bias = _rows(value)
+        groups = np.repeat(np.arange(members.shape[0]), valid.sum(axis=1))
+        rows = members[valid]
+        live = self._live(node)
+        extra = [_rows(tensor) for tensor, _ in live]
+        first = members.shape[0]
+        sizes = [w.shape[0] for w, _ in extra]
+        groups = np.concatenate([groups, first + np.arange(sum(sizes), dtype=np.int64)])
+        layer = MaxLayer(np.concatenate([weights[rows]] + [w for w, _ in extra]),
+                         np.concatenate([bias[rows]] + [b for _, b in extra]), groups, node.label)
+        return self._start_basis(node, layer, [shape] + [t.shape for t, _ in live], live)
+
+    def _live(self, node: _Node) -> list[tuple[_Affine, list[str]]]:
+        """Tensors of the current basis that nodes after ``node`` (or the output) still read."""
+        own = set(node.proto.output)
+        groups: dict[int, tuple[_Affine, list[str]]] = {}
+        for name, value in self.values.items():
+            if (isinstance(value, _Affine) and value.basis == self.basis and name not in own
+                    and self.last_use.get(name, -1) > self.position):
+                groups.setdefault(id(value), (value, []))[1].append(name)
+        return list(groups.values())
+
+    def _start_basis(self, node: _Node, layer: Layer, shapes: list[tuple[int, ...]],
+                     live: list[tuple[_Affine, list[str]]]) -> _Affine:
+        """Append ``layer``; its outputs become the basis, split into the node's output and the carried tensors."""
+        self.layers.append(layer)
         self.basis += 1
-        self.basis_size = bias.size
-        self.basis_label = f"ReLU node {name!r}"
-        return self._identity_affine(value.shape)
+        self.basis_size = layer.n_outputs
+        self.basis_label = f"node {node.label!r}"
+        logger.debug("layer %s: %d -> %d (%d carried)", node.label, layer.n_inputs, layer.n_outputs,
+                     sum(_size(t) for t, _ in live))
+        offset = 0
+        pieces = []
+        for shape in shapes:
+            size = int(np.prod(shape))
+            stack = np.zeros((1 + self.basis_size, size))
+            stack[1 + offset + np.arange(size), np.arange(size)] = 1.0
+            pieces.append(_Affine(stack.reshape((1 + self.basis_size, *shape)), self.basis))
+            offset += size
+        for piece, (_, names) in zip(pieces[1:], live):
+            for name in names:
+                self.values[name] = piece
+        return pieces[0]
 
     def fold(self, node: _Node, inputs: Inputs) -> Inputs:
         """Evaluate a node whose inputs are all constant with onnx's reference runtime."""
@@ -1003,6 +1176,27 @@ class _GraphConverter:
             )
         if not self.layers or not _is_identity(value):
             self.emit_layer(value, "linear", label, new_basis=False)
+
+
+def _rows(value: _Affine) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, c)`` with ``value = A @ basis + c`` flattened: ``A`` is ``(size, n_basis)``."""
+    rows = value.stack.shape[0]
+    return value.stack[1:].reshape(rows - 1, -1).T, value.stack[0].reshape(-1)
+
+
+def _size(value: _Affine) -> int:
+    return int(np.prod(value.shape))
+
+
+def _last_uses(nodes: Sequence[_Node], output: str) -> dict[str, float]:
+    """Position of the last node reading each tensor (``inf`` for the graph output)."""
+    last: dict[str, float] = {}
+    for position, node in enumerate(nodes):
+        for name in node.proto.input:
+            if name:
+                last[name] = position
+    last[output] = np.inf
+    return last
 
 
 def _is_identity(value: _Affine) -> bool:

@@ -5,7 +5,9 @@ Two routes, chosen from the module itself:
 * **Direct** (no export, no ``example_input`` needed): an ``nn.Sequential`` (nested
   ``nn.Sequential`` are flattened) made only of
 
-  ``Linear``, ``ReLU``, ``Identity``, ``Dropout`` (and its ``Dropout1d/2d/3d``,
+  ``Linear``, ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ReLU6``, ``Hardtanh``, ``Sigmoid``,
+  ``Tanh``, ``Softplus`` (``beta=1``; the smooth ones for NLP solvers only),
+  ``Identity``, ``Dropout`` (and its ``Dropout1d/2d/3d``,
   ``AlphaDropout`` variants: identity at inference), ``Flatten``, ``BatchNorm1d``
 
   is read from its parameters.  ``BatchNorm1d`` uses its running statistics, as in eval
@@ -18,11 +20,12 @@ Two routes, chosen from the module itself:
   ``torch.onnx.export(..., dynamo=False, opset_version=17)`` into memory and read by
   :func:`~pyomo_relu.io.onnx.load_onnx`.  ``example_input`` is then required.  Before
   exporting, the module is run once on ``example_input`` with hooks that record which
-  sub-modules are called (convolutions, average pooling, BatchNorm2d and Unflatten are
-  read this way); a called ``torch.nn`` layer outside the supported ones (``Tanh``,
-  ``GELU``, ``LayerNorm``, ``MaxPool2d``, ...) is refused by its path (``'encoder.act'
-  (GELU)``) before anything is exported.  Operators written directly in ``forward``
-  (``torch.tanh(x)``) are refused by :func:`load_onnx`, with the module scope named.
+  sub-modules are called (convolutions, average and max pooling, BatchNorm2d, Unflatten
+  and residual connections are read this way); a called ``torch.nn`` layer outside the
+  supported ones (``GELU``, ``ELU``, ``LayerNorm``, ...) is refused by its path
+  (``'encoder.act' (GELU)``) before anything is exported.  Operators written directly in
+  ``forward`` (``torch.erf(x)``) are refused by :func:`load_onnx`, with the module scope
+  named.
 
 ``example_input`` includes the batch dimension (as for ``torch.onnx.export``); only its
 shape matters, the network is built for one sample and ``input_shape`` is the shape
@@ -60,13 +63,19 @@ __all__ = ["SUPPORTED_MODULES", "TorchNotInstalledError", "load_torch"]
 
 #: Human-readable list used in error messages.
 SUPPORTED_MODULES = (
-    "nn.Sequential (nested ones too) of Linear, ReLU, Identity, Dropout, Flatten, "
-    "BatchNorm1d (with running stats) read directly; other modules (custom forward) through "
-    "ONNX export with example_input, which accepts the same layers (plus Unflatten) and "
-    "linear tensor operations (view, reshape, +, -, * and / by constants, matmul by weights)"
+    "nn.Sequential (nested ones too) of Linear, ReLU, LeakyReLU, PReLU, ReLU6, Hardtanh, "
+    "Sigmoid, Tanh, Softplus (the last three for NLP solvers only), Identity, Dropout, Flatten, "
+    "BatchNorm1d (with running stats) read directly; other modules (custom forward, "
+    "convolutions, pooling, residual connections) through ONNX export with example_input, "
+    "which accepts the same layers plus Conv, MaxPool, AvgPool, BatchNorm2d, Unflatten, "
+    "Hardsigmoid and linear tensor operations (view, reshape, cat, +, -, * and / by "
+    "constants, matmul by weights, sums of tensors)"
 )
 
 _ONNX_OPSET = 17
+#: torch.nn activations read directly (their parameters in :func:`_activation_params`).
+_ACTIVATION_MODULES = {"LeakyReLU": "leaky_relu", "PReLU": "prelu", "ReLU6": "relu6", "Hardtanh": "hardtanh",
+                       "Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus"}
 _DROPOUT_NAMES = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
                   "FeatureAlphaDropout")
 
@@ -118,13 +127,17 @@ class _Chain:
             self.pending = self.pending.then(weights, bias, name)
 
     def relu(self, name: str) -> None:
+        self.activation(name, "relu")
+
+    def activation(self, name: str, kind: str, **params: Any) -> None:
+        """Close the pending affine map with an activation (``params``: alpha, clip bounds)."""
         if self.pending is None:
-            if self.layers and self.layers[-1].activation == "relu":
+            if kind == "relu" and self.layers and self.layers[-1].activation == "relu":
                 logger.debug("ReLU %r after a ReLU is a no-op", name)
                 return
             self.pending = _Affine(np.eye(self.size), np.zeros(self.size), [])
         self.pending.names.append(name)
-        self._emit("relu")
+        self._emit(kind, **params)
 
     def finish(self) -> list[DenseLayer]:
         if self.pending is not None or not self.layers:
@@ -133,10 +146,10 @@ class _Chain:
             self._emit("linear")
         return self.layers
 
-    def _emit(self, activation: str) -> None:
+    def _emit(self, activation: str, **params: Any) -> None:
         assert self.pending is not None
         name = "+".join(self.pending.names)
-        self.layers.append(DenseLayer(self.pending.weights, self.pending.bias, activation, name))
+        self.layers.append(DenseLayer(self.pending.weights, self.pending.bias, activation, name, **params))
         logger.debug("layer %d: %s %s", len(self.layers) - 1, name, activation)
         self.pending = None
 
@@ -150,9 +163,9 @@ def _unsupported(path: str, module: Any, reason: str = "") -> UnsupportedOperato
     reason = f" {reason}" if reason else ""
     return UnsupportedOperatorError(
         f"{_where(path, module)} is not supported{reason}. pyomo_relu reads "
-        f"{SUPPORTED_MODULES}. Other activations (Tanh, Sigmoid, GELU, LeakyReLU, ...) and "
-        "layers (max pooling, normalisation other than BatchNorm, ...) have no exact MILP "
-        "encoding here; cut the model before them or replace them"
+        f"{SUPPORTED_MODULES}. Other activations (GELU, ELU, SiLU, ...) and layers "
+        "(normalisation other than BatchNorm, attention, ...) have no exact encoding here; "
+        "cut the model before them or replace them"
     )
 
 
@@ -169,6 +182,9 @@ def _direct_kind(module: Any, nn: Any) -> str | None:
         return "linear"
     if _is_plain(module, nn.ReLU):
         return "relu"
+    for cls_name, kind in _ACTIVATION_MODULES.items():
+        if _is_plain(module, getattr(nn, cls_name)):
+            return kind
     if _is_plain(module, nn.Flatten):
         return "flatten"
     if _is_plain(module, nn.BatchNorm1d):
@@ -234,6 +250,9 @@ def _read_sequential(
             continue
         if kind == "relu":
             chain.relu(path)
+        elif kind in _ACTIVATION_MODULES.values():
+            activation, params = _activation_params(path, module, kind, chain.shape)
+            chain.activation(path, activation, **params)
         elif kind == "flatten":
             chain.shape = _flattened_shape(path, module, chain.shape)
         elif kind == "linear":
@@ -243,6 +262,29 @@ def _read_sequential(
         else:  # pragma: no cover - filtered by the caller
             raise _unsupported(path, module)
     return chain.finish()
+
+
+def _activation_params(path: str, module: Any, kind: str, shape: tuple[int, ...]) -> tuple:
+    """``(activation, params)`` of a torch activation module for a tensor of ``shape``."""
+    if kind == "leaky_relu":
+        return "leaky_relu", {"alpha": float(module.negative_slope)}
+    if kind == "prelu":
+        weight = _array(module.weight).reshape(-1)
+        if weight.size == 1:
+            return "leaky_relu", {"alpha": float(weight[0])}
+        channels = (-1,) + (1,) * (len(shape) - 1)
+        try:
+            alpha = np.broadcast_to(weight.reshape(channels), shape).reshape(-1)
+        except ValueError:
+            raise ShapeMismatchError(f"{_where(path, module)}: {weight.size} slopes for input shape {shape}") from None
+        return "leaky_relu", {"alpha": alpha}
+    if kind == "relu6":
+        return "clip", {"clip_low": 0.0, "clip_high": 6.0}
+    if kind == "hardtanh":
+        return "clip", {"clip_low": float(module.min_val), "clip_high": float(module.max_val)}
+    if kind == "softplus" and float(module.beta) != 1.0:
+        raise _unsupported(path, module, f"with beta={module.beta} (only beta=1)")
+    return kind, {}
 
 
 def _flattened_shape(path: str, module: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -327,6 +369,7 @@ def _onnx_only_builtin(sub: Any, nn: Any) -> bool:
     linear_via_onnx = (
         nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
         nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+        nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.Hardsigmoid,
     )
     return _is_plain(sub, nn.Unflatten) or (
         isinstance(sub, (nn.modules.batchnorm._BatchNorm, *linear_via_onnx)) and _is_torch_builtin(sub)

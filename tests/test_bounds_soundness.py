@@ -91,9 +91,12 @@ def assert_contains(bounds: Bounds, net: NetworkDefinition, X: np.ndarray, what:
 
 
 def assert_subset(inner: Bounds, outer: Bounds, what: str) -> None:
+    """``inner`` within ``outer`` up to round-off (a constant neuron's two sound bounds may cross by an ulp)."""
     for k in range(outer.n_layers):
-        assert np.all(inner.lower[k] >= outer.lower[k]), f"{what}: layer {k} lower looser"
-        assert np.all(inner.upper[k] <= outer.upper[k]), f"{what}: layer {k} upper looser"
+        slack = 1e-12 * np.maximum(1.0, np.abs(outer.lower[k]))
+        assert np.all(inner.lower[k] >= outer.lower[k] - slack), f"{what}: layer {k} lower looser"
+        slack = 1e-12 * np.maximum(1.0, np.abs(outer.upper[k]))
+        assert np.all(inner.upper[k] <= outer.upper[k] + slack), f"{what}: layer {k} upper looser"
 
 
 @SETTINGS

@@ -49,7 +49,7 @@ import numpy as np
 
 from pyomo_relu.errors import PyomoReluError, ShapeMismatchError
 from pyomo_relu.network import NetworkDefinition
-from pyomo_relu.verify.split import LayerArrays, SpecRows, box_bounds, layer_arrays
+from pyomo_relu.verify.split import LayerArrays, SpecRows, box_bounds, first_argmax, group_max, is_max, layer_arrays
 from pyomo_relu.verify.vnnlib import Polytope
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,10 @@ def _forward_with_masks(layers: LayerArrays, x: np.ndarray) -> tuple[np.ndarray,
     masks = []
     for weights, bias, is_relu in layers:
         x = x @ weights.T + bias
+        if is_max(is_relu):  # the gradient flows through the first maximising row
+            masks.append(first_argmax(x, is_relu))
+            x = group_max(x, is_relu)
+            continue
         mask = (x > 0) | ~is_relu
         masks.append(mask)
         x = np.where(mask, x, 0.0)
@@ -70,7 +74,9 @@ def _forward_with_masks(layers: LayerArrays, x: np.ndarray) -> tuple[np.ndarray,
 
 def _input_gradient(layers: LayerArrays, masks: list[np.ndarray], g: np.ndarray) -> np.ndarray:
     """``g · ∂f/∂x`` for each row (``g`` is ``(N, n_out)``) on the linear piece of each point."""
-    for (weights, _, _), mask in zip(reversed(layers), reversed(masks)):
+    for (weights, _, kind), mask in zip(reversed(layers), reversed(masks)):
+        if is_max(kind):
+            g = g[:, kind]
         g = (g * mask) @ weights
     return g
 

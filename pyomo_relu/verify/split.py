@@ -71,25 +71,53 @@ MAX_DEPTH = 200
 #: Relative width ratio at which the split falls back to the widest input (see ``_split_dimension``).
 LOPSIDED = 64.0
 
-#: ``(weights, bias, relu_mask)`` per canonical layer: plain arrays that pickle cheaply.
+#: ``(weights, bias, kind)`` per canonical layer: plain arrays that pickle cheaply.  ``kind``
+#: is the boolean ReLU mask of a dense layer, or the integer group of every row of a max layer.
 LayerArrays = Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def is_max(kind: np.ndarray) -> bool:
+    """True for the ``kind`` entry of a max layer (integer groups, not a boolean mask)."""
+    return kind.dtype != np.bool_
+
+
+def group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Maximum over each group of the last axis of ``values`` (any leading axes)."""
+    out = np.full((int(groups.max()) + 1,) + values.shape[:-1], -np.inf)
+    np.maximum.at(out, groups, np.moveaxis(values, -1, 0))
+    return np.moveaxis(out, 0, -1)
+
+
+def first_argmax(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Boolean mask (same shape as ``values``) of the first row attaining each group's max."""
+    top = group_max(values, groups)[..., groups]
+    hit = values >= top
+    mask = np.zeros_like(hit)
+    seen = np.zeros(hit.shape[:-1] + (int(groups.max()) + 1,), dtype=bool)
+    for i, g in enumerate(groups):  # rows in order: the first hit of each group wins
+        take = hit[..., i] & ~seen[..., g]
+        mask[..., i] = take
+        seen[..., g] |= take
+    return mask
 
 
 def layer_arrays(net: object) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The canonical layers of a network as plain ``(W, b, relu_mask)`` tuples.
 
-    Raises :class:`~pyomo_relu.errors.UnsupportedOperatorError` for layers the numpy
-    verification paths cannot handle (max layers, smooth activations).
+    Max layers give ``(W, b, groups)``.  Raises
+    :class:`~pyomo_relu.errors.UnsupportedOperatorError` for smooth activations.
     """
     from pyomo_relu.errors import UnsupportedOperatorError
 
     arrays = []
     for k, layer in enumerate(net.canonical_layers):  # type: ignore[attr-defined]
-        if getattr(layer, "groups", None) is not None or layer.smooth_mask.any():
+        groups = getattr(layer, "groups", None)
+        if groups is None and layer.smooth_mask.any():
             raise UnsupportedOperatorError(
-                f"canonical layer {k} ({layer.name or layer.activation}) is a max layer or has smooth "
-                "activations; the splitting and attack paths handle ReLU/linear layers only")
-        arrays.append((np.asarray(layer.weights), np.asarray(layer.bias), np.asarray(layer.relu_mask)))
+                f"canonical layer {k} ({layer.name or layer.activation}) has smooth activations "
+                "(sigmoid, tanh, softplus); verification needs piecewise-linear networks")
+        kind = np.asarray(groups, dtype=np.int64) if groups is not None else np.asarray(layer.relu_mask)
+        arrays.append((np.asarray(layer.weights), np.asarray(layer.bias), kind))
     return arrays
 
 
@@ -162,8 +190,24 @@ def _box_max(coef: np.ndarray, const: np.ndarray, lower: np.ndarray, upper: np.n
 Relaxation = tuple  # (slope_u, intercept_u, slope_l, keep): (B, n) arrays and the (n,) columns that matter
 
 
+def _relax_max(low: np.ndarray, high: np.ndarray, groups: np.ndarray) -> Relaxation:
+    """Max layer, per box: ``y_g >= z_{i*}`` (largest lower bound), ``y_g <= max u`` or ``= z_{i*}`` if dominant.
+
+    Returned as ``("max", mask_u, intercept_u, mask_l, groups)`` with ``(B, n)`` masks and
+    ``(B, G)`` intercepts (see :class:`pyomo_relu.bounds.crown.LayerRelaxation`).
+    """
+    best = first_argmax(low, groups)
+    others = group_max(np.where(best, -np.inf, high), groups)
+    dominated = group_max(np.where(best, low, -np.inf), groups) >= others
+    mask_u = best & dominated[:, groups]
+    intercept_u = np.where(dominated, 0.0, group_max(high, groups))
+    return ("max", mask_u.astype(float), intercept_u, best.astype(float), groups)
+
+
 def _relax(low: np.ndarray, high: np.ndarray, is_relu: np.ndarray) -> Relaxation:
     """CROWN's lines around each neuron, and the neurons not proven inactive in every box."""
+    if is_max(is_relu):
+        return _relax_max(low, high, is_relu)
     slope_u, intercept_u, slope_l = relaxation(low, high, "relu")
     slope_u = np.where(is_relu, slope_u, 1.0)
     intercept_u = np.where(is_relu, intercept_u, 0.0)
@@ -181,7 +225,17 @@ def _back_substitute(
     ``0 .. k-1``.  Each step uses ``λ⁺ ⊙ a_U + λ⁻ ⊙ a_L`` and adds ``λ⁺·c_U`` (CROWN);
     neurons inactive in every box have zero slopes and are skipped.
     """
-    for (weights, bias, _), (slope_u, intercept_u, slope_l, keep) in zip(reversed(layers), reversed(relaxations)):
+    for (weights, bias, _), relaxed in zip(reversed(layers), reversed(relaxations)):
+        if isinstance(relaxed[0], str):  # ("max", ...)
+            _, mask_u, intercept_u, mask_l, groups = relaxed
+            positive = np.maximum(coef, 0.0)
+            negative = coef - positive
+            const = const + np.einsum("brn,bn->br", positive, intercept_u)
+            coef = positive[:, :, groups] * mask_u[:, None, :] + negative[:, :, groups] * mask_l[:, None, :]
+            const = const + coef @ bias
+            coef = coef @ weights
+            continue
+        slope_u, intercept_u, slope_l, keep = relaxed
         coef = coef[:, :, keep] if keep.size != coef.shape[2] else coef
         positive = np.maximum(coef, 0.0)
         negative = coef - positive
@@ -218,7 +272,7 @@ def box_bounds(
         if start is not None:
             low, high = np.maximum(low, start[0][k]), np.minimum(high, start[1][k])
         # CROWN only where it can matter: not for ReLUs proven inactive in every box (their output is 0).
-        open_ = np.flatnonzero((high > 0).any(axis=0) | ~is_relu)
+        open_ = np.arange(low.shape[1]) if is_max(is_relu) else np.flatnonzero((high > 0).any(axis=0) | ~is_relu)
         if k > 0 and open_.size:
             n, w, c = open_.size, weights[open_], bias[open_]
             coef = np.broadcast_to(np.concatenate([w, -w]), (batch, 2 * n, weights.shape[1]))
@@ -231,7 +285,10 @@ def box_bounds(
         pre_lower.append(low)
         pre_upper.append(high)
         relaxations.append(_relax(low, high, is_relu))
-        h_low, h_high = np.where(is_relu, np.maximum(low, 0.0), low), np.where(is_relu, np.maximum(high, 0.0), high)
+        if is_max(is_relu):
+            h_low, h_high = group_max(low, is_relu), group_max(high, is_relu)
+        else:
+            h_low, h_high = np.where(is_relu, np.maximum(low, 0.0), low), np.where(is_relu, np.maximum(high, 0.0), high)
     forms, row_lower = _row_bounds(layers, relaxations, lower, upper, rows)
     # The rows over the output box itself can be tighter (e.g. with LP output bounds in ``start``).
     positive = np.maximum(rows, 0.0)
@@ -262,6 +319,8 @@ def _row_bounds(
 
 def _lower_slopes(rel: Relaxation, variant: str) -> Relaxation:
     """The same relaxation with the lower slope of unstable neurons set to 0 or 1."""
+    if isinstance(rel[0], str):  # max layers keep their lines
+        return rel
     slope_u, intercept_u, slope_l, keep = rel
     unstable = (slope_u > 0) & (slope_u < 1)
     return slope_u, intercept_u, np.where(unstable, 1.0 if variant == "one" else 0.0, slope_l), keep
@@ -286,7 +345,7 @@ class _Batch:
 def _forward(layers: LayerArrays, x: np.ndarray) -> np.ndarray:
     for weights, bias, is_relu in layers:
         x = x @ weights.T + bias
-        x = np.where(is_relu, np.maximum(x, 0.0), x)
+        x = group_max(x, is_relu) if is_max(is_relu) else np.where(is_relu, np.maximum(x, 0.0), x)
     return x
 
 

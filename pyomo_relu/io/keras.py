@@ -1,9 +1,13 @@
 """Read Keras models (in memory, ``.keras`` archives, legacy ``.h5`` files).
 
-Only plain chains of affine maps and ReLUs are accepted::
+Plain chains of affine maps and ReLUs are read directly::
 
     InputLayer, Dense(activation relu | linear), ReLU() (plain), Activation(relu | linear),
     Flatten, Dropout (identity at inference), BatchNormalization (inference: moving stats)
+
+Any other Sequential or functional model (convolutions, pooling, ``Add``/``Concatenate``
+merges, LeakyReLU, PReLU, ...) is translated to an ONNX graph in memory by
+:mod:`pyomo_relu.io.keras_graph` and read by the ONNX reader.
 
 ``BatchNormalization`` is the affine per-channel map Keras applies at inference,
 ``(x - moving_mean) / sqrt(moving_variance + epsilon) * gamma + beta`` (``gamma = 1``
@@ -713,7 +717,10 @@ def _load_path(path: Path) -> tuple[list[_Step], tuple[int, ...]]:
         if not zipfile.is_zipfile(path):
             raise ModelLoadError(f"{path} is not a zip archive, so not a Keras 3 .keras file")
         model = _load_keras_file(keras, path)
-        return _steps_from_model(model, keras), _model_input_shape(model)
+        try:
+            return _steps_from_model(model, keras), _model_input_shape(model)
+        except UnsupportedOperatorError as chain_error:
+            raise _GraphModel(model, chain_error) from None
 
     import h5py
 
@@ -741,6 +748,31 @@ def _load_path(path: Path) -> tuple[list[_Step], tuple[int, ...]]:
     return steps, shape
 
 
+class _GraphModel(Exception):
+    """A loaded model that the chain reader refused: read it through the graph route."""
+
+    def __init__(self, model: Any, chain_error: UnsupportedOperatorError) -> None:
+        super().__init__(str(chain_error))
+        self.model, self.chain_error = model, chain_error
+
+
+def _load_graph(model: Any, keras: Any, input_bounds: object, source: str,
+                chain_error: UnsupportedOperatorError) -> NetworkDefinition:
+    """Models beyond plain chains (convolutions, pooling, merges): Keras -> ONNX graph -> reader."""
+    from pyomo_relu.io.keras_graph import keras_to_onnx
+    from pyomo_relu.io.onnx import load_onnx
+
+    functional = _functional_class(keras)
+    plain = isinstance(model, keras.Sequential) and type(model).call is keras.Sequential.call or (
+        functional is not None and isinstance(model, functional) and type(model).call is functional.call)
+    if not plain or len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise chain_error  # subclassed, several inputs or outputs: the chain reader said why
+    logger.info("Keras model %s is not a plain chain (%s); reading it as a graph", source, chain_error)
+    input_shape = _model_input_shape(model)
+    network = load_onnx(keras_to_onnx(model, keras, input_shape))
+    return NetworkDefinition(network.layers, input_bounds=input_bounds, input_shape=input_shape, source=source)
+
+
 def load_keras(model_or_path: Any, input_bounds: object = None) -> NetworkDefinition:
     """Read a Keras model into a :class:`~pyomo_relu.network.NetworkDefinition`.
 
@@ -755,7 +787,10 @@ def load_keras(model_or_path: Any, input_bounds: object = None) -> NetworkDefini
     """
     if isinstance(model_or_path, (str, os.PathLike)):
         source = os.fspath(model_or_path)
-        steps, input_shape = _load_path(Path(source))
+        try:
+            steps, input_shape = _load_path(Path(source))
+        except _GraphModel as found:
+            return _load_graph(found.model, _import_keras(), input_bounds, source, found.chain_error)
     else:
         keras = _import_keras()
         if not isinstance(model_or_path, keras.Model):
@@ -764,7 +799,10 @@ def load_keras(model_or_path: Any, input_bounds: object = None) -> NetworkDefini
                 f"{type(model_or_path).__name__}"
             )
         source = "<keras model>"
-        steps = _steps_from_model(model_or_path, keras)
+        try:
+            steps = _steps_from_model(model_or_path, keras)
+        except UnsupportedOperatorError as chain_error:
+            return _load_graph(model_or_path, keras, input_bounds, source, chain_error)
         input_shape = _model_input_shape(model_or_path)
     layers = _build_layers(steps, input_shape)
     network = NetworkDefinition(

@@ -498,7 +498,12 @@ def _build_max_layer(
     ctx.formulation = max_affine.name
     ctx.groups = open_groups
     if several.size:
-        max_affine.build(ctx)
+        if module.name.startswith("gdp"):  # disjunctions, transformed like the ReLU ones
+            max_affine.build_disjunctions(ctx)
+            if hasattr(module, "transform"):
+                module.transform(block, options)
+        else:
+            max_affine.build(ctx)
     return ctx
 
 

@@ -251,26 +251,26 @@ class TransformedGDP:
 
     def build(self, ctx: LayerContext) -> None:
         self.validate_options(ctx.options)
-        options = dict(ctx.options)
+        _add_disjunctions(ctx)
+        self.transform(ctx.block, ctx.options)
+
+    def transform(self, block: Any, options: Mapping[str, Any]) -> None:
+        """Apply the transformation to the disjunctions of ``block`` (tight Ms for ReLU disjuncts)."""
+        options = dict(options)
         if self.transformation == "bigm":
             if options.pop("tight_m", True):
                 user = options.pop("bigM", None)
                 bigm = ComponentMap(user.items()) if isinstance(user, Mapping) else ComponentMap()
                 if user is not None and not isinstance(user, Mapping):
                     bigm[None] = user  # the user's M for everything else
-                _add_disjunctions(ctx)
-                for constraint, value in tight_big_m(ctx.block).items():
+                for constraint, value in tight_big_m(block).items():
                     bigm.setdefault(constraint, value)
                 options["bigM"] = bigm
-            else:
-                _add_disjunctions(ctx)
-        else:
-            _add_disjunctions(ctx)
-            if self.transformation == "mbigm":
-                options.setdefault("threads", 1)
-                if options.get("solver") is None:
-                    options["solver"] = default_mbigm_solver()
-        pe.TransformationFactory(f"gdp.{self.transformation}").apply_to(ctx.block, **options)
+        elif self.transformation == "mbigm":
+            options.setdefault("threads", 1)
+            if options.get("solver") is None:
+                options["solver"] = default_mbigm_solver()
+        pe.TransformationFactory(f"gdp.{self.transformation}").apply_to(block, **options)
 
     def initialize(self, ctx: LayerContext, pre_values: np.ndarray) -> None:
         initialize(ctx, pre_values)

@@ -39,6 +39,14 @@ post_at_most_selected_upper Constraint [0]
 nn.layer[0].post[0] - nn.layer[0].pre[0] + 2.0*nn.layer[0].is_max[0]  <=  2.0
 
 (Row 2, ``x0 + x1 - 5 <= -3``, can never beat ``max(x0, x1) >= -1`` and is left out.)
+
+**Disjunctive form.**  When the layer's formulation is ``"gdp"`` or ``"gdp.<t>"``, each
+open group gets instead one ``pyomo.gdp`` Disjunction over its candidates,
+``∨_i [ y = z_i,  z_i >= z_k for every other candidate k ]`` (``max_disjunct[i]``,
+``max_disjunction[g]``), over the block's own bounded ``pre``/``post`` variables.  Under
+``gdp.hull`` this is the convex hull of the group's graph over the box of its
+pre-activations: for max pooling, where each ``z_i`` is one input, Anderson et al.'s ideal
+formulation of the maximum.
 """
 
 from __future__ import annotations
@@ -91,13 +99,56 @@ def build(ctx: LayerContext) -> None:
         group_index, rule=lambda b, g: post[g] - sum(float(upper[i]) * sigma[i] for i in members[g]) <= 0)
 
 
-def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
-    """``σ = 1`` for the first candidate row attaining each group's maximum."""
-    sigma, groups = ctx.block.is_max, ctx.layer.groups
+def _members(ctx: LayerContext) -> dict[int, list[int]]:
+    groups = ctx.layer.groups
+    rows = [int(i) for i in ctx.unstable]
+    return {int(g): [i for i in rows if int(groups[i]) == int(g)] for g in ctx.groups}
+
+
+def build_disjunctions(ctx: LayerContext) -> None:
+    """One disjunction per open group: the row that is the maximum (see the module docstring)."""
+    from pyomo.gdp import Disjunct, Disjunction
+
+    block, groups = ctx.block, ctx.layer.groups
+    pre, post = ctx.pre, ctx.post
+    members = _members(ctx)
+    rows = [i for group_rows in members.values() for i in group_rows]
+
+    def disjunct_rule(d: object, i: int) -> None:
+        others = [k for k in members[int(groups[i])] if k != i]
+        d.post_equals_pre = pe.Constraint(expr=post[int(groups[i])] - pre[i] == 0)
+        d.pre_is_largest = pe.Constraint(others, rule=lambda _, k: pre[i] - pre[k] >= 0)
+
+    block.max_disjunct = Disjunct(rows, rule=disjunct_rule)
+    block.max_disjunction = Disjunction(sorted(members), rule=lambda b, g: [b.max_disjunct[i] for i in members[g]])
+
+
+def _winners(ctx: LayerContext, pre_values: np.ndarray) -> set[int]:
+    """The first candidate row attaining each open group's maximum."""
     best: dict[int, int] = {}
+    for g, rows in _members(ctx).items():
+        best[g] = max(rows, key=lambda i: (pre_values[i], -i))
+    return set(best.values())
+
+
+def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
+    """``σ = 1`` (or the disjunct selected) for the first candidate row attaining each group's maximum."""
+    winners = _winners(ctx, pre_values)
+    block = ctx.block
+    if block.component("is_max") is not None:
+        for i in (int(i) for i in ctx.unstable):
+            block.is_max[i].set_value(1 if i in winners else 0, skip_validation=True)
+        return
+    hull = None
     for i in (int(i) for i in ctx.unstable):
-        g = int(groups[i])
-        if g not in best or pre_values[i] > pre_values[best[g]]:
-            best[g] = i
-    for i in (int(i) for i in ctx.unstable):
-        sigma[i].set_value(1 if best[int(groups[i])] == i else 0, skip_validation=True)
+        disjunct = block.max_disjunct[i]
+        disjunct.indicator_var.set_value(i in winners)
+        relaxed = disjunct.transformation_block
+        if relaxed is None or "hull" not in relaxed.parent_block().local_name:
+            continue
+        hull = hull or pe.TransformationFactory("gdp.hull")
+        g = int(ctx.layer.groups[i])
+        for var in [ctx.post[g]] + [block.pre[k] for k in _members(ctx)[g]]:
+            copy = hull.get_disaggregated_var(var, disjunct, raise_exception=False)
+            if copy is not None and copy is not var:
+                copy.set_value(var.value if i in winners else 0.0, skip_validation=True)

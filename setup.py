@@ -32,7 +32,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["pyomo_relu", "pyomo_relu.*"]),
     python_requires=">=3.11",
-    install_requires=["pyomo>=6.10.1", "numpy>=1.24", "onnx>=1.14", "highspy>=1.7"],
+    install_requires=["pyomo>=6.10.1", "numpy>=1.24", "scipy>=1.11", "onnx>=1.14", "highspy>=1.7"],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["pyomo-relu=pyomo_relu.cli:main"]},
     classifiers=[

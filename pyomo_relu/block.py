@@ -39,6 +39,7 @@ from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchE
 from pyomo_relu.formulations import FormulationSpec, formulation_for_layer, get_formulation
 from pyomo_relu.formulations.base import LayerContext
 from pyomo_relu.network import DenseLayer, MaxLayer, NetworkDefinition
+from pyomo_relu.sparse import is_sparse, row_entries
 
 logger = logging.getLogger(__name__)
 
@@ -427,6 +428,8 @@ def _build_layer(
     if curved.size:
         block.smooth_activation = pe.Constraint(
             _index_set(curved), rule=lambda b, j: post[j] == _smooth_expression(layer.kinds[j], pre[j]))
+    if is_sparse(layer.weights) and getattr(module, "reads_weights", False):
+        layer = layer.with_affine(layer.weights.toarray(), layer.bias)  # partition, extended, ideal cuts
     ctx = LayerContext(block, index, layer, list(inputs), post, input_lower, input_upper, lower, upper, unstable, options)
     ctx.formulation = module.name
     if unstable.size:
@@ -544,6 +547,15 @@ def _affine_terms(layer: Any, inputs: list[VarData | None]):
     """A function giving the monomials ``W[j, i] * h_i`` of neuron ``j`` (zeros skipped)."""
     columns = np.array([i for i, var in enumerate(inputs) if var is not None], dtype=int)
     variables = [inputs[i] for i in columns]
+    if is_sparse(layer.weights):  # CSR rows: only the stored non-zeros are read
+        weights_csr = layer.weights[:, columns].tocsr()
+        weights_csr.sort_indices()
+
+        def sparse_terms(j: int) -> list:
+            cols, values = row_entries(weights_csr, j)
+            return [MonomialTermExpression((c, variables[i])) for c, i in zip(values.tolist(), cols.tolist())]
+
+        return sparse_terms
     weights = layer.weights[:, columns]
     sparse = bool(np.any(weights == 0))
 

@@ -28,6 +28,19 @@ from typing import Iterable, Sequence, Union
 import numpy as np
 
 from pyomo_relu.errors import InvalidNetworkError, ShapeMismatchError
+from pyomo_relu.sparse import Weights, as_weights, content_bytes, is_sparse, matmul, scale_columns, scale_rows
+
+def _frozen_weights(values: object, what: str) -> Weights:
+    """Dense weights as :func:`_frozen_array`; ``scipy.sparse`` ones as a checked read-only CSR array."""
+    if not is_sparse(values):
+        return _frozen_array(values, what, 2)
+    matrix = as_weights(values, sparse=True)
+    if not np.all(np.isfinite(matrix.data)):
+        raise InvalidNetworkError(f"{what} contains NaN or Inf; check the exported model or the training run")
+    for array in (matrix.data, matrix.indices, matrix.indptr):
+        array.setflags(write=False)
+    return matrix
+
 
 def _frozen_array(values: object, what: str, ndim: int) -> np.ndarray:
     """Copy ``values`` to a read-only float64 array, checking rank and finiteness."""
@@ -106,7 +119,7 @@ class DenseLayer:
     def __post_init__(self) -> None:
         label = f"layer {self.name!r}" if self.name else "dense layer"
         set_ = partial(object.__setattr__, self)
-        set_("weights", _frozen_array(self.weights, f"weights of {label}", 2))
+        set_("weights", _frozen_weights(self.weights, f"weights of {label}"))
         set_("bias", _frozen_array(self.bias, f"bias of {label}", 1))
         n = self.bias.shape[0]
         if n != self.weights.shape[0]:
@@ -225,7 +238,7 @@ class DenseLayer:
 
     def hash_parts(self) -> list[bytes]:
         """What the network hash covers for this layer."""
-        parts = [f"DenseLayer:{self.activation}:".encode(), self.weights.astype("<f8").tobytes(),
+        parts = [f"DenseLayer:{self.activation}:".encode(), *content_bytes(self.weights),
                  self.bias.astype("<f8").tobytes()]
         if self.activation not in ("relu", "linear"):
             parts += [",".join(self.kinds.tolist()).encode(), self.alpha.astype("<f8").tobytes(),
@@ -257,7 +270,7 @@ class MaxLayer:
     def __post_init__(self) -> None:
         label = f"max layer {self.name!r}" if self.name else "max layer"
         set_ = partial(object.__setattr__, self)
-        set_("weights", _frozen_array(self.weights, f"weights of {label}", 2))
+        set_("weights", _frozen_weights(self.weights, f"weights of {label}"))
         set_("bias", _frozen_array(self.bias, f"bias of {label}", 1))
         groups = np.array(self.groups, dtype=np.int64).ravel()
         if groups.size != self.weights.shape[0] or self.bias.size != self.weights.shape[0]:
@@ -328,7 +341,7 @@ class MaxLayer:
         return MaxLayer(weights, bias, self.groups, self.name)
 
     def hash_parts(self) -> list[bytes]:
-        return [b"MaxLayer:", self.weights.astype("<f8").tobytes(), self.bias.astype("<f8").tobytes(),
+        return [b"MaxLayer:", *content_bytes(self.weights), self.bias.astype("<f8").tobytes(),
                 self.groups.astype("<i8").tobytes()]
 
 
@@ -354,29 +367,37 @@ def lower_layer(layer: Layer) -> tuple[list[Layer], tuple[np.ndarray, np.ndarray
     if layer.is_canonical:
         return [layer], None
     assert isinstance(layer, DenseLayer)
-    rows_w, rows_b, kinds, recombine, offset, second = [], [], [], [], np.zeros(layer.n_outputs), []
+    # Each expanded row is (source neuron, sign, bias shift): its affine map is sign * (w_j h + b_j) + shift.
+    source, sign, shift, kinds, recombine, offset, second = [], [], [], [], [], np.zeros(layer.n_outputs), []
     for j, kind in enumerate(layer.kinds.tolist()):
-        w, b = layer.weights[j], float(layer.bias[j])
         lo, hi = float(layer.clip_low[j]), float(layer.clip_high[j])
         start = len(kinds)
         if kind == "leaky_relu":
             a = float(layer.alpha[j])
-            rows_w += [w, w]; rows_b += [b, b]; kinds += ["relu", "linear"]  # noqa: E702
+            source += [j, j]; sign += [1.0, 1.0]; shift += [0.0, 0.0]; kinds += ["relu", "linear"]  # noqa: E702
             recombine.append([(start, 1.0 - a), (start + 1, a)])
         elif kind == "clip" and np.isfinite(lo) and np.isfinite(hi):
-            rows_w.append(w); rows_b.append(b - lo); kinds.append("relu")  # noqa: E702
+            source.append(j); sign.append(1.0); shift.append(-lo); kinds.append("relu")  # noqa: E702
             second.append((start, hi - lo))
             recombine.append([(start, -1.0)]); offset[j] = hi  # noqa: E702
         elif kind == "clip" and np.isfinite(lo):
-            rows_w.append(w); rows_b.append(b - lo); kinds.append("relu")  # noqa: E702
+            source.append(j); sign.append(1.0); shift.append(-lo); kinds.append("relu")  # noqa: E702
             recombine.append([(start, 1.0)]); offset[j] = lo  # noqa: E702
         elif kind == "clip" and np.isfinite(hi):
-            rows_w.append(-w); rows_b.append(hi - b); kinds.append("relu")  # noqa: E702
+            source.append(j); sign.append(-1.0); shift.append(hi); kinds.append("relu")  # noqa: E702
             recombine.append([(start, -1.0)]); offset[j] = hi  # noqa: E702
         else:
-            rows_w.append(w); rows_b.append(b); kinds.append("linear" if kind == "clip" else kind)  # noqa: E702
+            source.append(j); sign.append(1.0); shift.append(0.0)  # noqa: E702
+            kinds.append("linear" if kind == "clip" else kind)
             recombine.append([(start, 1.0)])
-    first = DenseLayer(np.array(rows_w).reshape(len(kinds), layer.n_inputs), np.array(rows_b), tuple(kinds), layer.name)
+    sign_ = np.array(sign)
+    select = np.zeros((len(kinds), layer.n_outputs))
+    select[np.arange(len(kinds)), source] = sign_
+    if is_sparse(layer.weights):
+        select = as_weights(select, sparse=True)
+    weights = matmul(select, layer.weights)
+    bias = sign_ * layer.bias[source] + np.array(shift)
+    first = DenseLayer(weights, bias, tuple(kinds), layer.name)
     R = np.zeros((layer.n_outputs, len(kinds)))
     for j, entries in enumerate(recombine):
         for e, coefficient in entries:
@@ -384,10 +405,11 @@ def lower_layer(layer: Layer) -> tuple[list[Layer], tuple[np.ndarray, np.ndarray
     if not second:
         return [first], (R, offset)
     # Second stage of the two-sided clips: v = relu((hi - lo) - u); the others pass through.
-    weights, bias = np.eye(len(kinds)), np.zeros(len(kinds))
+    diagonal, bias = np.ones(len(kinds)), np.zeros(len(kinds))
     stage_kinds = ["linear"] * len(kinds)
     for e, width in second:
-        weights[e, e], bias[e], stage_kinds[e] = -1.0, width, "relu"
+        diagonal[e], bias[e], stage_kinds[e] = -1.0, width, "relu"
+    weights = as_weights(np.diag(diagonal), sparse=True) if is_sparse(layer.weights) else np.diag(diagonal)
     return [first, DenseLayer(weights, bias, tuple(stage_kinds), f"{layer.name}:clip")], (R, offset)
 
 
@@ -655,14 +677,16 @@ class NetworkDefinition:
         layers = list(self.layers)
         if self.input_scaling is not None:
             first, scaling = layers[0], self.input_scaling
-            weights = first.weights / scaling.factor[None, :]
+            weights = scale_columns(first.weights, 1.0 / scaling.factor)
             layers[0] = first.with_affine(weights, first.bias - weights @ scaling.offset)
         canonical: list[Layer] = []
         pending: tuple[np.ndarray, np.ndarray] | None = None
         for layer in layers:
             if pending is not None:
                 R, r = pending
-                layer = layer.with_affine(layer.weights @ R, layer.bias + layer.weights @ r)
+                if is_sparse(layer.weights):
+                    R = as_weights(R, sparse=True)
+                layer = layer.with_affine(matmul(layer.weights, R), layer.bias + layer.weights @ r)
             lowered, pending = lower_layer(layer)
             canonical.extend(lowered)
         if pending is not None:
@@ -671,7 +695,7 @@ class NetworkDefinition:
             last, scaling = canonical[-1], self.output_scaling
             if last.is_linear:
                 canonical[-1] = last.with_affine(
-                    last.weights * scaling.factor[:, None], last.bias * scaling.factor + scaling.offset
+                    scale_rows(last.weights, scaling.factor), last.bias * scaling.factor + scaling.offset
                 )
             else:
                 canonical.append(
@@ -721,7 +745,13 @@ def _json_floats(values: np.ndarray) -> list[float | None]:
 
 def layer_to_dict(layer: Layer) -> dict:
     """A layer as JSON-ready data (floats round-trip exactly; ±inf clip bounds as ``None``)."""
-    data: dict = {"weights": layer.weights.tolist(), "bias": layer.bias.tolist(), "name": layer.name}
+    if is_sparse(layer.weights):
+        w = layer.weights
+        data: dict = {"sparse_weights": {"shape": list(w.shape), "indptr": w.indptr.tolist(),
+                                         "indices": w.indices.tolist(), "data": w.data.tolist()}}
+    else:
+        data = {"weights": layer.weights.tolist()}
+    data.update(bias=layer.bias.tolist(), name=layer.name)
     if isinstance(layer, MaxLayer):
         data.update(kind="max", groups=layer.groups.tolist())
         return data
@@ -735,7 +765,14 @@ def layer_to_dict(layer: Layer) -> dict:
 
 def layer_from_dict(data: dict) -> Layer:
     """Inverse of :func:`layer_to_dict`."""
-    weights = np.array(data["weights"], dtype=float).reshape(len(data["bias"]), -1)
+    if "sparse_weights" in data:
+        import scipy.sparse as sp
+
+        w = data["sparse_weights"]
+        weights = sp.csr_array((np.array(w["data"], float), np.array(w["indices"], np.int64),
+                                np.array(w["indptr"], np.int64)), shape=tuple(w["shape"]))
+    else:
+        weights = np.array(data["weights"], dtype=float).reshape(len(data["bias"]), -1)
     if data.get("kind") == "max":
         return MaxLayer(weights, data["bias"], data["groups"], data.get("name", ""))
     side = lambda key, fill: None if key not in data else [fill if v is None else v for v in data[key]]  # noqa: E731

@@ -66,6 +66,7 @@ from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import affine_interval
 from pyomo_relu.errors import ShapeMismatchError
 from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.sparse import dense
 
 __all__ = ["LayerRelaxation", "crown_bounds", "relaxation"]
 
@@ -197,7 +198,7 @@ def _upper_bounds(
         lam, added = relaxed.substitute(lam)
         const = const + added
         const = const + lam @ layer.bias
-        lam = lam @ layer.weights
+        lam = np.asarray(lam @ layer.weights)
     positive = np.maximum(lam, 0.0)
     negative = lam - positive
     return _matvec(positive, input_upper) + _matvec(negative, input_lower) + const
@@ -260,8 +261,9 @@ def crown_bounds(
             fallback = (low, high)
         if k > 0:
             m = layer.n_pre
+            weights = dense(layer.weights)
             both = _upper_bounds(
-                np.concatenate([layer.weights, -layer.weights]),
+                np.concatenate([weights, -weights]),
                 np.concatenate([layer.bias, -layer.bias]),
                 layers[:k], relaxations, lower, upper,
             )

@@ -14,6 +14,7 @@ import numpy as np
 
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.sparse import is_sparse, negative_part, positive_part
 
 
 def affine_interval(
@@ -24,7 +25,7 @@ def affine_interval(
     Infinite input bounds give infinite output bounds only where a non-zero weight meets
     them (``0 * inf`` is treated as 0).
     """
-    positive, negative = np.maximum(weights, 0.0), np.minimum(weights, 0.0)
+    positive, negative = positive_part(weights), negative_part(weights)
     with np.errstate(invalid="ignore"):
         low = _safe_matvec(positive, lower) + _safe_matvec(negative, upper) + bias
         high = _safe_matvec(positive, upper) + _safe_matvec(negative, lower) + bias
@@ -33,9 +34,16 @@ def affine_interval(
 
 def _safe_matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     if np.all(np.isfinite(vector)):
-        return matrix @ vector
+        return np.asarray(matrix @ vector)
     finite = np.where(np.isfinite(vector), vector, 0.0)
-    result = matrix @ finite
+    result = np.asarray(matrix @ finite)
+    if is_sparse(matrix):  # a non-zero weight meeting an infinite bound: ±inf (both: nan, as dense)
+        columns = np.flatnonzero(~np.isfinite(vector))
+        signed = matrix[:, columns].multiply(np.sign(vector[columns])[None, :])
+        plus = np.asarray((signed > 0).sum(axis=1)).ravel() > 0
+        minus = np.asarray((signed < 0).sum(axis=1)).ravel() > 0
+        with np.errstate(invalid="ignore"):
+            return result + np.where(plus, np.inf, 0.0) + np.where(minus, -np.inf, 0.0)
     for j in np.flatnonzero(~np.isfinite(vector)):
         column = matrix[:, j]
         result = result + np.where(column != 0, column * vector[j], 0.0)

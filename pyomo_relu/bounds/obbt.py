@@ -105,6 +105,7 @@ from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import interval_bounds
 from pyomo_relu.errors import PyomoReluError, SolverError
 from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition
+from pyomo_relu.sparse import rows_dense, triplets
 
 logger = logging.getLogger(__name__)
 
@@ -240,8 +241,8 @@ class _RowBuilder:
         rows = np.arange(self.n_rows, self.n_rows + n)
         if dense is not None:
             cols, matrix = dense
-            r, c = np.nonzero(matrix)
-            self.triplets.append((rows[r], cols[c], matrix[r, c]))
+            r, c, v = triplets(matrix)
+            self.triplets.append((rows[r], cols[c], v))
         for col, coef in terms:
             self.triplets.append((rows, np.asarray(col), np.broadcast_to(np.asarray(coef, float), (n,))))
         self.row_lower.append(lower.ravel())
@@ -849,7 +850,7 @@ def _run_stage(state: _State, stage: tuple[int, int], runner: _Runner) -> int:
         previous = columns[k]
         kept = previous >= 0
         layer = state.layers[k]
-        coefficients = layer.weights[targets][:, kept]
+        coefficients = rows_dense(layer.weights, targets)[:, kept]
         constants = layer.bias[targets]
         skip = layer.relu_mask[targets] & (not state.all_neurons)
         lower, upper, bad = runner.solve(lp, previous[kept], coefficients, constants, skip)

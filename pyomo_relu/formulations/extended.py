@@ -70,6 +70,9 @@ from pyomo_relu.formulations.partition import add_tighter_bigm_rows, input_value
 
 name = "extended"
 
+#: Builds from the rows of the layer's weights (the block passes them dense).
+reads_weights = True
+
 
 def build(ctx: LayerContext) -> None:
     """One binary, a copy of each non-zero-weight input and the hull rows per unstable neuron."""

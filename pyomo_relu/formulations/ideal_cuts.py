@@ -95,6 +95,9 @@ logger = logging.getLogger(__name__)
 
 name = "ideal_cuts"
 
+#: Builds from the rows of the layer's weights (the block passes them dense).
+reads_weights = True
+
 #: Attribute of a layer block that registers it for separation.
 _REGISTRY_ATTRIBUTE = "_ideal_cuts_context"
 

@@ -57,6 +57,7 @@ from pyomo.core.expr.numeric_expr import LinearExpression
 
 from pyomo_relu.bounds.interval import affine_interval
 from pyomo_relu.formulations.base import LayerContext
+from pyomo_relu.sparse import rows_dense
 
 name = "max_affine"
 
@@ -65,7 +66,7 @@ def big_m(ctx: LayerContext, rows: np.ndarray) -> np.ndarray:
     """``M_i`` for the candidate ``rows`` of one group (see the module docstring)."""
     layer = ctx.layer
     kept = np.array([var is not None for var in ctx.inputs])
-    weights = layer.weights[rows][:, kept]
+    weights = rows_dense(layer.weights, rows)[:, kept]
     low, high = ctx.input_lower[kept], ctx.input_upper[kept]
     naive = ctx.upper[rows].max() - ctx.lower[rows]
     differences = (weights[None, :, :] - weights[:, None, :]).reshape(-1, weights.shape[1])

@@ -101,6 +101,9 @@ from pyomo_relu.formulations.base import LayerContext
 
 name = "partition"
 
+#: Builds from the rows of the layer's weights (the block passes them dense).
+reads_weights = True
+
 STRATEGIES = ("equal_size", "equal_range", "random", "uneven_magnitude")
 DEFAULT_OPTIONS: dict[str, Any] = {"n": 2, "strategy": "equal_size", "seed": 0}
 

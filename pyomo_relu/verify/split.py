@@ -56,6 +56,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from pyomo_relu.bounds.crown import relaxation
+from pyomo_relu.sparse import dense
 from pyomo_relu.verify.vnnlib import Polytope
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def layer_arrays(net: object) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]
                 f"canonical layer {k} ({layer.name or layer.activation}) has smooth activations "
                 "(sigmoid, tanh, softplus); verification needs piecewise-linear networks")
         kind = np.asarray(groups, dtype=np.int64) if groups is not None else np.asarray(layer.relu_mask)
-        arrays.append((np.asarray(layer.weights), np.asarray(layer.bias), kind))
+        arrays.append((dense(layer.weights), np.asarray(layer.bias), kind))
     return arrays
 
 

@@ -18,6 +18,8 @@ import pyomo.environ as pe
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import scipy.sparse as sp
+
 import pyomo_relu.io.onnx as onnx_reader
 from pyomo_relu.block import ReLUNetBlock
 from pyomo_relu.errors import ShapeMismatchError, UnsupportedOperatorError
@@ -310,11 +312,29 @@ def test_maxpool_indices_output_is_refused_with_the_node_named():
         load_onnx(model)
 
 
-def test_too_large_dense_conv_is_refused_with_the_node_named(monkeypatch, rng):
+def test_conv_is_built_sparse_without_dense_maps(monkeypatch, rng):
+    """With dense maps capped at 1000 entries, a conv on 64 inputs still loads: it is sparse."""
+    import pyomo_relu.sparse
+
     monkeypatch.setattr(onnx_reader, "MAX_DENSE_ENTRIES", 1000)
-    node = helper.make_node("Conv", ["x", "W"], ["y"], name="big_conv")
-    model = _graph_model([node], [1, 8, 8], [4, 6, 6], [("W", rng.normal(size=(4, 1, 3, 3)))])
-    with pytest.raises(UnsupportedOperatorError, match=r"'big_conv' \(op Conv\).*dense"):
+    monkeypatch.setattr(pyomo_relu.sparse, "SPARSE_MIN_ENTRIES", 0)  # keep even this small layer CSR
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c"], name="big_conv", pads=[1, 0, 1, 0], strides=[1, 2]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"]),
+             helper.make_node("Relu", ["n"], ["y"])]
+    inits = [("W", rng.normal(size=(4, 1, 3, 3))), ("B", rng.normal(size=4)), ("s", rng.uniform(0.5, 2, 4)),
+             ("b", rng.normal(size=4)), ("m", rng.normal(size=4)), ("v", rng.uniform(0.5, 2, 4))]
+    model = _graph_model(nodes, [1, 8, 8], [4, 8, 3], inits)
+    net = _check_against_ort(model, rng)
+    weights = net.layers[0].weights
+    assert sp.issparse(weights) and weights.nnz <= 4 * 8 * 3 * 9
+
+
+def test_op_without_sparse_form_is_refused_when_too_dense(monkeypatch, rng):
+    monkeypatch.setattr(onnx_reader, "MAX_DENSE_ENTRIES", 1000)
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], name="conv"),
+             helper.make_node("MatMul", ["c", "M"], ["y"], name="big_matmul")]
+    model = _graph_model(nodes, [1, 8, 8], [4, 6, 6], [("W", rng.normal(size=(4, 1, 3, 3))), ("M", rng.normal(size=(6, 6)))])
+    with pytest.raises(UnsupportedOperatorError, match=r"'big_matmul' \(op MatMul\).*dense"):
         load_onnx(model)
 
 

@@ -43,10 +43,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 import onnx
+import scipy.sparse as sp
 from onnx import helper, numpy_helper
 
 from pyomo_relu.errors import (
@@ -56,6 +57,7 @@ from pyomo_relu.errors import (
     UnsupportedOperatorError,
 )
 from pyomo_relu.network import DenseLayer, Layer, MaxLayer, NetworkDefinition
+from pyomo_relu.sparse import as_weights
 
 logger = logging.getLogger(__name__)
 
@@ -69,19 +71,72 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 _SOFTMAX_OPS = ("Softmax", "LogSoftmax")
 
 
-@dataclass(frozen=True)
-class _Affine:
-    """``value = stack[0] + sum_j stack[1 + j] * basis[j]`` in basis number ``basis``."""
+class _DenseTooLarge(UnsupportedOperatorError):
+    """A sparse affine tensor would need a dense representation too large to allocate."""
 
-    stack: np.ndarray
-    basis: int
+
+class _Affine:
+    """``value = A @ basis + c`` in basis number ``basis``, dense or sparse.
+
+    Dense: ``stack`` of shape ``(1 + n, *S)``, ``stack[0] = c`` and ``stack[1 + j]`` the
+    coefficients of basis entry ``j``.  Sparse: ``matrix`` (CSR, ``(size, n)``) and
+    ``const`` (``(size,)``) over the C-order flattening of shape ``S``.  Operators with a
+    sparse implementation (convolution, pooling, per-channel maps, layout changes, sums,
+    concatenation) keep the sparse form; any other reads :attr:`stack`, which densifies.
+    """
+
+    __slots__ = ("_stack", "basis", "_matrix", "_const", "_shape")
+
+    def __init__(self, stack: np.ndarray | None, basis: int, *, matrix: Any = None,
+                 const: np.ndarray | None = None, shape: Sequence[int] | None = None) -> None:
+        self._stack, self.basis = stack, basis
+        self._matrix, self._const = matrix, const
+        self._shape = tuple(stack.shape[1:]) if stack is not None else tuple(int(d) for d in shape)
+
+    @classmethod
+    def sparse(cls, matrix: Any, const: np.ndarray, shape: Sequence[int], basis: int) -> "_Affine":
+        return cls(None, basis, matrix=sp.csr_array(matrix), const=np.asarray(const, float), shape=shape)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.stack.shape[1:])
+        return self._shape
+
+    @property
+    def is_sparse(self) -> bool:
+        return self._stack is None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self._shape))
+
+    @property
+    def stack(self) -> np.ndarray:
+        if self._stack is None:
+            n = self._matrix.shape[1]
+            if (n + 1) * self.size > MAX_DENSE_ENTRIES:
+                raise _DenseTooLarge(
+                    f"a dense map of {n} basis entries x {self.size} outputs (more than "
+                    f"MAX_DENSE_ENTRIES = {MAX_DENSE_ENTRIES}) would be needed; this operator has no "
+                    "sparse implementation here (Conv, pooling, BatchNormalization, Add/Mul by constants, "
+                    "Concat, Flatten/Reshape/Transpose and the activations do)")
+            stack = np.empty((n + 1, self.size))
+            stack[0] = self._const
+            stack[1:] = self._matrix.T.toarray()
+            self._stack = stack.reshape((n + 1, *self._shape))
+        return self._stack
+
+    def rows(self) -> tuple[Any, np.ndarray]:
+        """``(A, c)`` with ``A`` of shape ``(size, n)`` (CSR when sparse)."""
+        if self._stack is None:
+            return self._matrix, self._const
+        n = self._stack.shape[0] - 1
+        return self._stack[1:].reshape(n, -1).T, self._stack[0].reshape(-1)
 
     def with_stack(self, stack: np.ndarray) -> "_Affine":
         return _Affine(stack, self.basis)
+
+    def with_rows(self, matrix: Any, const: np.ndarray, shape: Sequence[int]) -> "_Affine":
+        return _Affine.sparse(matrix, const, shape, self.basis)
 
 
 Value = Union[np.ndarray, _Affine]
@@ -142,8 +197,14 @@ def _add(node: _Node, a: Value, b: Value) -> Value:
     if not isinstance(a, _Affine) and not isinstance(b, _Affine):
         return np.add(a, b)
     if isinstance(a, _Affine) and isinstance(b, _Affine):
+        if (a.is_sparse or b.is_sparse) and a.shape == b.shape == out_shape:
+            (ma, ca), (mb, cb) = _sparse_rows(a), _sparse_rows(b)
+            return a.with_rows(ma + mb, ca + cb, out_shape)
         return a.with_stack(_lift(a.stack, len(out_shape)) + _lift(b.stack, len(out_shape)))
     affine, constant = (a, b) if isinstance(a, _Affine) else (b, a)
+    if affine.is_sparse and affine.shape == out_shape:
+        matrix, const = affine.rows()
+        return affine.with_rows(matrix, const + np.broadcast_to(_as_float(constant), out_shape).ravel(), out_shape)
     rows = affine.stack.shape[0]
     stack = np.broadcast_to(_lift(affine.stack, len(out_shape)), (rows, *out_shape)).copy()
     stack[0] += _as_float(constant)
@@ -161,6 +222,10 @@ def _mul(node: _Node, a: Value, b: Value) -> Value:
             "only products with constants are supported"
         )
     affine, constant = (a, b) if isinstance(a, _Affine) else (b, a)
+    if affine.is_sparse and affine.shape == out_shape:
+        factor = np.broadcast_to(_as_float(constant), out_shape).ravel()
+        matrix, const = affine.rows()
+        return affine.with_rows(sp.diags_array(factor) @ matrix, const * factor, out_shape)
     return affine.with_stack(_lift(affine.stack, len(out_shape)) * _as_float(constant))
 
 
@@ -191,9 +256,16 @@ def _matmul(node: _Node, a: Value, b: Value) -> Value:
     try:
         if not isinstance(a, _Affine) and not isinstance(b, _Affine):
             return np.matmul(a, b)
+        if isinstance(a, _Affine) and a.is_sparse and len(a.shape) == 2 and a.shape[0] == 1 and np.ndim(b) == 2:
+            weights = _as_float(b)  # (1, k) @ (k, m): A' = W^T A, computed as (A^T W)^T
+            matrix, const = a.rows()
+            stack = np.concatenate([(const @ weights)[None], np.asarray(matrix.T @ weights)])
+            return a.with_stack(stack.reshape(stack.shape[0], 1, weights.shape[1]))
         if isinstance(a, _Affine):
             return a.with_stack(_matmul_variable_left(a.stack, _as_float(b)))
         return b.with_stack(_matmul_variable_right(_as_float(a), b.stack))
+    except _DenseTooLarge:
+        raise
     except ValueError:
         raise ShapeMismatchError(
             f"{node.where()}: cannot multiply matrices of shapes {_shape_of(a)} and "
@@ -229,15 +301,32 @@ def _matmul_variable_right(weights: np.ndarray, stack: np.ndarray) -> np.ndarray
 
 def _reshape(value: Value, shape: Sequence[int]) -> Value:
     shape = tuple(int(d) for d in shape)
+    if isinstance(value, _Affine) and value.is_sparse:
+        return value.with_rows(*value.rows(), shape)  # C order: the rows stay as they are
     if isinstance(value, _Affine):
         return value.with_stack(value.stack.reshape(value.stack.shape[:1] + shape))
     return np.reshape(value, shape)
 
 
 def _transpose(value: Value, perm: Sequence[int]) -> Value:
+    if isinstance(value, _Affine) and value.is_sparse:
+        order = np.arange(value.size).reshape(value.shape).transpose(perm)
+        matrix, const = value.rows()
+        return value.with_rows(matrix[order.ravel()], const[order.ravel()], order.shape)
     if isinstance(value, _Affine):
         return value.with_stack(value.stack.transpose((0, *(int(p) + 1 for p in perm))))
     return np.transpose(value, perm)
+
+
+def _sparse_rows(value: "_Affine") -> tuple[Any, np.ndarray]:
+    matrix, const = value.rows()
+    return sp.csr_array(matrix), const
+
+
+def _apply_rows(value: "_Affine", operator: Any, offset: np.ndarray, shape: Sequence[int]) -> "_Affine":
+    """``operator @ value + offset`` for a sparse linear ``operator`` on the flattened tensor."""
+    matrix, const = value.rows()
+    return value.with_rows(sp.csr_array(operator @ sp.csr_array(matrix)), operator @ const + offset, shape)
 
 
 def _constant_input(node: _Node, value: Value | None, what: str) -> np.ndarray | None:
@@ -290,7 +379,11 @@ def _reshape_target(node: _Node, in_shape: tuple[int, ...], spec: Sequence[int])
 
 def _check_finite(node: _Node, values: list[Value]) -> None:
     for value in values:
-        array = value.stack if isinstance(value, _Affine) else np.asarray(value)
+        if isinstance(value, _Affine) and value.is_sparse:
+            matrix, const = value.rows()
+            array = np.concatenate([matrix.data, const])
+        else:
+            array = value.stack if isinstance(value, _Affine) else np.asarray(value)
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
             raise InvalidNetworkError(
                 f"{node.where()} produces NaN or Inf values; check the exported weights"
@@ -348,7 +441,9 @@ def _op_div(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
 
 def _op_neg(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     value = inputs[0]
-    return [value.with_stack(-value.stack) if isinstance(value, _Affine) else np.negative(value)]
+    if isinstance(value, _Affine):
+        return [_mul(node, value, np.float64(-1.0))]
+    return [np.negative(value)]
 
 
 def _op_flatten(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
@@ -677,6 +772,62 @@ def _window_sums(
     return result.reshape(rows, -1, *out_shape)
 
 
+def _spatial_shape(node: _Node, value: _Affine) -> tuple[int, int, tuple[int, ...]]:
+    """``(rows, channels, spatial)`` of an ``(1, C, *spatial)`` tensor, without densifying it."""
+    shape = value.shape
+    if len(shape) < 3:
+        raise ShapeMismatchError(f"{node.where()}: input must be (N, C, D1, ...), got shape {shape}")
+    if shape[0] != 1:
+        raise ShapeMismatchError(
+            f"{node.where()}: batch dimension of the input is {shape[0]}; only batch size 1 "
+            "(or a symbolic batch) is supported")
+    rows = value.rows()[0].shape[1] + 1
+    return rows, int(shape[1]), tuple(int(d) for d in shape[2:])
+
+
+def _conv_operator(weights: np.ndarray, channels: int, spatial: Sequence[int], groups: int,
+                   strides: Sequence[int], dilations: Sequence[int], begin: Sequence[int],
+                   out: Sequence[int]) -> Any:
+    """The convolution as a CSR matrix ``(maps * prod(out), channels * prod(spatial))``.
+
+    Built from index arithmetic, one kernel offset and input channel at a time: never a
+    dense matrix.  Positions in the padding contribute nothing.
+    """
+    import itertools
+
+    maps, per_in = weights.shape[0], weights.shape[1]
+    per_out = maps // groups
+    grid = np.indices(out).reshape(len(out), -1)
+    positions, in_size = grid.shape[1], int(np.prod(spatial))
+    maps_index = np.arange(maps)
+    rows, cols, values = [], [], []
+    for offset in itertools.product(*(range(k) for k in weights.shape[2:])):
+        coords = grid * np.asarray(strides)[:, None] + (np.asarray(offset) * np.asarray(dilations) - np.asarray(begin))[:, None]
+        valid = np.all((coords >= 0) & (coords < np.asarray(spatial)[:, None]), axis=0)
+        if not valid.any():
+            continue
+        flat_in = np.ravel_multi_index(tuple(coords[:, valid]), tuple(spatial))
+        where = np.flatnonzero(valid)
+        for ci in range(per_in):
+            channel = (maps_index // per_out) * per_in + ci
+            w = weights[(maps_index, ci) + offset]
+            keep = w != 0
+            rows.append((maps_index[keep, None] * positions + where[None, :]).ravel())
+            cols.append((channel[keep, None] * in_size + flat_in[None, :]).ravel())
+            values.append(np.repeat(w[keep], where.size))
+    cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)  # noqa: E731
+    return sp.csr_array((cat(values, float), (cat(rows, np.int64), cat(cols, np.int64))),
+                        shape=(maps * positions, channels * in_size))
+
+
+def _pool_operator(members: np.ndarray, divisor: np.ndarray, n_inputs: int) -> Any:
+    """Average pooling as a CSR matrix: row ``r`` averages ``members[r]`` (``-1`` = padding) by ``divisor[r]``."""
+    valid = members >= 0
+    rows = np.repeat(np.arange(members.shape[0]), valid.sum(axis=1))
+    values = np.repeat(1.0 / divisor, valid.sum(axis=1))
+    return sp.csr_array((values, (rows, members[valid])), shape=(members.shape[0], n_inputs))
+
+
 def _spatial_input(node: _Node, value: _Affine, what: str = "input") -> np.ndarray:
     """The stack of an ``(1, C, *spatial)`` tensor as ``(R, C, *spatial)``."""
     shape = value.shape
@@ -705,8 +856,7 @@ def _op_conv(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     weights = _as_float(_constant_input(node, inputs[1], "weight W"))
     bias = inputs[2] if len(inputs) > 2 else None
     bias = None if bias is None else _as_float(_constant_input(node, bias, "bias B"))
-    data = _spatial_input(node, x)
-    rows, channels, spatial = data.shape[0], data.shape[1], data.shape[2:]
+    rows, channels, spatial = _spatial_shape(node, x)
     groups = int(node.attr("group", 1))
     if weights.ndim != len(spatial) + 2:
         raise ShapeMismatchError(
@@ -730,6 +880,11 @@ def _op_conv(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
             f"{node.where()}: bias B has shape {bias.shape}, expected ({maps},)"
         )
     strides, dilations, begin, end, out = _window_geometry(node, spatial, kernel)
+    if x.is_sparse:
+        operator = _conv_operator(weights, channels, spatial, groups, strides, dilations, begin, out)
+        offset = np.zeros(operator.shape[0]) if bias is None else np.repeat(bias, int(np.prod(out)))
+        return [_apply_rows(x, operator, offset, (1, maps, *out))]
+    data = x.stack[:, 0]
     _check_dense_size(node, rows, [maps, *out])
     result = _window_sums(_pad(data, begin, end), kernel, strides, dilations, out, weights, groups)
     if bias is not None:
@@ -741,8 +896,7 @@ def _op_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inpu
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
-    data = _spatial_input(node, x)
-    rows, channels, spatial = data.shape[0], data.shape[1], data.shape[2:]
+    rows, channels, spatial = _spatial_shape(node, x)
     kernel = node.attr("kernel_shape")
     if kernel is None:
         raise ModelLoadError(f"{node.where()} has no kernel_shape")
@@ -756,8 +910,6 @@ def _op_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inpu
     strides, dilations, begin, end, out = _window_geometry(
         node, spatial, kernel, ceil_mode=ceil_mode
     )
-    _check_dense_size(node, rows, [channels, *out])
-    sums = _window_sums(_pad(data, begin, end), kernel, strides, dilations, out)
     # the divisor: the window positions inside the input (or inside input + explicit pads
     # with count_include_pad), counted by the same sliding window over an indicator array
     if include_pad:
@@ -771,6 +923,13 @@ def _op_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inpu
     counts = _window_sums(indicator, kernel, strides, dilations, out)[0, 0]
     if np.any(counts == 0):
         raise ShapeMismatchError(f"{node.where()}: a pooling window lies entirely in the padding")
+    if x.is_sparse:
+        members = _window_members(spatial, channels, kernel, strides, dilations, begin, end, out)
+        operator = _pool_operator(members, np.tile(counts.ravel(), channels), channels * int(np.prod(spatial)))
+        return [_apply_rows(x, operator, np.zeros(operator.shape[0]), (1, channels, *out))]
+    data = x.stack[:, 0]
+    _check_dense_size(node, rows, [channels, *out])
+    sums = _window_sums(_pad(data, begin, end), kernel, strides, dilations, out)
     return [x.with_stack((sums / counts)[:, None])]
 
 
@@ -778,7 +937,13 @@ def _op_global_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) 
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
-    data = _spatial_input(node, x)
+    _, channels, spatial = _spatial_shape(node, x)
+    size = int(np.prod(spatial))
+    if x.is_sparse:
+        members = np.arange(channels * size).reshape(channels, size)
+        operator = _pool_operator(members, np.full(channels, float(size)), channels * size)
+        return [_apply_rows(x, operator, np.zeros(channels), (1, channels) + (1,) * len(spatial))]
+    data = x.stack[:, 0]
     axes = tuple(range(2, data.ndim))
     return [x.with_stack(data.mean(axis=axes, keepdims=True)[:, None])]
 
@@ -800,9 +965,11 @@ def _op_concat(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
             f"{node.where()}: cannot concatenate shapes {shapes} along axis {axis}"
         )
     affine = next(v for v in values if isinstance(v, _Affine))
-    rows = affine.stack.shape[0]
     out_shape = list(shapes[0])
     out_shape[axis] = sum(s[axis] for s in shapes)
+    if any(isinstance(v, _Affine) and v.is_sparse for v in values):
+        return [_sparse_concat(affine, values, shapes, axis, out_shape)]
+    rows = affine.stack.shape[0]
     _check_dense_size(node, rows, out_shape)
     stacks = []
     for value in values:
@@ -813,6 +980,25 @@ def _op_concat(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
             stack[0] = _as_float(value)
             stacks.append(stack)
     return [affine.with_stack(np.concatenate(stacks, axis=axis + 1))]
+
+
+def _sparse_concat(affine: _Affine, values: list, shapes: list, axis: int, out_shape: list) -> _Affine:
+    """Concat as a row permutation of the stacked parts (constants are rows without coefficients)."""
+    n_basis = affine.rows()[0].shape[1]
+    blocks, consts, ids, offset = [], [], [], 0
+    for value, shape in zip(values, shapes):
+        size = int(np.prod(shape))
+        if isinstance(value, _Affine):
+            matrix, const = value.rows()
+            blocks.append(sp.csr_array(matrix))
+            consts.append(const)
+        else:
+            blocks.append(sp.csr_array((size, n_basis)))
+            consts.append(np.broadcast_to(_as_float(value), shape).ravel())
+        ids.append(offset + np.arange(size).reshape(shape))
+        offset += size
+    order = np.concatenate(ids, axis=axis).ravel()
+    return affine.with_rows(sp.csr_array(sp.vstack(blocks))[order], np.concatenate(consts)[order], out_shape)
 
 
 def _window_members(
@@ -837,8 +1023,7 @@ def _op_max_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
         return cv.fold(node, inputs)
     if len(node.proto.output) > 1 and node.proto.output[1]:
         raise UnsupportedOperatorError(f"{node.where()}: the Indices output of MaxPool is not supported")
-    data = _spatial_input(node, x)
-    channels, spatial = data.shape[1], data.shape[2:]
+    _, channels, spatial = _spatial_shape(node, x)
     kernel = [int(k) for k in (node.attr("kernel_shape") or [])]
     if len(kernel) != len(spatial):
         raise ShapeMismatchError(f"{node.where()}: kernel_shape {kernel} does not fit an input of shape {x.shape}")
@@ -851,10 +1036,10 @@ def _op_global_max_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> I
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
-    data = _spatial_input(node, x)
-    channels, size = data.shape[1], int(np.prod(data.shape[2:]))
+    _, channels, spatial = _spatial_shape(node, x)
+    size = int(np.prod(spatial))
     members = np.arange(channels * size).reshape(channels, size)
-    return [cv.emit_max(node, x, members, (1, channels) + (1,) * (data.ndim - 2))]
+    return [cv.emit_max(node, x, members, (1, channels) + (1,) * len(spatial))]
 
 
 _HANDLERS: dict[str, Handler] = {
@@ -952,7 +1137,7 @@ class _GraphConverter:
     def emit_layer(self, value: _Affine, activation: str, name: str, new_basis: bool) -> _Affine:
         """Append ``activation(A @ basis + c)`` (the final linear layer: ``new_basis=False``)."""
         weights, bias = _rows(value)
-        self.layers.append(DenseLayer(weights, bias, activation, name))
+        self.layers.append(DenseLayer(_layer_weights(weights), bias, activation, name))
         logger.debug("layer %s: %d -> %d, %s", name, weights.shape[1], bias.size, activation)
         return value
 
@@ -966,7 +1151,9 @@ class _GraphConverter:
         """
         live = self._live(node)
         parts = [value] + [tensor for tensor, _ in live]
-        weights, bias = (np.concatenate(a) for a in zip(*(_rows(part) for part in parts)))
+        blocks = [_rows(part) for part in parts]
+        weights = _layer_weights(_stack_rows([w for w, _ in blocks]))
+        bias = np.concatenate([b for _, b in blocks])
         n_act, n = _size(value), bias.size
         kinds = [kind] * n_act + ["linear"] * (n - n_act)
         alphas = np.zeros(n)
@@ -990,7 +1177,7 @@ class _GraphConverter:
         first = members.shape[0]
         sizes = [w.shape[0] for w, _ in extra]
         groups = np.concatenate([groups, first + np.arange(sum(sizes), dtype=np.int64)])
-        layer = MaxLayer(np.concatenate([weights[rows]] + [w for w, _ in extra]),
+        layer = MaxLayer(_layer_weights(_stack_rows([weights[rows]] + [w for w, _ in extra])),
                          np.concatenate([bias[rows]] + [b for _, b in extra]), groups, node.label)
         return self._start_basis(node, layer, [shape] + [t.shape for t, _ in live], live)
 
@@ -1017,9 +1204,9 @@ class _GraphConverter:
         pieces = []
         for shape in shapes:
             size = int(np.prod(shape))
-            stack = np.zeros((1 + self.basis_size, size))
-            stack[1 + offset + np.arange(size), np.arange(size)] = 1.0
-            pieces.append(_Affine(stack.reshape((1 + self.basis_size, *shape)), self.basis))
+            select = sp.csr_array((np.ones(size), (np.arange(size), offset + np.arange(size))),
+                                  shape=(size, self.basis_size))
+            pieces.append(_Affine.sparse(select, np.zeros(size), shape, self.basis))
             offset += size
         for piece, (_, names) in zip(pieces[1:], live):
             for name in names:
@@ -1048,8 +1235,7 @@ class _GraphConverter:
     # ----------------------------------------------------------------- private
     def _identity_affine(self, shape: tuple[int, ...]) -> _Affine:
         size = int(np.prod(shape))
-        stack = np.concatenate([np.zeros((1, size)), np.eye(size)])
-        return _Affine(stack.reshape((size + 1, *shape)), self.basis)
+        return _Affine.sparse(sp.eye_array(size, format="csr"), np.zeros(size), shape, self.basis)
 
     def _evaluate(self, node: _Node, inputs: Inputs) -> Inputs:
         if node.proto.domain not in _DEFAULT_DOMAINS:
@@ -1064,7 +1250,10 @@ class _GraphConverter:
                     f"{node.where()} in {self.source!r} needs {required} input(s), got "
                     f"{list(node.proto.input)}"
                 )
-            return _HANDLERS[node.op](self, node, inputs)
+            try:
+                return _HANDLERS[node.op](self, node, inputs)
+            except _DenseTooLarge as exc:
+                raise UnsupportedOperatorError(f"{node.where()}: {exc}") from None
         if node.op in _SOFTMAX_OPS and isinstance(inputs[0], _Affine):
             return self._softmax(node, inputs)
         if all(not isinstance(v, _Affine) for v in inputs):
@@ -1178,10 +1367,21 @@ class _GraphConverter:
             self.emit_layer(value, "linear", label, new_basis=False)
 
 
-def _rows(value: _Affine) -> tuple[np.ndarray, np.ndarray]:
-    """``(A, c)`` with ``value = A @ basis + c`` flattened: ``A`` is ``(size, n_basis)``."""
-    rows = value.stack.shape[0]
-    return value.stack[1:].reshape(rows - 1, -1).T, value.stack[0].reshape(-1)
+def _rows(value: _Affine) -> tuple[Any, np.ndarray]:
+    """``(A, c)`` with ``value = A @ basis + c`` flattened: ``A`` is ``(size, n_basis)`` (CSR when sparse)."""
+    return value.rows()
+
+
+def _stack_rows(parts: Sequence[Any]) -> Any:
+    """Row blocks stacked; CSR when any block is sparse."""
+    if any(sp.issparse(p) for p in parts):
+        return sp.csr_array(sp.vstack([sp.csr_array(p) for p in parts]))
+    return np.concatenate(parts)
+
+
+def _layer_weights(weights: Any) -> Any:
+    """CSR weights stay sparse when sparse enough to be worth it (see :mod:`pyomo_relu.sparse`)."""
+    return as_weights(weights) if sp.issparse(weights) else weights
 
 
 def _size(value: _Affine) -> int:
@@ -1201,6 +1401,10 @@ def _last_uses(nodes: Sequence[_Node], output: str) -> dict[str, float]:
 
 def _is_identity(value: _Affine) -> bool:
     size = int(np.prod(value.shape))
+    if value.is_sparse:
+        matrix, const = value.rows()
+        return (matrix.shape == (size, size) and matrix.nnz == size and not np.any(const)
+                and bool(np.all(matrix.diagonal() == 1.0)))
     if value.stack.shape[0] != size + 1 or np.any(value.stack[0]):
         return False
     return bool(np.array_equal(value.stack[1:].reshape(size, size), np.eye(size)))

@@ -57,19 +57,28 @@ from pyomo.core.expr.numeric_expr import LinearExpression
 
 from pyomo_relu.bounds.interval import affine_interval
 from pyomo_relu.formulations.base import LayerContext
-from pyomo_relu.sparse import rows_dense
+from pyomo_relu.sparse import is_sparse
 
 name = "max_affine"
 
 
 def big_m(ctx: LayerContext, rows: np.ndarray) -> np.ndarray:
-    """``M_i`` for the candidate ``rows`` of one group (see the module docstring)."""
+    """``M_i`` for the candidate ``rows`` of one group (see the module docstring).
+
+    Only the columns some row of the group reads matter (the others cancel in every
+    difference), so the interval arithmetic runs on those few columns.
+    """
     layer = ctx.layer
-    kept = np.array([var is not None for var in ctx.inputs])
-    weights = rows_dense(layer.weights, rows)[:, kept]
-    low, high = ctx.input_lower[kept], ctx.input_upper[kept]
+    weights = layer.weights[rows]
+    if is_sparse(weights):
+        columns = np.unique(weights.indices)
+        weights = weights[:, columns].toarray()
+    else:
+        columns = np.flatnonzero(np.any(weights != 0, axis=0))
+        weights = weights[:, columns]
+    low, high = ctx.input_lower[columns], ctx.input_upper[columns]
     naive = ctx.upper[rows].max() - ctx.lower[rows]
-    differences = (weights[None, :, :] - weights[:, None, :]).reshape(-1, weights.shape[1])
+    differences = (weights[None, :, :] - weights[:, None, :]).reshape(-1, columns.size)
     offsets = (layer.bias[rows][None, :] - layer.bias[rows][:, None]).ravel()
     _, top = affine_interval(differences, offsets, low, high)
     return np.minimum(naive, top.reshape(rows.size, rows.size).max(axis=1))
@@ -81,7 +90,7 @@ def build(ctx: LayerContext) -> None:
     rows = [int(i) for i in ctx.unstable]
     pre, post = ctx.pre, ctx.post
     group_of = {i: int(layer.groups[i]) for i in rows}
-    members = {int(g): [i for i in rows if group_of[i] == g] for g in ctx.groups}
+    members = _members(ctx)
     constants: dict[int, float] = {}
     for g, group_rows in members.items():
         for i, m in zip(group_rows, big_m(ctx, np.array(group_rows)).tolist()):
@@ -101,9 +110,11 @@ def build(ctx: LayerContext) -> None:
 
 
 def _members(ctx: LayerContext) -> dict[int, list[int]]:
-    groups = ctx.layer.groups
-    rows = [int(i) for i in ctx.unstable]
-    return {int(g): [i for i in rows if int(groups[i]) == int(g)] for g in ctx.groups}
+    """Candidate rows of every open group, in row order (one pass)."""
+    members: dict[int, list[int]] = {int(g): [] for g in ctx.groups}
+    for i, g in zip(ctx.unstable.tolist(), ctx.layer.groups[ctx.unstable].tolist()):
+        members[g].append(int(i))
+    return members
 
 
 def build_disjunctions(ctx: LayerContext) -> None:

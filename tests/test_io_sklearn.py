@@ -186,17 +186,17 @@ def test_binary_classifier_single_logit_sign() -> None:
 
 
 # -------------------------------------------------------------------- refusals
-def test_tanh_and_logistic_refused(regression_data) -> None:
+def test_tanh_and_logistic_are_read_as_smooth(regression_data) -> None:
     X, y = regression_data
-    for activation in ("tanh", "logistic"):
-        model = _fit(_mlp(activation=activation, max_iter=5), X, y)
-        with pytest.raises(UnsupportedOperatorError, match=rf"MLPRegressor.*'{activation}'"):
-            load_sklearn(model)
+    for activation, kind in (("tanh", "tanh"), ("logistic", "sigmoid")):
+        model = _fit(_mlp(activation=activation, max_iter=50), X, y)
+        net = load_sklearn(model)
+        assert net.layers[0].activation == kind and net.has_smooth_activations
+        np.testing.assert_allclose(net.evaluate(X), model.predict(X).reshape(len(X), -1), atol=1e-8)
     pipeline = _fit(Pipeline([("scale", StandardScaler()),
-                              ("net", _mlp(MLPClassifier, activation="tanh", max_iter=5))]),
+                              ("net", _mlp(MLPClassifier, activation="tanh", max_iter=50))]),
                     X, y > 0)
-    with pytest.raises(UnsupportedOperatorError, match=r"MLPClassifier.*'tanh'"):
-        load_sklearn(pipeline)
+    assert load_sklearn(pipeline).has_smooth_activations
 
 
 def test_poisson_regressor_refused(regression_data) -> None:

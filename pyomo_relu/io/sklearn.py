@@ -2,7 +2,8 @@
 
 Accepted estimators (fitted):
 
-* ``MLPRegressor`` and ``MLPClassifier`` with ``activation="relu"`` (or ``"identity"``);
+* ``MLPRegressor`` and ``MLPClassifier`` with ``activation="relu"`` (or ``"identity"``;
+  ``"tanh"`` and ``"logistic"`` are read as smooth activations, for NLP solvers only);
 * a ``Pipeline`` whose last step is one of those and whose other steps are
   ``StandardScaler`` or ``MinMaxScaler`` (``clip=False``) or ``"passthrough"``; the
   scalers are affine and become the network's input :class:`~pyomo_relu.network.Scaling`
@@ -22,7 +23,7 @@ not piecewise linear:
   ``z > 0`` and ``classes_[0]`` otherwise, and ``predict_proba[:, 1] = 1 / (1 + exp(-z))``;
 * multilabel (``logistic`` with several outputs): one logit per label, its sign decides.
 
-Any other activation (``tanh``, ``logistic``), estimator or pipeline step raises
+Any other estimator or pipeline step raises
 :class:`~pyomo_relu.errors.UnsupportedOperatorError` naming it.  scikit-learn is imported
 only when :func:`load_sklearn` is called (``pip install pyomo_relu[sklearn]``).
 """
@@ -43,12 +44,13 @@ __all__ = ["SUPPORTED_ESTIMATORS", "SklearnNotInstalledError", "load_sklearn"]
 
 #: Human-readable list used in error messages.
 SUPPORTED_ESTIMATORS = (
-    "MLPRegressor or MLPClassifier with activation='relu' (or 'identity'), optionally in a "
+    "MLPRegressor or MLPClassifier with activation='relu' (or 'identity'; 'tanh' and 'logistic' "
+    "for NLP solvers only), optionally in a "
     "Pipeline after StandardScaler / MinMaxScaler(clip=False) steps, optionally inside a "
     "TransformedTargetRegressor with a StandardScaler / MinMaxScaler transformer"
 )
 
-_HIDDEN_ACTIVATIONS = {"relu": "relu", "identity": "linear"}
+_HIDDEN_ACTIVATIONS = {"relu": "relu", "identity": "linear", "tanh": "tanh", "logistic": "sigmoid"}
 
 
 class SklearnNotInstalledError(ModelLoadError, ImportError):
@@ -145,7 +147,7 @@ def _mlp_layers(mlp: Any, what: str, sk: dict) -> list[DenseLayer]:
     _require_fitted(mlp, "coefs_", what)
     activation = str(mlp.activation)
     if activation not in _HIDDEN_ACTIVATIONS:
-        raise _unsupported(what, f"has activation={activation!r}; only 'relu' (or 'identity')")
+        raise _unsupported(what, f"has activation={activation!r}; only 'relu', 'identity', 'tanh', 'logistic'")
     output_activation = str(getattr(mlp, "out_activation_", "identity"))
     allowed = ("softmax", "logistic") if is_classifier else ("identity",)
     if output_activation not in allowed:
@@ -168,8 +170,8 @@ def _mlp_layers(mlp: Any, what: str, sk: dict) -> list[DenseLayer]:
         if last:
             label = name + (" (logits)" if is_classifier else "")
             layers.append(DenseLayer(weights, bias, "linear", label))
-        elif hidden == "relu":
-            layers.append(DenseLayer(weights, bias, "relu", name))
+        elif hidden != "linear":
+            layers.append(DenseLayer(weights, bias, hidden, name))
         else:
             pending = (weights, bias)
     return layers

@@ -68,7 +68,7 @@ import logging
 from typing import Any, Iterable
 
 import pyomo.environ as pe
-from pyomo.core.base.component import ComponentUID
+from pyomo.core.base.componentuid import ComponentUID
 from pyomo.core.base.transformation import Transformation, TransformationFactory
 from pyomo.gdp import Disjunct
 

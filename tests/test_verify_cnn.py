@@ -18,10 +18,10 @@ nn = torch.nn
 from sklearn.datasets import load_digits  # noqa: E402
 
 from pyomo_relu.io.torch import load_torch  # noqa: E402
-from pyomo_relu.verify import parse_vnnlib, verify  # noqa: E402
+from pyomo_relu.verify import parse_vnnlib, robustness_property, verify  # noqa: E402
 
 
-def robustness_property(x0: np.ndarray, eps: float, label: int, n_out: int) -> str:
+def robustness_vnnlib(x0: np.ndarray, eps: float, label: int, n_out: int) -> str:
     """VNN-LIB: the L-inf ball (clipped to [0, 1]) and "some other class scores at least as high"."""
     lines = [f"(declare-const X_{i} Real)" for i in range(x0.size)]
     lines += [f"(declare-const Y_{j} Real)" for j in range(n_out)]
@@ -84,7 +84,10 @@ def test_cnn_local_robustness_verdicts_are_confirmed(trained: tuple) -> None:
         if _torch_labels(model, x0)[0] != label:
             continue
         for eps in (0.01, 0.05, 0.2):
-            spec = parse_vnnlib(robustness_property(x0, eps, label, 10))
+            spec = parse_vnnlib(robustness_vnnlib(x0, eps, label, 10))
+            direct = robustness_property(x0, eps, label, 10)  # the same property, without text
+            assert np.array_equal(direct.cases[0].lower, spec.cases[0].lower)
+            assert {p.key() for p in direct.polytopes} == {p.key() for p in spec.polytopes}
             result = verify(net, spec, time_limit=60)
             lower, upper = spec.cases[0].lower, spec.cases[0].upper
             verdicts.append(result.status)

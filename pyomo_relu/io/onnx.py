@@ -933,15 +933,20 @@ def _op_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inpu
     return [x.with_stack((sums / counts)[:, None])]
 
 
+def _global_window(node: _Node, x: _Affine) -> tuple[int, tuple[int, ...], np.ndarray]:
+    """``(channels, spatial, members)`` of a global pooling: one window per channel, all of it."""
+    _, channels, spatial = _spatial_shape(node, x)
+    size = int(np.prod(spatial))
+    return channels, spatial, np.arange(channels * size).reshape(channels, size)
+
+
 def _op_global_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
-    _, channels, spatial = _spatial_shape(node, x)
-    size = int(np.prod(spatial))
+    channels, spatial, members = _global_window(node, x)
     if x.is_sparse:
-        members = np.arange(channels * size).reshape(channels, size)
-        operator = _pool_operator(members, np.full(channels, float(size)), channels * size)
+        operator = _pool_operator(members, np.full(channels, float(members.shape[1])), members.size)
         return [_apply_rows(x, operator, np.zeros(channels), (1, channels) + (1,) * len(spatial))]
     data = x.stack[:, 0]
     axes = tuple(range(2, data.ndim))
@@ -1036,9 +1041,7 @@ def _op_global_max_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> I
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
-    _, channels, spatial = _spatial_shape(node, x)
-    size = int(np.prod(spatial))
-    members = np.arange(channels * size).reshape(channels, size)
+    channels, spatial, members = _global_window(node, x)
     return [cv.emit_max(node, x, members, (1, channels) + (1,) * len(spatial))]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import types
 
-from pyomo_relu.verify.adversary import AdversaryResult, min_margin, pgd_attack
+from pyomo_relu.verify.adversary import AdversaryResult, min_margin, pgd_attack, robustness_property
 from pyomo_relu.verify.verify import CounterexampleCheck, VerifyResult, check_counterexample, verify
 from pyomo_relu.verify.vnnlib import (
     Case,
@@ -41,6 +41,7 @@ __all__ = [
     "min_margin",
     "parse_counterexample",
     "parse_vnnlib",
+    "robustness_property",
     "pgd_attack",
     "read_counterexample",
     "read_vnnlib",

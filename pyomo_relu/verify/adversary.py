@@ -50,11 +50,11 @@ import numpy as np
 from pyomo_relu.errors import PyomoReluError, ShapeMismatchError
 from pyomo_relu.network import NetworkDefinition
 from pyomo_relu.verify.split import LayerArrays, SpecRows, box_bounds, first_argmax, group_max, is_max, layer_arrays
-from pyomo_relu.verify.vnnlib import Polytope
+from pyomo_relu.verify.vnnlib import Case, Polytope, Specification
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AdversaryResult", "min_margin", "pgd_attack", "target_polytopes"]
+__all__ = ["AdversaryResult", "min_margin", "pgd_attack", "robustness_property", "target_polytopes"]
 
 
 # ------------------------------------------------------------------ attack
@@ -158,6 +158,28 @@ def target_polytopes(n_outputs: int, label: int) -> list[Polytope]:
             A[0, label], A[0, j] = 1.0, -1.0
             polytopes.append(Polytope(A, [0.0]))
     return polytopes
+
+
+def robustness_property(
+    x0: Sequence[float], eps: float, label: int, n_outputs: int,
+    lower: float | None = 0.0, upper: float | None = 1.0,
+) -> Specification:
+    """Local robustness of ``x0`` as a :class:`Specification`, ready for :func:`verify`.
+
+    The input box is the L-inf ball of radius ``eps`` around ``x0`` clipped to
+    ``[lower, upper]`` (``None``: no clipping); the unsafe set is "some class ``j != label``
+    scores at least as high as ``label``".  ``sat`` then means "not robust", with a
+    counterexample.
+
+    >>> spec = robustness_property([0.5, 0.95], 0.1, label=0, n_outputs=3)
+    >>> spec.cases[0].upper.tolist(), len(spec.cases[0].polytopes)
+    ([0.6, 1.0], 2)
+    """
+    x = np.asarray(x0, dtype=float).ravel()
+    box_lower = x - eps if lower is None else np.maximum(x - eps, lower)
+    box_upper = x + eps if upper is None else np.minimum(x + eps, upper)
+    case = Case(box_lower, box_upper, tuple(target_polytopes(n_outputs, label)))
+    return Specification(x.size, n_outputs, (case,), f"robustness of label {label}, eps {eps}")
 
 
 def min_margin(

@@ -34,6 +34,7 @@ def robustness_vnnlib(x0: np.ndarray, eps: float, label: int, n_out: int) -> str
 
 @pytest.fixture(scope="module")
 def trained() -> tuple:
+    torch.set_num_threads(1)  # a tiny model: thread start-up would dominate, and xdist runs 2 workers
     digits = load_digits()
     X = (digits.images / 16.0).astype(np.float32)[:, None]
     y = digits.target

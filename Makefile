@@ -16,6 +16,7 @@ test: $(VENV)/.test-installed system-deps
 benchmarks: $(VENV)/.test-installed system-deps
 	$(PY) benchmarks/build_time.py --write
 	$(PY) benchmarks/bounds.py --write
+	$(PY) benchmarks/formulations.py --write
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

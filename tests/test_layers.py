@@ -259,3 +259,20 @@ def test_hull_of_max_pooling_is_at_least_as_tight_as_big_m(rng: np.random.Genera
         assert bounds["gdp.hull"] <= bounds["bigm"] + 1e-7
         tighter += bounds["gdp.hull"] < bounds["bigm"] - 1e-6
     assert tighter >= 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_verify_on_max_layer_networks_agrees_with_the_milp(seed: int) -> None:
+    """Splitting and MILP paths of verify() on a 2-input network with max layers and leaky/clip neurons."""
+    from pyomo_relu.verify import Case, Polytope, Specification, verify
+
+    net = random_network(np.random.default_rng(seed), ["leaky_relu", "max", "clip"])
+    best, _, _ = optimise(net, pe.maximize)
+    for threshold, expected in ((best - 0.05, "sat"), (best + 0.05, "unsat")):
+        unsafe = Polytope([[-1.0]], [-threshold])  # y >= threshold
+        spec = Specification(2, 1, (Case(net.input_lower, net.input_upper, (unsafe,)),))
+        for split in (True, False):
+            result = verify(net, spec, time_limit=60, split=split)
+            assert result.status == expected, (threshold, split, result)
+            if expected == "sat":
+                assert net.evaluate(result.counterexample[0])[0] >= threshold - 1e-9

@@ -51,6 +51,8 @@ def hidden_layer(kind: str, n_in: int, rng: np.random.Generator) -> list:
         groups = np.sort(rng.integers(0, 3, size=n))
         groups = np.unique(groups, return_inverse=True)[1]
         return [MaxLayer(w, b, groups)]
+    if kind == "smooth":
+        return [DenseLayer(w, b, rng.choice(["sigmoid", "tanh", "softplus", "relu"], size=n).tolist())]
     kinds = rng.choice(["relu", "linear", "leaky_relu", "clip"], size=n).tolist()
     return [DenseLayer(w, b, kinds, alpha=0.2, clip_low=-0.3, clip_high=0.4)]
 
@@ -87,7 +89,7 @@ def test_lowering_keeps_the_last_layer_and_scalings(rng: np.random.Generator) ->
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=3))
+@given(seed=st.integers(0, 10_000), kinds=st.lists(st.sampled_from(KINDS + ["smooth"]), min_size=1, max_size=3))
 def test_bounds_are_sound(seed: int, kinds: list[str]) -> None:
     rng = np.random.default_rng(seed)
     net = random_network(rng, kinds)
@@ -102,6 +104,19 @@ def test_bounds_are_sound(seed: int, kinds: list[str]) -> None:
             assert np.all(values <= bounds.upper[k] + TOL), (bounds.methods, k)
     for k in range(len(pre)):
         assert np.all(crown.lower[k] >= interval.lower[k] - TOL) and np.all(crown.upper[k] <= interval.upper[k] + TOL)
+
+
+def test_smooth_lines_tighten_crown_and_lp(rng: np.random.Generator) -> None:
+    """Through a wide sigmoid/tanh/softplus layer, CROWN and LP beat interval bounds on the output."""
+    layers = [DenseLayer(rng.normal(size=(6, 2)) * 2, rng.normal(size=6), ["sigmoid", "tanh", "softplus"] * 2),
+              DenseLayer(rng.normal(size=(1, 6)), [0.0], "linear")]
+    net = NetworkDefinition(layers, input_bounds=[(-1, 1)] * 2)
+    width = {chain[-1]: float(b.upper[-1][0] - b.lower[-1][0]) for chain in (["interval"], ["crown"], ["interval", "lp"])
+             for b in [tighten(net, chain, progress=False)]}
+    assert width["crown"] < width["interval"] - 1e-3 and width["lp"] < width["interval"] - 1e-3
+    samples = net.evaluate(rng.uniform(-1, 1, size=(20000, 2)))[:, 0]
+    b = tighten(net, ["interval", "crown", "lp"], progress=False)
+    assert b.lower[-1][0] <= samples.min() + 1e-9 and samples.max() <= b.upper[-1][0] + 1e-9
 
 
 def test_two_sided_clip_interval_bounds_are_exact() -> None:

@@ -65,7 +65,7 @@ import numpy as np
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import affine_interval
 from pyomo_relu.errors import ShapeMismatchError
-from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.network import NetworkDefinition, smooth_lines
 from pyomo_relu.sparse import dense
 
 __all__ = ["LayerRelaxation", "crown_bounds", "relaxation"]
@@ -111,8 +111,9 @@ class LayerRelaxation:
     """Lines around one canonical layer's activation: ``A_L z + c_L <= h <= A_U z + c_U``.
 
     For a :class:`~pyomo_relu.network.DenseLayer` ``A_U`` and ``A_L`` are diagonal (one
-    slope per neuron: :func:`relaxation` for ReLUs, 1 for linear neurons, 0 with the
-    constants ``σ(l)``, ``σ(u)`` for the monotone smooth activations).  For a
+    slope per neuron: :func:`relaxation` for ReLUs, 1 for linear neurons, and for the smooth
+    activations the least slope on ``[l, u]`` through ``(l, σ(l))`` below and ``(u, σ(u))``
+    above, :func:`~pyomo_relu.network.smooth_lines`).  For a
     :class:`~pyomo_relu.network.MaxLayer`, ``y_g >= z_{i*}`` with ``i*`` the row of largest
     lower bound in group ``g``, and ``y_g <= max_i u_i`` (or ``y_g = z_{i*}`` when ``i*``
     dominates its group: ``l_{i*} >= u_i`` for every other row ``i``).
@@ -133,12 +134,12 @@ class LayerRelaxation:
         self.intercept_u = np.where(relu, intercept_u, 0.0)
         self.slope_l = np.where(relu, slope_l, ones)
         self.intercept_l = np.zeros_like(lower)
-        if smooth.any():
-            low, high = layer.output_bounds(lower, upper)  # type: ignore[attr-defined]
-            self.slope_u = np.where(smooth, 0.0, self.slope_u)
-            self.slope_l = np.where(smooth, 0.0, self.slope_l)
-            self.intercept_u = np.where(smooth, high, self.intercept_u)
-            self.intercept_l = np.where(smooth, low, self.intercept_l)
+        if smooth.any():  # least-slope lines through the ends (pyomo_relu.network.smooth_lines)
+            lam, c_lo, c_hi = smooth_lines(layer.kinds, lower, upper)  # type: ignore[attr-defined]
+            self.slope_u = np.where(smooth, lam, self.slope_u)
+            self.slope_l = np.where(smooth, lam, self.slope_l)
+            self.intercept_u = np.where(smooth, c_hi, self.intercept_u)
+            self.intercept_l = np.where(smooth, c_lo, self.intercept_l)
 
     def _max(self, layer: object, lower: np.ndarray, upper: np.ndarray) -> None:
         groups = self.groups

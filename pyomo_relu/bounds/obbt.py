@@ -104,7 +104,7 @@ import numpy as np
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import interval_bounds
 from pyomo_relu.errors import PyomoReluError, SolverError
-from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition
+from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition, smooth_lines
 from pyomo_relu.sparse import rows_dense, triplets
 
 logger = logging.getLogger(__name__)
@@ -348,9 +348,15 @@ def _add_layer(
                                   (box[0][unstable], box[1][unstable]),
                                   (cols, -weights[unstable]), bias[unstable], integer)
     curved = np.flatnonzero(smooth)
-    if curved.size:  # a smooth neuron only keeps its range: a sound (loose) relaxation
+    if curved.size:  # a smooth neuron: its range and the two least-slope lines (smooth_lines)
         low, high = _relaxed(*layer.output_bounds(lower, upper))
-        out[curved] = builder.add_cols(low[curved], high[curved])
+        z = builder.add_cols(box[0][curved], box[1][curved])
+        builder.add_rows(bias[curved], bias[curved], (cols, -weights[curved]), [(z, 1.0)])
+        h = builder.add_cols(low[curved], high[curved])
+        lam, c_lo, c_hi = smooth_lines(layer.kinds[curved], lower[curved], upper[curved])
+        slack = BOUND_RELAXATION * (1.0 + np.abs(c_lo) + np.abs(c_hi))
+        builder.add_rows(c_lo - slack, c_hi + slack, terms=[(h, 1.0), (z, -lam)])
+        out[curved] = h
     return out
 
 

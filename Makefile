@@ -22,9 +22,11 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
-# The demo needs only the core package and matplotlib.
+# The demo needs only the core package and matplotlib, at the pinned versions (pip refuses
+# extras such as dask[distributed] in a constraints file, so they are stripped from the copy).
 $(VENV)/.demo-installed: $(VENV)/bin/python setup.py requirements.txt
-	$(PIP) install -c requirements.txt -e ".[plot]"
+	sed 's/\[[^]]*\]//' requirements.txt > $(VENV)/constraints.txt
+	$(PIP) install -c $(VENV)/constraints.txt -e ".[plot]"
 	touch $@
 
 # Tests use every extra (keras, torch, sklearn, idaes, scip, dask, ...) and OMLT for comparisons.

@@ -419,8 +419,14 @@ def _build_layer(
     terms = _affine_terms(layer, inputs)
     pre = block.pre
 
+    same_as = _first_identical_rows(layer, defined)  # leaky_relu: relu(z) and its linear copy z
+
     def affine_rule(b: Any, j: int) -> tuple:
         target = pre[j] if has_pre[j] else post[j]
+        if same_as[j] != j:  # the same affine map as an earlier neuron: equal to its variable
+            r = same_as[j]
+            return (0.0, LinearExpression([MonomialTermExpression((1.0, target)),
+                                           MonomialTermExpression((-1.0, pre[r] if has_pre[r] else post[r]))]), 0.0)
         rhs = -float(layer.bias[j])
         return (rhs, LinearExpression(terms(j) + [MonomialTermExpression((-1.0, target))]), rhs)
 
@@ -435,6 +441,28 @@ def _build_layer(
     if unstable.size:
         module.build(ctx)
     return ctx
+
+
+def _first_identical_rows(layer: DenseLayer, rows: np.ndarray) -> dict[int, int]:
+    """For each of ``rows``, the first of ``rows`` with the same weights and bias (itself if none).
+
+    Only mixed layers have such rows (the lowering of leaky_relu writes ``z`` twice), so
+    other layers skip the search.
+    """
+    same = {int(j): int(j) for j in rows}
+    if layer.activation != "mixed":
+        return same
+    first: dict[bytes, int] = {}
+    weights = layer.weights
+    for j in (int(j) for j in rows):
+        if is_sparse(weights):
+            cols, values = row_entries(weights, j)
+            key = cols.tobytes() + b"|" + values.tobytes()
+        else:
+            key = np.asarray(weights[j]).tobytes()
+        key += b"|" + layer.bias[j:j + 1].tobytes()
+        same[j] = first.setdefault(key, j)
+    return same
 
 
 def _formulation_module(name: str) -> Any:

@@ -291,3 +291,16 @@ def test_verify_on_max_layer_networks_agrees_with_the_milp(seed: int) -> None:
             assert result.status == expected, (threshold, split, result)
             if expected == "sat":
                 assert net.evaluate(result.counterexample[0])[0] >= threshold - 1e-9
+
+
+def test_leaky_relu_rows_are_written_once(rng: np.random.Generator) -> None:
+    """The lowering's linear copy of z is tied to relu's pre-activation, not rebuilt from the weights."""
+    net = NetworkDefinition([DenseLayer(rng.normal(size=(5, 4)), rng.normal(size=5) * 0.2, "leaky_relu", alpha=0.1),
+                             DenseLayer(rng.normal(size=(1, 5)), [0.0], "linear")], input_bounds=[(-1, 1)] * 4)
+    m = pe.ConcreteModel()
+    m.nn = ReLUNetBlock()
+    m.nn.build(net)
+    sizes = sorted(len(list(pe.expr.identify_variables(c.body))) for c in m.nn.layer[0].affine.values())
+    assert sizes.count(2) >= 1 and max(sizes) == 5  # copies have two terms, originals fan-in + 1
+    objective, x, error = optimise(net, pe.maximize)
+    assert error < 1e-6 and abs(net.evaluate(x)[0] - objective) < 1e-6

@@ -13,27 +13,34 @@ Supported operators (default ONNX domain, opsets 8 to 21):
 * convolution and pooling: ``Conv`` (1-D, 2-D or 3-D; ``pads``, ``auto_pad``, ``strides``,
   ``dilations``, ``group``, optional bias; constant weights), ``AveragePool`` (``pads``,
   ``auto_pad``, ``strides``, ``dilations``, ``count_include_pad``, ``ceil_mode``),
-  ``GlobalAveragePool`` and ``Concat`` (of input-dependent tensors and constants).  They
-  are linear maps applied to the dense affine representation, so a convolutional layer
-  becomes a *dense* ``DenseLayer`` (exploiting the sparsity of convolutions is a later
-  step); a node whose dense result would hold more than ``MAX_DENSE_ENTRIES`` coefficients
-  is refused.  ``MaxPool`` is not supported yet (a max-of-affine formulation is planned);
-* ``Relu``, and ``Constant``;
+  ``GlobalAveragePool`` and ``Concat`` (of input-dependent tensors and constants) are
+  linear maps, kept *sparse* (CSR) from the input to the emitted layer; ``MaxPool`` (the
+  same attributes; padding never wins) and ``GlobalMaxPool`` become a
+  :class:`~pyomo_relu.network.MaxLayer` (a max of affine functions);
+* activations: ``Relu``, ``LeakyRelu``, ``PRelu`` (constant slope, broadcast), ``Clip``
+  (attributes before opset 11, constant inputs after), ``HardSigmoid`` (an affine map and
+  a clip), and ``Sigmoid``, ``Tanh``, ``Softplus`` (smooth: NLP formulations only);
+* residual and skip connections: a tensor read after an activation (``Add`` of a skip,
+  ``Concat`` of branches) is carried through the activation layer as linear neurons;
+* ``Constant``;
 * any other operator whose inputs are all constant (folded with :mod:`onnx.reference`);
 * a trailing ``Softmax`` or ``LogSoftmax``, dropped only with ``drop_softmax=True``.
 
 How it works: the graph is walked in topological order.  Every tensor is either a numpy
 constant or an affine function ``value = A @ basis + c`` of the current *basis*, which is
-the flattened network input at first and the output of the last ``Relu`` afterwards.  Each
-``Relu`` on an affine tensor emits one ``DenseLayer(A, c, "relu")`` and starts a new basis;
+the flattened network input at first and the output of the last activation afterwards.
+Each activation (or max pooling) on an affine tensor emits one layer and starts a new basis;
 a non-trivial affine map left at the graph output becomes a final ``"linear"`` layer.  So
 consecutive linear operators (normalisation, ``Flatten``, ``MatMul`` and ``Add``, two
 ``Gemm`` in a row, ...) compose into a single layer.  The batch dimension (the first one
 when symbolic) is taken as 1 and tensors are flattened in C order.
 
-An affine tensor of shape ``S`` is stored as one array ``stack`` of shape ``(1 + n, *S)``:
-``stack[0]`` is ``c`` and ``stack[1 + j]`` the coefficients of basis entry ``j``, so most
-operators act on ``stack`` exactly as they act on a tensor, with one leading batch axis.
+An affine tensor of shape ``S`` is stored sparse (a CSR matrix ``A`` over the basis and
+``c``; every basis starts as a sparse identity) or dense, as one array ``stack`` of shape
+``(1 + n, *S)`` whose ``stack[0]`` is ``c`` and ``stack[1 + j]`` the coefficients of basis
+entry ``j``, so that operators without a sparse form act on ``stack`` exactly as they act
+on a tensor, with one leading batch axis.  Densifying is refused, naming the node, beyond
+``MAX_DENSE_ENTRIES`` coefficients.
 """
 
 from __future__ import annotations

@@ -142,8 +142,10 @@ class _HighsWithStart(_highs_class()):  # type: ignore[misc]
 
     ``ReLUNetBlock`` initialises every variable from a forward pass, so HiGHS starts with
     a feasible incumbent instead of searching for one (Pyomo 6.10.1's interface passes no
-    start).  Variables without a value are left out (a partial start, which HiGHS
-    completes); if the interface's internals change, the start is skipped, never the solve.
+    start).  Continuous variables without a value are left out (HiGHS completes them with
+    an LP); when an integer variable has none, no start is passed at all: HiGHS would spend
+    up to the whole time limit on a sub-MIP completing it before the real solve.  If the
+    interface's internals change, the start is skipped, never the solve.
     """
 
     def _solve(self) -> Any:
@@ -158,10 +160,14 @@ class _HighsWithStart(_highs_class()):  # type: ignore[misc]
 
         columns, values = [], []
         for var_id, column in self._pyomo_var_to_solver_var_map.items():
-            value = self._vars[var_id][0].value
-            if value is not None:
-                columns.append(column)
-                values.append(float(value))
+            var = self._vars[var_id][0]
+            if var.value is None:
+                if var.is_integer():  # HiGHS would spend up to the whole time limit completing it
+                    logger.debug("no MIP start passed to HiGHS: integer variable %s has no value", var.name)
+                    return
+                continue
+            columns.append(column)
+            values.append(float(var.value))
         if columns:
             highs = self._solver_model
             flag = highs.getOptionValue("output_flag")

@@ -168,3 +168,42 @@ def test_objective_count(solver):
         solve(m, solver)
     m.obj.activate()  # deactivated extras are fine
     assert solve(m, solver).objective == pytest.approx(-29.25, abs=1e-6)
+
+
+def _start_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the size of every MIP start handed to HiGHS."""
+    import highspy
+
+    calls: list[int] = []
+    original = highspy.Highs.setSolution
+
+    def spy(self, *args):  # type: ignore[no-untyped-def]
+        calls.append(int(args[0]) if len(args) == 3 else -1)
+        return original(self, *args)
+
+    monkeypatch.setattr(highspy.Highs, "setSolution", spy)
+    return calls
+
+
+def test_highs_gets_a_complete_start_and_no_partial_one(monkeypatch):
+    """A start missing integer values would make HiGHS spend its time limit completing it."""
+    from pyomo_relu import DenseLayer, NetworkDefinition, ReLUNetBlock
+
+    net = NetworkDefinition([DenseLayer([[1.0, -1.0], [1.0, 1.0]], [0.1, -0.2]),
+                             DenseLayer([[1.0, -2.0]], [0.0], "linear")], input_bounds=[(-1, 1)] * 2)
+    results = {}
+    for initialize in (True, False):
+        calls = _start_calls(monkeypatch)
+        m = pe.ConcreteModel()
+        m.x = pe.Var(range(2), bounds=(-1, 1), initialize=0.0)
+        m.y = pe.Var()
+        m.nn = ReLUNetBlock()
+        m.nn.build(net, inputs=m.x, outputs=[m.y], initialize=initialize)
+        m.obj = pe.Objective(expr=m.y, sense=pe.maximize)
+        result = solve(m, "highs", time_limit=30)
+        assert result.status == "optimal"
+        results[initialize] = (calls, result.objective)
+        monkeypatch.undo()
+    assert results[True][0] and results[True][0][0] > 0  # the forward-pass start went in
+    assert results[False][0] == []  # binaries without values: no partial start
+    assert abs(results[True][1] - results[False][1]) < 1e-9

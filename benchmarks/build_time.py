@@ -39,7 +39,7 @@ import pyomo.environ as pe
 
 from pyomo_relu import DenseLayer, NetworkDefinition, ReLUNetBlock
 
-from common import ACAS, MNIST, RESULTS, network_on_box, write_section
+from common import ACAS, MNIST, RESULTS, network_on_box, omlt_network, write_section
 
 SECTION = "## Build time"
 
@@ -64,21 +64,9 @@ def build_ours(net: NetworkDefinition) -> pe.ConcreteModel:
 
 def build_omlt(net: NetworkDefinition) -> pe.ConcreteModel:
     from omlt import OmltBlock
-    from omlt.neuralnet import NetworkDefinition as OmltNetwork, ReluBigMFormulation
-    from omlt.neuralnet.layer import DenseLayer as OmltDense, InputLayer
+    from omlt.neuralnet import ReluBigMFormulation
 
-    lower, upper = net.input_lower, net.input_upper
-    omlt_net = OmltNetwork(scaled_input_bounds={i: (float(lower[i]), float(upper[i])) for i in range(net.n_inputs)})
-    previous = InputLayer([net.n_inputs])
-    omlt_net.add_layer(previous)
-    for layer in net.canonical_layers:
-        dense = OmltDense(
-            [layer.n_inputs], [layer.n_outputs],
-            activation=layer.activation, weights=layer.weights.T, biases=layer.bias,
-        )
-        omlt_net.add_layer(dense)
-        omlt_net.add_edge(previous, dense)
-        previous = dense
+    omlt_net = omlt_network(net)
     m = pe.ConcreteModel()
     m.nn = OmltBlock()
     m.nn.build_formulation(ReluBigMFormulation(omlt_net))

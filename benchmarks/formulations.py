@@ -54,7 +54,7 @@ import pyomo.environ as pe
 from pyomo_relu import Bounds, NetworkDefinition, ReLUNetBlock, load_onnx, solve, tighten
 from pyomo_relu.formulations.ideal_cuts import CutReport, add_ideal_cuts
 
-from common import DATA, RESULTS, write_section
+from common import DATA, RESULTS, omlt_network, write_section
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## Formulations"
@@ -149,24 +149,6 @@ def our_model(net: NetworkDefinition, spec: Any, bounds: Bounds | str, sense: An
     m.nn.build(net, inputs=m.x, outputs=[m.y], formulation=spec, bounds=bounds)
     m.obj = pe.Objective(expr=m.y, sense=sense)
     return m
-
-
-def omlt_network(net: NetworkDefinition) -> Any:
-    """OMLT's NetworkDefinition from the canonical layers (same weights, same box)."""
-    from omlt.neuralnet import NetworkDefinition as OmltNetwork
-    from omlt.neuralnet.layer import DenseLayer as OmltDense, InputLayer
-
-    lower, upper = net.input_lower, net.input_upper
-    omlt_net = OmltNetwork(scaled_input_bounds={i: (float(lower[i]), float(upper[i])) for i in range(net.n_inputs)})
-    previous = InputLayer([net.n_inputs])
-    omlt_net.add_layer(previous)
-    for layer in net.canonical_layers:
-        dense = OmltDense([layer.n_inputs], [layer.n_outputs], activation=layer.activation,
-                          weights=layer.weights.T, biases=layer.bias)
-        omlt_net.add_layer(dense)
-        omlt_net.add_edge(previous, dense)
-        previous = dense
-    return omlt_net
 
 
 def omlt_model(net: NetworkDefinition, spec: str, sense: Any) -> pe.ConcreteModel:

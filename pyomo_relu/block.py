@@ -500,14 +500,10 @@ def _build_max_layer(
     group with one candidate row is an affine equality (no binary); the others get the
     max-of-affine formulation of :mod:`pyomo_relu.formulations.max_affine`.
     """
-    from pyomo_relu.bounds.obbt import max_candidates
     from pyomo_relu.formulations import max_affine
 
     groups = layer.groups
-    candidate = max_candidates(layer, lower, upper)
-    count = np.bincount(groups[candidate], minlength=layer.n_outputs)
-    single = np.flatnonzero(candidate & (count[groups] == 1))
-    several = np.flatnonzero(candidate & (count[groups] > 1))
+    single, several = layer.candidates(lower, upper)
     open_groups = np.unique(groups[several])
     _require_finite_neurons(index, several, lower, upper)
     post_lower, post_upper = layer.output_bounds(lower, upper)
@@ -541,13 +537,10 @@ def _build_max_layer(
 def _layer_stats(k: int, layer: Any, lower: np.ndarray, upper: np.ndarray) -> dict[str, Any]:
     """Sizes and stability of one canonical layer."""
     if isinstance(layer, MaxLayer):
-        from pyomo_relu.bounds.obbt import max_candidates
-
-        candidate = max_candidates(layer, lower, upper)
-        count = np.bincount(layer.groups[candidate], minlength=layer.n_outputs)
+        single, several = layer.candidates(lower, upper)
         return {"layer": k, "activation": "max", "neurons": layer.n_outputs, "rows": layer.n_pre,
-                "stable_active": int((count == 1).sum()), "stable_inactive": 0,
-                "unstable": int((count > 1).sum())}
+                "stable_active": int(single.size), "stable_inactive": 0,
+                "unstable": int(np.unique(layer.groups[several]).size)}
     relu = layer.relu_mask
     return {
         "layer": k,

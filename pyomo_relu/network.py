@@ -76,7 +76,6 @@ def _per_neuron(values: object, n: int, fill: float, what: str) -> np.ndarray:
         raise ShapeMismatchError(f"{what} has {array.size} entries, the layer has {n} neurons") from None
     if np.any(np.isnan(array)):
         raise InvalidNetworkError(f"{what} contains NaN")
-    array.setflags(write=False)
     return array
 
 
@@ -172,14 +171,18 @@ class DenseLayer:
         kinds.setflags(write=False)
         set_("_kinds", kinds)
         uniform = set(kinds.tolist())
-        set_("activation", uniform.pop() if len(uniform) == 1 else ("mixed" if n else str(self.activation or "linear")))
+        if len(uniform) == 1:
+            set_("activation", uniform.pop())
+        elif n:
+            set_("activation", "mixed")  # an empty layer keeps the name it was given
         leaky = kinds == "leaky_relu"
         if leaky.any() and self.alpha is None:
             raise InvalidNetworkError(f"{label}: leaky_relu neurons need alpha= (the negative slope)")
         clip = kinds == "clip"  # parameters of other neurons are normalised away (hash, equality)
-        set_("alpha", _per_neuron(np.where(leaky, _per_neuron(self.alpha, n, 0.0, f"alpha of {label}"), 0.0), n, 0.0, ""))
-        set_("clip_low", _per_neuron(np.where(clip, _per_neuron(self.clip_low, n, -np.inf, f"clip_low of {label}"), -np.inf), n, 0.0, ""))
-        set_("clip_high", _per_neuron(np.where(clip, _per_neuron(self.clip_high, n, np.inf, f"clip_high of {label}"), np.inf), n, 0.0, ""))
+        for name, used, fill in (("alpha", leaky, 0.0), ("clip_low", clip, -np.inf), ("clip_high", clip, np.inf)):
+            values = np.where(used, _per_neuron(getattr(self, name), n, fill, f"{name} of {label}"), fill)
+            values.setflags(write=False)
+            set_(name, values)
         if not np.all(np.isfinite(self.alpha)):
             raise InvalidNetworkError(f"{label}: alpha contains Inf")
         crossed = np.flatnonzero((kinds == "clip") & (self.clip_low > self.clip_high))
@@ -282,6 +285,21 @@ class DenseLayer:
         return parts
 
 
+def group_order(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, starts)``: the rows sorted by group (stable) and where each group begins."""
+    order = np.argsort(groups, kind="stable")
+    return order, np.searchsorted(groups[order], np.arange(int(groups.max()) + 1 if groups.size else 0))
+
+
+def group_max(values: np.ndarray, groups: np.ndarray, order: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Maximum over each group of the last axis of ``values`` (any leading batch axes).
+
+    ``order`` is :func:`group_order` of ``groups``, when already known.
+    """
+    rows, starts = group_order(groups) if order is None else order
+    return np.maximum.reduceat(np.take(values, rows, axis=-1), starts, axis=-1)
+
+
 @dataclass(frozen=True, eq=False)
 class MaxLayer:
     """Max of affine functions: ``output[g] = max(z[i] for i with groups[i] == g)``, ``z = W h + b``.
@@ -318,10 +336,8 @@ class MaxLayer:
             raise InvalidNetworkError(f"{label}: groups must number 0 .. n_outputs-1 with none empty")
         groups.setflags(write=False)
         set_("groups", groups)
-        order = np.argsort(groups, kind="stable")
-        starts = np.searchsorted(groups[order], np.arange(n_groups))
-        for name, value in (("_order", order), ("_starts", starts), ("_n_groups", n_groups)):
-            set_(name, value)
+        set_("_order", group_order(groups))
+        set_("_n_groups", n_groups)
 
     @property
     def n_inputs(self) -> int:
@@ -350,16 +366,20 @@ class MaxLayer:
     is_linear = False
     is_canonical = True
 
-    def members(self, group: int) -> np.ndarray:
-        """Rows of group ``group``."""
-        order, starts = self._order, self._starts  # type: ignore[attr-defined]
-        end = starts[group + 1] if group + 1 < len(starts) else order.size
-        return order[starts[group]:end]
-
     def group_max(self, values: np.ndarray) -> np.ndarray:
         """Maximum over each group of the last axis of ``values``."""
-        ordered = np.take(values, self._order, axis=-1)  # type: ignore[attr-defined]
-        return np.maximum.reduceat(ordered, self._starts, axis=-1)  # type: ignore[attr-defined]
+        return group_max(values, self.groups, self._order)  # type: ignore[attr-defined]
+
+    def candidates(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows that can be their group's maximum (``u_i >= max_k l_k``), split by group.
+
+        Returns ``(single, several)``: the rows alone among their group's candidates (the
+        output equals them) and the rows of groups where several can win (a choice to model).
+        """
+        candidate = upper >= self.group_max(lower)[self.groups]
+        count = np.bincount(self.groups[candidate], minlength=self.n_outputs)
+        return (np.flatnonzero(candidate & (count[self.groups] == 1)),
+                np.flatnonzero(candidate & (count[self.groups] > 1)))
 
     def preactivation(self, inputs: np.ndarray) -> np.ndarray:
         return inputs @ self.weights.T + self.bias
@@ -403,50 +423,45 @@ def lower_layer(layer: Layer) -> tuple[list[Layer], tuple[np.ndarray, np.ndarray
     if layer.is_canonical:
         return [layer], None
     assert isinstance(layer, DenseLayer)
-    # Each expanded row is (source neuron, sign, bias shift): its affine map is sign * (w_j h + b_j) + shift.
-    source, sign, shift, kinds, recombine, offset, second = [], [], [], [], [], np.zeros(layer.n_outputs), []
-    for j, kind in enumerate(layer.kinds.tolist()):
-        lo, hi = float(layer.clip_low[j]), float(layer.clip_high[j])
-        start = len(kinds)
-        if kind == "leaky_relu":
-            a = float(layer.alpha[j])
-            source += [j, j]; sign += [1.0, 1.0]; shift += [0.0, 0.0]; kinds += ["relu", "linear"]  # noqa: E702
-            recombine.append([(start, 1.0 - a), (start + 1, a)])
-        elif kind == "clip" and np.isfinite(lo) and np.isfinite(hi):
-            source.append(j); sign.append(1.0); shift.append(-lo); kinds.append("relu")  # noqa: E702
-            second.append((start, hi - lo))
-            recombine.append([(start, -1.0)]); offset[j] = hi  # noqa: E702
-        elif kind == "clip" and np.isfinite(lo):
-            source.append(j); sign.append(1.0); shift.append(-lo); kinds.append("relu")  # noqa: E702
-            recombine.append([(start, 1.0)]); offset[j] = lo  # noqa: E702
-        elif kind == "clip" and np.isfinite(hi):
-            source.append(j); sign.append(-1.0); shift.append(hi); kinds.append("relu")  # noqa: E702
-            recombine.append([(start, -1.0)]); offset[j] = hi  # noqa: E702
-        else:
-            source.append(j); sign.append(1.0); shift.append(0.0)  # noqa: E702
-            kinds.append("linear" if kind == "clip" else kind)
-            recombine.append([(start, 1.0)])
-    sign_ = np.array(sign)
-    select = np.zeros((len(kinds), layer.n_outputs))
-    select[np.arange(len(kinds)), source] = sign_
+    n, kinds = layer.n_outputs, layer.kinds
+    lo, hi = layer.clip_low, layer.clip_high
+    leaky = kinds == "leaky_relu"
+    clip = kinds == "clip"
+    both = clip & np.isfinite(lo) & np.isfinite(hi)  # hi - relu((hi - lo) - relu(z - lo))
+    low_only = clip & np.isfinite(lo) & ~np.isfinite(hi)  # lo + relu(z - lo)
+    high_only = clip & ~np.isfinite(lo) & np.isfinite(hi)  # hi - relu(hi - z)
+    # Neuron j expands into rows start[j] (and start[j] + 1 for leaky_relu: its linear copy z).
+    # Each row's affine map is sign * (w_j h + b_j) + shift.
+    start = np.r_[0, np.cumsum(1 + leaky)[:-1]]
+    source = np.repeat(np.arange(n), 1 + leaky)
+    copy = np.zeros(source.size, dtype=bool)
+    copy[start[leaky] + 1] = True
+    sign = np.where(high_only[source] & ~copy, -1.0, 1.0)
+    shift = np.where(copy, 0.0, np.where((both | low_only)[source], -lo[source],
+                                         np.where(high_only[source], hi[source], 0.0)))
+    row_kinds = np.where(copy, "linear", np.where((leaky | both | low_only | high_only)[source], "relu",
+                                                  np.where(clip[source], "linear", kinds[source])))
+    select = np.zeros((source.size, n))
+    select[np.arange(source.size), source] = sign
     if is_sparse(layer.weights):
         select = as_weights(select, sparse=True)
-    weights = matmul(select, layer.weights)
-    bias = sign_ * layer.bias[source] + np.array(shift)
-    first = DenseLayer(weights, bias, tuple(kinds), layer.name)
-    R = np.zeros((layer.n_outputs, len(kinds)))
-    for j, entries in enumerate(recombine):
-        for e, coefficient in entries:
-            R[j, e] = coefficient
-    if not second:
+    first = DenseLayer(matmul(select, layer.weights), sign * layer.bias[source] + shift,
+                       tuple(row_kinds.tolist()), layer.name)
+    # The output: R @ h + offset.
+    R = np.zeros((n, source.size))
+    R[np.arange(n), start] = np.where(leaky, 1.0 - layer.alpha, np.where(both | high_only, -1.0, 1.0))
+    R[np.flatnonzero(leaky), start[leaky] + 1] = layer.alpha[leaky]
+    offset = np.where(both | high_only, hi, np.where(low_only, lo, 0.0))
+    if not both.any():
         return [first], (R, offset)
     # Second stage of the two-sided clips: v = relu((hi - lo) - u); the others pass through.
-    diagonal, bias = np.ones(len(kinds)), np.zeros(len(kinds))
-    stage_kinds = ["linear"] * len(kinds)
-    for e, width in second:
-        diagonal[e], bias[e], stage_kinds[e] = -1.0, width, "relu"
+    second = start[both]
+    diagonal, bias = np.ones(source.size), np.zeros(source.size)
+    diagonal[second], bias[second] = -1.0, (hi - lo)[both]
+    stage_kinds = np.full(source.size, "linear", dtype="<U10")
+    stage_kinds[second] = "relu"
     weights = as_weights(np.diag(diagonal), sparse=True) if is_sparse(layer.weights) else np.diag(diagonal)
-    return [first, DenseLayer(weights, bias, tuple(stage_kinds), f"{layer.name}:clip")], (R, offset)
+    return [first, DenseLayer(weights, bias, tuple(stage_kinds.tolist()), f"{layer.name}:clip")], (R, offset)
 
 
 @dataclass(frozen=True, eq=False)

@@ -216,12 +216,5 @@ def _tightest(a: np.ndarray | None, b: np.ndarray | None, lower: bool) -> np.nda
     return np.maximum(a, b) if lower else np.minimum(a, b)
 
 
-def post_activation(lower: np.ndarray, upper: np.ndarray, activation: str) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds of ``activation(z)`` for ``z`` in ``[lower, upper]``."""
-    if activation == "relu":
-        return np.maximum(lower, 0.0), np.maximum(upper, 0.0)
-    return lower, upper
-
-
 def layer_sizes_match(bounds: Bounds, layer_sizes: Sequence[int]) -> bool:
     return [a.size for a in bounds.lower] == list(layer_sizes)

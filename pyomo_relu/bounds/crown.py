@@ -65,10 +65,10 @@ import numpy as np
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import affine_interval
 from pyomo_relu.errors import ShapeMismatchError
-from pyomo_relu.network import NetworkDefinition, smooth_lines
+from pyomo_relu.network import NetworkDefinition, group_max, smooth_lines
 from pyomo_relu.sparse import dense
 
-__all__ = ["LayerRelaxation", "crown_bounds", "relaxation"]
+__all__ = ["LayerRelaxation", "crown_bounds", "first_argmax", "max_relaxation", "relaxation"]
 
 
 def relaxation(
@@ -107,6 +107,28 @@ def relaxation(
     return slope_u, intercept_u, slope_l
 
 
+def first_argmax(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Mask (shape of ``values``, any batch axes) of the first row attaining each group's maximum."""
+    n = values.shape[-1]
+    hit = values >= group_max(values, groups)[..., groups]
+    first = -group_max(-np.where(hit, np.arange(n), n), groups)  # the smallest hitting row
+    return np.arange(n) == first[..., groups]
+
+
+def max_relaxation(groups: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lines around ``y_g = max_{i in g} z_i`` on the box, for any leading batch axes.
+
+    Below: ``y_g >= z_{i*}``, ``i*`` the first row of largest lower bound (``mask_l``).
+    Above: ``y_g <= max_i u_i`` (``intercept_u``), or ``y_g = z_{i*}`` (``mask_u``, intercept
+    0) when ``i*`` dominates its group, ``l_{i*} >= u_i`` for every other row.
+    Returns ``(mask_u, intercept_u, mask_l)``.
+    """
+    best = first_argmax(lower, groups)
+    others = group_max(np.where(best, -np.inf, upper), groups)
+    dominated = group_max(np.where(best, lower, -np.inf), groups) >= others
+    return best & dominated[..., groups], np.where(dominated, 0.0, group_max(upper, groups)), best
+
+
 class LayerRelaxation:
     """Lines around one canonical layer's activation: ``A_L z + c_L <= h <= A_U z + c_U``.
 
@@ -142,18 +164,7 @@ class LayerRelaxation:
             self.intercept_l = np.where(smooth, c_lo, self.intercept_l)
 
     def _max(self, layer: object, lower: np.ndarray, upper: np.ndarray) -> None:
-        groups = self.groups
-        order = np.lexsort((lower, groups))  # by group, then by lower bound
-        last = np.r_[groups[order][1:] != groups[order][:-1], True]
-        best = order[last]  # per group (in group order): the row of largest lower bound
-        selected = np.zeros(lower.size, dtype=bool)
-        selected[best] = True
-        others_upper = np.full(best.size, -np.inf)
-        np.maximum.at(others_upper, groups[~selected], upper[~selected])
-        dominated = lower[best] >= others_upper
-        self.mask_l = selected
-        self.mask_u = selected & dominated[groups]
-        self.intercept_u = np.where(dominated, 0.0, layer.group_max(upper))  # type: ignore[attr-defined]
+        self.mask_u, self.intercept_u, self.mask_l = max_relaxation(self.groups, lower, upper)
 
     def substitute(self, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``lam · h <= lam_z · z + const`` for every row of ``lam``: returns ``(lam_z, const)``."""

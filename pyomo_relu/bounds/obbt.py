@@ -360,11 +360,6 @@ def _add_layer(
     return out
 
 
-def max_candidates(layer: MaxLayer, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Rows that can be the maximum of their group (``u_i >= max_k l_k`` of the group)."""
-    return upper >= layer.group_max(lower)[layer.groups]
-
-
 def _add_max(
     builder: _RowBuilder, layer: MaxLayer, lower: np.ndarray, upper: np.ndarray,
     affine: tuple[np.ndarray, np.ndarray], integer: bool,
@@ -381,12 +376,9 @@ def _add_max(
     y_low, y_high = layer.output_bounds(lower, upper)
     y = builder.add_cols(*_relaxed(y_low, y_high))
     builder.add_rows(np.zeros(groups.size), np.inf, terms=[(y[groups], 1.0), (z, -1.0)])
-    candidate = max_candidates(layer, lower, upper)
-    count = np.bincount(groups[candidate], minlength=layer.n_outputs)
-    single = np.flatnonzero(candidate & (count[groups] == 1))
+    single, several = layer.candidates(lower, upper)
     if single.size:
         builder.add_rows(-np.inf, np.zeros(single.size), terms=[(y[groups[single]], 1.0), (z[single], -1.0)])
-    several = np.flatnonzero(candidate & (count[groups] > 1))
     open_group = ~np.isfinite(y_high)  # a group with an infinite bound gets no σ rows at all
     open_group[groups[several[~(np.isfinite(lower[several]) & np.isfinite(upper[several]))]]] = True
     finite = several[~open_group[groups[several]]]
@@ -832,10 +824,10 @@ def _targets(state: _State, k: int) -> np.ndarray:
     lower, upper = state.lower[k], state.upper[k]
     layer = state.layers[k]
     if isinstance(layer, MaxLayer):  # rows of groups where more than one row can be the max
-        candidate = max_candidates(layer, lower, upper)
-        count = np.bincount(layer.groups[candidate], minlength=layer.n_outputs)
-        keep = (count[layer.groups] > 1) | state.all_neurons
-        return np.flatnonzero(keep & (lower < upper))
+        if state.all_neurons:
+            return np.flatnonzero(lower < upper)
+        several = layer.candidates(lower, upper)[1]
+        return several[lower[several] < upper[several]]
     if state.all_neurons:
         return np.flatnonzero(lower < upper)
     relu = layer.relu_mask

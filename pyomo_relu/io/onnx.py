@@ -1146,7 +1146,7 @@ class _GraphConverter:
 
     def emit_layer(self, value: _Affine, activation: str, name: str, new_basis: bool) -> _Affine:
         """Append ``activation(A @ basis + c)`` (the final linear layer: ``new_basis=False``)."""
-        weights, bias = _rows(value)
+        weights, bias = value.rows()
         self.layers.append(DenseLayer(_layer_weights(weights), bias, activation, name))
         logger.debug("layer %s: %d -> %d, %s", name, weights.shape[1], bias.size, activation)
         return value
@@ -1161,7 +1161,7 @@ class _GraphConverter:
         """
         live = self._live(node)
         parts = [value] + [tensor for tensor, _ in live]
-        blocks = [_rows(part) for part in parts]
+        blocks = [part.rows() for part in parts]
         weights = _layer_weights(_stack_rows([w for w, _ in blocks]))
         bias = np.concatenate([b for _, b in blocks])
         n_act, n = _size(value), bias.size
@@ -1179,11 +1179,11 @@ class _GraphConverter:
         valid = members >= 0
         if not valid.any(axis=1).all():
             raise ShapeMismatchError(f"{node.where()}: a pooling window lies entirely in the padding")
-        weights, bias = _rows(value)
+        weights, bias = value.rows()
         groups = np.repeat(np.arange(members.shape[0]), valid.sum(axis=1))
         rows = members[valid]
         live = self._live(node)
-        extra = [_rows(tensor) for tensor, _ in live]
+        extra = [tensor.rows() for tensor, _ in live]
         first = members.shape[0]
         sizes = [w.shape[0] for w, _ in extra]
         groups = np.concatenate([groups, first + np.arange(sum(sizes), dtype=np.int64)])
@@ -1375,11 +1375,6 @@ class _GraphConverter:
             )
         if not self.layers or not _is_identity(value):
             self.emit_layer(value, "linear", label, new_basis=False)
-
-
-def _rows(value: _Affine) -> tuple[Any, np.ndarray]:
-    """``(A, c)`` with ``value = A @ basis + c`` flattened: ``A`` is ``(size, n_basis)`` (CSR when sparse)."""
-    return value.rows()
 
 
 def _stack_rows(parts: Sequence[Any]) -> Any:

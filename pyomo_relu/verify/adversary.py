@@ -49,7 +49,9 @@ import numpy as np
 
 from pyomo_relu.errors import PyomoReluError, ShapeMismatchError
 from pyomo_relu.network import NetworkDefinition
-from pyomo_relu.verify.split import LayerArrays, SpecRows, box_bounds, first_argmax, group_max, is_max, layer_arrays
+from pyomo_relu.bounds.crown import first_argmax
+from pyomo_relu.network import group_max
+from pyomo_relu.verify.split import LayerArrays, SpecRows, box_bounds, is_max, layer_arrays
 from pyomo_relu.verify.vnnlib import Case, Polytope, Specification
 
 logger = logging.getLogger(__name__)
@@ -60,13 +62,13 @@ __all__ = ["AdversaryResult", "min_margin", "pgd_attack", "robustness_property",
 # ------------------------------------------------------------------ attack
 def _forward_with_masks(layers: LayerArrays, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     masks = []
-    for weights, bias, is_relu in layers:
+    for weights, bias, kind in layers:
         x = x @ weights.T + bias
-        if is_max(is_relu):  # the gradient flows through the first maximising row
-            masks.append(first_argmax(x, is_relu))
-            x = group_max(x, is_relu)
+        if is_max(kind):  # the gradient flows through the first maximising row
+            masks.append(first_argmax(x, kind))
+            x = group_max(x, kind)
             continue
-        mask = (x > 0) | ~is_relu
+        mask = (x > 0) | ~kind
         masks.append(mask)
         x = np.where(mask, x, 0.0)
     return x, masks

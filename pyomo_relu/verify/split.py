@@ -55,7 +55,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from pyomo_relu.bounds.crown import relaxation
+from pyomo_relu.bounds.crown import max_relaxation, relaxation
+from pyomo_relu.network import group_max
 from pyomo_relu.sparse import dense
 from pyomo_relu.verify.vnnlib import Polytope
 
@@ -80,26 +81,6 @@ LayerArrays = Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
 def is_max(kind: np.ndarray) -> bool:
     """True for the ``kind`` entry of a max layer (integer groups, not a boolean mask)."""
     return kind.dtype != np.bool_
-
-
-def group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Maximum over each group of the last axis of ``values`` (any leading axes)."""
-    out = np.full((int(groups.max()) + 1,) + values.shape[:-1], -np.inf)
-    np.maximum.at(out, groups, np.moveaxis(values, -1, 0))
-    return np.moveaxis(out, 0, -1)
-
-
-def first_argmax(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Boolean mask (same shape as ``values``) of the first row attaining each group's max."""
-    top = group_max(values, groups)[..., groups]
-    hit = values >= top
-    mask = np.zeros_like(hit)
-    seen = np.zeros(hit.shape[:-1] + (int(groups.max()) + 1,), dtype=bool)
-    for i, g in enumerate(groups):  # rows in order: the first hit of each group wins
-        take = hit[..., i] & ~seen[..., g]
-        mask[..., i] = take
-        seen[..., g] |= take
-    return mask
 
 
 def layer_arrays(net: object) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -192,23 +173,20 @@ Relaxation = tuple  # (slope_u, intercept_u, slope_l, keep): (B, n) arrays and t
 
 
 def _relax_max(low: np.ndarray, high: np.ndarray, groups: np.ndarray) -> Relaxation:
-    """Max layer, per box: ``y_g >= z_{i*}`` (largest lower bound), ``y_g <= max u`` or ``= z_{i*}`` if dominant.
+    """Max layer, per box: :func:`pyomo_relu.bounds.crown.max_relaxation` on ``(B, n)`` bounds.
 
     Returned as ``("max", mask_u, intercept_u, mask_l, groups)`` with ``(B, n)`` masks and
-    ``(B, G)`` intercepts (see :class:`pyomo_relu.bounds.crown.LayerRelaxation`).
+    ``(B, G)`` intercepts.
     """
-    best = first_argmax(low, groups)
-    others = group_max(np.where(best, -np.inf, high), groups)
-    dominated = group_max(np.where(best, low, -np.inf), groups) >= others
-    mask_u = best & dominated[:, groups]
-    intercept_u = np.where(dominated, 0.0, group_max(high, groups))
-    return ("max", mask_u.astype(float), intercept_u, best.astype(float), groups)
+    mask_u, intercept_u, mask_l = max_relaxation(groups, low, high)
+    return ("max", mask_u.astype(float), intercept_u, mask_l.astype(float), groups)
 
 
-def _relax(low: np.ndarray, high: np.ndarray, is_relu: np.ndarray) -> Relaxation:
+def _relax(low: np.ndarray, high: np.ndarray, kind: np.ndarray) -> Relaxation:
     """CROWN's lines around each neuron, and the neurons not proven inactive in every box."""
-    if is_max(is_relu):
-        return _relax_max(low, high, is_relu)
+    if is_max(kind):
+        return _relax_max(low, high, kind)
+    is_relu = kind
     slope_u, intercept_u, slope_l = relaxation(low, high, "relu")
     slope_u = np.where(is_relu, slope_u, 1.0)
     intercept_u = np.where(is_relu, intercept_u, 0.0)
@@ -266,14 +244,14 @@ def box_bounds(
     pre_upper: list[np.ndarray] = []
     relaxations: list[Relaxation] = []
     h_low, h_high = lower, upper
-    for k, (weights, bias, is_relu) in enumerate(layers):
+    for k, (weights, bias, kind) in enumerate(layers):
         positive, negative = np.maximum(weights, 0.0), np.minimum(weights, 0.0)
         low = h_low @ positive.T + h_high @ negative.T + bias
         high = h_high @ positive.T + h_low @ negative.T + bias
         if start is not None:
             low, high = np.maximum(low, start[0][k]), np.minimum(high, start[1][k])
         # CROWN only where it can matter: not for ReLUs proven inactive in every box (their output is 0).
-        open_ = np.arange(low.shape[1]) if is_max(is_relu) else np.flatnonzero((high > 0).any(axis=0) | ~is_relu)
+        open_ = np.arange(low.shape[1]) if is_max(kind) else np.flatnonzero((high > 0).any(axis=0) | ~kind)
         if k > 0 and open_.size:
             n, w, c = open_.size, weights[open_], bias[open_]
             coef = np.broadcast_to(np.concatenate([w, -w]), (batch, 2 * n, weights.shape[1]))
@@ -285,11 +263,11 @@ def box_bounds(
         low, high = np.minimum(low, high), np.maximum(low, high)
         pre_lower.append(low)
         pre_upper.append(high)
-        relaxations.append(_relax(low, high, is_relu))
-        if is_max(is_relu):
-            h_low, h_high = group_max(low, is_relu), group_max(high, is_relu)
+        relaxations.append(_relax(low, high, kind))
+        if is_max(kind):
+            h_low, h_high = group_max(low, kind), group_max(high, kind)
         else:
-            h_low, h_high = np.where(is_relu, np.maximum(low, 0.0), low), np.where(is_relu, np.maximum(high, 0.0), high)
+            h_low, h_high = np.where(kind, np.maximum(low, 0.0), low), np.where(kind, np.maximum(high, 0.0), high)
     forms, row_lower = _row_bounds(layers, relaxations, lower, upper, rows)
     # The rows over the output box itself can be tighter (e.g. with LP output bounds in ``start``).
     positive = np.maximum(rows, 0.0)
@@ -344,9 +322,9 @@ class _Batch:
 
 
 def _forward(layers: LayerArrays, x: np.ndarray) -> np.ndarray:
-    for weights, bias, is_relu in layers:
+    for weights, bias, kind in layers:
         x = x @ weights.T + bias
-        x = group_max(x, is_relu) if is_max(is_relu) else np.where(is_relu, np.maximum(x, 0.0), x)
+        x = group_max(x, kind) if is_max(kind) else np.where(kind, np.maximum(x, 0.0), x)
     return x
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from pyomo_relu.bounds import tighten
 from pyomo_relu.bounds.model import linear_side_constraints
-from pyomo_relu.bounds.obbt import SideConstraints, lp_bounds
+from pyomo_relu.bounds.obbt import lp_bounds
+from pyomo_relu.bounds.rows import SideConstraints
 from pyomo_relu.errors import PyomoReluError
 from pyomo_relu.network import DenseLayer, NetworkDefinition
 

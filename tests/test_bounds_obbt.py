@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pyomo_relu.bounds import METHODS, Bounds, tighten
-from pyomo_relu.bounds.obbt import build_lp, lp_bounds
+from pyomo_relu.bounds.obbt import lp_bounds
+from pyomo_relu.bounds.rows import build_lp
 from pyomo_relu.errors import PyomoReluError
 from pyomo_relu.network import DenseLayer, NetworkDefinition
 
@@ -234,7 +235,8 @@ def test_output_bounds_met_only_at_the_edge_do_not_raise() -> None:
 
 
 def test_solver_infeasibility_is_rechecked() -> None:
-    from pyomo_relu.bounds.obbt import LinearProgram, _confirm_empty
+    from pyomo_relu.bounds.obbt import _confirm_empty
+    from pyomo_relu.bounds.rows import LinearProgram
 
     def one_row(lower: float) -> LinearProgram:  # x0 + x1 >= lower, 0 <= x <= 1
         return LinearProgram(np.zeros(2), np.ones(2), np.array([lower]), np.array([np.inf]),

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from pyomo_relu.bounds.obbt import SideConstraints
+from pyomo_relu.bounds.rows import SideConstraints
 from pyomo_relu.errors import PyomoReluError
 
 logger = logging.getLogger(__name__)

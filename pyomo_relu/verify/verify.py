@@ -206,7 +206,7 @@ class MarginMilp:
     ) -> None:
         import highspy
 
-        from pyomo_relu.bounds.obbt import build_lp
+        from pyomo_relu.bounds.rows import build_lp
 
         layers = net.canonical_layers
         self.layers = layer_arrays(net)

@@ -41,13 +41,18 @@ __all__ = [
     "SolveResult",
     "SolverError",
     "UnsupportedOperatorError",
+    "LinearConstraints",
+    "OptimizeResult",
+    "ReLUSurrogate",
     "__version__",
     "load_keras",
     "load_onnx",
     "load_sklearn",
     "load_torch",
+    "optimize",
     "solve",
     "tighten",
+    "verify",
 ]
 
 
@@ -64,6 +69,9 @@ def __getattr__(name: str) -> object:
         "solve": "pyomo_relu.solvers",
         "SolveResult": "pyomo_relu.solvers",
         "verify": "pyomo_relu.verify",
+        "optimize": "pyomo_relu.search",
+        "OptimizeResult": "pyomo_relu.search",
+        "LinearConstraints": "pyomo_relu.search",
         "ReLUSurrogate": "pyomo_relu.idaes",
     }
     if name in lazy:

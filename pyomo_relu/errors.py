@@ -38,3 +38,13 @@ class BoundsMismatchError(PyomoReluError, ValueError):
 
 class SolverError(PyomoReluError, RuntimeError):
     """A solver is unknown, not installed, or failed in an unexpected way."""
+
+
+class UnknownOptionError(PyomoReluError, TypeError, KeyError):
+    """An option name that the function does not take (a typo, usually); the message lists the valid ones.
+
+    Also a ``TypeError`` (what Python raises for an unexpected keyword) and a ``KeyError``.
+    """
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -103,7 +103,8 @@ def smooth_lines(kinds: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tup
     ``λ = min(f'(l), f'(u))`` is the least slope of ``f`` on the interval (``f'`` of sigmoid
     and tanh is largest at 0, softplus' is increasing), so ``f(z) >= f(l) + λ (z - l)`` and
     ``f(z) <= f(u) - λ (u - z)``.  Infinite ends give ``λ = 0`` (constant lines) or a
-    vacuous upper line.  Returns ``(λ, c_L, c_U)``; entries of other kinds are 0.
+    vacuous upper line.  Returns ``(λ, c_L, c_U)``; entries of other kinds are 0.  ``lower``
+    and ``upper`` may have leading batch axes (``kinds`` runs along the last one).
 
     >>> lam, c_lo, c_hi = smooth_lines(np.array(["sigmoid"]), np.array([-1.0]), np.array([1.0]))
     >>> round(float(lam[0]), 4), bool(c_lo[0] < 0.5 < c_hi[0])
@@ -114,14 +115,14 @@ def smooth_lines(kinds: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tup
         cols = np.flatnonzero(kinds == kind)
         if not cols.size:
             continue
-        lo, hi = lower[cols], upper[cols]
+        lo, hi = lower[..., cols], upper[..., cols]
         with np.errstate(invalid="ignore", over="ignore"):
             slope = np.minimum(_smooth_slope(kind, lo), _smooth_slope(kind, hi))
             slope = np.where(np.isfinite(lo) & np.isfinite(hi), slope, 0.0)
             f_lo, f_hi = _smooth(kind, lo), _smooth(kind, hi)
-            lam[cols] = slope
-            c_lo[cols] = np.where(slope > 0, f_lo - slope * lo, f_lo)
-            c_hi[cols] = np.where(slope > 0, f_hi - slope * hi, f_hi)
+            lam[..., cols] = slope
+            c_lo[..., cols] = np.where(slope > 0, f_lo - slope * lo, f_lo)
+            c_hi[..., cols] = np.where(slope > 0, f_hi - slope * hi, f_hi)
     return lam, c_lo, c_hi
 
 

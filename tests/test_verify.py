@@ -27,7 +27,9 @@ from pyomo_relu.verify import (
     read_vnnlib,
     verify,
 )
-from pyomo_relu.verify.split import SpecRows, box_bounds, layer_arrays, shrink_box
+from pyomo_relu.bounds.crown import batch_crown, linear_bounds
+from pyomo_relu.search.nodes import shrink_box
+from pyomo_relu.search.problem import SearchProblem, as_regions
 from pyomo_relu.verify.vnnlib import Polytope
 
 DATA = Path(__file__).parent / "data"
@@ -74,17 +76,18 @@ def test_box_bounds_contain_sampled_points(seed: int, radius: float, relu_last: 
     rng = np.random.default_rng(seed)
     centre = rng.normal(size=(4, 3))
     lower, upper = centre - radius * rng.uniform(0.1, 1, size=(4, 3)), centre + radius * rng.uniform(0.1, 1, size=(4, 3))
-    rows = rng.normal(size=(5, 4))
-    bounds = box_bounds(layer_arrays(net), lower, upper, rows)
+    rows, input_rows = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    bounds = batch_crown(net.canonical_layers, lower, upper)
+    forms, row_lower = linear_bounds(bounds, rows, input_rows)
     for b in range(4):
         x = rng.uniform(lower[b], upper[b], size=(400, 3))
         for k, pre in enumerate(net.preactivations(x)):
             assert np.all(pre >= bounds.lower[k][b] - 1e-9) and np.all(pre <= bounds.upper[k][b] + 1e-9)
-        values = net.evaluate(x) @ rows.T
-        for coef, const in bounds.forms:
+        values = net.evaluate(x) @ rows.T + x @ input_rows.T
+        for coef, const in forms:
             linear = x @ coef[b].T + const[b]
             assert np.all(values >= linear - 1e-9)
-        assert np.all(values >= bounds.row_lower[b] - 1e-9)
+        assert np.all(values >= row_lower[b] - 1e-9)
 
 
 @settings(max_examples=25, deadline=None)
@@ -93,12 +96,12 @@ def test_shrunk_box_keeps_every_unsafe_point(seed: int, level: float) -> None:
     net = random_net(seed, (2, 10, 10, 2))
     rng = np.random.default_rng(seed)
     polytopes = [Polytope([[1.0, -1.0]], [level]), Polytope([[-1.0, 0.0], [0.0, 1.0]], [-level, 0.5])]
-    spec = SpecRows.of(polytopes, 2)
     lower, upper = np.array([[-1.0, -1.0]]), np.array([[1.0, 1.0]])
-    bounds = box_bounds(layer_arrays(net), lower, upper, spec.C)
-    new_lower, new_upper, empty = shrink_box(bounds.forms, spec, lower, upper)
+    problem = SearchProblem(net.canonical_layers, lower[0], upper[0], None, as_regions(polytopes, 2, 2))
+    forms, _ = linear_bounds(batch_crown(net.canonical_layers, lower, upper), problem.rows_y, problem.rows_x)
+    new_lower, new_upper, empty = shrink_box(forms, problem, lower, upper)
     x = rng.uniform(-1, 1, size=(4000, 2))
-    unsafe = x[spec.margins(net.evaluate(x)).max(axis=1) >= 0]
+    unsafe = x[problem.region_margins(x, net.evaluate(x)).max(axis=1) >= 0]
     if empty[0]:
         assert unsafe.size == 0
     else:

@@ -27,7 +27,7 @@ For an input ``x0`` with label ``ℓ`` the worst-case margin over the ball
     \min_{x \in B} \min_{j \ne \ell} \, (y_\ell - y_j) \;=\;
     -\max_{j \ne \ell} \max_{x \in B} \, (y_j - y_\ell),
 
-one MILP per target class ``j`` (the big-M network of :mod:`pyomo_relu.verify.verify`).
+one MILP per target class ``j`` (the big-M network of :class:`pyomo_relu.search.leaf.NetworkMilp`).
 The ``l_inf`` ball is a box; the ``l_1`` ball adds ``d_i >= x_i - x0_i``,
 ``d_i >= x0_i - x_i``, ``sum_i d_i <= eps`` with auxiliary ``d`` (Tsay et al., *Partition-based
 formulations for mixed-integer optimization of trained ReLU neural networks*, NeurIPS 2021),
@@ -47,11 +47,12 @@ from typing import Sequence
 
 import numpy as np
 
+from pyomo_relu.bounds.crown import batch_crown, linear_bounds
 from pyomo_relu.errors import PyomoReluError, ShapeMismatchError
 from pyomo_relu.network import NetworkDefinition
-from pyomo_relu.bounds.crown import first_argmax
-from pyomo_relu.network import group_max
-from pyomo_relu.verify.split import LayerArrays, SpecRows, box_bounds, is_max, layer_arrays
+from pyomo_relu.search.attack import descend
+from pyomo_relu.search.leaf import NetworkMilp
+from pyomo_relu.search.problem import SearchProblem, as_regions
 from pyomo_relu.verify.vnnlib import Case, Polytope, Specification
 
 logger = logging.getLogger(__name__)
@@ -60,32 +61,9 @@ __all__ = ["AdversaryResult", "min_margin", "pgd_attack", "robustness_property",
 
 
 # ------------------------------------------------------------------ attack
-def _forward_with_masks(layers: LayerArrays, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    masks = []
-    for weights, bias, kind in layers:
-        x = x @ weights.T + bias
-        if is_max(kind):  # the gradient flows through the first maximising row
-            masks.append(first_argmax(x, kind))
-            x = group_max(x, kind)
-            continue
-        mask = (x > 0) | ~kind
-        masks.append(mask)
-        x = np.where(mask, x, 0.0)
-    return x, masks
-
-
-def _input_gradient(layers: LayerArrays, masks: list[np.ndarray], g: np.ndarray) -> np.ndarray:
-    """``g · ∂f/∂x`` for each row (``g`` is ``(N, n_out)``) on the linear piece of each point."""
-    for (weights, _, kind), mask in zip(reversed(layers), reversed(masks)):
-        if is_max(kind):
-            g = g[:, kind]
-        g = (g * mask) @ weights
-    return g
-
-
 def pgd_attack(
-    layers: LayerArrays,
-    spec: SpecRows,
+    net: NetworkDefinition,
+    polytopes: Sequence[Polytope],
     lower: np.ndarray,
     upper: np.ndarray,
     *,
@@ -94,38 +72,21 @@ def pgd_attack(
     seed: int = 0,
     deadline: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate unsafe points: ``(X, margins)`` sorted by decreasing margin.
+    """Candidate points of the unsafe ``polytopes`` in the box: ``(X, margins)``, best first.
 
     ``margins`` is ``max_p margin_p(f(x))`` by the canonical forward pass; only entries
-    ``>= 0`` are candidates, to be confirmed by the caller.
+    ``>= 0`` are candidates, to be confirmed with :meth:`NetworkDefinition.evaluate`.
+    The search is :func:`pyomo_relu.search.attack.descend` (sign-gradient ascent on the margin).
     """
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
-    if spec.n_polytopes == 0:
+    if not polytopes:
         return lower[None, :], np.array([-np.inf])
-    rng = np.random.default_rng(seed)
-    n_points = spec.n_polytopes * restarts
-    owner = np.repeat(np.arange(spec.n_polytopes), restarts)
-    x = rng.uniform(lower, upper, size=(n_points, lower.size))
-    x[::restarts] = 0.5 * (lower + upper)
-    width = upper - lower
-    best_x, best = x.copy(), np.full(n_points, -np.inf)
-    for t in range(steps + 1):
-        y, masks = _forward_with_masks(layers, x)
-        slack = spec.d - y @ spec.C.T                                  # (N, r)
-        own = np.where(spec.owner[None, :] == owner[:, None], slack, np.inf)
-        row = np.argmin(own, axis=1)
-        margin = own[np.arange(n_points), row]
-        better = margin > best
-        best[better], best_x[better] = margin[better], x[better]
-        if t == steps or (deadline is not None and time.perf_counter() > deadline):
-            break
-        gradient = _input_gradient(layers, masks, -spec.C[row])
-        alpha = 0.01 + 0.09 * (1.0 - t / steps)
-        x = np.clip(x + alpha * width * np.sign(gradient), lower, upper)
-    y = _forward_with_masks(layers, best_x)[0]
-    margins = spec.margins(y).max(axis=1)
-    order = np.argsort(-margins)
-    return best_x[order], margins[order]
+    problem = SearchProblem(net.canonical_layers, lower, upper, None,
+                            as_regions(polytopes, net.n_inputs, net.n_outputs))
+    points = descend(problem, lower, upper, restarts=restarts, steps=steps, seed=seed, deadline=deadline)
+    margins = problem.region_margins(points, problem.forward(points)).max(axis=1)
+    order = np.argsort(-margins, kind="stable")
+    return points[order], margins[order]
 
 
 # --------------------------------------------------------- optimal adversary
@@ -203,7 +164,7 @@ def min_margin(
     clip the ball, e.g. ``0`` and ``1`` for pixels.  A negative margin means an adversarial
     example exists (``x`` is one, checked by ``net.evaluate``).
     """
-    from pyomo_relu.verify.verify import MarginMilp, resolve_bounds_on_box
+    from pyomo_relu.verify.verify import resolve_bounds_on_box
 
     start = time.perf_counter()
     deadline = None if time_limit is None else start + float(time_limit)
@@ -213,23 +174,26 @@ def min_margin(
         raise PyomoReluError(f"label {label} is not one of the {net.n_outputs} outputs (need at least 2)")
     polytopes = target_polytopes(net.n_outputs, label)
     targets = [j for j in range(net.n_outputs) if j != label]
-    layers = layer_arrays(net)
-    spec = SpecRows.of(polytopes, net.n_outputs)
+    layers = net.canonical_layers
+    problem = SearchProblem(layers, lower, upper, None, as_regions(polytopes, net.n_inputs, net.n_outputs))
     # An incumbent from the attack (l_inf ball) or the centre.
     if norm == "l1":
         best_x = np.clip(x0, lower, upper)
     else:
-        best_x = pgd_attack(layers, spec, lower, upper, deadline=deadline)[0][0]
+        best_x = pgd_attack(net, polytopes, lower, upper, deadline=deadline)[0][0]
     best = _achieved(net, best_x, label)
     pre_lower, pre_upper = resolve_bounds_on_box(net, lower, upper, bounds, deadline, executor)
     if norm == "l1":  # W (x - x0) over the l1 ball: at most eps * max_i |W_ji| either way
-        weights, bias = layers[0][0], layers[0][1]
-        centre, radius = weights @ x0 + bias, eps * np.abs(weights).max(axis=1)
+        weights, bias = layers[0].weights, layers[0].bias
+        centre = weights @ x0 + bias
+        radius = eps * (abs(weights).max(axis=1).toarray().ravel() if hasattr(weights, "toarray")
+                        else np.abs(weights).max(axis=1))
         pre_lower[0] = np.maximum(pre_lower[0], centre - radius)
         pre_upper[0] = np.minimum(pre_upper[0], centre + radius)
-    crown = box_bounds(layers, lower[None], upper[None], spec.C, ([a[None] for a in pre_lower], [a[None] for a in pre_upper]))
+    crown = batch_crown(layers, lower[None], upper[None], ([a[None] for a in pre_lower], [a[None] for a in pre_upper]))
+    row_lower = linear_bounds(crown, problem.rows_y, problem.rows_x)[1]
     pre_lower, pre_upper = [a[0] for a in crown.lower], [a[0] for a in crown.upper]
-    upper_bounds = (spec.d - crown.row_lower[0]).copy()  # max_x (y_j - y_label) <= this
+    upper_bounds = (problem.rhs - row_lower[0]).copy()  # max_x (y_j - y_label) <= this
     proven = upper_bounds.copy()
     milps, complete = 0, True
     for p in np.argsort(-upper_bounds):
@@ -239,10 +203,10 @@ def min_margin(
         if left is not None and left <= 0:
             complete = False
             break
-        milp = MarginMilp(net, pre_lower, pre_upper, lower, upper)
+        milp = NetworkMilp(layers, pre_lower, pre_upper, lower, upper)
         if norm == "l1":
             milp.add_l1_ball(x0, eps)
-        outcome = milp.maximize_margin(polytopes[p], cutoff=-best[0], time_limit=left, gap=1e-7)
+        outcome = milp.maximize_margin(problem.regions[p], cutoff=-best[0], time_limit=left, gap=1e-7)
         milps += 1
         proven[p] = min(proven[p], outcome.bound if outcome.bound is not None else np.inf)
         if outcome.x is not None:

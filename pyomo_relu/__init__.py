@@ -17,6 +17,7 @@ from pyomo_relu.errors import (
     PyomoReluError,
     ShapeMismatchError,
     SolverError,
+    UnknownLayerError,
     UnsupportedOperatorError,
 )
 from pyomo_relu.network import DenseLayer, MaxLayer, NetworkDefinition, Scaling
@@ -40,6 +41,7 @@ __all__ = [
     "ShapeMismatchError",
     "SolveResult",
     "SolverError",
+    "UnknownLayerError",
     "UnsupportedOperatorError",
     "__version__",
     "load_keras",

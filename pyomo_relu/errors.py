@@ -38,3 +38,7 @@ class BoundsMismatchError(PyomoReluError, ValueError):
 
 class SolverError(PyomoReluError, RuntimeError):
     """A solver is unknown, not installed, or failed in an unexpected way."""
+
+
+class UnknownLayerError(PyomoReluError, ValueError):
+    """A per-layer choice names a layer the network does not have (the message lists the valid keys)."""

@@ -1528,8 +1528,10 @@ def load_onnx(
     ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
     ...     [helper.make_tensor("W", TensorProto.FLOAT, [2, 1], [1.0, -1.0])])
     >>> net = load_onnx(helper.make_model(graph), input_bounds=[(0, 1), (0, 1)])
-    >>> net.summary()
-    'NetworkDefinition(2 inputs -> 1 outputs)\\n  0: DenseLayer 2->1 relu (relu)'
+    >>> print(net.summary())
+    NetworkDefinition: 2 inputs -> 1 output, 1 layer (1 canonical)
+    index  name  kind        inputs  outputs  canonical
+        0  relu  dense relu       2        1  0
     >>> net.evaluate([[1.0, 0.25]]), net.input_shape
     (array([[0.75]]), (1, 2))
     """

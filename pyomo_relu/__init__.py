@@ -12,6 +12,7 @@ import logging
 from pyomo_relu.errors import (
     BoundsMismatchError,
     InvalidNetworkError,
+    InvalidValueError,
     MissingBoundsError,
     ModelLoadError,
     PyomoReluError,
@@ -32,6 +33,7 @@ __all__ = [
     "DenseLayer",
     "MaxLayer",
     "InvalidNetworkError",
+    "InvalidValueError",
     "MissingBoundsError",
     "ModelLoadError",
     "NetworkDefinition",

@@ -40,5 +40,10 @@ class SolverError(PyomoReluError, RuntimeError):
     """A solver is unknown, not installed, or failed in an unexpected way."""
 
 
+class InvalidValueError(PyomoReluError, ValueError):
+    """A value given to pyomo_relu (an input, a bound, a constant) is NaN, infinite where a
+    finite number is needed, or not a number; the message names the input or entry."""
+
+
 class UnknownLayerError(PyomoReluError, ValueError):
     """A per-layer choice names a layer the network does not have (the message lists the valid keys)."""

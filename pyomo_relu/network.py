@@ -24,11 +24,11 @@ import difflib
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property, partial
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
-from pyomo_relu.errors import InvalidNetworkError, ShapeMismatchError, UnknownLayerError
+from pyomo_relu.errors import InvalidNetworkError, InvalidValueError, ShapeMismatchError, UnknownLayerError
 from pyomo_relu.sparse import Weights, as_weights, content_bytes, is_sparse, matmul, scale_columns, scale_rows
 
 def _frozen_weights(values: object, what: str) -> Weights:
@@ -497,43 +497,51 @@ class Scaling:
 
 
 def _as_bounds_pair(
-    input_bounds: object, n_inputs: int
+    input_bounds: object, n_inputs: int, what: str = "input"
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Normalise the accepted spellings of input bounds to ``(lower, upper)`` arrays.
 
-    Accepted forms (``None`` or NaN for an absent side, which becomes ``∓inf``):
+    Accepted forms (``None`` for an absent side, which becomes ``∓inf``):
 
     * a sequence of ``(lb, ub)`` pairs, one per input (lists or tuples), or an
       array of shape ``(n_inputs, 2)``;
     * a dict ``{input_index: (lb, ub)}`` (inputs not named have no bounds);
     * a pair ``(lower, upper)`` of numpy arrays or scalars (scalars apply to every input).
+
+    Malformed values raise :class:`ShapeMismatchError` (wrong count, index or pair) or
+    :class:`InvalidValueError` (not a number), naming the ``what`` index.  NaN is kept, for
+    the caller to refuse with its own words (:func:`_check_input_box`).
     """
     if input_bounds is None:
         return None
+    name = f"{what}_bounds"
     lower = np.full(n_inputs, -np.inf)
     upper = np.full(n_inputs, np.inf)
-    if isinstance(input_bounds, dict):
+    if isinstance(input_bounds, Mapping):
         items: Iterable = input_bounds.items()
     elif _is_lower_upper_pair(input_bounds):
-        lo, hi = (np.broadcast_to(_nan_for_none(side), (n_inputs,)) for side in input_bounds)
-        items = enumerate(zip(lo, hi))
+        return tuple(_bounds_side(side, n_inputs, fill, f"{name} ({side_name})")  # type: ignore[return-value]
+                     for side, fill, side_name in zip(input_bounds, (-np.inf, np.inf), ("lower", "upper")))
+    elif isinstance(input_bounds, (str, bytes)) or not isinstance(input_bounds, Iterable):
+        raise InvalidValueError(
+            f"{name} must be (lb, ub) pairs, a dict {{index: (lb, ub)}} or a (lower, upper) pair of "
+            f"arrays, not {type(input_bounds).__name__} {input_bounds!r:.60}")
     else:
-        pairs = list(input_bounds)  # type: ignore[call-overload]
+        pairs = list(input_bounds)
         if len(pairs) != n_inputs:
             raise ShapeMismatchError(
-                f"input_bounds has {len(pairs)} entries but the network has {n_inputs} inputs"
+                f"{name} has {len(pairs)} entries but the network has {n_inputs} {what}s"
             )
         items = enumerate(pairs)
-    for index, pair in items:
-        if not 0 <= int(index) < n_inputs:
+    for key, pair in items:
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) or not 0 <= key < n_inputs:
             raise ShapeMismatchError(
-                f"input_bounds names input {index}, but the network has {n_inputs} inputs"
+                f"{name} names {what} {key!r}, but the network has {n_inputs} {what}s (0 .. {n_inputs - 1})"
             )
-        lb, ub = pair
-        if lb is not None and not np.isnan(lb):
-            lower[int(index)] = float(lb)
-        if ub is not None and not np.isnan(ub):
-            upper[int(index)] = float(ub)
+        index = int(key)
+        lb, ub = _pair(pair, f"{name}, {what} {index}")
+        lower[index] = _bound_value(lb, -np.inf, f"{name}, {what} {index}, lower bound")
+        upper[index] = _bound_value(ub, np.inf, f"{name}, {what} {index}, upper bound")
     return lower, upper
 
 
@@ -546,22 +554,53 @@ def _is_lower_upper_pair(value: object) -> bool:
     )
 
 
-def _nan_for_none(value: object) -> np.ndarray:
+def _pair(pair: object, where: str) -> tuple[object, object]:
+    """``(lb, ub)`` from a two-element sequence or array."""
+    try:
+        items = None if isinstance(pair, (str, bytes)) else list(pair)  # type: ignore[call-overload]
+    except TypeError:
+        items = None
+    if items is None or len(items) != 2:
+        raise ShapeMismatchError(f"{where}: expected a pair (lb, ub), got {pair!r:.60}")
+    return items[0], items[1]
+
+
+def _bound_value(value: object, fill: float, where: str) -> float:
+    """``value`` as a float (``fill`` for ``None``); NaN is kept for the caller to refuse."""
     if value is None:
-        return np.array(np.nan)
-    if np.isscalar(value):
-        return np.array(float(value))
-    return np.array([np.nan if v is None else v for v in np.ravel(value)], dtype=float)
+        return fill
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"{where}: {value!r:.40} is not a number (use None for no bound)") from None
 
 
-def _check_input_box(lower: np.ndarray, upper: np.ndarray) -> None:
-    if np.any(np.isnan(lower)) or np.any(np.isnan(upper)):
-        raise InvalidNetworkError("input bounds contain NaN; use None or ±inf for no bound")
+def _bounds_side(value: object, n: int, fill: float, where: str) -> np.ndarray:
+    """One side of a ``(lower, upper)`` pair: ``None``, a scalar or ``n`` values (``None`` entries allowed)."""
+    if value is None:
+        return np.full(n, fill)
+    flat = [value] if np.isscalar(value) else np.ravel(np.asarray(value, dtype=object)).tolist()
+    values = np.array([_bound_value(v, fill, f"{where}, entry {i}") for i, v in enumerate(flat)], dtype=float)
+    if values.size not in (1, n):
+        raise ShapeMismatchError(f"{where} has {values.size} entries but the network has {n}")
+    return np.broadcast_to(values, (n,)).copy()
+
+
+def _check_input_box(lower: np.ndarray, upper: np.ndarray, what: str = "input") -> None:
+    """Refuse NaN, a lower bound of ``+inf``, an upper bound of ``-inf`` and crossed bounds."""
+    for side, values, wrong in (("lower", lower, np.inf), ("upper", upper, -np.inf)):
+        bad = np.flatnonzero(np.isnan(values) | (values == wrong))
+        if bad.size:
+            i = int(bad[0])
+            raise InvalidValueError(
+                f"{what}_bounds: {what} {i} has {side} bound {values[i]}; give a finite number, or None (or "
+                f"{'-' if side == 'lower' else '+'}inf) for no bound"
+            )
     crossed = np.flatnonzero(lower > upper)
     if crossed.size:
         i = int(crossed[0])
         raise InvalidNetworkError(
-            f"input {i} has lower bound {lower[i]} > upper bound {upper[i]}"
+            f"{what} {i} has lower bound {lower[i]} > upper bound {upper[i]}"
         )
 
 
@@ -701,7 +740,13 @@ class NetworkDefinition:
         return result
 
     def _as_batch(self, inputs: object) -> tuple[np.ndarray, bool]:
-        values = np.asarray(inputs, dtype=np.float64)
+        """``inputs`` as a ``(batch, n_inputs)`` float array; refuses NaN, Inf and non-numbers."""
+        try:
+            values = np.asarray(inputs, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise InvalidValueError(
+                f"network inputs must be numbers of shape (batch, {self.n_inputs}) or ({self.n_inputs},): {error}"
+            ) from None
         single = values.ndim == 1
         if single:
             values = values[None, :]
@@ -709,6 +754,14 @@ class NetworkDefinition:
             raise ShapeMismatchError(
                 f"expected inputs of shape (batch, {self.n_inputs}) or ({self.n_inputs},), "
                 f"got {np.shape(inputs)}"
+            )
+        bad = np.argwhere(~np.isfinite(values))
+        if bad.size:
+            row, col = (int(v) for v in bad[0])
+            where = f"input {col}" if single else f"sample {row}, input {col}"
+            raise InvalidValueError(
+                f"network inputs contain {values[row, col]} ({where}; {len(bad)} non-finite value(s) "
+                "in all): the forward pass needs finite numbers"
             )
         return values, single
 

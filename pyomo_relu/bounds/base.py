@@ -197,6 +197,11 @@ class Bounds:
             bounds.check_compatible(
                 network.content_hash(), network.input_lower, network.input_upper  # type: ignore[attr-defined]
             )
+            sizes = [layer.n_pre for layer in network.canonical_layers]  # type: ignore[attr-defined]
+            if not layer_sizes_match(bounds, sizes):
+                raise BoundsMismatchError(
+                    f"{where} has neuron bounds for layers of sizes {[a.size for a in bounds.lower]}, the "
+                    f"network's canonical layers have {sizes}; the file was altered: recompute it with tighten()")
         return bounds
 
     @classmethod
@@ -248,6 +253,9 @@ def _read_npz(path: Path) -> dict:
         if not isinstance(fields, dict):
             raise ValueError("the 'meta' entry is not a JSON object")
         n = sum(1 for key in data.files if key.startswith("lower_"))
+        if sorted(data.files) != sorted(set(data.files)) or any(
+                f"{side}_{k}" not in data.files for side in ("lower", "upper") for k in range(n)):
+            raise KeyError(f"the arrays lower_0 .. lower_{n - 1} and upper_0 .. upper_{n - 1} are not all there")
         fields["lower"] = [data[f"lower_{k}"] for k in range(n)]
         fields["upper"] = [data[f"upper_{k}"] for k in range(n)]
         for name in ("input_lower", "input_upper", *_OPTIONAL_ARRAYS):

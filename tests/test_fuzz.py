@@ -191,6 +191,8 @@ def _mutate(model: onnx.ModelProto, mutation: tuple) -> str:
         del tensor.dims[:]
         tensor.dims.extend(d for d in new_dims if d >= 0)
         return f"initializer {tensor.name}: dims {list(tensor.dims)}"
+    if kind in ("input_shape", "dtype") and not graph.input:
+        return "no graph input left"
     if kind == "input_shape":
         shape = graph.input[0].type.tensor_type.shape
         del shape.dim[:]
@@ -217,7 +219,7 @@ def _mutate(model: onnx.ModelProto, mutation: tuple) -> str:
         node.input[pick % max(1, len(node.input))] = later.output[0]
         return f"node {node.name} reads {later.output[0]}"
     if kind == "rewire" and node is not None and node.input:
-        node.input[pick % len(node.input)] = ["", "missing", "x", graph.output[0].name][pick % 4]
+        node.input[pick % len(node.input)] = ["", "missing", "x", "y"][pick % 4]
         return f"node {node.name} input rewired"
     if kind == "op" and node is not None:
         node.op_type = op
@@ -281,7 +283,7 @@ def _onnxruntime(model: onnx.ModelProto, x: np.ndarray, shape: tuple | None) -> 
     return np.stack(rows)
 
 
-@_settings(300)
+@_settings(1000)
 @given(base=st.sampled_from(range(len(BASE_MODELS))), mutations=st.lists(onnx_mutation(), min_size=1, max_size=3))
 def test_mutated_onnx_models(base: int, mutations: list) -> None:
     from pyomo_relu.io.onnx import load_onnx
@@ -298,7 +300,7 @@ def test_mutated_onnx_models(base: int, mutations: list) -> None:
     assert done
 
 
-@_settings(100)
+@_settings(300)
 @given(base=st.sampled_from(range(len(BASE_MODELS))), cut=st.floats(0.0, 1.0), flips=st.lists(st.integers(0, 10**6), max_size=4))
 def test_truncated_and_corrupted_onnx_bytes(base: int, cut: float, flips: list, tmp_path_factory: Any) -> None:
     from pyomo_relu.io.onnx import load_onnx
@@ -377,7 +379,7 @@ def vnnlib_text(draw: st.DrawFn) -> str:
     return text
 
 
-@_settings(400)
+@_settings(1500)
 @given(text=vnnlib_text())
 def test_mutated_vnnlib_text(text: str) -> None:
     from pyomo_relu.verify.vnnlib import parse_vnnlib
@@ -392,7 +394,7 @@ def test_mutated_vnnlib_text(text: str) -> None:
                 assert polytope.A.shape == (polytope.n_rows, spec.n_outputs)
 
 
-@_settings(100)
+@_settings(300)
 @given(text=st.text(max_size=200))
 def test_arbitrary_text_as_vnnlib_and_counterexample(text: str) -> None:
     from pyomo_relu.verify.vnnlib import parse_counterexample, parse_vnnlib
@@ -480,7 +482,7 @@ def _lambda_layer() -> dict:
                 "output_shape": None, "arguments": {}}}
 
 
-@_settings(25)
+@_settings(150)
 @given(choice=st.integers(0, 10**6), action=st.sampled_from(["replace", "delete", "lambda", "truncate", "drop_member"]),
        value=JSON_VALUES)
 def test_broken_keras_archives(keras_archive: dict, choice: int, action: str, value: Any,
@@ -526,7 +528,7 @@ def _small_network() -> Any:
                               DenseLayer(rng.normal(size=(1, 3)), [0.0], "linear", "out")], input_bounds=[(-1, 1)] * 2)
 
 
-@_settings(200)
+@_settings(500)
 @given(choice=st.integers(0, 10**6), action=st.sampled_from(["replace", "delete", "truncate", "nan"]),
        value=JSON_VALUES, npz=st.booleans())
 def test_mutated_bounds_files(choice: int, action: str, value: Any, npz: bool, tmp_path_factory: Any) -> None:
@@ -633,21 +635,36 @@ CLI_TOKENS = ["--bounds", "-3:3", "0=-1:2", "a:b", "5=0:1", "nan:1", "inf:-inf",
 
 @st.composite
 def cli_arguments(draw: st.DrawFn, files: dict[str, str]) -> list[str]:
-    command = draw(st.sampled_from(["optimize", "verify", "nope", ""]))
-    paths = [files["model"], files["model"], files["garbage"], files["keras"], files["property"], "/nonexistent.onnx",
-             files["box"], files["badbox"], os.path.dirname(files["model"])]
-    argv = [command] if command else []
-    argv.append(draw(st.sampled_from(paths)))
-    if command == "verify":
-        argv.append(draw(st.sampled_from([files["property"], files["property"], files["model"], files["badbox"]])))
-    for _ in range(draw(st.integers(0, 6))):
-        token = draw(st.sampled_from(CLI_TOKENS + ["FILE"]))
-        argv.append(draw(st.sampled_from(paths)) if token in ("FILE", "--bounds-file", "--out") else token)
-        if token in ("--bounds-file", "--out"):
-            argv.append(draw(st.sampled_from([files["box"], files["badbox"], "/nonexistent/x.json"])) if token == "--bounds-file"
-                        else draw(st.sampled_from([str(Path(files["model"]).parent / "out.txt"), "/nonexistent/out.txt"])))
-    if command in ("optimize", "verify") and draw(st.booleans()):
-        argv += ["--time-limit", "5"] if "--time-limit" not in argv else []
+    """Mostly well-formed commands with adversarial values, sometimes random token soup."""
+    models = [files["model"], files["model"], files["garbage"], files["keras"], files["property"], "/nonexistent.onnx",
+              os.path.dirname(files["model"])]
+    value = lambda options: draw(st.sampled_from(options))  # noqa: E731
+    if draw(st.integers(0, 4)) == 0:  # token soup
+        argv = [value(["optimize", "verify", "nope"])]
+        for _ in range(draw(st.integers(0, 8))):
+            argv.append(value(CLI_TOKENS + models))
+        return argv
+    if draw(st.booleans()):
+        argv = ["optimize", value(models), value(["--minimize", "--maximize"]), value(["0", "1", "-1", "7", "x", "1e3"])]
+        options = {"--bounds": ["-3:3", "0=-1:2", "a:b", "5=0:1", "nan:1", "inf:-inf", "-inf:inf", "3", ":", "1=:",
+                                "2:1", "-1e308:1e308", "0=0:0"],
+                   "--bounds-file": [files["box"], files["badbox"], files["property"], "/nonexistent/x.json"],
+                   "--solver": ["highs", "glpk", "cbc", "gurobi"], "--tighten": ["interval", "crown,lp", "", ",", "magic"],
+                   "--formulation": ["bigm", "relaxation", "partition", "hull", ""], "--json": None,
+                   "--drop-softmax": None}
+    else:
+        argv = ["verify", value(models), value([files["property"], files["property"], files["badbox"], files["model"],
+                                                "/nonexistent.vnnlib"])]
+        options = {"--tighten": ["interval", "interval,crown", "", "magic"], "--jobs": ["1", "0", "-1", "x"],
+                   "--no-split": None, "--json": None,
+                   "--out": [str(Path(files["model"]).parent / "out.txt"), "/nonexistent/out.txt"]}
+    options["--time-limit"] = ["5", "0", "-1", "nan", "inf", "abc", "1e-9"]
+    for option in draw(st.lists(st.sampled_from(sorted(options)), max_size=5, unique=True)):
+        argv.append(option)
+        if options[option] is not None:
+            argv.append(value(options[option]))
+    if "--time-limit" not in argv:
+        argv += ["--time-limit", "5"]
     return argv
 
 
@@ -663,7 +680,7 @@ def _run_cli(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-@_settings(60)
+@_settings(150)
 @given(data=st.data())
 def test_cli_arguments_in_process(cli_files: dict, data: Any) -> None:
     argv = data.draw(cli_arguments(cli_files))
@@ -674,7 +691,7 @@ def test_cli_arguments_in_process(cli_files: dict, data: Any) -> None:
         assert err.startswith("pyomo-relu: error: ") and err.count("\n") == 1, (argv, err)
 
 
-@_settings(60)
+@_settings(150)
 @given(data=st.data())
 def test_cli_errors_are_package_errors_under_debug(cli_files: dict, data: Any) -> None:
     """With ``--debug`` the CLI re-raises: every error must be one of the package's (or the OS's, for paths)."""

@@ -374,6 +374,8 @@ def _normalise_axes(node: _Node, axes: Sequence[int], rank: int) -> list[int]:
         if not -rank <= axis < rank:
             raise ShapeMismatchError(f"{node.where()}: axis {axis} is out of range for rank {rank}")
         result.append(axis % rank)
+    if len(set(result)) != len(result):
+        raise ShapeMismatchError(f"{node.where()}: axes {list(axes)} name an axis twice")
     return result
 
 
@@ -1294,7 +1296,7 @@ class _GraphConverter:
             except PyomoReluError:
                 raise
             except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError,
-                    MemoryError) as exc:  # attribute values or shapes outside what the operator allows
+                    StopIteration, MemoryError) as exc:  # attribute values or shapes outside what the operator allows
                 raise ModelLoadError(
                     f"{node.where()} in {self.source!r} cannot be read: its attributes or input shapes "
                     f"are invalid for this operator ({type(exc).__name__}: {exc}); check the node in the "

@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     sense.add_argument("--minimize", type=int, metavar="OUTPUT_INDEX")
     sense.add_argument("--maximize", type=int, metavar="OUTPUT_INDEX")
     optimize.add_argument("--solver", default="highs", choices=["highs", "glpk", "cbc", "scip"])
-    optimize.add_argument("--time-limit", type=float, default=None, metavar="S")
+    optimize.add_argument("--time-limit", type=_seconds, default=None, metavar="S")
     optimize.add_argument("--tighten", default="interval", metavar="METHODS",
                           help="bounds methods, comma separated (e.g. interval,crown,lp)")
     optimize.add_argument("--formulation", default="bigm")
@@ -86,11 +86,11 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="decide a VNN-LIB property: sat (violated, with a counterexample), unsat (holds) or unknown")
     verify.add_argument("model", help="ONNX file (.onnx) or Keras file (.keras, .h5)")
     verify.add_argument("property", help="VNN-LIB file (.vnnlib)")
-    verify.add_argument("--time-limit", type=float, default=None, metavar="S", help="wall-clock seconds (unknown when exceeded)")
+    verify.add_argument("--time-limit", type=_seconds, default=None, metavar="S", help="wall-clock seconds (unknown when exceeded)")
     verify.add_argument("--tighten", default="interval,crown,lp", metavar="METHODS",
                         help="neuron bounds methods for the MILP, comma separated (default interval,crown,lp)")
     verify.add_argument("--no-split", action="store_true", help="never split the input box")
-    verify.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes for bounds and splitting")
+    verify.add_argument("--jobs", type=_jobs, default=None, metavar="N", help="worker processes for bounds and splitting")
     verify.add_argument("--drop-softmax", action="store_true", help="drop a trailing (Log)Softmax")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.add_argument("--out", metavar="FILE", help="write the VNN-COMP 2022 result file (verdict, counterexample)")
@@ -99,6 +99,26 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.set_defaults(debug=False)
     return parser
+
+
+def _seconds(text: str) -> float:
+    """``--time-limit``: a finite number of seconds, not negative."""
+    return _bounded(text, float, 0.0, "a finite number of seconds >= 0 (omit it for no limit)")
+
+
+def _jobs(text: str) -> int:
+    """``--jobs``: a number of worker processes, at least 1."""
+    return _bounded(text, int, 1, "at least 1 worker process (omit it to run in this process)")
+
+
+def _bounded(text: str, convert: Any, minimum: float, wanted: str) -> Any:
+    try:
+        value = convert(text)
+    except ValueError:
+        value = None
+    if value is None or not minimum <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give {wanted}")
+    return value
 
 
 def load_model_file(path: str, input_bounds: object = None, drop_softmax: bool = False) -> Any:

@@ -320,19 +320,29 @@ def _loaded_and_used(net: Any) -> Any:
 
 
 def test_onnx_regressions() -> None:
-    """Cases the fuzzer found (each was a crash or a silent misread before the fix)."""
+    """Cases the fuzzer found (each crashed the reader with a non-package exception before its fix)."""
     from pyomo_relu.io.onnx import load_onnx
 
-    for mutation in REGRESSIONS:
-        model = onnx.ModelProto.FromString(BASE_MODELS[mutation[0]])
-        for m in mutation[1:]:
-            _mutate(model, m)
-        with pytest.raises(PyomoReluError):
+    for base, mutations, message in REGRESSIONS:
+        model = onnx.ModelProto.FromString(BASE_MODELS[base])
+        for mutation in mutations:
+            _mutate(model, mutation)
+        with pytest.raises(PyomoReluError, match=message):
             load_onnx(model)
 
 
-#: (base model, mutation, ...) that crashed the reader before it was fixed.
-REGRESSIONS: list[tuple] = []
+#: (base model, mutations, expected message) that crashed the reader before it was fixed.
+REGRESSIONS: list[tuple] = [
+    # TypeError: 'int' object is not iterable (an INT where the schema says INTS)
+    (2, [("attribute", 0, -2, "pads", [], 0, "Relu")], r"node 'conv' \(op Conv\): attribute 'pads' must be of type INTS"),
+    (2, [("attribute", 0, 3, "kernel_shape", [], 0, "Relu")], r"attribute 'kernel_shape' must be of type INTS"),
+    # numpy ArrayMemoryError: a sparse identity of 10^14 entries for the input
+    (0, [("input_shape", 0, 0, "axis", [1, 10**7, 10**7], 0, "Relu")], r"more than MAX_INPUT_SIZE"),
+    # StopIteration: Unsqueeze with an axis named twice
+    (1, [("op", 3, 0, "axis", [], 0, "Unsqueeze"), ("values", 0, 0, "axis", [], 0, "Relu")], r"Unsqueeze|axis"),
+    # TypeError: int(None) for a Cast without 'to'
+    (0, [("op", 0, 0, "axis", [], 0, "Cast")], r"node 'fc1' \(op Cast\) has no 'to' attribute"),
+]
 
 
 # --------------------------------------------------------------------- VNN-LIB
@@ -419,6 +429,10 @@ def test_vnnlib_regressions() -> None:
         HEADER + box + "(assert (or (<= Y_0 1) (<= Y_1 1)))\n" * 20: r"more than 100000 cases",
     }
     for text, message in cases.items():
+        with pytest.raises(VnnlibError, match=message):
+            parse_vnnlib(text)
+    for text, message in ((HEADER + "(assert (<= X_0 1))\n(assert (>= X_0 0))\n(assert (<= X_1 inf))\n", r"line 8: "),
+                          (HEADER + "(assert (<= X_0 nan))\n", r"line 6: ")):
         with pytest.raises(VnnlibError, match=message):
             parse_vnnlib(text)
     with pytest.raises(VnnlibError, match=r"line 1: expected a finite number, found 'nan'"):
@@ -702,6 +716,16 @@ def test_cli_errors_are_package_errors_under_debug(cli_files: dict, data: Any) -
         _outcome("cli: --debug", lambda: _run_cli(argv + ["--debug"]))
     except OSError:
         pass  # a path the user named cannot be read or written: reported as such without --debug
+
+
+@pytest.mark.parametrize("option, value", [("--time-limit", "-1"), ("--time-limit", "nan"), ("--time-limit", "inf"),
+                                           ("--jobs", "0")])
+def test_cli_refuses_bad_time_limits_and_jobs(cli_files: dict, option: str, value: str) -> None:
+    """Found by the fuzzer: --time-limit -1 reached Pyomo and printed its multi-line config error."""
+    command = ["verify", cli_files["model"], cli_files["property"]] if option == "--jobs" else \
+        ["optimize", cli_files["model"], "--bounds", "-1:1", "--minimize", "0"]
+    code, out, err = _run_cli(command + [option, value])
+    assert code == 2 and out == "" and f"argument {option}: " in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("case", ["garbage model", "bad bounds", "bad property", "nan bounds"])

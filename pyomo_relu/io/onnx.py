@@ -551,7 +551,13 @@ def _op_dropout(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
 
 
 def _op_cast(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
-    dtype = helper.tensor_dtype_to_np_dtype(int(node.attr("to")))
+    to = node.attr("to")
+    if to is None:
+        raise ModelLoadError(f"{node.where()} has no 'to' attribute (the target type)")
+    try:
+        dtype = helper.tensor_dtype_to_np_dtype(int(to))
+    except KeyError:
+        raise ModelLoadError(f"{node.where()}: 'to' = {to} is not an ONNX tensor type") from None
     if not isinstance(inputs[0], _Affine):
         return [np.asarray(inputs[0]).astype(dtype)]
     if not np.issubdtype(dtype, np.floating):

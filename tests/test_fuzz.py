@@ -36,6 +36,7 @@ from onnx import TensorProto, helper, numpy_helper
 from pyomo_relu.errors import PyomoReluError
 
 DATA = Path(__file__).parent / "data"
+LAMBDA_MARKER = "pyomo_relu_fuzz_lambda_ran"
 EXAMPLES = int(os.environ.get("PYOMO_RELU_FUZZ_EXAMPLES", "0"))
 #: Seconds one case may take before it counts as a hang.
 CASE_LIMIT = 20.0
@@ -441,15 +442,29 @@ def test_vnnlib_regressions() -> None:
 
 # ----------------------------------------------------------------------- Keras
 @pytest.fixture(scope="module")
-def keras_archive(tmp_path_factory: Any) -> dict[str, bytes]:
-    """The members of a small valid ``.keras`` archive (Dense-ReLU-Dense)."""
+def keras_archive(tmp_path_factory: Any) -> tuple[dict[str, bytes], dict]:
+    """The members of a small valid ``.keras`` archive (Dense-ReLU-Dense), and the config of a
+    real ``Lambda`` layer whose marshalled code creates :data:`LAMBDA_MARKER` when it runs."""
     keras = pytest.importorskip("keras")
+    folder = tmp_path_factory.mktemp("keras")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu", name="hidden"),
                               keras.layers.Dense(2, name="head")])
-    path = tmp_path_factory.mktemp("keras") / "model.keras"
-    model.save(path)
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+    model.save(folder / "model.keras")
+    with zipfile.ZipFile(folder / "model.keras") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    marker = str(folder / LAMBDA_MARKER)
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:  # building the model runs the code once, here
+        evil = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(
+            lambda x: (open(LAMBDA_MARKER, "w").close(), x)[1], name="evil"), keras.layers.Dense(2)])
+        evil.save(folder / "evil.keras")
+    finally:
+        os.chdir(cwd)
+    assert os.path.exists(marker), "the Lambda code is a real, working function"
+    os.remove(marker)
+    layers = json.loads(zipfile.ZipFile(folder / "evil.keras").read("config.json"))["config"]["layers"]
+    return members, next(layer for layer in layers if layer["class_name"] == "Lambda")
 
 
 JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.floats(allow_nan=True),
@@ -485,29 +500,18 @@ def _mutate_json(data: Any, path: tuple, action: str, value: Any) -> Any:
     return data
 
 
-LAMBDA_MARKER = "pyomo_relu_fuzz_lambda_ran"
-
-
-def _lambda_layer() -> dict:
-    """A Lambda layer whose (marshalled) code would create a marker file if it ever ran."""
-    return {"module": "keras.layers", "class_name": "Lambda", "registered_name": None,
-            "config": {"name": "evil", "function": {"class_name": "__lambda__", "config": {
-                "code": f"lambda x: (open('{LAMBDA_MARKER}', 'w'), x)[1]", "defaults": None, "closure": None}},
-                "output_shape": None, "arguments": {}}}
-
-
 @_settings(150)
 @given(choice=st.integers(0, 10**6), action=st.sampled_from(["replace", "delete", "lambda", "truncate", "drop_member"]),
        value=JSON_VALUES)
-def test_broken_keras_archives(keras_archive: dict, choice: int, action: str, value: Any,
+def test_broken_keras_archives(keras_archive: tuple, choice: int, action: str, value: Any,
                                tmp_path_factory: Any) -> None:
     from pyomo_relu.io.keras import load_keras
 
-    members = dict(keras_archive)
+    members, lambda_layer = dict(keras_archive[0]), keras_archive[1]
     config = json.loads(members["config.json"])
     if action == "lambda":
         layers = config["config"]["layers"]
-        layers.insert(1 + choice % len(layers), _lambda_layer())
+        layers.insert(1 + choice % len(layers), lambda_layer)
     elif action in ("replace", "delete"):
         paths = [p for p in _paths(config) if p or action == "replace"]
         config = _mutate_json(config, paths[choice % len(paths)], action, value)

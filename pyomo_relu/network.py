@@ -838,7 +838,8 @@ class NetworkDefinition:
         """The index in :attr:`layers` of ``key``: that index itself, or a layer's name.
 
         Names are those the reader gave (ONNX node names, Keras layer names); see
-        :meth:`summary`.  A key that names no layer (or two) raises
+        :meth:`summary`.  A name without ``:`` also matches the layers named ``name:...``
+        (Keras layers read through the ONNX translation are named ``layer:op``).  A key that names no layer (or two) raises
         :class:`~pyomo_relu.errors.UnknownLayerError` listing the valid keys.
         """
         n = len(self.layers)
@@ -850,6 +851,8 @@ class NetworkDefinition:
                 f"as in net.layers (before lowering); valid keys: {self._layer_keys()}")
         if isinstance(key, str):
             matches = [i for i, layer in enumerate(self.layers) if layer.name == key]
+            if not matches:  # "fc" for "fc:Relu": Keras layers read through ONNX are named layer:op
+                matches = [i for i, layer in enumerate(self.layers) if layer.name.split(":")[0] == key]
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:

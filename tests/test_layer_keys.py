@@ -139,3 +139,15 @@ def test_onnx_node_names_are_keys(data_dir) -> None:
 
     net = load_onnx(data_dir / "relumip" / "peaks_3x10.onnx", input_bounds=[(-3, 3)] * 2)
     assert [net.layer_index(name) for name in ("dense_26_Relu", "dense_27_Relu", "dense_29_Gemm")] == [0, 1, 3]
+
+
+def test_keras_graph_layers_are_keyed_by_their_keras_names() -> None:
+    keras = pytest.importorskip("keras")
+    from pyomo_relu import load_keras
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3, activation="relu", name="conv"),
+                              keras.layers.LeakyReLU(name="leak"), keras.layers.Flatten(name="flat"),
+                              keras.layers.Dense(3, activation="relu", name="fc"), keras.layers.Dense(1, name="head")])
+    net = load_keras(model, input_bounds=[(-1, 1)] * 16)
+    assert [net.layer_index(name) for name in ("conv", "leak", "fc", "head")] == [0, 1, 2, 3]
+    assert net.layer_index("conv:Relu") == 0

@@ -12,11 +12,13 @@ import logging
 from pyomo_relu.errors import (
     BoundsMismatchError,
     InvalidNetworkError,
+    InvalidValueError,
     MissingBoundsError,
     ModelLoadError,
     PyomoReluError,
     ShapeMismatchError,
     SolverError,
+    UnknownLayerError,
     UnsupportedOperatorError,
 )
 from pyomo_relu.network import DenseLayer, MaxLayer, NetworkDefinition, Scaling
@@ -31,6 +33,7 @@ __all__ = [
     "DenseLayer",
     "MaxLayer",
     "InvalidNetworkError",
+    "InvalidValueError",
     "MissingBoundsError",
     "ModelLoadError",
     "NetworkDefinition",
@@ -40,6 +43,7 @@ __all__ = [
     "ShapeMismatchError",
     "SolveResult",
     "SolverError",
+    "UnknownLayerError",
     "UnsupportedOperatorError",
     "LinearConstraints",
     "OptimizeResult",

@@ -146,7 +146,7 @@ class ReLUNetBlockData(BlockData):
                 ``self.inputs``.
             outputs: likewise for the outputs; ``None`` creates ``self.outputs``.
             formulation: a formulation name (``"bigm"``), ``(name, options)`` or a dict per
-                canonical layer index with a ``"default"`` entry.
+                layer of ``net.layers`` (index or name, see ``net.summary()``) with a ``"default"`` entry.
             bounds: a bounds method name, a list of names applied in turn, or a
                 :class:`~pyomo_relu.bounds.Bounds` object.
             input_bounds: extra input bounds (any form NetworkDefinition accepts),
@@ -190,7 +190,7 @@ class ReLUNetBlockData(BlockData):
                                   output_bounds=(out_lower, out_upper) if has_outputs else None,
                                   **options)
         for k in range(len(net.canonical_layers)):  # bad names/options fail before anything is added
-            module, options = formulation_for_layer(formulation, k)
+            module, options = formulation_for_layer(formulation, k, net)
             if hasattr(module, "validate_options"):
                 module.validate_options(options)
         if input_vars is None:
@@ -265,7 +265,7 @@ class ReLUNetBlockData(BlockData):
         contexts = []
         for k, layer in enumerate(layers):
             last = k == len(layers) - 1
-            module, options = formulation_for_layer(formulation, k)
+            module, options = formulation_for_layer(formulation, k, net)
             targets = output_vars if (last and layer.is_linear) else None
             build = _build_max_layer if isinstance(layer, MaxLayer) else _build_layer
             ctx = build(

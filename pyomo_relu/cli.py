@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     sense.add_argument("--minimize", type=int, metavar="OUTPUT_INDEX")
     sense.add_argument("--maximize", type=int, metavar="OUTPUT_INDEX")
     optimize.add_argument("--solver", default="highs", choices=["highs", "glpk", "cbc", "scip"])
-    optimize.add_argument("--time-limit", type=float, default=None, metavar="S")
+    optimize.add_argument("--time-limit", type=_seconds, default=None, metavar="S")
     optimize.add_argument("--tighten", default="interval", metavar="METHODS",
                           help="bounds methods, comma separated (e.g. interval,crown,lp)")
     optimize.add_argument("--formulation", default="bigm")
@@ -86,11 +86,11 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="decide a VNN-LIB property: sat (violated, with a counterexample), unsat (holds) or unknown")
     verify.add_argument("model", help="ONNX file (.onnx) or Keras file (.keras, .h5)")
     verify.add_argument("property", help="VNN-LIB file (.vnnlib)")
-    verify.add_argument("--time-limit", type=float, default=None, metavar="S", help="wall-clock seconds (unknown when exceeded)")
+    verify.add_argument("--time-limit", type=_seconds, default=None, metavar="S", help="wall-clock seconds (unknown when exceeded)")
     verify.add_argument("--tighten", default="interval,crown,lp", metavar="METHODS",
                         help="neuron bounds methods for the MILP, comma separated (default interval,crown,lp)")
     verify.add_argument("--no-split", action="store_true", help="never split the input box")
-    verify.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes for bounds and splitting")
+    verify.add_argument("--jobs", type=_jobs, default=None, metavar="N", help="worker processes for bounds and splitting")
     verify.add_argument("--drop-softmax", action="store_true", help="drop a trailing (Log)Softmax")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.add_argument("--out", metavar="FILE", help="write the VNN-COMP 2022 result file (verdict, counterexample)")
@@ -99,6 +99,26 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.set_defaults(debug=False)
     return parser
+
+
+def _seconds(text: str) -> float:
+    """``--time-limit``: a finite number of seconds, not negative."""
+    return _bounded(text, float, 0.0, "a finite number of seconds >= 0 (omit it for no limit)")
+
+
+def _jobs(text: str) -> int:
+    """``--jobs``: a number of worker processes, at least 1."""
+    return _bounded(text, int, 1, "at least 1 worker process (omit it to run in this process)")
+
+
+def _bounded(text: str, convert: Any, minimum: float, wanted: str) -> Any:
+    try:
+        value = convert(text)
+    except ValueError:
+        value = None
+    if value is None or not minimum <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give {wanted}")
+    return value
 
 
 def load_model_file(path: str, input_bounds: object = None, drop_softmax: bool = False) -> Any:
@@ -113,9 +133,9 @@ def load_model_file(path: str, input_bounds: object = None, drop_softmax: bool =
     return load_onnx(path, input_bounds=input_bounds, drop_softmax=drop_softmax)
 
 
-def parse_bounds(specs: Sequence[str], bounds_file: str | None) -> dict[int | str, tuple[float, float]]:
+def parse_bounds(specs: Sequence[str], bounds_file: str | None) -> dict[int | str, tuple[float | None, float | None]]:
     """``["-3:3", "0=-1:2"]`` -> ``{"all": (-3, 3), 0: (-1, 2)}``; a file adds per-input pairs."""
-    result: dict[int | str, tuple[float, float]] = {}
+    result: dict[int | str, tuple[float | None, float | None]] = {}
     if bounds_file:
         result.update(_bounds_from_file(bounds_file))
     for spec in specs:
@@ -131,23 +151,41 @@ def parse_bounds(specs: Sequence[str], bounds_file: str | None) -> dict[int | st
     return result
 
 
-def _bounds_from_file(path: str) -> dict[int, tuple[float, float]]:
+def _bounds_from_file(path: str) -> dict[int, tuple[float | None, float | None]]:
+    """Per-input ``(lb, ub)`` from ``--bounds-file``: pairs, ``{"lower": [...], "upper": [...]}`` or OMLT's list."""
+    where = f"--bounds-file {path}"
     try:
         data = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as error:
-        raise UsageError(f"--bounds-file {path}: not valid JSON ({error})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{where}: cannot read it ({error})") from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise UsageError(f"{where}: not valid JSON ({error})") from None
     if isinstance(data, dict) and "lower" in data and "upper" in data:
-        pairs = list(zip(data["lower"], data["upper"]))
-    elif isinstance(data, list) and data and isinstance(data[0], dict) and "lower_bound" in data[0]:
-        pairs = [(item["lower_bound"], item["upper_bound"]) for item in data]  # OMLT's format
-    elif isinstance(data, list):
-        pairs = [tuple(pair) for pair in data]
+        lower, upper = data["lower"], data["upper"]
+        if not (isinstance(lower, list) and isinstance(upper, list) and len(lower) == len(upper)):
+            raise UsageError(f"{where}: 'lower' and 'upper' must be lists of the same length")
+        pairs: list = list(zip(lower, upper))
+    elif isinstance(data, list) and data and isinstance(data[0], dict):  # OMLT's format
+        if not all(isinstance(item, dict) and "lower_bound" in item and "upper_bound" in item for item in data):
+            raise UsageError(f"{where}: every entry needs 'lower_bound' and 'upper_bound'")
+        pairs = [(item["lower_bound"], item["upper_bound"]) for item in data]
+    elif isinstance(data, list) and all(isinstance(pair, list) and len(pair) == 2 for pair in data):
+        pairs = data
     else:
-        raise UsageError(f"--bounds-file {path}: expected a list of [lb, ub] pairs or lower/upper lists")
-    return {i: (float(lb), float(ub)) for i, (lb, ub) in enumerate(pairs)}
+        raise UsageError(f"{where}: expected a list of [lb, ub] pairs or lower/upper lists")
+    return {i: (_file_bound(lb, where, i), _file_bound(ub, where, i)) for i, (lb, ub) in enumerate(pairs)}
 
 
-def _box(spec: dict[int | str, tuple[float, float]], n_inputs: int) -> list[tuple[float | None, float | None]] | None:
+def _file_bound(value: object, where: str, index: int) -> float | None:
+    """A bound from the file: a number (``null`` for none); NaN and other values are refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise UsageError(f"{where}: input {index} has bound {value!r}; expected a number or null")
+    return float(value)
+
+
+def _box(spec: dict[int | str, tuple[float | None, float | None]], n_inputs: int) -> list[tuple[float | None, float | None]] | None:
     if not spec:
         return None
     default = spec.get("all", (None, None))
@@ -226,9 +264,12 @@ def _int(text: str, spec: str) -> int:
 
 def _float(text: str, spec: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
+        value = float("nan")
+    if value != value:
         raise UsageError(f"--bounds {spec!r}: {text!r} is not a number") from None
+    return value
 
 
 def _verify(args: argparse.Namespace) -> int:

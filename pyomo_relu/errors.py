@@ -48,3 +48,12 @@ class UnknownOptionError(PyomoReluError, TypeError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class InvalidValueError(PyomoReluError, ValueError):
+    """A value given to pyomo_relu (an input, a bound, a constant) is NaN, infinite where a
+    finite number is needed, or not a number; the message names the input or entry."""
+
+
+class UnknownLayerError(PyomoReluError, ValueError):
+    """A per-layer choice names a layer the network does not have (the message lists the valid keys)."""

@@ -236,7 +236,7 @@ class ReLUSurrogateMixin:
         bounds = options.pop("bounds", "interval")
         initialize = bool(options.pop("initialize", True))
         for k in range(len(self.core_network.canonical_layers)):  # bad names fail before anything is added
-            formulation_for_layer(formulation, k)
+            formulation_for_layer(formulation, k, self.core_network)
         if not hasattr(block, "input_vars_as_dict"):
             raise PyomoReluError(
                 "populate_block expects an IDAES SurrogateBlock: call "

@@ -20,14 +20,15 @@ Conventions
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property, partial
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
-from pyomo_relu.errors import InvalidNetworkError, ShapeMismatchError
+from pyomo_relu.errors import InvalidNetworkError, InvalidValueError, ShapeMismatchError, UnknownLayerError
 from pyomo_relu.sparse import Weights, as_weights, content_bytes, is_sparse, matmul, scale_columns, scale_rows
 
 def _frozen_weights(values: object, what: str) -> Weights:
@@ -497,43 +498,51 @@ class Scaling:
 
 
 def _as_bounds_pair(
-    input_bounds: object, n_inputs: int
+    input_bounds: object, n_inputs: int, what: str = "input"
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Normalise the accepted spellings of input bounds to ``(lower, upper)`` arrays.
 
-    Accepted forms (``None`` or NaN for an absent side, which becomes ``∓inf``):
+    Accepted forms (``None`` for an absent side, which becomes ``∓inf``):
 
     * a sequence of ``(lb, ub)`` pairs, one per input (lists or tuples), or an
       array of shape ``(n_inputs, 2)``;
     * a dict ``{input_index: (lb, ub)}`` (inputs not named have no bounds);
     * a pair ``(lower, upper)`` of numpy arrays or scalars (scalars apply to every input).
+
+    Malformed values raise :class:`ShapeMismatchError` (wrong count, index or pair) or
+    :class:`InvalidValueError` (not a number), naming the ``what`` index.  NaN is kept, for
+    the caller to refuse with its own words (:func:`_check_input_box`).
     """
     if input_bounds is None:
         return None
+    name = f"{what}_bounds"
     lower = np.full(n_inputs, -np.inf)
     upper = np.full(n_inputs, np.inf)
-    if isinstance(input_bounds, dict):
+    if isinstance(input_bounds, Mapping):
         items: Iterable = input_bounds.items()
     elif _is_lower_upper_pair(input_bounds):
-        lo, hi = (np.broadcast_to(_nan_for_none(side), (n_inputs,)) for side in input_bounds)
-        items = enumerate(zip(lo, hi))
+        return tuple(_bounds_side(side, n_inputs, fill, f"{name} ({side_name})")  # type: ignore[return-value]
+                     for side, fill, side_name in zip(input_bounds, (-np.inf, np.inf), ("lower", "upper")))
+    elif isinstance(input_bounds, (str, bytes)) or not isinstance(input_bounds, Iterable):
+        raise InvalidValueError(
+            f"{name} must be (lb, ub) pairs, a dict {{index: (lb, ub)}} or a (lower, upper) pair of "
+            f"arrays, not {type(input_bounds).__name__} {input_bounds!r:.60}")
     else:
-        pairs = list(input_bounds)  # type: ignore[call-overload]
+        pairs = list(input_bounds)
         if len(pairs) != n_inputs:
             raise ShapeMismatchError(
-                f"input_bounds has {len(pairs)} entries but the network has {n_inputs} inputs"
+                f"{name} has {len(pairs)} entries but the network has {n_inputs} {what}s"
             )
         items = enumerate(pairs)
-    for index, pair in items:
-        if not 0 <= int(index) < n_inputs:
+    for key, pair in items:
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) or not 0 <= key < n_inputs:
             raise ShapeMismatchError(
-                f"input_bounds names input {index}, but the network has {n_inputs} inputs"
+                f"{name} names {what} {key!r}, but the network has {n_inputs} {what}s (0 .. {n_inputs - 1})"
             )
-        lb, ub = pair
-        if lb is not None and not np.isnan(lb):
-            lower[int(index)] = float(lb)
-        if ub is not None and not np.isnan(ub):
-            upper[int(index)] = float(ub)
+        index = int(key)
+        lb, ub = _pair(pair, f"{name}, {what} {index}")
+        lower[index] = _bound_value(lb, -np.inf, f"{name}, {what} {index}, lower bound")
+        upper[index] = _bound_value(ub, np.inf, f"{name}, {what} {index}, upper bound")
     return lower, upper
 
 
@@ -546,22 +555,53 @@ def _is_lower_upper_pair(value: object) -> bool:
     )
 
 
-def _nan_for_none(value: object) -> np.ndarray:
+def _pair(pair: object, where: str) -> tuple[object, object]:
+    """``(lb, ub)`` from a two-element sequence or array."""
+    try:
+        items = None if isinstance(pair, (str, bytes)) else list(pair)  # type: ignore[call-overload]
+    except TypeError:
+        items = None
+    if items is None or len(items) != 2:
+        raise ShapeMismatchError(f"{where}: expected a pair (lb, ub), got {pair!r:.60}")
+    return items[0], items[1]
+
+
+def _bound_value(value: object, fill: float, where: str) -> float:
+    """``value`` as a float (``fill`` for ``None``); NaN is kept for the caller to refuse."""
     if value is None:
-        return np.array(np.nan)
-    if np.isscalar(value):
-        return np.array(float(value))
-    return np.array([np.nan if v is None else v for v in np.ravel(value)], dtype=float)
+        return fill
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"{where}: {value!r:.40} is not a number (use None for no bound)") from None
 
 
-def _check_input_box(lower: np.ndarray, upper: np.ndarray) -> None:
-    if np.any(np.isnan(lower)) or np.any(np.isnan(upper)):
-        raise InvalidNetworkError("input bounds contain NaN; use None or ±inf for no bound")
+def _bounds_side(value: object, n: int, fill: float, where: str) -> np.ndarray:
+    """One side of a ``(lower, upper)`` pair: ``None``, a scalar or ``n`` values (``None`` entries allowed)."""
+    if value is None:
+        return np.full(n, fill)
+    flat = [value] if np.isscalar(value) else np.ravel(np.asarray(value, dtype=object)).tolist()
+    values = np.array([_bound_value(v, fill, f"{where}, entry {i}") for i, v in enumerate(flat)], dtype=float)
+    if values.size not in (1, n):
+        raise ShapeMismatchError(f"{where} has {values.size} entries but the network has {n}")
+    return np.broadcast_to(values, (n,)).copy()
+
+
+def _check_input_box(lower: np.ndarray, upper: np.ndarray, what: str = "input") -> None:
+    """Refuse NaN, a lower bound of ``+inf``, an upper bound of ``-inf`` and crossed bounds."""
+    for side, values, wrong in (("lower", lower, np.inf), ("upper", upper, -np.inf)):
+        bad = np.flatnonzero(np.isnan(values) | (values == wrong))
+        if bad.size:
+            i = int(bad[0])
+            raise InvalidValueError(
+                f"{what}_bounds: {what} {i} has {side} bound {values[i]}; give a finite number, or None (or "
+                f"{'-' if side == 'lower' else '+'}inf) for no bound"
+            )
     crossed = np.flatnonzero(lower > upper)
     if crossed.size:
         i = int(crossed[0])
         raise InvalidNetworkError(
-            f"input {i} has lower bound {lower[i]} > upper bound {upper[i]}"
+            f"{what} {i} has lower bound {lower[i]} > upper bound {upper[i]}"
         )
 
 
@@ -701,7 +741,13 @@ class NetworkDefinition:
         return result
 
     def _as_batch(self, inputs: object) -> tuple[np.ndarray, bool]:
-        values = np.asarray(inputs, dtype=np.float64)
+        """``inputs`` as a ``(batch, n_inputs)`` float array; refuses NaN, Inf and non-numbers."""
+        try:
+            values = np.asarray(inputs, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise InvalidValueError(
+                f"network inputs must be numbers of shape (batch, {self.n_inputs}) or ({self.n_inputs},): {error}"
+            ) from None
         single = values.ndim == 1
         if single:
             values = values[None, :]
@@ -710,10 +756,18 @@ class NetworkDefinition:
                 f"expected inputs of shape (batch, {self.n_inputs}) or ({self.n_inputs},), "
                 f"got {np.shape(inputs)}"
             )
+        bad = np.argwhere(~np.isfinite(values))
+        if bad.size:
+            row, col = (int(v) for v in bad[0])
+            where = f"input {col}" if single else f"sample {row}, input {col}"
+            raise InvalidValueError(
+                f"network inputs contain {values[row, col]} ({where}; {len(bad)} non-finite value(s) "
+                "in all): the forward pass needs finite numbers"
+            )
         return values, single
 
     # ------------------------------------------------------------- canonical
-    @cached_property
+    @property
     def canonical_layers(self) -> tuple[Layer, ...]:
         """Layers with the scalings folded in and every activation lowered to ReLU/linear.
 
@@ -725,15 +779,36 @@ class NetworkDefinition:
         scaling into the last layer when it is linear, otherwise it is appended as a
         diagonal linear layer.  Folding never changes a ReLU's pre-activation, so bounds
         computed on the canonical chain hold for the original network.
+        :attr:`canonical_origin` says which of :attr:`layers` each one comes from.
         """
+        return self._canonical[0]
+
+    @property
+    def canonical_origin(self) -> tuple[int, ...]:
+        """For each canonical layer, the index in :attr:`layers` of the layer it computes.
+
+        A lowered two-sided clip gives two canonical layers with the same origin; the
+        recombination layer a lowered last layer needs and an appended output-scaling
+        layer belong to the last layer.
+
+        >>> net = NetworkDefinition([DenseLayer(np.eye(2), np.zeros(2), "clip", "c", clip_low=0, clip_high=1),
+        ...                          DenseLayer(np.ones((1, 2)), [0.0], "linear", "out")])
+        >>> net.canonical_origin, net.canonical_indices("c")
+        ((0, 0, 1), (0, 1))
+        """
+        return self._canonical[1]
+
+    @cached_property
+    def _canonical(self) -> tuple[tuple[Layer, ...], tuple[int, ...]]:
         layers = list(self.layers)
         if self.input_scaling is not None:
             first, scaling = layers[0], self.input_scaling
             weights = scale_columns(first.weights, 1.0 / scaling.factor)
             layers[0] = first.with_affine(weights, first.bias - weights @ scaling.offset)
         canonical: list[Layer] = []
+        origin: list[int] = []
         pending: tuple[np.ndarray, np.ndarray] | None = None
-        for layer in layers:
+        for index, layer in enumerate(layers):
             if pending is not None:
                 R, r = pending
                 if is_sparse(layer.weights):
@@ -741,19 +816,63 @@ class NetworkDefinition:
                 layer = layer.with_affine(matmul(layer.weights, R), layer.bias + layer.weights @ r)
             lowered, pending = lower_layer(layer)
             canonical.extend(lowered)
+            origin.extend([index] * len(lowered))
+        last = len(layers) - 1
         if pending is not None:
             canonical.append(DenseLayer(pending[0], pending[1], "linear", f"{layers[-1].name}:combine"))
+            origin.append(last)
         if self.output_scaling is not None:
-            last, scaling = canonical[-1], self.output_scaling
-            if last.is_linear:
-                canonical[-1] = last.with_affine(
-                    scale_rows(last.weights, scaling.factor), last.bias * scaling.factor + scaling.offset
+            final, scaling = canonical[-1], self.output_scaling
+            if final.is_linear:
+                canonical[-1] = final.with_affine(
+                    scale_rows(final.weights, scaling.factor), final.bias * scaling.factor + scaling.offset
                 )
             else:
                 canonical.append(
                     DenseLayer(np.diag(scaling.factor), scaling.offset, "linear", "output_scaling")
                 )
-        return tuple(canonical)
+                origin.append(last)
+        return tuple(canonical), tuple(origin)
+
+    # ------------------------------------------------------------ user layers
+    def layer_index(self, key: object) -> int:
+        """The index in :attr:`layers` of ``key``: that index itself, or a layer's name.
+
+        Names are those the reader gave (ONNX node names, Keras layer names); see
+        :meth:`summary`.  A name without ``:`` also matches the layers named ``name:...``
+        (Keras layers read through the ONNX translation are named ``layer:op``).  A key that names no layer (or two) raises
+        :class:`~pyomo_relu.errors.UnknownLayerError` listing the valid keys.
+        """
+        n = len(self.layers)
+        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+            if 0 <= int(key) < n:
+                return int(key)
+            raise UnknownLayerError(
+                f"layer {int(key)} does not exist: the network has {n} layer(s), numbered 0 .. {n - 1} "
+                f"as in net.layers (before lowering); valid keys: {self._layer_keys()}")
+        if isinstance(key, str):
+            matches = [i for i, layer in enumerate(self.layers) if layer.name == key]
+            if not matches:  # "fc" for "fc:Relu": Keras layers read through ONNX are named layer:op
+                matches = [i for i, layer in enumerate(self.layers) if layer.name.split(":")[0] == key]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise UnknownLayerError(
+                    f"layer name {key!r} is ambiguous: layers {matches} all have it; use the index")
+            close = difflib.get_close_matches(key, [layer.name for layer in self.layers if layer.name], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UnknownLayerError(f"no layer is named {key!r}{hint}; valid keys: {self._layer_keys()}")
+        raise UnknownLayerError(
+            f"a layer is named by its index in net.layers or its name, not by {type(key).__name__} "
+            f"{key!r}; valid keys: {self._layer_keys()}")
+
+    def canonical_indices(self, key: object) -> tuple[int, ...]:
+        """The canonical layers that layer ``key`` (an index or a name, see :meth:`layer_index`) became."""
+        index = self.layer_index(key)
+        return tuple(k for k, origin in enumerate(self.canonical_origin) if origin == index)
+
+    def _layer_keys(self) -> str:
+        return ", ".join(f"{i}" + (f" ({layer.name!r})" if layer.name else "") for i, layer in enumerate(self.layers))
 
     @property
     def has_smooth_activations(self) -> bool:
@@ -777,18 +896,55 @@ class NetworkDefinition:
         return self._cache["hash"]
 
     def summary(self) -> str:
-        """One line per layer: sizes and activation."""
-        lines = [f"NetworkDefinition({self.n_inputs} inputs -> {self.n_outputs} outputs)"]
+        """A table of :attr:`layers`: index, name, kind, sizes and the canonical layers each became.
+
+        The index and the name are the keys of per-layer choices such as
+        ``build(formulation={"default": "bigm", 1: "extended"})``.
+
+        >>> net = NetworkDefinition([DenseLayer(np.eye(2), np.zeros(2), "relu", "hidden"),
+        ...                          DenseLayer(np.eye(2), np.zeros(2), "clip", "relu6", clip_low=0, clip_high=6),
+        ...                          DenseLayer(np.ones((1, 2)), [0.0], "linear", "out")])
+        >>> print(net.summary())
+        NetworkDefinition: 2 inputs -> 1 output, 3 layers (4 canonical)
+        index  name    kind          inputs  outputs  canonical
+            0  hidden  dense relu         2        2  0
+            1  relu6   dense clip         2        2  1-2
+            2  out     dense linear       2        1  3
+        """
+        counts: dict[int, list[int]] = {}
+        for k, origin in enumerate(self.canonical_origin):
+            counts.setdefault(origin, []).append(k)
+        rows = [("index", "name", "kind", "inputs", "outputs", "canonical")]
         for index, layer in enumerate(self.layers):
-            lines.append(
-                f"  {index}: {type(layer).__name__} {layer.n_inputs}->{layer.n_outputs} "
-                f"{layer.activation}" + (f" ({layer.name})" if layer.name else "")
-            )
+            ks = counts[index]
+            rows.append((str(index), layer.name or "-", _layer_kind(layer), str(layer.n_inputs),
+                         str(layer.n_outputs), f"{ks[0]}" if len(ks) == 1 else f"{ks[0]}-{ks[-1]}"))
+        widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+        right = (True, False, False, True, True, False)
+        lines = [f"NetworkDefinition: {self.n_inputs} input{'s' * (self.n_inputs != 1)} -> "
+                 f"{self.n_outputs} output{'s' * (self.n_outputs != 1)}, {len(self.layers)} "
+                 f"layer{'s' * (len(self.layers) != 1)} ({len(self.canonical_layers)} canonical)"]
+        for row in rows:
+            cells = [cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, right)]
+            lines.append("  ".join(cells).rstrip())
+        for what, scaling in (("input", self.input_scaling), ("output", self.output_scaling)):
+            if scaling is not None:
+                lines.append(f"{what} scaling: {scaling.size} offsets and factors (folded into the canonical layers)")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         sizes = "-".join([str(self.n_inputs)] + [str(layer.n_outputs) for layer in self.layers])
         return f"<NetworkDefinition {sizes} hash={self.content_hash()[:12]}>"
+
+
+def _layer_kind(layer: Layer) -> str:
+    """``dense relu``, ``dense mixed (relu 8, linear 2)`` or ``max (4 groups of 9 rows)``."""
+    if isinstance(layer, MaxLayer):
+        return f"max ({layer.n_outputs} groups of {layer.n_pre} rows)"
+    if layer.activation != "mixed":
+        return f"dense {layer.activation}"
+    names, counts = np.unique(layer.kinds, return_counts=True)
+    return "dense mixed (" + ", ".join(f"{n} {c}" for n, c in zip(names.tolist(), counts.tolist())) + ")"
 
 
 def _json_floats(values: np.ndarray) -> list[float | None]:

@@ -9,13 +9,14 @@ so that bounds are never applied to another network.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from pyomo_relu.errors import BoundsMismatchError, ShapeMismatchError
+from pyomo_relu.errors import BoundsMismatchError, InvalidValueError, ModelLoadError, ShapeMismatchError
 
 FORMAT_VERSION = 1
 
@@ -178,36 +179,115 @@ class Bounds:
 
     @classmethod
     def load(cls, path: str | Path, network: object | None = None) -> "Bounds":
-        """Read bounds written by :meth:`save`; with ``network``, check they belong to it."""
+        """Read bounds written by :meth:`save`; with ``network``, check they belong to it.
+
+        A file that cannot be read or is not a bounds file raises :class:`ModelLoadError`;
+        NaN values, or an input box with crossed or wrong-side infinite bounds, raise
+        :class:`InvalidValueError` naming the input (or layer and neuron).
+        """
         path = Path(path)
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                n = sum(1 for key in data.files if key.startswith("lower_"))
-                bounds = cls(
-                    [data[f"lower_{k}"] for k in range(n)], [data[f"upper_{k}"] for k in range(n)],
-                    data["input_lower"], data["input_upper"], meta["network_hash"], meta["methods"],
-                    *[data[name] if name in data.files else None for name in _OPTIONAL_ARRAYS],
-                )
-        else:
-            payload = json.loads(path.read_text())
-            to_array = lambda values, fill: np.array(  # noqa: E731
-                [fill if v is None else v for v in values], dtype=float
-            )
-            bounds = cls(
-                [to_array(a, -np.inf) for a in payload["lower"]],
-                [to_array(a, np.inf) for a in payload["upper"]],
-                payload["input_lower"], payload["input_upper"],
-                payload["network_hash"], payload["methods"],
-                *[None if payload.get(name) is None
-                  else to_array(payload[name], -np.inf if name.endswith("lower") else np.inf)
-                  for name in _OPTIONAL_ARRAYS],
-            )
+        where = f"bounds file {str(path)!r}"
+        try:
+            fields = _read_npz(path) if path.suffix == ".npz" else json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, EOFError, RecursionError,
+                zipfile.BadZipFile) as exc:
+            raise ModelLoadError(f"cannot read {where}: {type(exc).__name__}: {exc}") from None
+        bounds = cls._from_fields(fields, where)
         if network is not None:
             bounds.check_compatible(
                 network.content_hash(), network.input_lower, network.input_upper  # type: ignore[attr-defined]
             )
+            sizes = [layer.n_pre for layer in network.canonical_layers]  # type: ignore[attr-defined]
+            if not layer_sizes_match(bounds, sizes):
+                raise BoundsMismatchError(
+                    f"{where} has neuron bounds for layers of sizes {[a.size for a in bounds.lower]}, the "
+                    f"network's canonical layers have {sizes}; the file was altered: recompute it with tighten()")
         return bounds
+
+    @classmethod
+    def _from_fields(cls, fields: object, where: str) -> "Bounds":
+        """Validate what :meth:`save` wrote (JSON payload or ``.npz`` arrays) and build the Bounds."""
+        expected = f"pyomo_relu.bounds/{FORMAT_VERSION}"
+        if not isinstance(fields, dict) or fields.get("format") != expected:
+            found = fields.get("format") if isinstance(fields, dict) else type(fields).__name__
+            raise ModelLoadError(f"{where} is not a pyomo_relu bounds file (format {found!r}, expected {expected!r})")
+        missing = [key for key in ("network_hash", "methods", "input_lower", "input_upper", "lower", "upper")
+                   if key not in fields]
+        if missing:
+            raise ModelLoadError(f"{where} has no {', '.join(missing)}; write it with Bounds.save()")
+        if not isinstance(fields["network_hash"], str):
+            raise ModelLoadError(f"{where}: network_hash must be a string")
+        methods = fields["methods"]
+        if not isinstance(methods, (list, tuple)) or not all(isinstance(m, str) for m in methods):
+            raise ModelLoadError(f"{where}: methods must be a list of names")
+        input_lower = _vector(fields["input_lower"], -np.inf, f"{where}: input_lower")
+        input_upper = _vector(fields["input_upper"], np.inf, f"{where}: input_upper")
+        if input_lower.size != input_upper.size:
+            raise ModelLoadError(f"{where}: {input_lower.size} input lower bounds but {input_upper.size} upper")
+        _check_box(input_lower, input_upper, f"{where}: input")
+        layers = []
+        for side, fill in (("lower", -np.inf), ("upper", np.inf)):
+            arrays = fields[side]
+            if not isinstance(arrays, (list, tuple)):
+                raise ModelLoadError(f"{where}: {side} must be a list of per-layer arrays")
+            layers.append([_vector(a, fill, f"{where}: {side} bounds of layer {k}") for k, a in enumerate(arrays)])
+        if len(layers[0]) != len(layers[1]) or any(a.size != b.size for a, b in zip(*layers)):
+            raise ModelLoadError(f"{where}: the lower and upper neuron bounds have different sizes")
+        optional = []
+        for name in _OPTIONAL_ARRAYS:
+            value = fields.get(name)
+            optional.append(None if value is None else
+                            _vector(value, -np.inf if name.endswith("lower") else np.inf, f"{where}: {name}"))
+        for prefix, lo, hi in (("output", optional[0], optional[1]), ("implied input", optional[2], optional[3])):
+            if (lo is None) != (hi is None) or (lo is not None and lo.size != hi.size):
+                raise ModelLoadError(f"{where}: {prefix} lower and upper bounds must both be given, of one size")
+        if optional[2] is not None and optional[2].size != input_lower.size:
+            raise ModelLoadError(f"{where}: the implied input box has {optional[2].size} entries, not {input_lower.size}")
+        return cls(layers[0], layers[1], input_lower, input_upper, fields["network_hash"], methods, *optional)
+
+
+def _read_npz(path: Path) -> dict:
+    """The fields of a ``.npz`` bounds file, as :meth:`Bounds._payload` names them."""
+    with np.load(path, allow_pickle=False) as data:
+        fields = json.loads(str(data["meta"]))
+        if not isinstance(fields, dict):
+            raise ValueError("the 'meta' entry is not a JSON object")
+        n = sum(1 for key in data.files if key.startswith("lower_"))
+        if sorted(data.files) != sorted(set(data.files)) or any(
+                f"{side}_{k}" not in data.files for side in ("lower", "upper") for k in range(n)):
+            raise KeyError(f"the arrays lower_0 .. lower_{n - 1} and upper_0 .. upper_{n - 1} are not all there")
+        fields["lower"] = [data[f"lower_{k}"] for k in range(n)]
+        fields["upper"] = [data[f"upper_{k}"] for k in range(n)]
+        for name in ("input_lower", "input_upper", *_OPTIONAL_ARRAYS):
+            if name in data.files:
+                fields[name] = data[name]
+    return fields
+
+
+def _vector(values: object, fill: float, where: str) -> np.ndarray:
+    """A 1-D float array (JSON ``null`` -> ``fill``); anything else, or NaN, is refused."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "biuf":
+            raise ModelLoadError(f"{where} holds {values.dtype} values, not numbers")
+        array = values.astype(float).reshape(-1) if values.ndim <= 1 else None
+    elif isinstance(values, (list, tuple)) and all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values):
+        array = np.array([fill if v is None else v for v in values], dtype=float)
+    else:
+        array = None
+    if array is None:
+        raise ModelLoadError(f"{where} must be a list of numbers")
+    nan = np.flatnonzero(np.isnan(array))
+    if nan.size:
+        raise InvalidValueError(f"{where}, entry {int(nan[0])} is NaN; bounds must be numbers (null for none)")
+    return array
+
+
+def _check_box(lower: np.ndarray, upper: np.ndarray, where: str) -> None:
+    bad = np.flatnonzero((lower > upper) | (lower == np.inf) | (upper == -np.inf))
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidValueError(f"{where} {i} has bounds [{lower[i]}, {upper[i]}], which no value satisfies")
 
 
 def _tightest(a: np.ndarray | None, b: np.ndarray | None, lower: bool) -> np.ndarray | None:

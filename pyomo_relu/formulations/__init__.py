@@ -2,20 +2,26 @@
 
 A formulation module has a ``name``, ``build(ctx)`` and ``initialize(ctx, pre_values)``
 (see :mod:`pyomo_relu.formulations.base`).  ``ReLUNetBlock.build(formulation=...)``
-accepts a name, or a per-layer choice::
+accepts a name, ``(name, options)``, or a per-layer choice keyed by the layers as the
+reader reports them (indices of ``net.layers`` or layer names, see ``net.summary()``)::
 
-    formulation={"default": "bigm", 1: ("bigm", {})}
+    formulation={"default": "bigm", 1: ("partition", {"n": 2}), "dense_3": "extended"}
+
+Every canonical layer a user layer was lowered into gets that layer's choice.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Mapping, Union
+from typing import TYPE_CHECKING, Any, Mapping, Union
 
-from pyomo_relu.errors import PyomoReluError
+from pyomo_relu.errors import PyomoReluError, UnknownLayerError
 from pyomo_relu.formulations import bigm
 from pyomo_relu.formulations import complementarity, gdp, relaxation
 from pyomo_relu.formulations import extended, ideal_cuts, partition
+
+if TYPE_CHECKING:
+    from pyomo_relu.network import NetworkDefinition
 
 FORMULATIONS: dict[str, ModuleType] = {bigm.name: bigm}
 FORMULATIONS.update({m.name: m for m in (gdp, complementarity, relaxation)})
@@ -35,13 +41,47 @@ def get_formulation(name: str) -> ModuleType:
         ) from None
 
 
-def formulation_for_layer(spec: FormulationSpec, layer: int) -> tuple[ModuleType, dict[str, Any]]:
-    """Resolve a formulation spec (name, ``(name, options)`` or per-layer dict) for one layer."""
+def formulation_for_layer(spec: FormulationSpec, layer: int, net: "NetworkDefinition") -> tuple[ModuleType, dict[str, Any]]:
+    """The formulation module and options of canonical layer ``layer`` of ``net``.
+
+    ``spec`` is a name, ``(name, options)``, or a dict whose keys are ``"default"`` and
+    layers of ``net.layers`` (an index or a name, :meth:`NetworkDefinition.layer_index`):
+    the choice for a user layer applies to every canonical layer it became
+    (:attr:`NetworkDefinition.canonical_origin`).  A key naming no layer, a layer named
+    twice, or a malformed choice raises :class:`~pyomo_relu.errors.PyomoReluError`.
+    """
     if isinstance(spec, Mapping):
-        chosen = spec.get(layer, spec.get("default", "bigm"))
+        chosen = _per_user_layer(spec, net).get(net.canonical_origin[layer], spec.get("default", "bigm"))
     else:
         chosen = spec
-    if isinstance(chosen, tuple):
-        name, options = chosen
-        return get_formulation(name), dict(options)
-    return get_formulation(chosen), {}
+    return _resolve_choice(chosen)
+
+
+def _per_user_layer(spec: Mapping[Any, Any], net: "NetworkDefinition") -> dict[int, Any]:
+    """``{user layer index: choice}`` from a per-layer dict, every key checked."""
+    chosen: dict[int, Any] = {}
+    named_by: dict[int, Any] = {}
+    for key, value in spec.items():
+        if isinstance(key, str) and key == "default":
+            continue
+        try:
+            index = net.layer_index(key)
+        except UnknownLayerError as error:
+            raise UnknownLayerError(
+                f"formulation={{...}} key {key!r}: {error} (or 'default'); net.summary() lists the layers"
+            ) from None
+        if index in chosen:
+            raise UnknownLayerError(
+                f"formulation={{...}} names layer {index} twice, as {named_by[index]!r} and {key!r}; keep one")
+        chosen[index], named_by[index] = value, key
+    return chosen
+
+
+def _resolve_choice(chosen: Any) -> tuple[ModuleType, dict[str, Any]]:
+    if isinstance(chosen, str):
+        return get_formulation(chosen), {}
+    if isinstance(chosen, (tuple, list)) and len(chosen) == 2 and isinstance(chosen[0], str) \
+            and isinstance(chosen[1], Mapping):
+        return get_formulation(chosen[0]), dict(chosen[1])
+    raise PyomoReluError(
+        f"a formulation is a name or a (name, options) pair such as ('partition', {{'n': 2}}), not {chosen!r}")

@@ -251,7 +251,8 @@ def keras_to_onnx(model: Any, keras: Any, input_shape: tuple[int, ...]) -> onnx.
             names[key] = builder(g, keras, layer, [names[s] for s in sources], layer.name)
         except KeyError as exc:
             raise ModelLoadError(f"Keras layer {layer.name!r} reads a tensor no earlier layer produces: {exc}") from exc
-    g.nodes.append(helper.make_node("Identity", [names[output_key]], ["output"], name="output"))
+    last = output_key.rsplit(":", 2)[0]  # the output layer's name: the last network layer is named after it
+    g.nodes.append(helper.make_node("Identity", [names[output_key]], ["output"], name=f"{last}:output"))
     graph = helper.make_graph(
         g.nodes, "keras", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *input_shape])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], initializer=g.inits)

@@ -45,6 +45,7 @@ on a tensor, with one leading batch axis.  Densifying is refused, naming the nod
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import os
@@ -60,6 +61,7 @@ from onnx import helper, numpy_helper
 from pyomo_relu.errors import (
     InvalidNetworkError,
     ModelLoadError,
+    PyomoReluError,
     ShapeMismatchError,
     UnsupportedOperatorError,
 )
@@ -69,6 +71,9 @@ from pyomo_relu.sparse import as_weights
 logger = logging.getLogger(__name__)
 
 __all__ = ["MAX_DENSE_ENTRIES", "SUPPORTED_OPS", "load_onnx"]
+
+#: Largest network input (entries of the flattened input tensor) the reader accepts.
+MAX_INPUT_SIZE = 10_000_000
 
 #: Largest number of coefficients (``n_basis x numel``) a Conv/pooling/Concat node may
 #: produce; beyond it the node is refused instead of allocating gigabytes of dense weights.
@@ -163,13 +168,31 @@ class _Node:
         return self.proto.op_type
 
     def attr(self, name: str, default: object = None) -> object:
+        """The attribute's value, checked against the operator's schema (type), or ``default``."""
         for attribute in self.proto.attribute:
             if attribute.name == name:
+                expected = _attribute_type(self.op, self.opset, name)
+                if expected is not None and attribute.type != expected:
+                    raise ModelLoadError(
+                        f"{self.where()}: attribute {name!r} must be of type "
+                        f"{onnx.AttributeProto.AttributeType.Name(expected)}, the file has "
+                        f"{onnx.AttributeProto.AttributeType.Name(attribute.type)}; re-export the model")
                 return helper.get_attribute_value(attribute)
         return default
 
     def where(self) -> str:
         return f"ONNX node {self.label!r} (op {self.op})"
+
+
+@functools.lru_cache(maxsize=None)
+def _attribute_type(op: str, opset: int, name: str) -> int | None:
+    """The attribute type the ONNX schema of ``op`` (at ``opset``) declares for ``name``, if any."""
+    try:
+        schema = onnx.defs.get_schema(op, max_inclusive_version=max(1, opset), domain="")
+    except Exception:  # noqa: BLE001 - no schema (unknown op or opset): nothing to check against
+        return None
+    attribute = schema.attributes.get(name)
+    return None if attribute is None else int(attribute.type)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -351,6 +374,8 @@ def _normalise_axes(node: _Node, axes: Sequence[int], rank: int) -> list[int]:
         if not -rank <= axis < rank:
             raise ShapeMismatchError(f"{node.where()}: axis {axis} is out of range for rank {rank}")
         result.append(axis % rank)
+    if len(set(result)) != len(result):
+        raise ShapeMismatchError(f"{node.where()}: axes {list(axes)} name an axis twice")
     return result
 
 
@@ -526,7 +551,13 @@ def _op_dropout(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
 
 
 def _op_cast(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
-    dtype = helper.tensor_dtype_to_np_dtype(int(node.attr("to")))
+    to = node.attr("to")
+    if to is None:
+        raise ModelLoadError(f"{node.where()} has no 'to' attribute (the target type)")
+    try:
+        dtype = helper.tensor_dtype_to_np_dtype(int(to))
+    except KeyError:
+        raise ModelLoadError(f"{node.where()}: 'to' = {to} is not an ONNX tensor type") from None
     if not isinstance(inputs[0], _Affine):
         return [np.asarray(inputs[0]).astype(dtype)]
     if not np.issubdtype(dtype, np.floating):
@@ -1118,6 +1149,10 @@ class _GraphConverter:
         self.input_info = _single_input(self.graph, self.initializers, source)
         self.output_name = _single_output(self.graph, source)
         self.input_shape = _static_input_shape(self.input_info)
+        if int(np.prod(self.input_shape, dtype=float)) > MAX_INPUT_SIZE:
+            raise ShapeMismatchError(
+                f"graph input {self.input_info.name!r} of {source!r} has shape {self.input_shape}, more than "
+                f"MAX_INPUT_SIZE = {MAX_INPUT_SIZE} entries; is the shape in the file right?")
         self.values: dict[str, Value] = {}
         self.producer_label: dict[str, str] = {}
         self.layers: list[Layer] = []
@@ -1264,6 +1299,14 @@ class _GraphConverter:
                 return _HANDLERS[node.op](self, node, inputs)
             except _DenseTooLarge as exc:
                 raise UnsupportedOperatorError(f"{node.where()}: {exc}") from None
+            except PyomoReluError:
+                raise
+            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError,
+                    StopIteration, MemoryError) as exc:  # attribute values or shapes outside what the operator allows
+                raise ModelLoadError(
+                    f"{node.where()} in {self.source!r} cannot be read: its attributes or input shapes "
+                    f"are invalid for this operator ({type(exc).__name__}: {exc}); check the node in the "
+                    "exported model") from None
         if node.op in _SOFTMAX_OPS and isinstance(inputs[0], _Affine):
             return self._softmax(node, inputs)
         if all(not isinstance(v, _Affine) for v in inputs):
@@ -1528,8 +1571,10 @@ def load_onnx(
     ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
     ...     [helper.make_tensor("W", TensorProto.FLOAT, [2, 1], [1.0, -1.0])])
     >>> net = load_onnx(helper.make_model(graph), input_bounds=[(0, 1), (0, 1)])
-    >>> net.summary()
-    'NetworkDefinition(2 inputs -> 1 outputs)\\n  0: DenseLayer 2->1 relu (relu)'
+    >>> print(net.summary())
+    NetworkDefinition: 2 inputs -> 1 output, 1 layer (1 canonical)
+    index  name  kind        inputs  outputs  canonical
+        0  relu  dense relu       2        1  0
     >>> net.evaluate([[1.0, 0.25]]), net.input_shape
     (array([[0.75]]), (1, 2))
     """

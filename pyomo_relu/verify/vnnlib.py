@@ -301,7 +301,12 @@ class _Reader:
     def lines(self, lines: list[tuple[int, str]]) -> None:
         """Run the commands written on these ``(line number, text)`` lines."""
         for expr in parse_sexpressions(lines):
-            self.command(expr)
+            try:
+                self.command(expr)
+            except RecursionError:
+                raise VnnlibError(
+                    f"line {expr.line if isinstance(expr, _List) else _line(expr)}: the expression is nested too "
+                    "deeply to read (expected at most a few hundred levels of parentheses)") from None
 
     def simple(self, match: re.Match, line: int) -> None:
         """A one-line declaration or bound matched by :data:`_SIMPLE`."""
@@ -309,6 +314,8 @@ class _Reader:
             self.declare_name(match.group("name"), match.group("kind"), line)
             return
         name, op, value = match.group("var"), match.group("op"), float(match.group("num"))
+        if not math.isfinite(value):
+            raise VnnlibError(f"line {line}: expected a finite number, found {match.group('num')!r}")
         if name not in self.declared:
             raise VnnlibError(
                 f"line {line}: unknown variable {name!r} (expected a declared X_<i> or Y_<j>, or a number)"
@@ -391,6 +398,12 @@ class _Reader:
                 atoms.append(_Constraint(left.plus(right, -1.0), line))
             if op in (">=", ">", "="):
                 atoms.append(_Constraint(right.plus(left, -1.0), line))
+        for atom in atoms:
+            values = [atom.expr.const, *atom.expr.coef.values()]
+            if not all(math.isfinite(v) for v in values):
+                raise VnnlibError(
+                    f"line {line}: a coefficient or constant of ({op} ...) overflows to infinity or NaN; "
+                    "expected finite numbers of moderate size")
         return tuple(atoms)
 
     def term(self, expr: _Expr) -> _Linear:
@@ -462,6 +475,8 @@ class _Reader:
         for constraint in self.common:
             base.add(constraint)
         groups: dict[bytes, tuple[np.ndarray, np.ndarray, dict[bytes, Polytope]]] = {}
+        if math.prod(len(d) for d in self.disjunctions) > MAX_TERMS:
+            raise VnnlibError(f"{self.source}: more than {MAX_TERMS} cases after expanding the or's")
         n_terms = 0
         for choice in product(*self.disjunctions):
             n_terms += 1
@@ -662,9 +677,12 @@ def parse_counterexample(text: str, source: str = "<string>") -> tuple[np.ndarra
         if not match:
             raise VnnlibError(f"{source}: line {line}: expected X_<i> or Y_<j>, found {name!r}")
         try:
-            values[match.group(1)][int(match.group(2))] = float(text_value)
+            value = float(text_value)
         except ValueError:
             raise VnnlibError(f"{source}: line {line}: expected a number, found {text_value!r}") from None
+        if not math.isfinite(value):
+            raise VnnlibError(f"{source}: line {line}: expected a finite number, found {text_value!r}")
+        values[match.group(1)][int(match.group(2))] = value
     return _dense(values["X"], "X", source), _dense(values["Y"], "Y", source)
 
 

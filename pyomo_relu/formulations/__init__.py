@@ -15,12 +15,12 @@ from typing import Any, Mapping, Union
 from pyomo_relu.errors import PyomoReluError
 from pyomo_relu.formulations import bigm
 from pyomo_relu.formulations import complementarity, gdp, relaxation
-from pyomo_relu.formulations import extended, ideal_cuts, partition
+from pyomo_relu.formulations import extended, ideal_cuts, partition, pwl
 
 FORMULATIONS: dict[str, ModuleType] = {bigm.name: bigm}
 FORMULATIONS.update({m.name: m for m in (gdp, complementarity, relaxation)})
 FORMULATIONS.update(gdp.VARIANTS)  # "gdp.bigm", "gdp.hull", ...: disjunctions transformed at once
-FORMULATIONS.update({m.name: m for m in (partition, extended, ideal_cuts)})
+FORMULATIONS.update({m.name: m for m in (partition, extended, ideal_cuts, pwl)})
 
 FormulationSpec = Union[str, tuple, Mapping[Any, Any]]
 

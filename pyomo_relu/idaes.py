@@ -202,6 +202,40 @@ class ReLUSurrogateMixin:
         net = load_keras(model_or_path)
         return cls(net, input_labels, output_labels, input_bounds, input_scaling, output_scaling, **kwargs)
 
+    @classmethod
+    def from_idaes(cls, location: Any, model_name: str = "idaes_keras_model", *, format: str | None = None,
+                   **kwargs: Any) -> Any:
+        """Read a surrogate saved by IDAES: a ``KerasSurrogate`` folder or an ``ONNXSurrogate`` pair.
+
+        ``<location>/<model_name>.keras`` + ``<location>/idaes_info.json``, or
+        ``<location>/<model_name>.onnx`` + ``<location>/<model_name>_idaes_info.json``,
+        with IDAES's scalers, labels and input bounds (:mod:`pyomo_relu.idaes_files`).
+        ``format`` (``"keras"``/``"onnx"``) picks one when both are there; ``kwargs``
+        (``input_units``, ``output_units``) go to the constructor.
+        """
+        from pyomo_relu.idaes_files import read_idaes
+
+        spec = read_idaes(location, model_name, format)
+        return cls(spec["network"], spec["input_labels"], spec["output_labels"], spec["input_bounds"],
+                   spec["input_scaling"], spec["output_scaling"], **kwargs)
+
+    def to_idaes(self, location: Any, model_name: str) -> tuple[str, str]:
+        """Write IDAES's ONNX pair, which ``ONNXSurrogate.load_onnx_model(location, model_name)`` reads.
+
+        ``<model_name>.onnx`` holds the network without its scalings (doubles, so
+        :meth:`from_idaes` gives the same network back), ``<model_name>_idaes_info.json``
+        the labels, input bounds and the scalings as IDAES ``OffsetScaler`` dicts.
+        Returns the two paths.
+        """
+        from pyomo_relu.idaes_files import write_idaes_onnx
+
+        net = self._network
+        lower, upper = net.input_lower, net.input_upper
+        bounds = {label: (lower[i], upper[i]) for i, label in enumerate(self.input_labels())}
+        pair = (lambda s: None if s is None else (s.offset, s.factor))
+        return write_idaes_onnx(location, model_name, self.core_network, self.input_labels(),
+                                self.output_labels(), bounds, pair(net.input_scaling), pair(net.output_scaling))
+
     # ------------------------------------------------------------- properties
     @property
     def network(self) -> NetworkDefinition:

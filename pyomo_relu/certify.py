@@ -168,8 +168,11 @@ def certify_solution(model: Any, result: Any, *, solver: str = "highs", time_lim
         if wrong and abs(value - result.bound) > 1e-6 * max(1.0, abs(value)):
             logger.warning("feasible value %s beyond the proven bound %s: solver tolerances", value, result.bound)
     if value is not None and load == "feasible":
-        for b in blocks:
-            b.initialize(inputs[b.name])
+        for b in blocks:  # inputs and outputs hold the true point already; now the block's insides
+            try:
+                b.initialize(inputs[b.name])
+            except AttributeError:  # core.scale_model's copy renames the block's variables (scaled_pre)
+                logger.debug("%s: block variables renamed (a scaled copy); left at the relaxed values", b.name)
     else:
         for var, old, was_fixed in saved.values():
             var.set_value(old, skip_validation=True)

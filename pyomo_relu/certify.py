@@ -1,7 +1,7 @@
 r"""A certified interval for the true optimum of a model whose networks are relaxed (``pwl``).
 
 A :class:`~pyomo_relu.block.ReLUNetBlock` built with ``formulation="pwl"`` (or
-``"relaxation"``) contains every forward pass of its network, so solving the model gives
+``"relaxation"``, certified on request) contains every forward pass of its network, so solving the model gives
 a **proven bound** on the true optimum (the solver's dual bound: a lower bound when
 minimising).  Evaluating the true network (``net.evaluate``) at the solution's inputs,
 fixing each relaxed block's inputs and outputs to those values and re-solving the rest of
@@ -31,8 +31,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["CertifiedInterval", "approximated_blocks", "certify_point", "certify_solution"]
 
-#: Formulations whose blocks are relaxations of their network (not exact).
-RELAXING = ("pwl", "relaxation")
+#: Formulations whose blocks are certified automatically by ``solve()``: ``relaxation``
+#: blocks are relaxations too, but are solved for their dual bound alone (pass them as
+#: ``blocks=`` to :func:`certify_solution` to certify them).
+RELAXING = ("pwl",)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def certify_point(net: NetworkDefinition, inputs: Any, bound: float | None, sens
 
 
 def approximated_blocks(model: Any) -> list[Any]:
-    """Built ReLU blocks of ``model`` with a layer whose formulation relaxes the network."""
+    """Built ReLU blocks of ``model`` with a ``pwl`` layer (a relaxation of the network)."""
     import pyomo.environ as pe
 
     from pyomo_relu.block import ReLUNetBlockData

@@ -197,3 +197,10 @@ def test_relu_networks_have_no_certificate_and_zero_error():
     assert m.nn.approximation_error().tolist() == [0.0]
     r = build(net, "relaxation")
     assert r.nn.approximation_error()[0] == pytest.approx(1.0)  # triangle height -l u / (u - l), z in [-2, 2]
+    res = solve(r)
+    assert res.certified is None  # relaxation blocks are solved for their bound alone
+    from pyomo_relu.certify import certify_solution
+
+    cert = certify_solution(r, res, blocks=[r.nn], load="relaxed")
+    assert cert.lower <= 0.0 <= cert.upper + 1e-9  # min relu(x0 - x1) = 0
+    assert cert.approximation_error["nn"][0] == pytest.approx(1.0)

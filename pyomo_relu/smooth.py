@@ -111,9 +111,10 @@ class Enclosure:
 
     ``breakpoints[i]``, ``upper[i]`` and ``lower[i]`` are arrays of ``pieces[i] + 1``
     values for neuron ``i``; both bounding functions are linear between breakpoints.
-    ``width[i]`` is ``max (upper - lower)``; ``above[i]`` and ``below[i]`` are the largest
-    offsets ``max (g_U - f)`` and ``max (f - g_L)`` at breakpoints, which bound
-    ``g_U - f`` and ``f - g_L`` everywhere.
+    ``width[i]`` is ``max (upper - lower)``; ``above[i]`` and ``below[i]`` bound
+    ``g_U - f`` and ``f - g_L`` over the whole interval: on a segment ``g_U - f`` is the
+    interpolated offset plus ``chord - f``, so at most ``max(e^U_a, e^U_b) + δ⁻`` (and
+    never more than the width).
     """
 
     kind: str
@@ -131,11 +132,21 @@ class Enclosure:
 
     @property
     def above(self) -> np.ndarray:
-        return np.array([float(np.max(u - _smooth(self.kind, b))) for u, b in zip(self.upper, self.breakpoints)])
+        return self._stray(self.upper, 1)
 
     @property
     def below(self) -> np.ndarray:
-        return np.array([float(np.max(_smooth(self.kind, b) - lo)) for lo, b in zip(self.lower, self.breakpoints)])
+        return self._stray(self.lower, 0)
+
+    def _stray(self, sides: tuple[np.ndarray, ...], other: int) -> np.ndarray:
+        """Per neuron, the largest ``|side - f|``: endpoint offsets plus the chord's deviation the other way."""
+        out = []
+        for side, b, u, lo in zip(sides, self.breakpoints, self.upper, self.lower):
+            offset = np.abs(side - _smooth(self.kind, b))
+            deviation = chord_deviation(self.kind, b[:-1], b[1:])[other]
+            worst = np.maximum(offset[:-1], offset[1:]) + deviation
+            out.append(float(min(np.max(worst), np.max(u - lo))))
+        return np.array(out)
 
     def upper_at(self, i: int, z: np.ndarray) -> np.ndarray:
         """``g_U`` of neuron ``i`` at the points ``z`` (inside its interval)."""

@@ -204,3 +204,23 @@ def test_relu_networks_have_no_certificate_and_zero_error():
     cert = certify_solution(r, res, blocks=[r.nn], load="relaxed")
     assert cert.lower <= 0.0 <= cert.upper + 1e-9  # min relu(x0 - x1) = 0
     assert cert.approximation_error["nn"][0] == pytest.approx(1.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(kind=st.sampled_from(["tanh", "sigmoid", "softplus"]), lo=st.floats(-8, 4), width=st.floats(0.01, 10),
+       tol=st.floats(1e-3, 0.3))
+def test_above_and_below_bound_the_band_everywhere(kind, lo, width, tol):
+    enc = enclosure(kind, np.array([lo]), np.array([lo + width]), tolerance=tol)
+    z = np.linspace(lo, lo + width, 4001)
+    f = _smooth(kind, z)
+    assert np.max(enc.upper_at(0, z) - f) <= enc.above[0] + 1e-12
+    assert np.max(f - enc.lower_at(0, z)) <= enc.below[0] + 1e-12
+    assert max(enc.above[0], enc.below[0]) <= enc.width[0] + 1e-15
+
+
+def test_pieces_option_caps_the_pieces_of_every_neuron():
+    net = random_net(8, "tanh")
+    m = build(net, ("pwl", {"pieces": 3}))
+    for k in range(2):
+        assert all(len(b) - 1 <= 3 for b in m.nn.layer[k]._pwl.breakpoints)
+    assert m.nn.stats()["binaries"] <= 2 * 12

@@ -60,7 +60,7 @@ array([1.5, 2.5])
 >>> print(m.nn.layer[0].pwl_upper[1].expr)
 nn.layer[0].post[1] - 0.0814660445065638*nn.layer[0].pre[1]  <=  0.8015052404389024
 >>> m.nn.stats()["binaries"], m.nn.approximation_error().round(4)
-(8, array([0.0936]))
+(8, array([0.1186]))
 """
 
 from __future__ import annotations

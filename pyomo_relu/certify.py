@@ -145,26 +145,36 @@ def certify_solution(model: Any, result: Any, *, solver: str = "highs", time_lim
         return CertifiedInterval(sense, result.bound, None, approximation_error=errors, message=message)
     saved = {id(v): (v, v.value, v.fixed) for v in model.component_data_objects(pe.Var, descend_into=True)}
     inputs, outputs, fixed = {}, {}, []
+    clash = []
     for b in blocks:
         net, box = b.network, b.neuron_bounds
         x = np.clip([v.value for v in b.input_vars], box.input_lower, box.input_upper)
         y = net.evaluate(x)
         inputs[b.name], outputs[b.name] = x, y
+        tol = 1e-6 * np.maximum(1.0, np.abs(y))
+        clash += [v.name for v, value, t in zip(b.output_vars, y, tol)  # a fixed value or a bound broken
+                  if (v.fixed and abs(v.value - value) > t) or (v.lb is not None and value < v.lb - t)
+                  or (v.ub is not None and value > v.ub + t)]
         for var, value in zip(b.input_vars + b.output_vars, np.r_[x, y]):
             if not var.fixed:
                 var.fix(float(value))
                 fixed.append(var)
         b.deactivate()
     try:
-        check = solve(model, solver, time_limit=time_limit, mip_gap=mip_gap, options=options, certify=False)
+        check = None if clash else \
+            solve(model, solver, time_limit=time_limit, mip_gap=mip_gap, options=options, certify=False)
     finally:
         for b in blocks:
             b.activate()
         for var in fixed:
             var.unfix()
-    value = check.objective if check.has_solution else None
-    violation = _max_violation(model, blocks) if check.has_solution else math.inf
-    message = "" if value is not None else f"no true-feasible point at the relaxed inputs ({check.status})"
+    found = check is not None and check.has_solution
+    value = check.objective if found else None
+    violation = _max_violation(model, blocks) if found else math.inf
+    if clash:
+        message = f"no true-feasible point at the relaxed inputs: the network's outputs break {clash} (fixed values or bounds)"
+    else:
+        message = "" if found else f"no true-feasible point at the relaxed inputs ({check.status})"
     if value is not None and result.bound is not None:
         wrong = (value < result.bound) if sense == "minimize" else (value > result.bound)
         if wrong and abs(value - result.bound) > 1e-6 * max(1.0, abs(value)):

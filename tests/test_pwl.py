@@ -224,3 +224,18 @@ def test_pieces_option_caps_the_pieces_of_every_neuron():
     for k in range(2):
         assert all(len(b) - 1 <= 3 for b in m.nn.layer[k]._pwl.breakpoints)
     assert m.nn.stats()["binaries"] <= 2 * 12
+
+
+def test_no_feasible_end_when_the_true_outputs_break_the_model():
+    net = random_net(1, "tanh")
+    truth = sampled_optimum(net, "minimize")
+    m = build(net, ("pwl", {"tolerance": 0.3}))
+    m.y.setub(truth - 0.05)  # a target only the relaxation can reach, if any
+    r = solve(m)
+    cert = r.certified
+    if r.has_solution:
+        assert cert.value is None and "no true-feasible point" in cert.message
+        assert cert.upper == float("inf") and cert.gap is None
+        assert m.nn.get_error() > 0  # the relaxed solution is restored
+    else:
+        assert r.status == "infeasible" and "infeasible" in cert.message

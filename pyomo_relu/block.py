@@ -303,8 +303,11 @@ class ReLUNetBlockData(BlockData):
             post = layer.activate(pre)
             _set_values(ctx.post, post)
             _set_values(ctx.block.pre, pre, list(ctx.block.pre.keys()))
+            module = _formulation_module(name)
             if ctx.unstable.size:
-                _formulation_module(name).initialize(ctx, pre)
+                module.initialize(ctx, pre)
+            if hasattr(module, "initialize_smooth"):
+                module.initialize_smooth(ctx, pre)
             values = post
         for var, value in zip(self._output_vars, values):  # outputs follow from the inputs
             var.set_value(float(value), skip_validation=True)
@@ -369,6 +372,18 @@ class ReLUNetBlockData(BlockData):
         y = np.array([np.nan if v.value is None else v.value for v in self._output_vars], float)
         return float(np.max(np.abs(y - self.forward())))
 
+    def approximation_error(self) -> np.ndarray:
+        """A sound bound, per output, on ``|outputs - network(inputs)|`` over the block's feasible set.
+
+        0 where every layer is exact; positive with ``pwl`` (smooth neurons between two
+        piecewise-linear functions) or ``relaxation`` layers.  See
+        :func:`pyomo_relu.formulations.pwl.approximation_error`.
+        """
+        from pyomo_relu.formulations.pwl import approximation_error
+
+        net, bounds = self._require_built()
+        return approximation_error(net.canonical_layers, bounds, self._layer_contexts)
+
     def _require_built(self) -> tuple[NetworkDefinition, Bounds]:
         if self._network is None or self._bounds is None:
             raise PyomoReluError(f"block {self.name} is not built yet; call .build(net, ...) first")
@@ -399,8 +414,8 @@ def _build_layer(
         kinds = sorted(set(layer.kinds[curved].tolist()))
         raise UnsupportedOperatorError(
             f"layer {index} ({layer.name or 'dense'}) has {', '.join(kinds)} neurons, which have no MILP "
-            f"formulation (formulation {module.name!r}); use formulation='complementarity' (for that "
-            "layer or all) and an NLP/MINLP solver such as SCIP, or retrain with ReLU"
+            f"formulation (formulation {module.name!r}); use formulation='pwl' (a certified "
+            "piecewise-linear MILP relaxation) or 'complementarity' (exact, for an NLP/MINLP solver such as SCIP)"
         )
     _require_finite_neurons(index, unstable, lower, upper)
     post_lower, post_upper = layer.output_bounds(lower, upper)
@@ -431,13 +446,15 @@ def _build_layer(
         return (rhs, LinearExpression(terms(j) + [MonomialTermExpression((-1.0, target))]), rhs)
 
     block.affine = pe.Constraint(_index_set(defined), rule=affine_rule)
-    if curved.size:
-        block.smooth_activation = pe.Constraint(
-            _index_set(curved), rule=lambda b, j: post[j] == _smooth_expression(layer.kinds[j], pre[j]))
     if is_sparse(layer.weights) and getattr(module, "reads_weights", False):
         layer = layer.with_affine(layer.weights.toarray(), layer.bias)  # partition, extended, ideal cuts
     ctx = LayerContext(block, index, layer, list(inputs), post, input_lower, input_upper, lower, upper, unstable, options)
     ctx.formulation = module.name
+    if curved.size and hasattr(module, "build_smooth"):  # pwl: a MILP relaxation of f
+        module.build_smooth(ctx, curved)
+    elif curved.size:
+        block.smooth_activation = pe.Constraint(
+            _index_set(curved), rule=lambda b, j: post[j] == _smooth_expression(layer.kinds[j], pre[j]))
     if unstable.size:
         module.build(ctx)
     return ctx

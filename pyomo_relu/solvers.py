@@ -46,6 +46,9 @@ class SolveResult:
     has_solution: bool
     message: str = ""
     raw: Any = field(default=None, repr=False)
+    #: for models with relaxed (``pwl``) network blocks: a
+    #: :class:`~pyomo_relu.certify.CertifiedInterval` for the true optimum, else ``None``
+    certified: Any = None
 
     @property
     def gap(self) -> float | None:
@@ -62,8 +65,13 @@ def solve(
     mip_gap: float | None = None,
     tee: bool = False,
     options: dict[str, Any] | None = None,
+    certify: bool = True,
 ) -> SolveResult:
     """Solve ``model`` (with exactly one active objective) and load the solution if any.
+
+    With ``certify`` (default) and network blocks built with ``formulation="pwl"``,
+    ``result.certified`` is the certified interval of the true optimum and the model
+    holds the true-feasible point (:func:`pyomo_relu.certify.certify_solution`).
 
     >>> import pyomo.environ as pe
     >>> m = pe.ConcreteModel()
@@ -85,6 +93,11 @@ def solve(
     result.solver = solver
     logger.info("%s: %s objective=%s bound=%s in %.2f s", solver, result.status,
                 result.objective, result.bound, result.seconds)
+    if certify:
+        from pyomo_relu.certify import certify_solution
+
+        result.certified = certify_solution(model, result, solver=solver, time_limit=time_limit,
+                                            mip_gap=mip_gap, options=options)
     return result
 
 

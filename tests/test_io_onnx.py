@@ -143,6 +143,7 @@ EXPECTED_LAYERS = {  # activations of the loaded layers
     "convx1_gemmx1.onnx": ["relu"],
     "ACASXU_run2a_1_1_batch_2000.onnx": ["relu"] * 6 + ["linear"],
     "ACASXU_run2a_2_1_batch_2000.onnx": ["relu"] * 6 + ["linear"],
+    "net_Calcite_ST.onnx": ["tanh"] * 5 + ["linear"],  # idaes-pse's test model (tests/data/idaes)
 }
 ONNX_FILES = sorted(DATA.rglob("*.onnx"))
 

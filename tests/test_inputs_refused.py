@@ -100,8 +100,11 @@ def test_an_attack_claiming_large_margins_is_re_checked(monkeypatch: pytest.Monk
     from pyomo_relu.verify import verify
 
     net, spec = _holds()
-    monkeypatch.setattr(verify_module, "pgd_attack",
-                        lambda *args, **kwargs: (np.array([[0.5, 0.5], [0.0, 0.0]]), np.array([5.0, 3.0])))
+    from pyomo_relu.search.problem import SearchProblem
+
+    # the attack's points and a (canonical) forward pass that claims they are deep inside the unsafe set
+    monkeypatch.setattr(verify_module, "descend", lambda *args, **kwargs: np.array([[0.5, 0.5], [0.0, 0.0]]))
+    monkeypatch.setattr(SearchProblem, "region_margins", lambda self, x, y: np.full((len(x), self.n_regions), 5.0))
     result = verify(net, spec, time_limit=30, split=False)
     assert result.status in ("unsat", "unknown") and result.counterexample is None
 

@@ -216,8 +216,19 @@ class _Search:
         return self.value <= self.stop_at
 
     def level(self) -> float:
-        """Boxes whose bound is at least this cannot improve the incumbent by more than ``gap``."""
-        return min(self.cutoff, self.value - self.gap)
+        """Boxes whose bound is at least this cannot improve the incumbent by more than ``gap``.
+
+        The gap is reduced by twice the round-off allowance of :func:`widen`, so that the
+        widened bound reported in the end still lies within ``gap`` of the incumbent.
+        """
+        if not np.isfinite(self.value):
+            return self.cutoff
+        slack = 2 * BOUND_TOLERANCE * (1.0 + abs(self.value))
+        return min(self.cutoff, self.value - max(self.gap - slack, 0.0))
+
+    def prunable(self, bound: float) -> bool:
+        """A box can be discarded: its bound reaches :meth:`level`."""
+        return bound >= self.level()
 
     def open_bound(self) -> float:
         """The least bound of every box not yet discarded (the queue and the batch in hand)."""
@@ -258,7 +269,7 @@ class _Search:
         taken: list[_Node] = []
         while self.queue and len(taken) < size:
             node = heapq.heappop(self.queue)
-            if node.bound >= self.level():
+            if self.prunable(node.bound):
                 self.discard(node.bound)
             else:
                 taken.append(node)
@@ -287,7 +298,7 @@ class _Search:
             node.lower, node.upper = batch.box_lower[b], batch.box_upper[b]
             node.start = ([a[b] for a in batch.lower], [a[b] for a in batch.upper])
             node.priority = node.bound if self.problem.has_objective else -float(batch.margin_bound[b].max())
-            if node.bound >= self.level() or self.decided:
+            if self.prunable(node.bound) or self.decided:
                 self.discard(node.bound, float(batch.margin_bound[b].max()))
             elif batch.unstable[b] <= self.leaf_unstable:
                 leaves.append((node, int(batch.split_dim[b])))
@@ -298,7 +309,7 @@ class _Search:
         else:
             splits.extend(leaves)
         for node, d in splits:
-            if node.bound >= self.level():
+            if self.prunable(node.bound):
                 self.discard(node.bound)
             elif node.depth >= MAX_DEPTH or not node.upper[d] > node.lower[d]:
                 self.unresolved += 1

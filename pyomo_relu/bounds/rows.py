@@ -122,12 +122,15 @@ class RowBuilder:
         self.n_cols = 0
         self.n_rows = 0
 
-    def add_cols(self, lower: np.ndarray, upper: np.ndarray, integer: bool = False) -> np.ndarray:
+    def add_cols(self, lower: np.ndarray, upper: np.ndarray, integer: bool | np.ndarray = False) -> np.ndarray:
+        """New columns with these bounds; ``integer`` is one flag or a mask over them."""
         lower, upper = np.broadcast_arrays(np.asarray(lower, float), np.asarray(upper, float))
         index = np.arange(self.n_cols, self.n_cols + lower.size)
         self.col_lower.append(lower.ravel())
         self.col_upper.append(upper.ravel())
-        if integer:
+        if np.ndim(integer):
+            self.integer.append(index[np.asarray(integer, dtype=bool)])
+        elif integer:
             self.integer.append(index)
         self.n_cols += lower.size
         return index

@@ -35,19 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from pyomo_relu.bounds.rows import LinearProgram, RowBuilder
+from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, LinearProgram, RowBuilder
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CANCEL_GRACE", "TIME_LIMIT_OPTIONS", "ModelArrays", "NotBulkable", "model_arrays", "run_highs", "solve_bulk"]
+__all__ = ["CANCEL_GRACE", "HIGHS_TIME_LIMIT_OPTIONS", "ModelArrays", "NotBulkable", "model_arrays", "run_highs", "solve_bulk"]
 
 #: Seconds past the deadline after which a HiGHS run that ignored its time limit is cancelled.
 CANCEL_GRACE = 0.2
-
-#: HiGHS options under a time limit (the user's own options win): presolve's "sparsify" rule
-#: (bit 14 of ``presolve_rule_off``) never checks the time limit and spent 11 s on the dense
-#: affine equalities of MNIST 256x4 under a 5 s limit; HiGHS stops within the limit without it.
-TIME_LIMIT_OPTIONS: dict[str, Any] = {"presolve_rule_off": 1 << 14}
 
 #: Constraint components of a layer sub-block written from arrays, per formulation name.
 BULK_COMPONENTS = {

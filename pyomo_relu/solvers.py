@@ -107,9 +107,9 @@ def solve(
     deadline = None if time_limit is None else start + float(time_limit)
     result = None
     if solver == "highs" and deadline is not None:
-        from pyomo_relu.handoff import TIME_LIMIT_OPTIONS
+        from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS
 
-        options = {**TIME_LIMIT_OPTIONS, **(options or {})}
+        options = {**HIGHS_TIME_LIMIT_OPTIONS, **(options or {})}
     if solver == "highs" and handoff != "pyomo":
         from pyomo_relu.handoff import solve_bulk
 

@@ -242,6 +242,7 @@ class _HighsWithStart(_highs_class()):  # type: ignore[misc]
         if columns:
             highs = self._solver_model
             flag = highs.getOptionValue("output_flag")
+            flag = bool(flag[1] if isinstance(flag, tuple) else flag)  # highspy 1.15 returns (status, value)
             highs.setOptionValue("output_flag", False)  # HiGHS prints rejected starts
             try:
                 highs.setSolution(len(columns), np.array(columns, dtype=np.int32), np.array(values, dtype=np.float64))

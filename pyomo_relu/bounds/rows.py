@@ -37,7 +37,7 @@ __all__ = ["BOUND_RELAXATION", "HIGHS_TIME_LIMIT_OPTIONS", "LinearProgram", "Row
 #: HiGHS options for every MILP solved under a time limit (``solve``, ``tighten("milp")``, the
 #: search engine's leaves; a user's own options win): presolve's "sparsify" rule (bit 14 of
 #: ``presolve_rule_off``) never checks the time limit and spent 11 s on the dense affine
-#: equalities of MNIST 256x4 under a 5 s limit (``benchmarks/RESULTS.md``, "Time limits").
+#: equalities of MNIST 256x4 under a 5 s limit (``benchmarks/RESULTS.md``, "Scale").
 HIGHS_TIME_LIMIT_OPTIONS: dict[str, Any] = {"presolve_rule_off": 1 << 14}
 
 #: Relative loosening of neuron bounds used as column bounds (see :func:`relaxed_box`).

@@ -166,7 +166,7 @@ def _add_block(builder: RowBuilder, columns: _Columns, block: Any) -> set[int]:
             covered.add(id(affine))
         names = BULK_COMPONENTS.get(ctx.formulation, ())
         parts = [_active_component(sub, name) for name in names]
-        if ctx.unstable.size and all(part is not None for part in parts) and hasattr(sub, "pre"):
+        if names and ctx.unstable.size and all(part is not None for part in parts) and hasattr(sub, "pre"):
             _add_activation(builder, columns, ctx)
             covered.update(id(part) for part in parts)
     return covered

@@ -169,3 +169,20 @@ def test_tighten_time_limit_holds(method: list[str]) -> None:
     start = time.perf_counter()
     tighten(net, method, time_limit=1.0, progress=False)
     assert time.perf_counter() - start < 1.0 + SLACK
+
+
+def test_max_layers_and_leaky_relu_rows() -> None:
+    """Max layers (affine rows from arrays, max_affine rows through repn) and a lowered leaky ReLU (repeated rows)."""
+    from pyomo_relu import MaxLayer
+
+    rng = np.random.default_rng(11)
+    net = NetworkDefinition([
+        DenseLayer(rng.normal(size=(6, 2)), rng.normal(size=6) * 0.3, "leaky_relu", alpha=0.1),
+        MaxLayer(rng.normal(size=(6, 6)), rng.normal(size=6) * 0.1, [0, 0, 0, 1, 1, 1]),
+        DenseLayer(rng.normal(size=(2, 2)), np.zeros(2), "linear"),
+    ], input_bounds=[(-1, 1)] * 2)
+    m = model_with(net)
+    bulk, pyomo = both_routes(m)
+    assert bulk.raw["handoff"] == "bulk" and bulk.status == pyomo.status == "optimal"
+    assert bulk.objective == pytest.approx(pyomo.objective, abs=1e-6)
+    assert m.nn.get_error() < 1e-6

@@ -104,7 +104,7 @@ import numpy as np
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import interval_bounds
 from pyomo_relu.errors import EmptyBoxError, PyomoReluError, SolverError
-from pyomo_relu.bounds.rows import LinearProgram, SideConstraints, build_lp, highs_model
+from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, LinearProgram, SideConstraints, build_lp, highs_model
 from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition
 from pyomo_relu.sparse import rows_dense
 
@@ -185,7 +185,7 @@ def _make_highs(lp: LinearProgram, settings: SolveSettings) -> Any:
     }
     if settings.integer and lp.integer.size:
         options.update(mip_feasibility_tolerance=SOLVER_FEASIBILITY_TOLERANCE,
-                       mip_rel_gap=settings.mip_gap, mip_abs_gap=settings.mip_gap)
+                       mip_rel_gap=settings.mip_gap, mip_abs_gap=settings.mip_gap, **HIGHS_TIME_LIMIT_OPTIONS)
     else:
         options["presolve"] = "off"  # keep the basis between solves
     for key, value in options.items():

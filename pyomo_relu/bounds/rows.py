@@ -31,8 +31,14 @@ import numpy as np
 from pyomo_relu.network import Layer, MaxLayer, smooth_lines
 from pyomo_relu.sparse import triplets
 
-__all__ = ["BOUND_RELAXATION", "LinearProgram", "RowBuilder", "SideConstraints", "build_lp", "highs_model",
+__all__ = ["BOUND_RELAXATION", "HIGHS_TIME_LIMIT_OPTIONS", "LinearProgram", "RowBuilder", "SideConstraints", "build_lp", "highs_model",
            "relaxed_box"]
+
+#: HiGHS options for every MILP solved under a time limit (``solve``, ``tighten("milp")``, the
+#: search engine's leaves; a user's own options win): presolve's "sparsify" rule (bit 14 of
+#: ``presolve_rule_off``) never checks the time limit and spent 11 s on the dense affine
+#: equalities of MNIST 256x4 under a 5 s limit (``benchmarks/RESULTS.md``, "Scale").
+HIGHS_TIME_LIMIT_OPTIONS: dict[str, Any] = {"presolve_rule_off": 1 << 14}
 
 #: Relative loosening of neuron bounds used as column bounds (see :func:`relaxed_box`).
 BOUND_RELAXATION = 1e-8
@@ -122,12 +128,15 @@ class RowBuilder:
         self.n_cols = 0
         self.n_rows = 0
 
-    def add_cols(self, lower: np.ndarray, upper: np.ndarray, integer: bool = False) -> np.ndarray:
+    def add_cols(self, lower: np.ndarray, upper: np.ndarray, integer: bool | np.ndarray = False) -> np.ndarray:
+        """New columns with these bounds; ``integer`` is one flag or a mask over them."""
         lower, upper = np.broadcast_arrays(np.asarray(lower, float), np.asarray(upper, float))
         index = np.arange(self.n_cols, self.n_cols + lower.size)
         self.col_lower.append(lower.ravel())
         self.col_upper.append(upper.ravel())
-        if integer:
+        if np.ndim(integer):
+            self.integer.append(index[np.asarray(integer, dtype=bool)])
+        elif integer:
             self.integer.append(index)
         self.n_cols += lower.size
         return index

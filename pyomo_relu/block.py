@@ -37,6 +37,7 @@ from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.chain import BoundsSpec, resolve_bounds
 from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchError, UnsupportedOperatorError
 from pyomo_relu.formulations import FormulationSpec, formulation_for_layer, get_formulation
+from pyomo_relu.formulations import step as step_formulation
 from pyomo_relu.formulations.base import LayerContext
 from pyomo_relu.network import DenseLayer, MaxLayer, NetworkDefinition
 from pyomo_relu.sparse import is_sparse, row_entries
@@ -308,6 +309,7 @@ class ReLUNetBlockData(BlockData):
                 module.initialize(ctx, pre)
             if hasattr(module, "initialize_smooth"):
                 module.initialize_smooth(ctx, pre)
+            step_formulation.initialize_step(ctx, pre)
             values = post
         for var, value in zip(self._output_vars, values):  # outputs follow from the inputs
             var.set_value(float(value), skip_validation=True)
@@ -426,7 +428,8 @@ def _build_layer(
             post[int(j)].fix(0.0)
     else:
         post = targets  # the network outputs themselves: no copy, no link
-    with_pre = np.union1d(unstable, curved)
+    stepped = np.flatnonzero(layer.step_mask)  # step/sign: always formulations/step.py
+    with_pre = np.union1d(np.union1d(unstable, curved), stepped)
     block.pre = pe.Var(_index_set(with_pre), bounds=lambda b, j: (_finite(lower[j]), _finite(upper[j])))
     has_pre = np.zeros(n, dtype=bool)
     has_pre[with_pre] = True
@@ -455,6 +458,8 @@ def _build_layer(
     elif curved.size:
         block.smooth_activation = pe.Constraint(
             _index_set(curved), rule=lambda b, j: post[j] == _smooth_expression(layer.kinds[j], pre[j]))
+    if stepped.size:
+        step_formulation.build_step(ctx, stepped, None if module is step_formulation else step_formulation.DEFAULT_EPS)
     if unstable.size:
         module.build(ctx)
     return ctx

@@ -12,7 +12,9 @@ The big-M values are the bounds themselves, so tight bounds give a tight model; 
 relaxation is the hull of the step's graph over ``[l, u]`` (the lines of
 :func:`pyomo_relu.step.step_lines`).  ``ε`` (option ``eps``, default
 :data:`DEFAULT_EPS`) stands in for the strict ``z < 0``: the MILP is exact except that it
-excludes pre-activations in ``(-ε, 0)``.  With integral pre-activations (binarized layers on
+excludes pre-activations in ``(-ε, 0)``.  ``ε`` must exceed the solver's feasibility
+tolerance (HiGHS's MIP tolerance is 1e-6: with ``ε = 1e-6`` it accepts ``z = 0`` on the
+lower level), hence the default 1e-5.  With integral pre-activations (binarized layers on
 binary inputs, integer weights) ``eps=1`` is exact; ``eps=0`` gives the closure of the graph
 (at ``z = 0`` both levels are allowed), a relaxation that is always sound.  Stable neurons
 (``l >= 0`` or ``u < 0``) are the constant ``h = b`` or ``h = a`` (``stable_level``).
@@ -57,7 +59,7 @@ from pyomo_relu.step import levels, unstable_step
 
 name = "step"
 #: The default ``ε`` of ``z <= -ε`` on the lower level (see the module doc).
-DEFAULT_EPS = 1e-6
+DEFAULT_EPS = 1e-5
 
 
 def validate_options(options: dict[str, Any]) -> None:

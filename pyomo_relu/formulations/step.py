@@ -41,7 +41,7 @@ down_when_negative Constraint [0]
 level Constraint [0]
 stable_level Constraint [1]
 >>> print(m.nn.layer[0].level[0].expr)
-nn.layer[0].post[0] - 2*nn.layer[0].is_up[0]  ==  -1
+nn.layer[0].post[0] - 2.0*nn.layer[0].is_up[0]  ==  -1.0
 """
 
 from __future__ import annotations

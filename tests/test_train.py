@@ -72,3 +72,19 @@ def test_refuses_non_binary_inputs_and_bad_labels():
         train_bnn([[0.5, 1.0]], [0])
     with pytest.raises(InvalidValueError, match="two classes"):
         train_bnn([[0.0, 1.0]], [0])
+
+
+def test_example_reduced():
+    """examples/train_bnn_mip.py on 20 images (a few seconds)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "train_bnn_mip.py"
+    spec = importlib.util.spec_from_file_location("train_bnn_mip", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--train", "20", "--hidden", "2", "--time-limit", "30", "--robust", "2", "--sparsity"])
+    result = out["result"]
+    assert result.status == "optimal" and result.correct == round(result.objective)
+    assert out["test_correct"] >= 100  # of 200 test images: better than chance on 0 vs 1
+    assert len(out["robust"]) == 2

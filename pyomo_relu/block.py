@@ -563,14 +563,14 @@ def _layer_stats(k: int, layer: Any, lower: np.ndarray, upper: np.ndarray) -> di
         return {"layer": k, "activation": "max", "neurons": layer.n_outputs, "rows": layer.n_pre,
                 "stable_active": int(single.size), "stable_inactive": 0,
                 "unstable": int(np.unique(layer.groups[several]).size)}
-    relu = layer.relu_mask
+    relu, stepped = layer.relu_mask, layer.step_mask  # a step neuron: active where l >= 0, inactive where u < 0
     return {
         "layer": k,
         "activation": layer.activation,
         "neurons": layer.n_outputs,
-        "stable_active": int((relu & (lower >= 0)).sum()),
-        "stable_inactive": int((relu & (upper <= 0)).sum()),
-        "unstable": int((relu & (lower < 0) & (upper > 0)).sum()),
+        "stable_active": int((relu & (lower >= 0)).sum() + (stepped & (lower >= 0)).sum()),
+        "stable_inactive": int((relu & (upper <= 0)).sum() + (stepped & (upper < 0)).sum()),
+        "unstable": int((relu & (lower < 0) & (upper > 0)).sum() + (stepped & (lower < 0) & (upper >= 0)).sum()),
     }
 
 

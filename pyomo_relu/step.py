@@ -80,11 +80,13 @@ def step_lines(kinds: np.ndarray, lower: np.ndarray, upper: np.ndarray
     is_step = np.broadcast_to(np.isin(kinds, STEP_ACTIVATIONS), lower.shape)
     rise = high - low
     loose = unstable_step(lower, upper)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         upper_line = loose & np.isfinite(lower) & (-lower > upper)  # through (l, a) and (0, b)
         lower_line = loose & np.isfinite(upper) & (upper > -lower)  # through (0, a) and (u, b)
         slope_u = np.where(upper_line, rise / -lower, 0.0)
         slope_l = np.where(lower_line, rise / upper, 0.0)
+    # a subnormal bound overflows the slope: the constant line is sound there
+    slope_u, slope_l = np.where(np.isfinite(slope_u), slope_u, 0.0), np.where(np.isfinite(slope_l), slope_l, 0.0)
     intercept_u = np.where(lower >= 0, high, np.where(upper < 0, low, high))
     intercept_l = np.where(lower >= 0, high, low)
     zero = np.zeros(lower.shape)

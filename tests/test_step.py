@@ -111,6 +111,8 @@ def test_milp_optimum_equals_brute_force(seed):
         assert value == pytest.approx(best, abs=1e-6)
         assert net.evaluate(x)[0] == pytest.approx(value, abs=1e-6)  # re-checked by the forward pass
         assert m.nn.get_error() < 1e-6
+        stats = m.nn.stats()  # one binary per unstable step or ReLU neuron
+        assert stats["binaries"] == sum(row["unstable"] for row in stats["layers"]) > 0
 
 
 def test_binarized_layers_integral_eps_one():
@@ -160,7 +162,8 @@ def test_bounds_sound_on_random_step_networks(seed, n_in):
 
 
 @settings(max_examples=50, deadline=None)
-@given(kind=st.sampled_from(["step", "sign"]), low=st.floats(-5, 5), width=st.floats(0, 10),
+@given(kind=st.sampled_from(["step", "sign"]), low=st.floats(-5, 5) | st.sampled_from([-5e-324, 0.0, -1.0]),
+       width=st.floats(0, 10) | st.sampled_from([1e-320, 5e-324]),
        z=st.floats(0, 1))
 def test_step_lines_sound(kind, low, width, z):
     lower, upper = np.array([low]), np.array([low + width])

@@ -372,7 +372,7 @@ def _final_preactivation_box(
 
     Linear: the same box.  ReLU ``y = max(0, z)``: ``y <= b`` gives ``z <= b`` and
     ``y >= a > 0`` gives ``z >= a``.  Max ``y_g = max_i z_i``: ``y_g <= b`` gives every
-    ``z_i <= b``.  Smooth activations: nothing.
+    ``z_i <= b``.  Smooth and step activations: nothing.
     """
     if isinstance(layer, MaxLayer):
         pre_lo, pre_hi = np.full(lower.size, -np.inf), out_hi[layer.groups]
@@ -381,7 +381,7 @@ def _final_preactivation_box(
             i = int(np.flatnonzero(low_y > out_hi)[0])
             _raise_empty(f"output {i} (a max) is at least {low_y[i]:.6g} but must be <= {out_hi[i]:.6g}")
     else:
-        relu, smooth = layer.relu_mask, layer.smooth_mask
+        relu, smooth = layer.relu_mask, layer.smooth_mask | layer.step_mask  # steps: nothing either
         if np.any(relu & (out_hi < 0)):
             i = int(np.flatnonzero(relu & (out_hi < 0))[0])
             _raise_empty(f"output {i} is a ReLU, never negative, but must be <= {out_hi[i]:.6g}")

@@ -17,6 +17,7 @@ import pyomo.environ as pe
 from pyomo.opt import SolverStatus, TerminationCondition as LegacyTC
 
 from pyomo_relu.errors import SolverError
+from pyomo_relu.options import strict_keywords
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class SolveResult:
         return abs(self.objective - self.bound) / max(1.0, abs(self.objective))
 
 
+@strict_keywords
 def solve(
     model: pe.ConcreteModel,
     solver: str = "highs",
@@ -72,6 +74,13 @@ def solve(
     With ``certify`` (default) and network blocks built with ``formulation="pwl"``,
     ``result.certified`` is the certified interval of the true optimum and the model
     holds the true-feasible point (:func:`pyomo_relu.certify.certify_solution`).
+
+    Keywords: the package's own (``time_limit``, ``mip_gap``, ``tee``, ``options``,
+    ``certify``) are checked, so ``solve(m, time_limt=5)`` raises
+    :class:`~pyomo_relu.errors.UnknownOptionError` suggesting ``time_limit``.  The
+    ``options`` dict goes to the solver unchanged, under the solver's own names (HiGHS
+    ``presolve``, SCIP ``limits/gap``, glpk ``tmlim``, ...): the solver, not this package,
+    knows them, and an option it refuses makes ``solve`` raise :class:`SolverError`.
 
     >>> import pyomo.environ as pe
     >>> m = pe.ConcreteModel()

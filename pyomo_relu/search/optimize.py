@@ -28,6 +28,7 @@ import numpy as np
 
 from pyomo_relu.errors import MissingBoundsError, PyomoReluError
 from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.options import strict_keywords
 from pyomo_relu.parallel import ExecutorSpec
 from pyomo_relu.search.engine import SearchResult, branch_and_bound
 from pyomo_relu.search.problem import LinearConstraints, SearchProblem, unit_objective
@@ -73,6 +74,7 @@ class OptimizeResult:
                 "seconds": round(self.seconds, 4), "message": self.message}
 
 
+@strict_keywords
 def optimize(
     net: NetworkDefinition,
     objective: int | Any,

@@ -36,8 +36,9 @@ def check_options(given: Iterable[str], valid: Iterable[str], where: str) -> Non
     if not unknown:
         return
     name = unknown[0]
-    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    lowered = {option.lower(): option for option in allowed}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    hint = f" (did you mean {lowered[close[0]]!r}?)" if close else ""
     more = f" (and {len(unknown) - 1} more: {', '.join(map(repr, unknown[1:]))})" if len(unknown) > 1 else ""
     listed = ", ".join(allowed) if allowed else "none"
     raise UnknownOptionError(f"{where} got an unknown option {name!r}{hint}{more}; valid options: {listed}")

@@ -17,7 +17,7 @@ import pyomo.environ as pe
 from pyomo.opt import SolverStatus, TerminationCondition as LegacyTC
 
 from pyomo_relu.errors import SolverError
-from pyomo_relu.options import strict_keywords
+from pyomo_relu.options import check_options, strict_keywords
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,9 @@ def solve(
     :class:`~pyomo_relu.errors.UnknownOptionError` suggesting ``time_limit``.  The
     ``options`` dict goes to the solver unchanged, under the solver's own names (HiGHS
     ``presolve``, SCIP ``limits/gap``, glpk ``tmlim``, ...): the solver, not this package,
-    knows them, and an option it refuses makes ``solve`` raise :class:`SolverError`.
+    knows them.  For HiGHS, which only logs an unknown name and carries on, the names are
+    checked against HiGHS' own option list (:class:`~pyomo_relu.errors.UnknownOptionError`
+    with a did-you-mean); SCIP, glpk and CBC judge their options themselves.
 
     >>> import pyomo.environ as pe
     >>> m = pe.ConcreteModel()
@@ -124,6 +126,8 @@ def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float |
     if mip_gap is not None:
         config["rel_gap"] = float(mip_gap)
     options = dict(options)
+    if name == "highs":
+        check_options(options, highs_option_names(), "solve(options=...) for HiGHS")
     if name == "scip_direct" and not tee:
         options.setdefault("display/verblevel", 0)  # a long captured log kept SCIP past its time limit
     if options:
@@ -151,6 +155,13 @@ def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float |
     objective = _finite_or_none(results.incumbent_objective) if has_solution else None
     return SolveResult(status, objective, bound, 0.0, name, has_solution,
                        str(results.termination_condition), results)
+
+
+def highs_option_names() -> tuple[str, ...]:
+    """The option names HiGHS knows (it would only log an unknown one and carry on)."""
+    import highspy
+
+    return tuple(n for n in dir(highspy.HighsOptions()) if not n.startswith("_"))
 
 
 def _highs_class() -> type:

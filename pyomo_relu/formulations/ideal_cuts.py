@@ -89,12 +89,12 @@ import pyomo.environ as pe
 from pyomo_relu.errors import PyomoReluError, SolverError
 from pyomo_relu.formulations import bigm
 from pyomo_relu.formulations.base import LayerContext
-from pyomo_relu.options import check_options
 from pyomo_relu.formulations.partition import linear, present_inputs
 
 logger = logging.getLogger(__name__)
 
 name = "ideal_cuts"
+#: No options (``max_rounds``/``tol`` are arguments of :func:`add_ideal_cuts`).
 OPTIONS: tuple[str, ...] = ()
 
 #: Builds from the rows of the layer's weights (the block passes them dense).
@@ -106,7 +106,6 @@ _REGISTRY_ATTRIBUTE = "_ideal_cuts_context"
 
 def build(ctx: LayerContext) -> None:
     """Big-M, an empty ``ideal_cuts`` ConstraintList, and registration for separation."""
-    check_options(ctx.options, OPTIONS, "formulation 'ideal_cuts' (max_rounds/tol go to add_ideal_cuts())")
     bigm.build(ctx)
     ctx.block.ideal_cuts = pe.ConstraintList()
     setattr(ctx.block, _REGISTRY_ATTRIBUTE, ctx)

@@ -28,6 +28,12 @@ LEGACY = {
 }
 SOLVERS = tuple(NEW_INTERFACE) + tuple(LEGACY)
 
+#: A solution whose network outputs differ from the numpy forward pass by more than this
+#: (relative to ``1 + max |outputs|``) is not reported ``"optimal"``: solver tolerances
+#: (feasibility and integrality 1e-6, times big-M coefficients) stay well below it, a
+#: wrong formulation or a lost constraint does not.
+FORWARD_TOLERANCE = 1e-4
+
 
 @dataclass
 class SolveResult:
@@ -50,6 +56,9 @@ class SolveResult:
     #: for models with relaxed (``pwl``) network blocks: a
     #: :class:`~pyomo_relu.certify.CertifiedInterval` for the true optimum, else ``None``
     certified: Any = None
+    #: ``max |MILP outputs - forward pass|`` over the model's exact network blocks at the
+    #: solution, relative to ``1 + max |outputs|`` (``None``: no solution or no such block)
+    forward_error: float | None = None
 
     @property
     def gap(self) -> float | None:
@@ -96,12 +105,19 @@ def solve(
         raise SolverError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     _active_objective(model)  # exactly one active objective, else SolverError (not ValueError)
     start = time.perf_counter()
-    if solver in NEW_INTERFACE:
-        result = _solve_new(model, NEW_INTERFACE[solver], time_limit, mip_gap, tee, options or {})
-    else:
-        result = _solve_legacy(model, solver, time_limit, mip_gap, tee, options or {})
+    try:
+        if solver in NEW_INTERFACE:
+            result = _solve_new(model, NEW_INTERFACE[solver], time_limit, mip_gap, tee, options or {})
+        else:
+            result = _solve_legacy(model, solver, time_limit, mip_gap, tee, options or {})
+    except (SolverError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # noqa: BLE001 - a crashing solver is named in one clear error
+        raise SolverError(f"solver {solver} failed: {type(error).__name__}: {error}") from error
     result.seconds = time.perf_counter() - start
     result.solver = solver
+    if result.has_solution:
+        _check_forward(model, result)
     logger.info("%s: %s objective=%s bound=%s in %.2f s", solver, result.status,
                 result.objective, result.bound, result.seconds)
     if certify:
@@ -162,6 +178,42 @@ def highs_option_names() -> tuple[str, ...]:
     import highspy
 
     return tuple(n for n in dir(highspy.HighsOptions()) if not n.startswith("_"))
+
+
+def _check_forward(model: Any, result: SolveResult) -> None:
+    """Re-check the solution's network outputs by the forward pass; an ``"optimal"`` that fails is an ``"error"``."""
+    from pyomo_relu.block import ReLUNetBlockData
+
+    errors = []
+    for data in model.component_data_objects(pe.Block, active=True, descend_into=True):
+        if isinstance(data, ReLUNetBlockData) and data.is_built and _is_exact(data):
+            outputs = [v.value for v in data.output_vars]
+            if any(v is None for v in outputs) or any(v.value is None for v in data.input_vars):
+                errors.append(float("inf"))
+            else:
+                errors.append(data.get_error() / (1.0 + max(abs(v) for v in outputs)))
+    if not errors:
+        return
+    result.forward_error = max(errors)
+    if result.forward_error > FORWARD_TOLERANCE and result.status == "optimal":
+        logger.warning("%s: the solution's network outputs differ from the forward pass by %.3g; "
+                       "not reported optimal", result.solver, result.forward_error)
+        result.status = "error"
+        result.message = (f"the solution's network outputs differ from the forward pass by {result.forward_error:.3g} "
+                          f"(relative; tolerance {FORWARD_TOLERANCE}): numerical trouble in the solver, or a "
+                          "constraint of the network was changed")
+
+
+def _is_exact(block: Any) -> bool:
+    """The block states ``y = net(x)`` exactly in this solve: not ``pwl``/``relaxation`` (certified
+    separately, :mod:`pyomo_relu.certify`), and its unstable neurons still have their binaries
+    (not an LP relaxation such as ``core.relax_integer_vars``; ``complementarity`` has none either)."""
+    if any(name in ("pwl", "relaxation", "complementarity") for name, _ in block._layer_contexts):
+        return False
+    bounds = block.neuron_bounds
+    if not any(bounds.unstable(k).any() for k in range(bounds.n_layers)):
+        return True
+    return any(v.is_integer() and not v.fixed for v in block.component_data_objects(pe.Var, descend_into=True))
 
 
 def _highs_class() -> type:

@@ -157,6 +157,9 @@ def _result(net: NetworkDefinition, found: SearchResult, sign: float, c_y: np.nd
         violation = region.violation(x, y)
         if violation.size and violation.max() > FEASIBILITY_TOLERANCE:  # cannot happen: check() said feasible
             raise PyomoReluError(f"internal error: the incumbent violates {region.name(int(np.argmax(violation)))}")
+    if status == "optimal" and x is None:  # never an "optimal" without a checked point
+        logger.warning("optimize: the search ended without a point; reported as time_limit, not optimal")
+        status = "time_limit"
     bound = None if not np.isfinite(found.bound) else float(sign * found.bound)
     if status == "infeasible":
         bound = None

@@ -24,6 +24,9 @@ __all__ = ["check_options", "keyword_names", "strict_keywords"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Longer lists of valid names are shortened to the nearest few in messages.
+MAX_LISTED = 30
+
 
 def check_options(given: Iterable[str], valid: Iterable[str], where: str) -> None:
     """Raise :class:`~pyomo_relu.errors.UnknownOptionError` for the first name of ``given`` not in ``valid``.
@@ -41,6 +44,9 @@ def check_options(given: Iterable[str], valid: Iterable[str], where: str) -> Non
     hint = f" (did you mean {lowered[close[0]]!r}?)" if close else ""
     more = f" (and {len(unknown) - 1} more: {', '.join(map(repr, unknown[1:]))})" if len(unknown) > 1 else ""
     listed = ", ".join(allowed) if allowed else "none"
+    if len(allowed) > MAX_LISTED:  # e.g. HiGHS' ~100 options: the nearest ones and the count
+        nearest = difflib.get_close_matches(name.lower(), list(lowered), n=5, cutoff=0.0)
+        listed = f"{', '.join(lowered[n] for n in nearest)}, ... ({len(allowed)} in all)"
     raise UnknownOptionError(f"{where} got an unknown option {name!r}{hint}{more}; valid options: {listed}")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pyomo.environ as pe
 from pyomo.opt import SolverStatus, TerminationCondition as LegacyTC
 
-from pyomo_relu.errors import SolverError
+from pyomo_relu.errors import PyomoReluError, SolverError
 from pyomo_relu.options import check_options, strict_keywords
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def solve(
             result = _solve_new(model, NEW_INTERFACE[solver], time_limit, mip_gap, tee, options or {})
         else:
             result = _solve_legacy(model, solver, time_limit, mip_gap, tee, options or {})
-    except (SolverError, KeyboardInterrupt):
+    except (PyomoReluError, KeyboardInterrupt):
         raise
     except Exception as error:  # noqa: BLE001 - a crashing solver is named in one clear error
         raise SolverError(f"solver {solver} failed: {type(error).__name__}: {error}") from error

@@ -219,12 +219,13 @@ def method_options(name: str) -> set[str]:
 
 
 def check_chain_options(chain: Sequence[str], options: Any, where: str, extra: Sequence[str] = ()) -> None:
-    """Refuse an option that no method of ``chain`` takes (``time_limit`` caps any chain).
+    """Refuse an option that no method of ``chain`` takes (``time_limit`` caps any chain and
+    ``progress``, cosmetic, is accepted by any chain).
 
     ``extra`` are names the caller handles itself (``build``'s ``"mode"``).  Unknown method
     names are left to :func:`run_chain`, which lists the methods.
     """
-    valid = {"time_limit", *extra}
+    valid = {"time_limit", "progress", *extra}
     for name in chain:
         if name in METHODS:
             valid |= method_options(name)

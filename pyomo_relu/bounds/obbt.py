@@ -101,7 +101,8 @@ import numpy as np
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import interval_bounds
 from pyomo_relu.errors import PyomoReluError, SolverError
-from pyomo_relu.bounds.rows import LinearProgram, SideConstraints, build_lp, highs_model
+from pyomo_relu.bounds.rows import (TRUSTED_BIG_M_ERROR, LinearProgram, SideConstraints, build_lp, highs_model,
+                                    largest_big_m)
 from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition
 from pyomo_relu.parallel import Workers
 from pyomo_relu.sparse import rows_dense
@@ -494,6 +495,10 @@ def _run_stage(state: _State, stage: tuple[int, int], runner: _Runner) -> int:
     targets = _targets(state, k)
     if targets.size == 0:
         return 0
+    if runner.settings.integer and largest_big_m(state.lower[:max(n_layers, 0)], state.upper[:max(n_layers, 0)]) \
+            * SOLVER_FEASIBILITY_TOLERANCE > TRUSTED_BIG_M_ERROR:
+        logger.info("milp bounds: layer %d kept (big-M too large for the solver's tolerances)", k)
+        return int(targets.size)
     lp, columns = build_lp(state.layers, state.lower, state.upper, state.input_lower,
                            state.input_upper, n_layers, runner.settings.integer, state.side)
     if k < 0:

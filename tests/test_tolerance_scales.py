@@ -71,7 +71,7 @@ def _property(net: NetworkDefinition, output: int, level: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 9])  # 9: still wrong with a guard at big-M <= 1e6
 def test_no_wrong_verdict(seed) -> None:
     net = wide_net(seed)
     x = samples(net)

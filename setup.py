@@ -19,7 +19,7 @@ EXTRAS = {
     "scip": ["pyscipopt>=5.0"],
     "dask": ["dask[distributed]>=2024.1"],
     "plot": ["matplotlib>=3.7"],
-    "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "onnxruntime>=1.17", "tqdm>=4.60"],
+    "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "onnxruntime>=1.17", "tqdm>=4.60", "psutil>=5.9"],
     "benchmark": ["omlt==1.2.2"],
 }
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "benchmark" for req in reqs} | {"tqdm>=4.60"})

@@ -34,12 +34,13 @@ from pyomo.core.base.var import IndexedVar, ScalarVar, VarData
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
 from pyomo_relu.bounds.base import Bounds
-from pyomo_relu.bounds.chain import BoundsSpec, resolve_bounds
+from pyomo_relu.bounds.chain import BoundsSpec, check_chain_options, resolve_bounds
 from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchError, UnsupportedOperatorError
 from pyomo_relu.formulations import FormulationSpec, formulation_for_layer, get_formulation
 from pyomo_relu.formulations import step as step_formulation
 from pyomo_relu.formulations.base import LayerContext
 from pyomo_relu.network import DenseLayer, MaxLayer, NetworkDefinition
+from pyomo_relu.options import strict_keywords
 from pyomo_relu.sparse import is_sparse, row_entries
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class ReLUNetBlockData(BlockData):
     _formulation: FormulationSpec = "bigm"
 
     # ---------------------------------------------------------------- declare
+    @strict_keywords
     def declare(
         self,
         net: NetworkDefinition,
@@ -125,6 +127,7 @@ class ReLUNetBlockData(BlockData):
             self.initialize()
 
     # ------------------------------------------------------------------ build
+    @strict_keywords
     def build(
         self,
         net: NetworkDefinition | None = None,
@@ -192,14 +195,14 @@ class ReLUNetBlockData(BlockData):
         if isinstance(bounds, Bounds) and bounds.output_lower is not None:
             enforced = (np.maximum(out_lower, bounds.output_lower), np.minimum(out_upper, bounds.output_upper))
         has_outputs = bool(np.any(np.isfinite(out_lower)) or np.any(np.isfinite(out_upper)))
+        chain = [] if isinstance(bounds, Bounds) else [bounds] if isinstance(bounds, str) else list(bounds)
+        check_chain_options(chain, bounds_options or {}, "build(bounds_options=...)", extra=("mode",))
         options = self._side_constraint_options(dict(bounds_options or {}), input_vars, output_vars)
         resolved = resolve_bounds(net, bounds, lower, upper,
                                   output_bounds=(out_lower, out_upper) if has_outputs else None,
                                   **options)
         for k in range(len(net.canonical_layers)):  # bad names/options fail before anything is added
-            module, options = formulation_for_layer(formulation, k, net)
-            if hasattr(module, "validate_options"):
-                module.validate_options(options)
+            formulation_for_layer(formulation, k, net)
         if input_vars is None:
             self.inputs = pe.Var(range(net.n_inputs), bounds=lambda b, i: (lower[i], upper[i]))
             input_vars = list(self.inputs.values())

@@ -152,6 +152,8 @@ def _add_block(builder: RowBuilder, columns: _Columns, block: Any) -> set[int]:
     covered: set[int] = set()
     for _, ctx in block._layer_contexts:
         sub = ctx.block
+        if not sub.active:  # a deactivated layer block: none of its rows (Pyomo skips them too)
+            continue
         affine = _active_component(sub, "affine")
         if affine is not None:
             pre_keys = set(sub.pre.keys())

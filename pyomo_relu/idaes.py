@@ -80,6 +80,7 @@ from pyomo_relu.idaes_block import (  # noqa: F401  re-exported
     initialize_surrogate_block,
 )
 from pyomo_relu.network import NetworkDefinition, Scaling, layer_from_dict, layer_to_dict
+from pyomo_relu.options import check_options, strict_keywords
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,10 @@ class IdaesNotInstalledError(PyomoReluError, ImportError):
 
 
 # ---------------------------------------------------------------------- class
+#: What ``SurrogateBlock.build_model(surrogate, ...)`` passes on to :meth:`ReLUSurrogateMixin.populate_block`.
+POPULATE_OPTIONS = ("formulation", "bounds", "initialize")
+
+
 class ReLUSurrogateMixin:
     """The implementation of :class:`ReLUSurrogate` (which adds IDAES' ``SurrogateBase``).
 
@@ -129,6 +134,7 @@ class ReLUSurrogateMixin:
             the flowsheet variable (IDAES uses SI base units throughout).
     """
 
+    @strict_keywords
     def __init__(
         self,
         network: NetworkDefinition,
@@ -185,6 +191,7 @@ class ReLUSurrogateMixin:
 
     # ------------------------------------------------------------ constructors
     @classmethod
+    @strict_keywords
     def from_network(cls, network: NetworkDefinition, input_labels: Sequence[Any] | None = None,
                      output_labels: Sequence[Any] | None = None, input_bounds: Mapping | None = None,
                      **kwargs: Any) -> Any:
@@ -192,6 +199,7 @@ class ReLUSurrogateMixin:
         return cls(network, input_labels, output_labels, input_bounds, **kwargs)
 
     @classmethod
+    @strict_keywords
     def from_onnx(cls, path: Any, input_labels: Sequence[Any], output_labels: Sequence[Any],
                   input_bounds: Mapping | None = None, *, input_scaling: Any = None,
                   output_scaling: Any = None, drop_softmax: bool = False, **kwargs: Any) -> Any:
@@ -202,6 +210,7 @@ class ReLUSurrogateMixin:
         return cls(net, input_labels, output_labels, input_bounds, input_scaling, output_scaling, **kwargs)
 
     @classmethod
+    @strict_keywords
     def from_keras(cls, model_or_path: Any, input_labels: Sequence[Any], output_labels: Sequence[Any],
                    input_bounds: Mapping | None = None, *, input_scaling: Any = None,
                    output_scaling: Any = None, **kwargs: Any) -> Any:
@@ -212,6 +221,7 @@ class ReLUSurrogateMixin:
         return cls(net, input_labels, output_labels, input_bounds, input_scaling, output_scaling, **kwargs)
 
     @classmethod
+    @strict_keywords
     def from_idaes(cls, location: Any, model_name: str = "idaes_keras_model", *, format: str | None = None,
                    **kwargs: Any) -> Any:
         """Read a surrogate saved by IDAES: a ``KerasSurrogate`` folder or an ``ONNXSurrogate`` pair.
@@ -275,6 +285,7 @@ class ReLUSurrogateMixin:
         from pyomo_relu.formulations import formulation_for_layer
 
         options = additional_options if additional_options is not None else {}
+        check_options(options, POPULATE_OPTIONS, "ReLUSurrogate build_model()")
         formulation = _formulation_spec(options.pop("formulation", "bigm"))
         bounds = options.pop("bounds", "auto")
         initialize = bool(options.pop("initialize", True))

@@ -5,19 +5,25 @@ OBBT's neurons) takes ``executor=`` in one of these forms; :class:`Workers` turn
 something to submit to and shuts down what it created itself.  A Dask cluster is used
 through ``dask.distributed.Client(...).get_executor()``.  Process pools use ``fork`` on Linux,
 so scripts need no ``if __name__ == "__main__"`` guard and workers start at once.
+
+Interruption: the workers of a pool created here ignore SIGINT, so a Ctrl-C at a
+terminal (sent to the whole process group) reaches only the parent, which stops the
+work and closes the pool with ``cancel=True``: queued tasks are dropped and busy
+workers terminated, so no worker outlives the call.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 from pyomo_relu.errors import PyomoReluError
 
-__all__ = ["ExecutorSpec", "Workers", "process_context", "worker_count"]
+__all__ = ["ExecutorSpec", "Workers", "ignore_interrupts", "process_context", "worker_count"]
 
 ExecutorSpec = Any  # None | int | concurrent.futures.Executor
 
@@ -27,6 +33,11 @@ def process_context() -> multiprocessing.context.BaseContext:
     if sys.platform.startswith("linux"):
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context()
+
+
+def ignore_interrupts() -> None:
+    """Worker initializer: Ctrl-C is the parent's to handle (it then stops the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def worker_count(executor: Executor | None) -> int:
@@ -64,7 +75,8 @@ class Workers:
             if executor < 1:
                 raise PyomoReluError(f"executor={executor}: give at least 1 worker process (or None)")
             if executor > 1:
-                self.owned = ProcessPoolExecutor(executor, mp_context=process_context())
+                self.owned = ProcessPoolExecutor(executor, mp_context=process_context(),
+                                                 initializer=ignore_interrupts)
             executor = self.owned
         self.executor: Executor | None = executor
         self.count = worker_count(self.executor)

@@ -22,7 +22,8 @@ from typing import Any
 import pyomo.environ as pe
 from pyomo.opt import SolverStatus, TerminationCondition as LegacyTC
 
-from pyomo_relu.errors import SolverError
+from pyomo_relu.errors import PyomoReluError, SolverError
+from pyomo_relu.options import check_options, strict_keywords
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,12 @@ SOLVERS = tuple(NEW_INTERFACE) + tuple(LEGACY)
 #: ``solve(handoff=...)``: ``"auto"`` (bulk for HiGHS when the model has network blocks and is
 #: linear), ``"bulk"`` (bulk or an error), ``"pyomo"`` (Pyomo's interface).
 HANDOFFS = ("auto", "bulk", "pyomo")
+
+#: A solution whose network outputs differ from the numpy forward pass by more than this
+#: (relative to ``1 + max |outputs|``) is not reported ``"optimal"``: solver tolerances
+#: (feasibility and integrality 1e-6, times big-M coefficients) stay well below it, a
+#: wrong formulation or a lost constraint does not.
+FORWARD_TOLERANCE = 1e-4
 
 
 @dataclass
@@ -58,6 +65,9 @@ class SolveResult:
     #: for models with relaxed (``pwl``) network blocks: a
     #: :class:`~pyomo_relu.certify.CertifiedInterval` for the true optimum, else ``None``
     certified: Any = None
+    #: ``max |MILP outputs - forward pass|`` over the model's exact network blocks at the
+    #: solution, relative to ``1 + max |outputs|`` (``None``: no solution or no such block)
+    forward_error: float | None = None
 
     @property
     def gap(self) -> float | None:
@@ -67,6 +77,7 @@ class SolveResult:
         return abs(self.objective - self.bound) / max(1.0, abs(self.objective))
 
 
+@strict_keywords
 def solve(
     model: pe.ConcreteModel,
     solver: str = "highs",
@@ -101,6 +112,15 @@ def solve(
     ``result.certified`` is the certified interval of the true optimum and the model
     holds the true-feasible point (:func:`pyomo_relu.certify.certify_solution`).
 
+    Keywords: the package's own (``time_limit``, ``mip_gap``, ``tee``, ``options``,
+    ``certify``) are checked, so ``solve(m, time_limt=5)`` raises
+    :class:`~pyomo_relu.errors.UnknownOptionError` suggesting ``time_limit``.  The
+    ``options`` dict goes to the solver unchanged, under the solver's own names (HiGHS
+    ``presolve``, SCIP ``limits/gap``, glpk ``tmlim``, ...): the solver, not this package,
+    knows them.  For HiGHS, which only logs an unknown name and carries on, the names are
+    checked against HiGHS' own option list (:class:`~pyomo_relu.errors.UnknownOptionError`
+    with a did-you-mean); SCIP, glpk and CBC judge their options themselves.
+
     >>> import pyomo.environ as pe
     >>> m = pe.ConcreteModel()
     >>> m.x = pe.Var(bounds=(0, 3), within=pe.Integers)
@@ -127,20 +147,29 @@ def solve(
     start = time.perf_counter()
     deadline = None if time_limit is None else start + float(time_limit)
     result = None
+    if solver == "highs":  # the user's names; the package's own defaults below are known to HiGHS
+        check_options(options or {}, highs_option_names(), "solve(options=...) for HiGHS")
     if solver == "highs" and deadline is not None:
         from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS
 
         options = {**HIGHS_TIME_LIMIT_OPTIONS, **(options or {})}
-    if solver == "highs" and handoff != "pyomo":
-        from pyomo_relu.handoff import solve_bulk
+    try:
+        if solver == "highs" and handoff != "pyomo":
+            from pyomo_relu.handoff import solve_bulk
 
-        result = solve_bulk(model, deadline, mip_gap, tee, options or {}, required=handoff == "bulk")
-    if result is None and solver in NEW_INTERFACE:
-        result = _solve_new(model, NEW_INTERFACE[solver], deadline, mip_gap, tee, options or {})
-    elif result is None:
-        result = _solve_legacy(model, solver, time_limit, mip_gap, tee, options or {})
+            result = solve_bulk(model, deadline, mip_gap, tee, options or {}, required=handoff == "bulk")
+        if result is None and solver in NEW_INTERFACE:
+            result = _solve_new(model, NEW_INTERFACE[solver], deadline, mip_gap, tee, options or {})
+        elif result is None:
+            result = _solve_legacy(model, solver, time_limit, mip_gap, tee, options or {})
+    except (PyomoReluError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # noqa: BLE001 - a crashing solver is named in one clear error
+        raise SolverError(f"solver {solver} failed: {type(error).__name__}: {error}") from error
     result.seconds = time.perf_counter() - start
     result.solver = solver
+    if result.has_solution:
+        _check_forward(model, result)
     logger.info("%s: %s objective=%s bound=%s in %.2f s", solver, result.status,
                 result.objective, result.bound, result.seconds)
     if certify:
@@ -200,6 +229,49 @@ def _solve_new(model: Any, name: str, deadline: float | None, mip_gap: float | N
     objective = _finite_or_none(results.incumbent_objective) if has_solution else None
     return SolveResult(status, objective, bound, 0.0, name, has_solution,
                        str(results.termination_condition), results)
+
+
+def highs_option_names() -> tuple[str, ...]:
+    """The option names HiGHS knows (it would only log an unknown one and carry on)."""
+    import highspy
+
+    return tuple(n for n in dir(highspy.HighsOptions()) if not n.startswith("_"))
+
+
+def _check_forward(model: Any, result: SolveResult) -> None:
+    """Re-check the solution's network outputs by the forward pass; an ``"optimal"`` that fails is an ``"error"``."""
+    from pyomo_relu.block import ReLUNetBlockData
+
+    errors = []
+    for data in model.component_data_objects(pe.Block, active=True, descend_into=True):
+        if isinstance(data, ReLUNetBlockData) and data.is_built and _is_exact(data):
+            outputs = [v.value for v in data.output_vars]
+            if any(v is None for v in outputs) or any(v.value is None for v in data.input_vars):
+                errors.append(float("inf"))
+            else:
+                errors.append(data.get_error() / (1.0 + max(abs(v) for v in outputs)))
+    if not errors:
+        return
+    result.forward_error = max(errors)
+    if result.forward_error > FORWARD_TOLERANCE and result.status == "optimal":
+        logger.warning("%s: the solution's network outputs differ from the forward pass by %.3g; "
+                       "not reported optimal", result.solver, result.forward_error)
+        result.status = "error"
+        result.message = (f"the solution's network outputs differ from the forward pass by {result.forward_error:.3g} "
+                          f"(relative; tolerance {FORWARD_TOLERANCE}): numerical trouble in the solver, or a "
+                          "constraint of the network was changed")
+
+
+def _is_exact(block: Any) -> bool:
+    """The block states ``y = net(x)`` exactly in this solve: not ``pwl``/``relaxation`` (certified
+    separately, :mod:`pyomo_relu.certify`), and its unstable neurons still have their binaries
+    (not an LP relaxation such as ``core.relax_integer_vars``; ``complementarity`` has none either)."""
+    if any(name in ("pwl", "relaxation", "complementarity") for name, _ in block._layer_contexts):
+        return False
+    bounds = block.neuron_bounds
+    if not any(bounds.unstable(k).any() for k in range(bounds.n_layers)):
+        return True
+    return any(v.is_integer() and not v.fixed for v in block.component_data_objects(pe.Var, descend_into=True))
 
 
 def _highs_class() -> type:

@@ -74,7 +74,7 @@ from pyomo.gdp import Disjunct
 
 from pyomo_relu.block import ReLUNetBlockData
 from pyomo_relu.errors import PyomoReluError
-from pyomo_relu.formulations import FORMULATIONS
+from pyomo_relu.formulations import FORMULATIONS, check_formulation_options
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +93,7 @@ class ReLUTransformation(Transformation):
         options = dict(kwds.pop("options", None) or {})  # Pyomo's old ``options={...}`` style
         options.update(kwds)
         spec: Any = (self.formulation, options) if options else self.formulation
-        validate = getattr(FORMULATIONS[self.formulation], "validate_options", None)
-        if validate is not None:  # fail before any block is built
-            validate(options)
+        check_formulation_options(FORMULATIONS[self.formulation], options)  # fail before any block is built
         blocks = declared_blocks(instance, targets)
         if not blocks:
             logger.info("%s%s: no declared ReLUNetBlock to build", PREFIX, self.formulation)

@@ -23,7 +23,7 @@ from hypothesis.extra import numpy as hnp
 from pyomo_relu.bounds import METHODS, Bounds, tighten
 from pyomo_relu.bounds.obbt import lp_bounds
 from pyomo_relu.bounds.rows import build_lp
-from pyomo_relu.errors import PyomoReluError
+from pyomo_relu.errors import UnknownOptionError, PyomoReluError
 from pyomo_relu.network import DenseLayer, NetworkDefinition
 
 DATA = Path(__file__).parent / "data"
@@ -327,9 +327,10 @@ def test_chain_passes_only_accepted_options(peaks, monkeypatch) -> None:
         return start
 
     monkeypatch.setitem(METHODS, "strict", strict)
-    bounds = tighten(peaks, ["interval", "strict", "lp"], time_limit=30.0, executor=None,
-                     time_limit_per_neuron=1.0, progress=False)
+    bounds = tighten(peaks, ["interval", "strict", "lp"], time_limit=30.0, executor=None, progress=False)
     assert 0 < seen["time_limit"] <= 30.0
+    with pytest.raises(UnknownOptionError, match="time_limit_per_neuron"):  # an option of "milp" only
+        tighten(peaks, ["interval", "strict", "lp"], time_limit_per_neuron=1.0)
     assert bounds.methods == ("interval", "lp")
     if "crown" in METHODS:
         assert tighten(peaks, ["interval", "crown", "lp"], progress=False).methods == ("interval", "crown", "lp")

@@ -230,9 +230,13 @@ def test_build_model_pops_every_option(surrogate):
 
     m = _model(surrogate, formulation="partition", bounds=["interval", "crown"], initialize=False)
     assert m.surrogate.nn.neuron_bounds.methods[-1] == "crown"
-    # SurrogateBlock itself still refuses what nobody used: the check is alive
-    with pytest.raises(ValueError, match="not used"):
+    # an option nobody takes is refused before anything is built, with a did-you-mean
+    from pyomo_relu.errors import UnknownOptionError
+
+    with pytest.raises(UnknownOptionError, match="unknown option 'no_such_option'; valid options: bounds, formulation"):
         _model(surrogate, no_such_option=1)
+    with pytest.raises(UnknownOptionError, match="did you mean 'initialize'"):
+        _model(surrogate, initialise=False)
     # IDAES' OMLT formulation names work where they mean a ReLU formulation
     m = _model(surrogate, formulation=OMLTSurrogate.Formulation.RELU_BIGM)
     assert m.surrogate.nn.layer[0].component("is_active") is not None

@@ -62,7 +62,7 @@ def test_build_refuses_nan_input_and_output_bounds() -> None:
     m.nn = ReLUNetBlock()
     with pytest.raises(InvalidValueError, match=r"input 0 has upper bound nan"):
         m.nn.build(_net(), input_bounds=[(0, np.nan), (0, 1)])
-    with pytest.raises(PyomoReluError, match=r"output 0 has lower nan"):
+    with pytest.raises(PyomoReluError, match=r"output 0 has lower bound nan"):
         m.nn.build(_net(), output_bounds=[(np.nan, 1.0)])
     assert list(m.nn.component_objects()) == []
 
@@ -70,7 +70,7 @@ def test_build_refuses_nan_input_and_output_bounds() -> None:
 def test_tighten_refuses_nan_output_bounds() -> None:
     from pyomo_relu import tighten
 
-    with pytest.raises(PyomoReluError, match=r"output 0 has lower nan"):
+    with pytest.raises(PyomoReluError, match=r"output 0 has lower bound nan"):
         tighten(_net(), "interval", output_bounds=(np.array([np.nan]), np.array([1.0])))
 
 

@@ -76,7 +76,7 @@ def test_breakpoint_at_the_inflection_point_and_fewer_pieces_where_saturated():
 def test_bad_options_are_refused_before_building():
     net = random_net(0, "tanh")
     for options, match in (({"tolerance": 0.0}, "tolerance"), ({"pieces": 0}, "pieces"),
-                           ({"pieces": 3, "tolerance": 0.1}, "not both"), ({"tol": 0.1}, "no option")):
+                           ({"pieces": 3, "tolerance": 0.1}, "not both"), ({"tol": 0.1}, "unknown option 'tol'; valid options: pieces, tolerance")):
         m = pe.ConcreteModel()
         m.nn = ReLUNetBlock()
         with pytest.raises(PyomoReluError, match=match):

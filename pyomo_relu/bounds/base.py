@@ -74,6 +74,12 @@ class Bounds:
 
     # ----------------------------------------------------------- per layer
     @property
+    def interrupted(self) -> bool:
+        """A step of the chain was stopped by Ctrl-C (``"lp(interrupted)"`` in :attr:`methods`):
+        the bounds are sound but may be looser than the chain would have given."""
+        return any(m.endswith("(interrupted)") for m in self.methods)
+
+    @property
     def n_layers(self) -> int:
         return len(self.lower)
 
@@ -131,6 +137,17 @@ class Bounds:
                 f"[{self.input_lower[i]}, {self.input_upper[i]}] these bounds were computed "
                 "for; recompute them for the larger box"
             )
+
+    def check_layer_sizes(self, sizes: Sequence[int], where: str = "these bounds") -> None:
+        """Raise :class:`BoundsMismatchError` unless there is one array per layer of ``sizes`` neurons.
+
+        The content hash already ties bounds to a network; this catches bounds whose
+        arrays were altered (a loaded file, a hand-made :class:`Bounds`).
+        """
+        if not layer_sizes_match(self, sizes):
+            raise BoundsMismatchError(
+                f"{where}: neuron bounds for layers of sizes {[a.size for a in self.lower]}, the network's "
+                f"canonical layers have {list(sizes)}; recompute them with tighten()")
 
     # ---------------------------------------------------------- reporting
     def summary(self) -> list[dict[str, float]]:
@@ -197,11 +214,8 @@ class Bounds:
             bounds.check_compatible(
                 network.content_hash(), network.input_lower, network.input_upper  # type: ignore[attr-defined]
             )
-            sizes = [layer.n_pre for layer in network.canonical_layers]  # type: ignore[attr-defined]
-            if not layer_sizes_match(bounds, sizes):
-                raise BoundsMismatchError(
-                    f"{where} has neuron bounds for layers of sizes {[a.size for a in bounds.lower]}, the "
-                    f"network's canonical layers have {sizes}; the file was altered: recompute it with tighten()")
+            bounds.check_layer_sizes([layer.n_pre for layer in network.canonical_layers],  # type: ignore[attr-defined]
+                                     f"{where} (altered?)")
         return bounds
 
     @classmethod

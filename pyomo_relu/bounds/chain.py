@@ -3,7 +3,9 @@
 Methods are looked up by name in :data:`METHODS`; each takes the network, the input box
 and the bounds so far, and returns bounds no looser than those.  Options of ``tighten``
 (``time_limit``, ``executor``, ``progress``, ``output_bounds``, ...) reach the methods
-whose signature names them; methods with ``**kwargs`` receive all of them.
+whose signature names them; methods with ``**kwargs`` receive all of them.  A name that
+no method of the chain takes raises :class:`~pyomo_relu.errors.UnknownOptionError`
+(:func:`check_chain_options`), so a misspelled ``time_limt=5`` is never ignored.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.crown import crown_bounds
 from pyomo_relu.bounds.interval import interval_bounds
 from pyomo_relu.bounds.obbt import apply_output_bounds, lp_bounds, milp_bounds
-from pyomo_relu.errors import PyomoReluError, ShapeMismatchError
+from pyomo_relu.errors import InvalidValueError, PyomoReluError, ShapeMismatchError
 from pyomo_relu.network import NetworkDefinition, _as_bounds_pair
+from pyomo_relu.options import check_options
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +32,11 @@ BoundsSpec = Union[str, Sequence[str], Bounds]
 Method = Callable[..., Bounds]
 
 
-def _interval(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None, **_: Any) -> Bounds:
+def _interval(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None) -> Bounds:
     return interval_bounds(net, lower, upper, start)
 
 
-def _crown(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None, **_: Any) -> Bounds:
+def _crown(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None) -> Bounds:
     return crown_bounds(net, lower, upper, start)
 
 
@@ -70,7 +73,7 @@ def _auto(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: B
     assert bounds is not None
     if 0 < _unstable(bounds) <= AUTO_LP_UNSTABLE and net_weights(net) <= AUTO_LP_WEIGHTS:
         bounds = run_method(net, "lp", lower, upper, bounds, output_bounds, _step_deadline(deadline), options)
-    if 0 < _unstable(bounds) <= AUTO_MILP_UNSTABLE:
+    if 0 < _unstable(bounds) <= AUTO_MILP_UNSTABLE and not bounds.interrupted:
         milp = {"time_limit_per_neuron": AUTO_MILP_SECONDS_PER_NEURON, **options}
         bounds = run_method(net, "milp", lower, upper, bounds, output_bounds, _step_deadline(deadline), milp)
     return bounds
@@ -155,6 +158,7 @@ def tighten(
     >>> tighten(net, ["interval", "milp"]).upper[-1].round(6)  # exact: relu(x0+x1) + relu(x0-x1) <= 2
     array([2.])
     """
+    check_chain_options(_as_chain(method), options, "tighten()")
     if mode == "model":
         if model is None or input_vars is None or output_vars is None:
             raise PyomoReluError(
@@ -194,7 +198,9 @@ def run_chain(
     """Apply the named methods in turn over the box ``[lower, upper]``.
 
     ``time_limit`` caps the whole chain: each method gets the time that is left.  With
-    ``output_bounds`` every result is intersected with them and records them.
+    ``output_bounds`` every result is intersected with them and records them.  On Ctrl-C
+    (``KeyboardInterrupt``) the bounds found so far are returned (sound: every step only
+    intersects valid bounds) and the chain stops; :attr:`Bounds.interrupted` is then true.
     """
     outputs = output_box(net, output_bounds)
     deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
@@ -203,6 +209,8 @@ def run_chain(
         if name not in METHODS:
             raise PyomoReluError(f"unknown bounds method {name!r}; available: {', '.join(METHODS)}")
         bounds = run_method(net, name, lower, upper, bounds, outputs, deadline, options)
+        if bounds.interrupted:
+            break
     if bounds is None:
         raise PyomoReluError("tighten() needs at least one bounds method")
     return bounds
@@ -221,7 +229,13 @@ def run_method(net: NetworkDefinition, name: str, lower: np.ndarray, upper: np.n
     if deadline is not None:
         kwargs["time_limit"] = max(0.0, deadline - start)
     method = METHODS[name]
-    bounds = method(net, lower, upper, bounds, **_accepted(method, kwargs))
+    try:
+        bounds = method(net, lower, upper, bounds, **_accepted(method, kwargs))
+    except KeyboardInterrupt:  # Ctrl-C: the bounds of the steps done are sound; stop there
+        if bounds is None:
+            raise
+        logger.warning("bounds %s interrupted (Ctrl-C): returning the bounds of %s", name, bounds.methods)
+        bounds = dataclasses.replace(bounds, methods=bounds.methods + (f"{name}(interrupted)",))
     if outputs is not None:
         bounds = apply_output_bounds(net, bounds, *outputs)
     logger.info("bounds %s: %.3f s, unstable per layer %s", name, time.perf_counter() - start,
@@ -239,10 +253,52 @@ def output_box(net: NetworkDefinition, output_bounds: object) -> tuple[np.ndarra
         raise ShapeMismatchError(str(error).replace("input", "output")) from None
     assert pair is not None
     lower, upper = pair
-    if np.any(np.isnan(lower)) or np.any(np.isnan(upper)) or np.any(lower > upper):
-        bad = int(np.flatnonzero(~(lower <= upper))[0])
+    for values, side, wrong in ((lower, "lower", np.inf), (upper, "upper", -np.inf)):
+        bad = np.flatnonzero(np.isnan(values) | (values == wrong))
+        if bad.size:
+            j = int(bad[0])
+            raise InvalidValueError(
+                f"output_bounds: output {j} has {side} bound {values[j]}; give a finite number, or None "
+                f"(or {-wrong}) for no {side} bound")
+    if np.any(lower > upper):
+        bad = int(np.flatnonzero(lower > upper)[0])
         raise PyomoReluError(f"output_bounds: output {bad} has lower {lower[bad]} > upper {upper[bad]}")
     return lower, upper
+
+
+#: Options set by ``tighten``/``run_chain`` themselves, never by the user through ``**options``.
+_INTERNAL = ("output_bounds",)
+
+
+def method_options(name: str) -> set[str]:
+    """The option names bounds method ``name`` takes (its keyword-only parameters).
+
+    A method with ``**kwargs`` forwards them to the other methods (``"auto"`` runs
+    ``"lp"`` and ``"milp"``), so it takes every option any of them takes.
+    """
+    method = METHODS[name]
+    parameters = inspect.signature(method).parameters.values()
+    names = {p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        for other in METHODS:
+            if other != name and METHODS[other] is not method:
+                names |= {p.name for p in inspect.signature(METHODS[other]).parameters.values()
+                          if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return names - set(_INTERNAL)
+
+
+def check_chain_options(chain: Sequence[str], options: Any, where: str, extra: Sequence[str] = ()) -> None:
+    """Refuse an option that no method of ``chain`` takes (``time_limit`` caps any chain and
+    ``progress``, cosmetic, is accepted by any chain).
+
+    ``extra`` are names the caller handles itself (``build``'s ``"mode"``).  Unknown method
+    names are left to :func:`run_chain`, which lists the methods.
+    """
+    valid = {"time_limit", "progress", *extra}
+    for name in chain:
+        if name in METHODS:
+            valid |= method_options(name)
+    check_options(options, valid, where)
 
 
 def _accepted(method: Method, options: dict[str, Any]) -> dict[str, Any]:
@@ -273,6 +329,7 @@ def resolve_bounds(
     """
     if isinstance(spec, Bounds):
         spec.check_compatible(net.content_hash(), lower, upper)
+        spec.check_layer_sizes([layer.n_pre for layer in net.canonical_layers])
         if np.any(spec.input_lower < lower) or np.any(spec.input_upper > upper):
             return _restrict(net, spec, lower, upper)
         return spec

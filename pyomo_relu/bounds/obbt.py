@@ -91,11 +91,8 @@ This module imports numpy and highspy only, never Pyomo.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import sys
 import time
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -104,8 +101,10 @@ import numpy as np
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import interval_bounds
 from pyomo_relu.errors import EmptyBoxError, PyomoReluError, SolverError
-from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, LinearProgram, SideConstraints, build_lp, highs_model
+from pyomo_relu.bounds.rows import (HIGHS_TIME_LIMIT_OPTIONS, TRUSTED_BIG_M_ERROR, LinearProgram, SideConstraints,
+                                    build_lp, highs_model, largest_big_m)
 from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition
+from pyomo_relu.parallel import Workers
 from pyomo_relu.sparse import rows_dense
 
 logger = logging.getLogger(__name__)
@@ -286,21 +285,17 @@ class _Progress:
 
 
 class _Runner:
-    """Solves the targets of one layer serially or on an executor."""
+    """Solves the targets of one layer serially or on an executor (:class:`~pyomo_relu.parallel.Workers`)."""
 
     def __init__(self, executor: Executor | int | None, settings: SolveSettings, progress: _Progress) -> None:
         self.settings, self.progress = settings, progress
-        self.owned: Executor | None = None
-        if isinstance(executor, int) and not isinstance(executor, bool):
-            if executor > 1:
-                self.owned = ProcessPoolExecutor(executor, mp_context=_process_context())
-            executor = self.owned
-        self.executor: Executor | None = executor  # type: ignore[assignment]
-        self.workers = _worker_count(self.executor)
+        self.pool = Workers(executor)
+        self.executor: Executor | None = self.pool.executor
+        self.workers = self.pool.count
 
-    def close(self) -> None:
-        if self.owned is not None:
-            self.owned.shutdown(wait=True, cancel_futures=True)
+    def close(self, cancel: bool = False) -> None:
+        """Shut down a pool of our own (``cancel``: at once, stopping busy workers)."""
+        self.pool.close(cancel=cancel)
 
     def solve(
         self, lp: LinearProgram, cols: np.ndarray, coefficients: np.ndarray,
@@ -322,28 +317,6 @@ class _Runner:
             infeasible += bad
             self.progress.update(part.size)
         return lower, upper, infeasible
-
-
-def _process_context() -> multiprocessing.context.BaseContext:
-    """``fork`` on Linux (workers start at once and scripts need no ``__main__`` guard)."""
-    if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context()
-
-
-def _worker_count(executor: Executor | None) -> int:
-    if executor is None:
-        return 1
-    count = getattr(executor, "_max_workers", None)
-    if count:
-        return int(count)
-    client = getattr(executor, "_client", None)  # dask.distributed ClientExecutor
-    if client is not None:
-        try:
-            return max(1, int(sum(client.nthreads().values())))
-        except Exception:  # noqa: BLE001 - a count is only a hint
-            pass
-    return os.cpu_count() or 2
 
 
 # -------------------------------------------------------------------- driver
@@ -464,16 +437,21 @@ def obbt_bounds(
     planned = [_targets(state, k).size for k, _ in stages]  # neurons only become stable
     progress_bar = _Progress(progress, sum(planned), f"{name} bounds")
     runner = _Runner(executor, settings, progress_bar)
+    interrupted = False
     try:
         for stage, n_planned in zip(stages, planned):
             if _expired(deadline):
                 logger.info("%s bounds: time limit reached; later neurons keep their bounds", name)
                 break
             progress_bar.update(n_planned - _run_stage(state, stage, runner))
+    except KeyboardInterrupt:  # the stages finished so far only ever tightened sound bounds
+        interrupted = True
+        logger.warning("%s bounds interrupted (Ctrl-C): returning the bounds tightened so far (sound); "
+                       "later neurons keep their bounds", name)
     finally:
-        runner.close()
+        runner.close(cancel=interrupted)
         progress_bar.close()
-    return _result(net, bounds, state, lower, upper, name)
+    return _result(net, bounds, state, lower, upper, name + ("(interrupted)" if interrupted else ""))
 
 
 def _stages(state: _State) -> Iterator[tuple[int, int]]:
@@ -517,6 +495,10 @@ def _run_stage(state: _State, stage: tuple[int, int], runner: _Runner) -> int:
     targets = _targets(state, k)
     if targets.size == 0:
         return 0
+    if runner.settings.integer and largest_big_m(state.lower[:max(n_layers, 0)], state.upper[:max(n_layers, 0)]) \
+            * SOLVER_FEASIBILITY_TOLERANCE > TRUSTED_BIG_M_ERROR:
+        logger.info("milp bounds: layer %d kept (big-M too large for the solver's tolerances)", k)
+        return int(targets.size)
     lp, columns = build_lp(state.layers, state.lower, state.upper, state.input_lower,
                            state.input_upper, n_layers, runner.settings.integer, state.side)
     if k < 0:
@@ -604,7 +586,7 @@ def lp_bounds(
     *, output_bounds: tuple[np.ndarray, np.ndarray] | None = None, time_limit: float | None = None,
     executor: Executor | int | None = None, progress: bool | None = None,
     all_neurons: bool = False, tolerance: float = DEFAULT_TOLERANCE,
-    side_constraints: SideConstraints | None = None, **_: Any,
+    side_constraints: SideConstraints | None = None,
 ) -> Bounds:
     """LP-based bound tightening over the triangle relaxation (registered as ``"lp"``).
 
@@ -634,7 +616,7 @@ def milp_bounds(
     executor: Executor | int | None = None, progress: bool | None = None,
     time_limit_per_neuron: float | None = 1.0, all_neurons: bool = False,
     tolerance: float = DEFAULT_TOLERANCE, mip_gap: float = 1e-6,
-    side_constraints: SideConstraints | None = None, **_: Any,
+    side_constraints: SideConstraints | None = None,
 ) -> Bounds:
     """MILP-based bound tightening with the big-M binaries kept (registered as ``"milp"``).
 

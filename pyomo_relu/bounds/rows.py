@@ -34,7 +34,8 @@ from pyomo_relu.network import Layer, MaxLayer, smooth_lines
 from pyomo_relu.step import levels, unstable_step
 from pyomo_relu.sparse import triplets
 
-__all__ = ["BOUND_RELAXATION", "HIGHS_TIME_LIMIT_OPTIONS", "LinearProgram", "RowBuilder", "SideConstraints", "build_lp", "highs_model",
+__all__ = ["BOUND_RELAXATION", "HIGHS_TIME_LIMIT_OPTIONS", "TRUSTED_BIG_M_ERROR", "LinearProgram", "RowBuilder",
+           "SideConstraints", "build_lp", "highs_model", "largest_big_m",
            "relaxed_box"]
 
 #: HiGHS options for every MILP solved under a time limit (``solve``, ``tighten("milp")``, the
@@ -407,3 +408,21 @@ def highs_model(lp: LinearProgram, integer: bool) -> Any:
         model.integrality_ = list(kinds)
     return model
 
+
+
+#: A MILP with big-M rows (OBBT's ``"milp"``, the engine's leaves) is trusted only when its
+#: largest big-M times the solver's feasibility/integrality tolerance stays within this:
+#: beyond it a binary 1e-9 off integral moves a ReLU output by more than the widening and
+#: the margins that bounds and verdicts rest on (docs/design.md, "Tolerances").
+TRUSTED_BIG_M_ERROR = 1e-7
+
+
+def largest_big_m(lower: Sequence[np.ndarray], upper: Sequence[np.ndarray]) -> float:
+    """The largest ``max(-l, u)`` over the unstable neurons of these layers: the MILP's big-M."""
+    largest = 0.0
+    for lo, hi in zip(lower, upper):
+        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+        unstable = (lo < 0) & (hi > 0)
+        if unstable.any():
+            largest = max(largest, float(np.max(np.maximum(-lo[unstable], hi[unstable]))))
+    return largest

@@ -8,6 +8,11 @@ reader reports them (indices of ``net.layers`` or layer names, see ``net.summary
     formulation={"default": "bigm", 1: ("partition", {"n": 2}), "dense_3": "extended"}
 
 Every canonical layer a user layer was lowered into gets that layer's choice.
+
+Each module lists the option names it takes in ``OPTIONS``; :func:`check_formulation_options`
+(called for every choice, by ``build``, the ``relu.*`` transformations and the IDAES
+surrogate) refuses any other name with a did-you-mean, then lets the module's
+``validate_options`` check the values.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Mapping, Union
 
 from pyomo_relu.errors import PyomoReluError, UnknownLayerError
+from pyomo_relu.options import check_options
 from pyomo_relu.formulations import bigm
 from pyomo_relu.formulations import complementarity, gdp, relaxation
 from pyomo_relu.formulations import extended, ideal_cuts, partition, pwl, step
@@ -77,11 +83,26 @@ def _per_user_layer(spec: Mapping[Any, Any], net: "NetworkDefinition") -> dict[i
     return chosen
 
 
+def option_names(module: Any) -> tuple[str, ...]:
+    """The option names formulation ``module`` takes (its ``OPTIONS``)."""
+    return tuple(getattr(module, "OPTIONS", ()))
+
+
+def check_formulation_options(module: Any, options: Mapping[str, Any]) -> None:
+    """Refuse option names ``module`` does not take (did-you-mean), then check the values."""
+    check_options(options, option_names(module), f"formulation {module.name!r}")
+    validate = getattr(module, "validate_options", None)
+    if validate is not None:
+        validate(dict(options))
+
+
 def _resolve_choice(chosen: Any) -> tuple[ModuleType, dict[str, Any]]:
     if isinstance(chosen, str):
         return get_formulation(chosen), {}
     if isinstance(chosen, (tuple, list)) and len(chosen) == 2 and isinstance(chosen[0], str) \
             and isinstance(chosen[1], Mapping):
-        return get_formulation(chosen[0]), dict(chosen[1])
+        module = get_formulation(chosen[0])
+        check_formulation_options(module, chosen[1])
+        return module, dict(chosen[1])
     raise PyomoReluError(
         f"a formulation is a name or a (name, options) pair such as ('partition', {{'n': 2}}), not {chosen!r}")

@@ -39,6 +39,8 @@ import pyomo.environ as pe
 from pyomo_relu.formulations.base import LayerContext
 
 name = "bigm"
+#: No options.
+OPTIONS: tuple[str, ...] = ()
 
 
 def build(ctx: LayerContext) -> None:

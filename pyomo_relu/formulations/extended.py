@@ -69,6 +69,8 @@ from pyomo_relu.formulations.base import LayerContext
 from pyomo_relu.formulations.partition import add_tighter_bigm_rows, input_values, linear, present_inputs
 
 name = "extended"
+#: No options.
+OPTIONS: tuple[str, ...] = ()
 
 #: Builds from the rows of the layer's weights (the block passes them dense).
 reads_weights = True

@@ -101,8 +101,10 @@ from pyomo.gdp import Disjunct, Disjunction
 
 from pyomo_relu.errors import PyomoReluError
 from pyomo_relu.formulations.base import LayerContext
+from pyomo_relu.options import check_options
 
 name = "gdp"
+OPTIONS = ("bigm_suffix",)
 
 #: Pyomo transformations offered as ready-made formulations ``"gdp.<name>"``.
 TRANSFORMATIONS = ("bigm", "hull", "mbigm", "binary_multiplication")
@@ -110,7 +112,7 @@ TRANSFORMATIONS = ("bigm", "hull", "mbigm", "binary_multiplication")
 
 def validate_options(options: dict[str, Any]) -> None:
     """Raise :class:`PyomoReluError` for an unknown option (the only one is ``bigm_suffix``)."""
-    _check_options(options, {"bigm_suffix"}, name)
+    check_options(options, OPTIONS, f"formulation {name!r}")
 
 
 def build(ctx: LayerContext) -> None:
@@ -205,15 +207,6 @@ _TIGHT_M = {
 }
 
 
-def _check_options(options: dict[str, Any], known: set[str], formulation: str) -> None:
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise PyomoReluError(
-            f"formulation {formulation!r} has no option {unknown[0]!r}; "
-            f"options: {', '.join(sorted(known)) or 'none'}"
-        )
-
-
 def default_mbigm_solver() -> Any:
     """A V1-API solver for ``gdp.mbigm``'s subproblems: HiGHS, else glpk, else cbc."""
     from pyomo.opt import SolverFactory
@@ -242,12 +235,17 @@ class TransformedGDP:
     def __repr__(self) -> str:
         return f"<formulation {self.name!r}>"
 
-    def validate_options(self, options: dict[str, Any]) -> None:
-        """Options must be options of the Pyomo transformation (``targets`` excepted), or ``tight_m``."""
+    @property
+    def OPTIONS(self) -> tuple[str, ...]:  # noqa: N802 - the attribute every formulation has
+        """The Pyomo transformation's options (``targets`` excepted), and ``tight_m`` for ``gdp.bigm``."""
         known = set(pe.TransformationFactory(f"gdp.{self.transformation}").CONFIG) - {"targets"}
         if self.transformation == "bigm":
             known.add("tight_m")
-        _check_options(options, known, self.name)
+        return tuple(sorted(known))
+
+    def validate_options(self, options: dict[str, Any]) -> None:
+        """Options must be options of the Pyomo transformation (``targets`` excepted), or ``tight_m``."""
+        check_options(options, self.OPTIONS, f"formulation {self.name!r}")
 
     def build(self, ctx: LayerContext) -> None:
         self.validate_options(ctx.options)

@@ -94,6 +94,8 @@ from pyomo_relu.formulations.partition import linear, present_inputs
 logger = logging.getLogger(__name__)
 
 name = "ideal_cuts"
+#: No options (``max_rounds``/``tol`` are arguments of :func:`add_ideal_cuts`).
+OPTIONS: tuple[str, ...] = ()
 
 #: Builds from the rows of the layer's weights (the block passes them dense).
 reads_weights = True
@@ -104,11 +106,6 @@ _REGISTRY_ATTRIBUTE = "_ideal_cuts_context"
 
 def build(ctx: LayerContext) -> None:
     """Big-M, an empty ``ideal_cuts`` ConstraintList, and registration for separation."""
-    if ctx.options:
-        raise PyomoReluError(
-            f"formulation 'ideal_cuts' takes no options (got {', '.join(sorted(ctx.options))}); "
-            "pass max_rounds/tol to add_ideal_cuts()"
-        )
     bigm.build(ctx)
     ctx.block.ideal_cuts = pe.ConstraintList()
     setattr(ctx.block, _REGISTRY_ATTRIBUTE, ctx)

@@ -60,6 +60,8 @@ from pyomo_relu.formulations.base import LayerContext
 from pyomo_relu.sparse import is_sparse
 
 name = "max_affine"
+#: No options.
+OPTIONS: tuple[str, ...] = ()
 
 
 def big_m(ctx: LayerContext, rows: np.ndarray) -> np.ndarray:

@@ -98,6 +98,7 @@ from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpressio
 from pyomo_relu.bounds.interval import affine_interval
 from pyomo_relu.errors import PyomoReluError
 from pyomo_relu.formulations.base import LayerContext
+from pyomo_relu.options import check_options
 
 name = "partition"
 
@@ -106,6 +107,7 @@ reads_weights = True
 
 STRATEGIES = ("equal_size", "equal_range", "random", "uneven_magnitude")
 DEFAULT_OPTIONS: dict[str, Any] = {"n": 2, "strategy": "equal_size", "seed": 0}
+OPTIONS = tuple(DEFAULT_OPTIONS)
 
 
 # ------------------------------------------------------------------ grouping
@@ -164,13 +166,13 @@ def _cut(order: np.ndarray, n: int) -> list[np.ndarray]:
     return [order[edges[k]:edges[k + 1]] for k in range(n)]
 
 
+def validate_options(options: dict[str, Any]) -> None:
+    """Raise :class:`PyomoReluError` for a bad option value (names: :data:`OPTIONS`, checked by the caller)."""
+    _options(options)
+
+
 def _options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise PyomoReluError(
-            f"unknown option(s) {', '.join(sorted(unknown))} for formulation 'partition'; "
-            f"known: {', '.join(DEFAULT_OPTIONS)}"
-        )
+    check_options(options, OPTIONS, "formulation 'partition'")
     merged = {**DEFAULT_OPTIONS, **options}
     if not isinstance(merged["n"], (int, np.integer)) or merged["n"] < 1:
         raise PyomoReluError(f"partition option n must be an integer >= 1, got {merged['n']!r}")

@@ -43,6 +43,8 @@ import pyomo.environ as pe
 from pyomo_relu.formulations.base import LayerContext
 
 name = "relaxation"
+#: No options.
+OPTIONS: tuple[str, ...] = ()
 
 
 def build(ctx: LayerContext) -> None:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, build_lp, highs_model
+from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, TRUSTED_BIG_M_ERROR, build_lp, highs_model, largest_big_m
 from pyomo_relu.errors import SolverError
 from pyomo_relu.network import Layer
 from pyomo_relu.search.problem import LinearConstraints, SearchProblem
@@ -276,6 +276,8 @@ def solve_leaf(
     cutoff ``-UNSAT_TOLERANCE``, stopping at a point the canonical forward pass confirms.
     """
     began = time.perf_counter()
+    if largest_big_m(start[0][:-1], start[1][:-1]) * SOLVER_TOLERANCE > TRUSTED_BIG_M_ERROR:  # the engine splits on
+        return LeafOutcome(False, -np.inf, np.zeros((0, lower.size)), 0, time.perf_counter() - began)
     deadline = began + time_limit
     points: list[np.ndarray] = []
     bounds: list[float] = []

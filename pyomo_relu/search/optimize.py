@@ -28,6 +28,7 @@ import numpy as np
 
 from pyomo_relu.errors import MissingBoundsError, PyomoReluError
 from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.options import strict_keywords
 from pyomo_relu.parallel import ExecutorSpec
 from pyomo_relu.search.engine import SearchResult, branch_and_bound
 from pyomo_relu.search.problem import LinearConstraints, SearchProblem, unit_objective
@@ -73,6 +74,7 @@ class OptimizeResult:
                 "seconds": round(self.seconds, 4), "message": self.message}
 
 
+@strict_keywords
 def optimize(
     net: NetworkDefinition,
     objective: int | Any,
@@ -155,6 +157,9 @@ def _result(net: NetworkDefinition, found: SearchResult, sign: float, c_y: np.nd
         violation = region.violation(x, y)
         if violation.size and violation.max() > FEASIBILITY_TOLERANCE:  # cannot happen: check() said feasible
             raise PyomoReluError(f"internal error: the incumbent violates {region.name(int(np.argmax(violation)))}")
+    if status == "optimal" and x is None:  # never an "optimal" without a checked point
+        logger.warning("optimize: the search ended without a point; reported as time_limit, not optimal")
+        status = "time_limit"
     bound = None if not np.isfinite(found.bound) else float(sign * found.bound)
     if status == "infeasible":
         bound = None

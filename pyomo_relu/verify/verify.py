@@ -77,6 +77,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.options import strict_keywords
 from pyomo_relu.bounds.crown import batch_crown, linear_bounds
 from pyomo_relu.search.attack import descend
 from pyomo_relu.search.engine import branch_and_bound
@@ -248,6 +249,7 @@ class _CaseOutcome:
     reason: str = ""
 
 
+@strict_keywords
 def verify(
     net: NetworkDefinition,
     spec: Specification,

@@ -297,6 +297,10 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
     if pairs:
         lines.append("Pyomo persistent / bulk hand-off, same run: "
                      + ", ".join(f"{r['spec']} {r['box']} {q:.0f}x" for q, r in pairs) + ".  ")
+    capped = [f"{r['spec']} {r['box']}" for r in rows if r.get("lp_status") != "Optimal"]
+    if capped:
+        lines.append(f"First LP stopped at `--lp-limit {args.lp_limit:.0f}` s (HiGHS's root LP unfinished): "
+                     + ", ".join(capped) + ".  ")
     worst = max((r["phases"]["solve(5)"]["s"] for r in rows), default=float("nan"))
     lines += [f"Longest `solve(time_limit=5)`: {worst:.2f} s (goal: within 7 s on every size). Without "
               "turning off HiGHS presolve's sparsify rule under a time limit "

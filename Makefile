@@ -17,7 +17,7 @@ test: $(VENV)/.test-installed system-deps
 # gallery and benchmark pages are generated during the build (docs/gen_pages.py).  `make test`
 # builds it too (tests/test_docs.py), so CI checks it.
 docs: $(VENV)/.test-installed
-	KERAS_BACKEND=torch MPLBACKEND=Agg $(PY) -m mkdocs build --strict
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 KERAS_BACKEND=torch MPLBACKEND=Agg $(PY) -m mkdocs build --strict
 
 benchmarks: $(VENV)/.test-installed system-deps
 	$(PY) benchmarks/build_time.py --write

@@ -54,6 +54,7 @@ class ReLUNetBlockData(BlockData):
     _input_vars: list[VarData] = []
     _output_vars: list[VarData] = []
     _declared: dict[str, Any] | None = None
+    _formulation: FormulationSpec = "bigm"
 
     # ---------------------------------------------------------------- declare
     def declare(
@@ -62,7 +63,7 @@ class ReLUNetBlockData(BlockData):
         inputs: Any = None,
         outputs: Any = None,
         *,
-        bounds: BoundsSpec = "interval",
+        bounds: BoundsSpec = "auto",
         input_bounds: object = None,
         initialize: bool = True,
     ) -> None:
@@ -130,7 +131,7 @@ class ReLUNetBlockData(BlockData):
         outputs: Any = None,
         *,
         formulation: FormulationSpec = "bigm",
-        bounds: BoundsSpec = "interval",
+        bounds: BoundsSpec = "auto",
         input_bounds: object = None,
         output_bounds: object = None,
         bounds_options: dict[str, Any] | None = None,
@@ -148,7 +149,12 @@ class ReLUNetBlockData(BlockData):
             formulation: a formulation name (``"bigm"``), ``(name, options)`` or a dict per
                 layer of ``net.layers`` (index or name, see ``net.summary()``) with a ``"default"`` entry.
             bounds: a bounds method name, a list of names applied in turn, or a
-                :class:`~pyomo_relu.bounds.Bounds` object.
+                :class:`~pyomo_relu.bounds.Bounds` object.  The default ``"auto"`` picks
+                the chain from the network's size and the box: interval and CROWN always,
+                then LP tightening for networks of moderate size and MILP tightening (a
+                short time per neuron) when few neurons remain unstable
+                (:func:`pyomo_relu.bounds.chain._auto` lists the thresholds); ``"interval"``
+                builds fastest.
             input_bounds: extra input bounds (any form NetworkDefinition accepts),
                 intersected with the network's and the input variables' bounds.
             output_bounds: bounds the outputs must satisfy (same forms).  They are
@@ -199,6 +205,7 @@ class ReLUNetBlockData(BlockData):
         else:
             self._add_input_box(input_vars, lower, upper)
         self._network, self._bounds, self._input_vars = net, resolved, input_vars
+        self._formulation = formulation
         self._build_layers(net, resolved, input_vars, output_vars, formulation)
         if enforced is not None:
             self._add_output_box(*enforced)
@@ -282,6 +289,23 @@ class ReLUNetBlockData(BlockData):
             )
         self._layer_contexts = contexts
         self._output_vars = output_vars
+
+    def rebuild(self, bounds: Bounds) -> None:
+        """Rebuild the layers (same formulation, same variables) over tighter ``bounds``.
+
+        ``bounds`` must hold for this network on a box inside the block's input box (e.g.
+        a sub-box of a branch and bound, :mod:`pyomo_relu.split`): big-M coefficients and
+        the other formulation constants shrink, and neurons they prove stable get no
+        binary.  The input and output variables and the block's ``input_box`` and
+        ``output_box`` stay; the ``layer`` blocks are new.
+        """
+        net, _ = self._require_built()
+        bounds.check_compatible(net.content_hash(), bounds.input_lower, bounds.input_upper)
+        for name in ("layer", "outputs_link"):
+            if self.component(name) is not None:
+                self.del_component(name)
+        self._bounds = bounds
+        self._build_layers(net, bounds, self._input_vars, self._output_vars, self._formulation)
 
     # ------------------------------------------------------------- warm start
     def initialize(self, input_values: Sequence[float] | None = None) -> None:
@@ -715,7 +739,7 @@ def _require_finite_neurons(index: int, unstable: np.ndarray, lower: np.ndarray,
 
 
 def _is_default_bounds(bounds: Any) -> bool:
-    return isinstance(bounds, str) and bounds == "interval"
+    return isinstance(bounds, str) and bounds == "auto"
 
 
 def _describe(item: Any) -> str:

@@ -1,10 +1,13 @@
 """Command line: ``pyomo-relu optimize MODEL.onnx --bounds -3:3 --minimize 0``
 and ``pyomo-relu verify MODEL.onnx PROP.vnnlib``.
 
-``verify`` prints ``sat``, ``unsat`` or ``unknown`` and exits 0 for any of them.
+``optimize`` uses the branch-and-bound engine by default (``--method bnb``,
+:func:`pyomo_relu.optimize`); ``--method milp`` builds one big-M MILP and hands it to a
+solver.  ``verify`` prints ``sat``, ``unsat`` or ``unknown`` and exits 0 for any of them.
 
-Exit codes: 0 when the solver reached a verdict (optimal, time limit, infeasible),
-1 when the solve itself failed, 2 for bad input (file, option, bounds).  Errors are one
+Exit codes: 0 when a verdict was reached (optimal, time limit, infeasible; sat, unsat,
+unknown), 1 when the solve itself failed, 2 for bad input (file, option, bounds), 130 when
+interrupted (Ctrl-C or SIGTERM: what is known so far is printed first).  Errors are one
 line on stderr, never a traceback (``--debug`` shows it).
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -35,8 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    previous = _terminate_as_interrupt()
     try:
         return int(args.run(args))
+    except KeyboardInterrupt:
+        print("pyomo-relu: interrupted", file=sys.stderr)
+        return INTERRUPTED
     except (PyomoReluError, OSError, ValueError) as error:
         if args.debug:
             raise
@@ -47,6 +55,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"pyomo-relu: unexpected error ({type(error).__name__}): {error}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+#: Exit code after Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
+
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C, so both stop cleanly and report.
+
+    Returns the previous handler (``None`` outside the main thread, where none is set).
+    """
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        return None
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:
@@ -66,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyomo-relu", description="Trained ReLU networks as MILPs.")
     parser.add_argument("--version", action="version", version=f"pyomo-relu {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    optimize = commands.add_parser("optimize", help="minimise or maximise one network output over an input box")
+    optimize = commands.add_parser(
+        "optimize", help="the global minimum or maximum of one network output over an input box")
     optimize.add_argument("model", help="ONNX file (.onnx) or Keras file (.keras, .h5)")
     optimize.add_argument("--bounds", action="append", default=[], metavar="LB:UB",
                           help="input box, e.g. -3:3 for every input, or 0=-1:2 for input 0 (repeatable)")
@@ -74,11 +104,21 @@ def _parser() -> argparse.ArgumentParser:
     sense = optimize.add_mutually_exclusive_group(required=True)
     sense.add_argument("--minimize", type=int, metavar="OUTPUT_INDEX")
     sense.add_argument("--maximize", type=int, metavar="OUTPUT_INDEX")
-    optimize.add_argument("--solver", default="highs", choices=["highs", "glpk", "cbc", "scip"])
-    optimize.add_argument("--time-limit", type=_seconds, default=None, metavar="S")
-    optimize.add_argument("--tighten", default="interval", metavar="METHODS",
-                          help="bounds methods, comma separated (e.g. interval,crown,lp)")
-    optimize.add_argument("--formulation", default="bigm")
+    optimize.add_argument("--method", default="bnb", choices=["bnb", "milp"],
+                          help="bnb: branch and bound over the inputs with CROWN bounds and leaf MILPs (default); "
+                               "milp: one MILP of the whole network handed to --solver")
+    optimize.add_argument("--gap", type=_gap, default=None, metavar="G",
+                          help="absolute optimality gap (default 1e-6; --method bnb)")
+    optimize.add_argument("--time-limit", type=_seconds, default=None, metavar="S",
+                          help="wall-clock seconds; the best point, the bound and the gap so far are reported")
+    optimize.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                          help="worker processes for the branch and bound (--method bnb)")
+    optimize.add_argument("--solver", default=None, choices=["highs", "glpk", "cbc", "scip"],
+                          help="--method milp: the MILP solver (default highs)")
+    optimize.add_argument("--tighten", default="auto", metavar="METHODS",
+                          help="--method milp: bounds methods, comma separated (e.g. interval,crown,lp); "
+                               "default auto (chosen from the network's size)")
+    optimize.add_argument("--formulation", default=None, help="--method milp: the formulation (default bigm)")
     optimize.add_argument("--drop-softmax", action="store_true", help="drop a trailing (Log)Softmax")
     optimize.add_argument("--json", action="store_true", help="print one JSON object")
     optimize.set_defaults(run=_optimize)
@@ -99,6 +139,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.set_defaults(debug=False)
     return parser
+
+
+def _gap(text: str) -> float:
+    """``--gap``: a finite absolute gap, not negative."""
+    return _bounded(text, float, 0.0, "a finite absolute gap >= 0")
 
 
 def _seconds(text: str) -> float:
@@ -200,11 +245,6 @@ def _box(spec: dict[int | str, tuple[float | None, float | None]], n_inputs: int
 
 
 def _optimize(args: argparse.Namespace) -> int:
-    import pyomo.environ as pe
-
-    from pyomo_relu.block import ReLUNetBlock
-    from pyomo_relu.solvers import solve
-
     start = time.perf_counter()
     spec = parse_bounds(args.bounds, args.bounds_file)
     net = load_model_file(args.model, drop_softmax=args.drop_softmax)
@@ -214,25 +254,63 @@ def _optimize(args: argparse.Namespace) -> int:
     index = args.minimize if args.minimize is not None else args.maximize
     if not 0 <= index < net.n_outputs:
         raise UsageError(f"output index {index} is out of range: the network has {net.n_outputs} outputs")
-    model = pe.ConcreteModel()
-    model.nn = ReLUNetBlock()
-    try:
-        model.nn.build(net, formulation=args.formulation, bounds=args.tighten.split(","))
-    except MissingBoundsError as error:
-        raise UsageError(f"{error}. On the command line: --bounds LB:UB or --bounds-file FILE") from None
-    sense = pe.minimize if args.minimize is not None else pe.maximize
-    model.objective = pe.Objective(expr=model.nn.outputs[index], sense=sense)
-    result = solve(model, args.solver, time_limit=args.time_limit)
-    report = _report(model, net, result, time.perf_counter() - start)
+    sense = "minimize" if args.minimize is not None else "maximize"
+    if args.method == "bnb":
+        report = _optimize_bnb(args, net, index, sense)
+    else:
+        report = _optimize_milp(args, net, index, sense)
+    report["seconds"] = round(time.perf_counter() - start, 4)
     _print_report(report, args.json)
+    if report["status"] == "interrupted":
+        return INTERRUPTED
     return 1 if report["status"] == "error" else 0
 
 
-def _report(model: Any, net: Any, result: Any, seconds: float) -> dict[str, Any]:
+def _optimize_bnb(args: argparse.Namespace, net: Any, index: int, sense: str) -> dict[str, Any]:
+    from pyomo_relu.search import optimize
+
+    given = [name for name, value in (("--solver", args.solver), ("--formulation", args.formulation))
+             if value is not None] + (["--tighten"] if args.tighten != "auto" else [])
+    if given:
+        raise UsageError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to --method milp; "
+                         "--method bnb (the default) uses its own bounds and HiGHS for its leaf MILPs")
+    try:
+        result = optimize(net, index, sense=sense, gap=1e-6 if args.gap is None else args.gap,
+                          time_limit=args.time_limit, executor=args.jobs,
+                          progress=not args.json and sys.stderr.isatty())
+    except MissingBoundsError as error:
+        raise UsageError(f"{error}. On the command line: --bounds LB:UB or --bounds-file FILE") from None
+    report = result.to_dict()
+    report["method"] = "bnb"
+    return report
+
+
+def _optimize_milp(args: argparse.Namespace, net: Any, index: int, sense: str) -> dict[str, Any]:
+    import pyomo.environ as pe
+
+    from pyomo_relu.block import ReLUNetBlock
+    from pyomo_relu.solvers import solve
+
+    if args.gap is not None or args.jobs is not None:
+        raise UsageError("--gap and --jobs apply to --method bnb; with --method milp the solver's own gap is used")
+    model = pe.ConcreteModel()
+    model.nn = ReLUNetBlock()
+    tighten: Any = args.tighten if args.tighten == "auto" else [m for m in args.tighten.split(",") if m]
+    try:
+        model.nn.build(net, formulation=args.formulation or "bigm", bounds=tighten)
+    except MissingBoundsError as error:
+        raise UsageError(f"{error}. On the command line: --bounds LB:UB or --bounds-file FILE") from None
+    model.objective = pe.Objective(expr=model.nn.outputs[index], sense=pe.minimize if sense == "minimize" else pe.maximize)
+    result = solve(model, args.solver or "highs", time_limit=args.time_limit)
+    return _report(model, net, result)
+
+
+def _report(model: Any, net: Any, result: Any) -> dict[str, Any]:
     status = result.status if result.status in ("optimal", "time_limit", "infeasible") else "error"
     report: dict[str, Any] = {
         "status": status, "objective": result.objective, "bound": result.bound,
-        "x": None, "y": None, "seconds": round(seconds, 4), "solver": result.solver,
+        "gap": None if result.objective is None or result.bound is None else abs(result.objective - result.bound),
+        "x": None, "y": None, "nodes": None, "method": "milp", "solver": result.solver,
     }
     if result.has_solution:
         x = np.array([v.value for v in model.nn.input_vars], dtype=float)
@@ -249,9 +327,12 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
     print(f"status:    {report['status']}")
     print(f"objective: {report['objective']}")
     print(f"bound:     {report['bound']}")
+    print(f"gap:       {report['gap']}")
     if report["x"] is not None:
         print(f"x:         {report['x']}")
         print(f"y:         {report['y']}")
+    if report.get("nodes") is not None:
+        print(f"nodes:     {report['nodes']}")
     print(f"seconds:   {report['seconds']}")
 
 
@@ -291,4 +372,4 @@ def _verify(args: argparse.Namespace) -> int:
                                                       "proven_bound", "method", "reason")}))
     else:
         print(result.status)
-    return 0
+    return INTERRUPTED if result.reason == "interrupted" else 0

@@ -57,3 +57,8 @@ class InvalidValueError(PyomoReluError, ValueError):
 
 class UnknownLayerError(PyomoReluError, ValueError):
     """A per-layer choice names a layer the network does not have (the message lists the valid keys)."""
+
+
+class EmptyBoxError(PyomoReluError, ValueError):
+    """Bounds tightening proved that the input box, the output bounds (and the model's
+    constraints, where used) admit no point of the network."""

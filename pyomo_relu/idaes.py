@@ -268,7 +268,7 @@ class ReLUSurrogateMixin:
         ``formulation`` (a name of :data:`pyomo_relu.formulations.FORMULATIONS`, a
         ``(name, options)`` pair, a per-layer dict, or IDAES' ``Formulation.RELU_BIGM`` /
         ``RELU_COMPLEMENTARITY``; default ``"bigm"``), ``bounds`` (a bounds method, a list
-        of them, or a :class:`~pyomo_relu.bounds.Bounds`; default ``"interval"``) and
+        of them, or a :class:`~pyomo_relu.bounds.Bounds`; default ``"auto"``) and
         ``initialize`` (default ``True``: :func:`initialize_surrogate_block` at once).
         """
         import pyomo.environ as pe
@@ -278,7 +278,7 @@ class ReLUSurrogateMixin:
 
         options = additional_options if additional_options is not None else {}
         formulation = _formulation_spec(options.pop("formulation", "bigm"))
-        bounds = options.pop("bounds", "interval")
+        bounds = options.pop("bounds", "auto")
         initialize = bool(options.pop("initialize", True))
         for k in range(len(self.core_network.canonical_layers)):  # bad names fail before anything is added
             formulation_for_layer(formulation, k, self.core_network)

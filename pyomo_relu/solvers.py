@@ -66,8 +66,19 @@ def solve(
     tee: bool = False,
     options: dict[str, Any] | None = None,
     certify: bool = True,
+    *,
+    strategy: str = "milp",
+    executor: Any = None,
 ) -> SolveResult:
     """Solve ``model`` (with exactly one active objective) and load the solution if any.
+
+    ``strategy="milp"`` (default) hands the whole model to ``solver`` once.
+    ``strategy="split"`` branches on the input variables of the model's ReLUNetBlocks,
+    re-tightening and rebuilding the blocks on each sub-box and solving the sub-MILPs (in
+    parallel through ``executor``: ``None``, a number of processes or a
+    ``concurrent.futures.Executor``) with the incumbent as a cutoff
+    (:mod:`pyomo_relu.split`); the model itself is left as it was, with its variables
+    set to the best solution.  ``executor`` needs ``strategy="split"``.
 
     With ``certify`` (default) and network blocks built with ``formulation="pwl"``,
     ``result.certified`` is the certified interval of the true optimum and the model
@@ -84,6 +95,16 @@ def solve(
     if solver not in SOLVERS:
         raise SolverError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     _active_objective(model)  # exactly one active objective, else SolverError (not ValueError)
+    if strategy == "split":
+        from pyomo_relu.split import solve_split
+
+        return solve_split(model, solver, time_limit=time_limit, mip_gap=mip_gap, options=options,
+                           executor=executor)
+    if strategy != "milp":
+        raise SolverError(f"unknown strategy {strategy!r}; choose 'milp' (one solve) or 'split' "
+                          "(branch and bound on the network inputs)")
+    if executor is not None:
+        raise SolverError("executor= needs strategy='split' (a single MILP solve runs in the solver)")
     start = time.perf_counter()
     if solver in NEW_INTERFACE:
         result = _solve_new(model, NEW_INTERFACE[solver], time_limit, mip_gap, tee, options or {})

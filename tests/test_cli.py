@@ -23,16 +23,25 @@ def run_json(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, dict]:
 def test_minimize_json_matches_known_optimum(capsys):
     code, report = run_json(capsys, "optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "0")
     assert code == 0
-    assert set(report) >= {"status", "objective", "bound", "x", "y", "seconds"}
-    assert report["status"] == "optimal"
+    assert set(report) >= {"status", "objective", "bound", "gap", "nodes", "x", "y", "seconds", "method"}
+    assert report["status"] == "optimal" and report["method"] == "bnb"
+    assert report["bound"] <= report["objective"] and report["gap"] <= 1e-6 and report["nodes"] >= 1
     assert report["objective"] == pytest.approx(-7.214193, abs=1e-5)
     assert report["x"] == pytest.approx([0.286948, -1.605387], abs=1e-4)
     assert report["y"][0] == pytest.approx(report["objective"], abs=1e-6)
 
 
+def test_milp_route_with_default_auto_bounds_agrees_with_bnb(capsys):
+    code, milp = run_json(capsys, "optimize", str(PEAKS), "--bounds", "-3:3", "--maximize", "0", "--method", "milp")
+    assert code == 0 and milp["status"] == "optimal" and milp["method"] == "milp"
+    code, bnb = run_json(capsys, "optimize", str(PEAKS), "--bounds", "-3:3", "--maximize", "0", "--gap", "1e-4")
+    assert code == 0 and bnb["status"] == "optimal" and bnb["gap"] <= 1e-4
+    assert bnb["objective"] == pytest.approx(milp["objective"], abs=1e-4)
+
+
 def test_maximize_keras_file_with_tightening_and_other_solver(capsys):
     code, report = run_json(capsys, "optimize", str(PEAKS_H5), "--bounds", "-3:3", "--maximize", "0",
-                            "--solver", "glpk", "--tighten", "interval")
+                            "--method", "milp", "--solver", "glpk", "--tighten", "interval")
     assert code == 0 and report["status"] == "optimal"
     assert report["objective"] == pytest.approx(8.580816, abs=1e-5)
 
@@ -64,7 +73,10 @@ def test_text_output(capsys):
         (["optimize", str(PEAKS), "--bounds", "-3:x", "--minimize", "0"], "not a number"),
         (["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "5"], "out of range"),
         (["optimize", str(PEAKS), "--bounds", "7=-3:3", "--minimize", "0"], "network has 2 inputs"),
-        (["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "0", "--tighten", "magic"], "unknown bounds method"),
+        (["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "0", "--method", "milp", "--tighten", "magic"], "unknown bounds method"),
+        (["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "0", "--solver", "glpk"], "--method milp"),
+        (["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "0", "--method", "milp", "--gap", "0.1"],
+         "--method bnb"),
     ],
 )
 def test_bad_input_is_one_line_error(argv, message, capsys):
@@ -72,6 +84,12 @@ def test_bad_input_is_one_line_error(argv, message, capsys):
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_negative_gap_is_an_argument_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "0", "--gap", "-1"])
+    assert stop.value.code == 2 and "gap" in capsys.readouterr().err
 
 
 def test_garbage_model_file(tmp_path, capsys):

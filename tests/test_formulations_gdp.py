@@ -52,7 +52,7 @@ def random_net(seed: int, sizes=SIZES, box=BOX) -> NetworkDefinition:
 def model_for(net: NetworkDefinition, formulation, sense=pe.minimize, **build) -> pe.ConcreteModel:
     m = pe.ConcreteModel()
     m.nn = ReLUNetBlock()
-    m.nn.build(net, formulation=formulation, **build)
+    m.nn.build(net, formulation=formulation, **{"bounds": "interval", **build})  # loose bounds: relaxations differ
     m.obj = pe.Objective(expr=m.nn.outputs[0], sense=sense)
     return m
 

@@ -60,7 +60,7 @@ FORMULATIONS = {
 def model_for(net: NetworkDefinition, formulation, sense=pe.minimize) -> pe.ConcreteModel:
     m = pe.ConcreteModel()
     m.nn = ReLUNetBlock()
-    m.nn.build(net, formulation=formulation)
+    m.nn.build(net, formulation=formulation, bounds="interval")  # loose bounds: relaxations differ
     m.obj = pe.Objective(expr=m.nn.outputs[0], sense=sense)
     return m
 

@@ -267,7 +267,7 @@ def test_hull_of_max_pooling_is_at_least_as_tight_as_big_m(rng: np.random.Genera
         for formulation in ("bigm", "gdp.hull"):
             m = pe.ConcreteModel()
             m.nn = ReLUNetBlock()
-            m.nn.build(net, formulation={"default": "bigm", 1: formulation})
+            m.nn.build(net, formulation={"default": "bigm", 1: formulation}, bounds="interval")
             m.obj = pe.Objective(expr=m.nn.outputs[0], sense=pe.maximize)
             pe.TransformationFactory("core.relax_integer_vars").apply_to(m)
             bounds[formulation] = solve(m, "highs").objective

@@ -37,8 +37,69 @@ def _crown(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: 
     return crown_bounds(net, lower, upper, start)
 
 
+#: ``"auto"``: LP tightening runs when at most this many neurons are unstable after CROWN ...
+AUTO_LP_UNSTABLE = 1500
+#: ... and the network has at most this many weights (nonzeros).
+AUTO_LP_WEIGHTS = 500_000
+#: ``"auto"``: MILP tightening runs when at most this many neurons are unstable after LP.
+AUTO_MILP_UNSTABLE = 120
+#: ``"auto"``: seconds for each of the two MILPs of a neuron.
+AUTO_MILP_SECONDS_PER_NEURON = 0.05
+#: ``"auto"``: at most this many seconds for the LP step and for the MILP step each.
+AUTO_STEP_SECONDS = 20.0
+
+
+def _auto(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None, *,
+          output_bounds: tuple[np.ndarray, np.ndarray] | None = None, time_limit: float | None = None,
+          **options: Any) -> Bounds:
+    """The default chain (registered as ``"auto"``), chosen from the network's size and the box.
+
+    ``interval`` and ``crown`` always (cheap even on million-weight networks); then
+    ``lp`` when at most :data:`AUTO_LP_UNSTABLE` neurons are still unstable and the
+    network has at most :data:`AUTO_LP_WEIGHTS` weights; then ``milp`` (with
+    :data:`AUTO_MILP_SECONDS_PER_NEURON` seconds per solve) when at most
+    :data:`AUTO_MILP_UNSTABLE` neurons remain unstable.  Each of the two optimisation
+    steps gets at most :data:`AUTO_STEP_SECONDS` (never more than ``time_limit`` leaves);
+    neurons they do not reach keep their CROWN bounds.  The steps that ran are listed in
+    :attr:`Bounds.methods`.
+    """
+    deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
+    bounds = start
+    for name in ("interval", "crown"):
+        bounds = run_method(net, name, lower, upper, bounds, output_bounds, deadline, options)
+    assert bounds is not None
+    if 0 < _unstable(bounds) <= AUTO_LP_UNSTABLE and net_weights(net) <= AUTO_LP_WEIGHTS:
+        bounds = run_method(net, "lp", lower, upper, bounds, output_bounds, _step_deadline(deadline), options)
+    if 0 < _unstable(bounds) <= AUTO_MILP_UNSTABLE:
+        milp = {"time_limit_per_neuron": AUTO_MILP_SECONDS_PER_NEURON, **options}
+        bounds = run_method(net, "milp", lower, upper, bounds, output_bounds, _step_deadline(deadline), milp)
+    return bounds
+
+
+def _step_deadline(deadline: float | None) -> float:
+    """The deadline of one optimisation step of ``"auto"``."""
+    step = time.perf_counter() + AUTO_STEP_SECONDS
+    return step if deadline is None else min(step, deadline)
+
+
+def _unstable(bounds: Bounds) -> int:
+    """Unstable hidden neurons (the output layer has no activation to split)."""
+    return sum(int(bounds.unstable(k).sum()) for k in range(bounds.n_layers - 1))
+
+
+def net_weights(net: NetworkDefinition) -> int:
+    """Stored weights (nonzeros of sparse layers) of all layers."""
+    total = 0
+    for layer in net.layers:
+        weights = getattr(layer, "weights", None)
+        if weights is not None:
+            total += int(weights.nnz if hasattr(weights, "nnz") else np.size(weights))
+    return total
+
+
 #: Bounds methods by name: ``method(net, lower, upper, start, **options) -> Bounds``.
-METHODS: dict[str, Method] = {"interval": _interval, "crown": _crown, "lp": lp_bounds, "milp": milp_bounds}
+METHODS: dict[str, Method] = {"interval": _interval, "crown": _crown, "lp": lp_bounds, "milp": milp_bounds,
+                              "auto": _auto}
 
 
 def tighten(
@@ -141,22 +202,30 @@ def run_chain(
     for name in chain:
         if name not in METHODS:
             raise PyomoReluError(f"unknown bounds method {name!r}; available: {', '.join(METHODS)}")
-        start = time.perf_counter()
-        if bounds is None and name != "interval":
-            bounds = interval_bounds(net, lower, upper)
-        if bounds is not None and outputs is not None:
-            bounds = apply_output_bounds(net, bounds, *outputs)
-        kwargs = dict(options, output_bounds=outputs)
-        if deadline is not None:
-            kwargs["time_limit"] = max(0.0, deadline - start)
-        method = METHODS[name]
-        bounds = method(net, lower, upper, bounds, **_accepted(method, kwargs))
-        if outputs is not None:
-            bounds = apply_output_bounds(net, bounds, *outputs)
-        logger.info("bounds %s: %.3f s, unstable per layer %s", name, time.perf_counter() - start,
-                    [row["unstable"] for row in bounds.summary()])
+        bounds = run_method(net, name, lower, upper, bounds, outputs, deadline, options)
     if bounds is None:
         raise PyomoReluError("tighten() needs at least one bounds method")
+    return bounds
+
+
+def run_method(net: NetworkDefinition, name: str, lower: np.ndarray, upper: np.ndarray, bounds: Bounds | None,
+               outputs: tuple[np.ndarray, np.ndarray] | None, deadline: float | None,
+               options: dict[str, Any]) -> Bounds:
+    """One step of a chain: method ``name`` from ``bounds``, within the output box and the deadline."""
+    start = time.perf_counter()
+    if bounds is None and name not in ("interval", "auto"):
+        bounds = interval_bounds(net, lower, upper)
+    if bounds is not None and outputs is not None:
+        bounds = apply_output_bounds(net, bounds, *outputs)
+    kwargs = dict(options, output_bounds=outputs)
+    if deadline is not None:
+        kwargs["time_limit"] = max(0.0, deadline - start)
+    method = METHODS[name]
+    bounds = method(net, lower, upper, bounds, **_accepted(method, kwargs))
+    if outputs is not None:
+        bounds = apply_output_bounds(net, bounds, *outputs)
+    logger.info("bounds %s: %.3f s, unstable per layer %s", name, time.perf_counter() - start,
+                [row["unstable"] for row in bounds.summary()])
     return bounds
 
 

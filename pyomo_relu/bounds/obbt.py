@@ -103,7 +103,7 @@ import numpy as np
 
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import interval_bounds
-from pyomo_relu.errors import PyomoReluError, SolverError
+from pyomo_relu.errors import EmptyBoxError, PyomoReluError, SolverError
 from pyomo_relu.bounds.rows import LinearProgram, SideConstraints, build_lp, highs_model
 from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition
 from pyomo_relu.sparse import rows_dense
@@ -399,12 +399,12 @@ def _final_preactivation_box(
 
 def _raise_empty(why: str, model: bool = False) -> None:
     if model:
-        raise PyomoReluError(
+        raise EmptyBoxError(
             f"the input box, the output bounds and the linear constraints of the model admit no "
             f"point of the network ({why}); the model is infeasible: check its constraints on the "
             "network's inputs and outputs, or enlarge the input box"
         )
-    raise PyomoReluError(
+    raise EmptyBoxError(
         f"the input box and output bounds admit no point ({why}); "
         "loosen the output bounds or enlarge the input box"
     )

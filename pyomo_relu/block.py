@@ -37,6 +37,7 @@ from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.chain import BoundsSpec, resolve_bounds
 from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchError, UnsupportedOperatorError
 from pyomo_relu.formulations import FormulationSpec, formulation_for_layer, get_formulation
+from pyomo_relu.formulations import step as step_formulation
 from pyomo_relu.formulations.base import LayerContext
 from pyomo_relu.network import DenseLayer, MaxLayer, NetworkDefinition
 from pyomo_relu.sparse import is_sparse, row_entries
@@ -332,6 +333,7 @@ class ReLUNetBlockData(BlockData):
                 module.initialize(ctx, pre)
             if hasattr(module, "initialize_smooth"):
                 module.initialize_smooth(ctx, pre)
+            step_formulation.initialize_step(ctx, pre)
             values = post
         for var, value in zip(self._output_vars, values):  # outputs follow from the inputs
             var.set_value(float(value), skip_validation=True)
@@ -450,7 +452,8 @@ def _build_layer(
             post[int(j)].fix(0.0)
     else:
         post = targets  # the network outputs themselves: no copy, no link
-    with_pre = np.union1d(unstable, curved)
+    stepped = np.flatnonzero(layer.step_mask)  # step/sign: always formulations/step.py
+    with_pre = np.union1d(np.union1d(unstable, curved), stepped)
     block.pre = pe.Var(_index_set(with_pre), bounds=lambda b, j: (_finite(lower[j]), _finite(upper[j])))
     has_pre = np.zeros(n, dtype=bool)
     has_pre[with_pre] = True
@@ -479,6 +482,8 @@ def _build_layer(
     elif curved.size:
         block.smooth_activation = pe.Constraint(
             _index_set(curved), rule=lambda b, j: post[j] == _smooth_expression(layer.kinds[j], pre[j]))
+    if stepped.size:
+        step_formulation.build_step(ctx, stepped, None if module is step_formulation else step_formulation.DEFAULT_EPS)
     if unstable.size:
         module.build(ctx)
     return ctx
@@ -582,14 +587,14 @@ def _layer_stats(k: int, layer: Any, lower: np.ndarray, upper: np.ndarray) -> di
         return {"layer": k, "activation": "max", "neurons": layer.n_outputs, "rows": layer.n_pre,
                 "stable_active": int(single.size), "stable_inactive": 0,
                 "unstable": int(np.unique(layer.groups[several]).size)}
-    relu = layer.relu_mask
+    relu, stepped = layer.relu_mask, layer.step_mask  # a step neuron: active where l >= 0, inactive where u < 0
     return {
         "layer": k,
         "activation": layer.activation,
         "neurons": layer.n_outputs,
-        "stable_active": int((relu & (lower >= 0)).sum()),
-        "stable_inactive": int((relu & (upper <= 0)).sum()),
-        "unstable": int((relu & (lower < 0) & (upper > 0)).sum()),
+        "stable_active": int((relu & (lower >= 0)).sum() + (stepped & (lower >= 0)).sum()),
+        "stable_inactive": int((relu & (upper <= 0)).sum() + (stepped & (upper < 0)).sum()),
+        "unstable": int((relu & (lower < 0) & (upper > 0)).sum() + (stepped & (lower < 0) & (upper >= 0)).sum()),
     }
 
 

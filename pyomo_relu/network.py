@@ -29,6 +29,7 @@ from typing import Iterable, Mapping, Sequence, Union
 import numpy as np
 
 from pyomo_relu.errors import InvalidNetworkError, InvalidValueError, ShapeMismatchError, UnknownLayerError
+from pyomo_relu.step import STEP_ACTIVATIONS, step_forward
 from pyomo_relu.sparse import Weights, as_weights, content_bytes, is_sparse, matmul, scale_columns, scale_rows
 
 def _frozen_weights(values: object, what: str) -> Weights:
@@ -59,13 +60,13 @@ def _frozen_array(values: object, what: str, ndim: int) -> np.ndarray:
 
 
 #: Activations a :class:`DenseLayer` neuron may have.
-ACTIVATIONS = ("relu", "linear", "leaky_relu", "clip", "sigmoid", "tanh", "softplus")
+ACTIVATIONS = ("relu", "linear", "leaky_relu", "clip", "sigmoid", "tanh", "softplus") + STEP_ACTIVATIONS
 #: Smooth activations: read and evaluated, formulated for NLP solvers only.
 SMOOTH_ACTIVATIONS = ("sigmoid", "tanh", "softplus")
 #: Activations with a MILP formulation.
 PIECEWISE_LINEAR_ACTIVATIONS = ("relu", "linear", "leaky_relu", "clip")
 #: What canonical layers contain: LeakyReLU and Clip are lowered to ReLU + linear neurons.
-CANONICAL_ACTIVATIONS = ("relu", "linear") + SMOOTH_ACTIVATIONS
+CANONICAL_ACTIVATIONS = ("relu", "linear") + SMOOTH_ACTIVATIONS + STEP_ACTIVATIONS
 
 
 def _per_neuron(values: object, n: int, fill: float, what: str) -> np.ndarray:
@@ -136,7 +137,9 @@ class DenseLayer:
     per neuron (``"mixed"`` is then reported): ``relu``, ``linear``, ``leaky_relu``
     (``max(z, alpha z)`` with ``alpha`` per neuron or scalar; PReLU is a per-neuron
     ``alpha``), ``clip`` (``min(max(z, clip_low), clip_high)``: ReLU6, hardtanh; an infinite
-    side is no bound) and the smooth ``sigmoid``, ``tanh``, ``softplus`` (NLP only).
+    side is no bound), the smooth ``sigmoid``, ``tanh``, ``softplus`` (NLP only) and the
+    step activations ``step`` (0/1) and ``sign`` (-1/+1), both taking the upper level at
+    ``z = 0`` (:mod:`pyomo_relu.step`).
     ``name`` is the name of the layer or node it came from, used in messages.
 
     >>> layer = DenseLayer(np.eye(3), np.zeros(3), ["relu", "leaky_relu", "clip"],
@@ -222,6 +225,11 @@ class DenseLayer:
         return np.isin(self.kinds, SMOOTH_ACTIVATIONS)
 
     @property
+    def step_mask(self) -> np.ndarray:
+        """Neurons with a step activation (``step``, ``sign``; :mod:`pyomo_relu.step`)."""
+        return np.isin(self.kinds, STEP_ACTIVATIONS)
+
+    @property
     def is_linear(self) -> bool:
         """True when every neuron is linear."""
         return bool(np.all(self.kinds == "linear"))
@@ -253,6 +261,8 @@ class DenseLayer:
                 out[..., cols] = np.where(z > 0, z, self.alpha[cols] * z)
             elif name == "clip":
                 out[..., cols] = np.clip(z, self.clip_low[cols], self.clip_high[cols])
+            elif name in STEP_ACTIVATIONS:
+                out[..., cols] = step_forward(name, z)
             else:
                 out[..., cols] = _smooth(name, z)
         return out
@@ -364,6 +374,8 @@ class MaxLayer:
     @property
     def smooth_mask(self) -> np.ndarray:
         return np.zeros(self.n_pre, dtype=bool)
+
+    step_mask = smooth_mask
 
     is_linear = False
     is_canonical = True

@@ -2,7 +2,13 @@
 
 HiGHS and SCIP go through Pyomo's new solver interface (``pyomo.contrib.solver``),
 glpk and CBC through the classic shell interface.  The APPSI HiGHS interface is avoided: it hung
-on big-M models with Pyomo 6.10.1.
+on big-M models with Pyomo 6.10.1.  A linear model with built network blocks goes to HiGHS in
+bulk instead (:mod:`pyomo_relu.handoff`): the networks' rows straight from their arrays, only
+the user's own constraints through Pyomo's expression machinery.
+
+Time limits hold for HiGHS: ``time_limit`` is wall-clock seconds for the whole call, the time
+spent handing the model to HiGHS counts, HiGHS gets what is left, and a run that overruns it
+is cancelled (:func:`pyomo_relu.handoff.run_highs`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ LEGACY = {
     "cbc": {"time_limit": "sec", "mip_gap": "ratio"},
 }
 SOLVERS = tuple(NEW_INTERFACE) + tuple(LEGACY)
+#: ``solve(handoff=...)``: ``"auto"`` (bulk for HiGHS when the model has network blocks and is
+#: linear), ``"bulk"`` (bulk or an error), ``"pyomo"`` (Pyomo's interface).
+HANDOFFS = ("auto", "bulk", "pyomo")
 
 
 @dataclass
@@ -66,11 +75,19 @@ def solve(
     tee: bool = False,
     options: dict[str, Any] | None = None,
     certify: bool = True,
+    handoff: str = "auto",
     *,
     strategy: str = "milp",
     executor: Any = None,
 ) -> SolveResult:
     """Solve ``model`` (with exactly one active objective) and load the solution if any.
+
+    ``time_limit`` (seconds) counts from the call: with HiGHS the hand-off to the solver
+    counts, HiGHS gets what is left, and a solve stopped by the limit returns
+    ``status="time_limit"`` with the incumbent it had (loaded into the model) and its proven
+    bound.  ``handoff`` chooses how HiGHS receives the model (:data:`HANDOFFS`): ``"auto"``
+    writes built :class:`~pyomo_relu.block.ReLUNetBlock` rows in bulk from their arrays when
+    the model is linear (:mod:`pyomo_relu.handoff`), else uses Pyomo's interface.
 
     ``strategy="milp"`` (default) hands the whole model to ``solver`` once.
     ``strategy="split"`` branches on the input variables of the model's ReLUNetBlocks,
@@ -94,6 +111,8 @@ def solve(
     """
     if solver not in SOLVERS:
         raise SolverError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    if handoff not in HANDOFFS or (handoff == "bulk" and solver != "highs"):
+        raise SolverError(f"handoff={handoff!r}: choose one of {', '.join(HANDOFFS)} ('bulk' only with 'highs')")
     _active_objective(model)  # exactly one active objective, else SolverError (not ValueError)
     if strategy == "split":
         from pyomo_relu.split import solve_split
@@ -106,9 +125,19 @@ def solve(
     if executor is not None:
         raise SolverError("executor= needs strategy='split' (a single MILP solve runs in the solver)")
     start = time.perf_counter()
-    if solver in NEW_INTERFACE:
-        result = _solve_new(model, NEW_INTERFACE[solver], time_limit, mip_gap, tee, options or {})
-    else:
+    deadline = None if time_limit is None else start + float(time_limit)
+    result = None
+    if solver == "highs" and deadline is not None:
+        from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS
+
+        options = {**HIGHS_TIME_LIMIT_OPTIONS, **(options or {})}
+    if solver == "highs" and handoff != "pyomo":
+        from pyomo_relu.handoff import solve_bulk
+
+        result = solve_bulk(model, deadline, mip_gap, tee, options or {}, required=handoff == "bulk")
+    if result is None and solver in NEW_INTERFACE:
+        result = _solve_new(model, NEW_INTERFACE[solver], deadline, mip_gap, tee, options or {})
+    elif result is None:
         result = _solve_legacy(model, solver, time_limit, mip_gap, tee, options or {})
     result.seconds = time.perf_counter() - start
     result.solver = solver
@@ -117,12 +146,13 @@ def solve(
     if certify:
         from pyomo_relu.certify import certify_solution
 
-        result.certified = certify_solution(model, result, solver=solver, time_limit=time_limit,
+        left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+        result.certified = certify_solution(model, result, solver=solver, time_limit=left,
                                             mip_gap=mip_gap, options=options)
     return result
 
 
-def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float | None,
+def _solve_new(model: Any, name: str, deadline: float | None, mip_gap: float | None,
                tee: bool, options: dict[str, Any]) -> SolveResult:
     from pyomo.contrib.solver.common.factory import SolverFactory
     from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition as TC
@@ -130,9 +160,11 @@ def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float |
     opt = _HighsWithStart() if name == "highs" else SolverFactory(name)
     if not opt.available():
         raise SolverError(f"solver {name} is not available; install it (pip install highspy / pyscipopt)")
+    if name == "highs":
+        opt.deadline = deadline  # HiGHS gets what is left after Pyomo's hand-off (_HighsWithStart._solve)
     config: dict[str, Any] = {"load_solutions": False, "raise_exception_on_nonoptimal_result": False, "tee": tee}
-    if time_limit is not None:
-        config["time_limit"] = float(time_limit)
+    if deadline is not None:
+        config["time_limit"] = max(1e-3, deadline - time.perf_counter())
     if mip_gap is not None:
         config["rel_gap"] = float(mip_gap)
     options = dict(options)
@@ -145,6 +177,8 @@ def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float |
         # HiGHS presolve cannot tell the two apart; without presolve it can.  Never report
         # an unbounded model as infeasible (callers read "infeasible" as a proof).
         config["solver_options"] = {**config.get("solver_options", {}), "presolve": "off"}
+        if deadline is not None:
+            config["time_limit"] = max(1e-3, deadline - time.perf_counter())
         results = opt.solve(model, **config)
     has_solution = results.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
     if has_solution:
@@ -154,11 +188,14 @@ def _solve_new(model: Any, name: str, time_limit: float | None, mip_gap: float |
         TC.maxTimeLimit: "time_limit",
         TC.iterationLimit: "time_limit",
         TC.objectiveLimit: "time_limit",
+        TC.interrupted: "time_limit",  # cancelled at the deadline (or Ctrl-C)
         TC.provenInfeasible: "infeasible",
         TC.locallyInfeasible: "infeasible",
         TC.infeasibleOrUnbounded: "error",  # no verdict: neither proven
         TC.unbounded: "unbounded",
     }.get(results.termination_condition, "error")
+    if status == "error" and getattr(opt, "cancelled", False):
+        status = "time_limit"  # cancelled at the deadline (Pyomo reports HiGHS's interrupt as unknown)
     bound = _finite_or_none(results.objective_bound)
     objective = _finite_or_none(results.incumbent_objective) if has_solution else None
     return SolveResult(status, objective, bound, 0.0, name, has_solution,
@@ -182,12 +219,33 @@ class _HighsWithStart(_highs_class()):  # type: ignore[misc]
     interface's internals change, the start is skipped, never the solve.
     """
 
+    deadline: float | None = None
+    cancelled = False
+
+    def _cancel(self) -> None:
+        self.cancelled = True
+        self._solver_model.cancelSolve()
+
     def _solve(self) -> Any:
         try:
             self._pass_start()
         except (AttributeError, KeyError, TypeError, IndexError) as error:
             logger.debug("no MIP start passed to HiGHS: %s", error)
-        return super()._solve()
+        if self.deadline is None:
+            return super()._solve()
+        # Pyomo has built its HiGHS model by now: HiGHS gets only what is left, and a watchdog
+        # cancels a run that overruns it (Pyomo sets HiGHS's user interrupt handling on).
+        import threading
+
+        from pyomo_relu.handoff import CANCEL_GRACE
+
+        self._active_config.time_limit = max(1e-3, self.deadline - time.perf_counter())
+        watchdog = threading.Timer(max(0.0, self.deadline + CANCEL_GRACE - time.perf_counter()), self._cancel)
+        watchdog.start()
+        try:
+            return super()._solve()
+        finally:
+            watchdog.cancel()
 
     def _pass_start(self) -> None:
         import numpy as np
@@ -205,6 +263,7 @@ class _HighsWithStart(_highs_class()):  # type: ignore[misc]
         if columns:
             highs = self._solver_model
             flag = highs.getOptionValue("output_flag")
+            flag = bool(flag[1] if isinstance(flag, tuple) else flag)  # highspy 1.15 returns (status, value)
             highs.setOptionValue("output_flag", False)  # HiGHS prints rejected starts
             try:
                 highs.setSolution(len(columns), np.array(columns, dtype=np.int32), np.array(values, dtype=np.float64))

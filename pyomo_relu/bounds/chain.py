@@ -40,7 +40,7 @@ def _crown(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: 
 #: ``"auto"``: LP tightening runs when at most this many neurons are unstable after CROWN ...
 AUTO_LP_UNSTABLE = 1500
 #: ... and the network has at most this many weights (nonzeros).
-AUTO_LP_WEIGHTS = 500_000
+AUTO_LP_WEIGHTS = 100_000
 #: ``"auto"``: MILP tightening runs when at most this many neurons are unstable after LP.
 AUTO_MILP_UNSTABLE = 120
 #: ``"auto"``: seconds for each of the two MILPs of a neuron.

@@ -82,6 +82,7 @@ from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import affine_interval
 from pyomo_relu.errors import ShapeMismatchError
 from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition, group_max, smooth_lines
+from pyomo_relu.step import step_lines, unstable_step
 from pyomo_relu.sparse import Weights, dense, is_sparse, negative_part, positive_part, rows_dense
 
 __all__ = [
@@ -186,6 +187,7 @@ class DenseRelaxation:
     keep: np.ndarray
     weights: Weights
     bias: np.ndarray
+    unstable_steps: np.ndarray | None = None  # step neurons that take both levels (counted, never re-sloped)
 
     def with_lower_slope(self, value: float) -> "DenseRelaxation":
         """The same lines with the lower slope of every unstable ReLU set to ``value``."""
@@ -232,7 +234,8 @@ def relax(layer: Layer, lower: np.ndarray, upper: np.ndarray, lower_slope: np.nd
 
     ReLUs: :func:`relaxation` (``lower_slope``, ``(B, n)`` in ``[0, 1]``, replaces the
     adaptive lower slope of unstable ones); linear neurons: ``h = z``; smooth neurons: the
-    least-slope lines of :func:`~pyomo_relu.network.smooth_lines`; max layers:
+    least-slope lines of :func:`~pyomo_relu.network.smooth_lines`; step neurons: those of
+    :func:`~pyomo_relu.step.step_lines` (counted as unstable where both levels occur); max layers:
     :func:`max_relaxation`.
     """
     if isinstance(layer, MaxLayer):
@@ -252,11 +255,18 @@ def relax(layer: Layer, lower: np.ndarray, upper: np.ndarray, lower_slope: np.nd
         lam, c_lo, c_hi = smooth_lines(layer.kinds, lower, upper)
         slope_u, slope_l = np.where(smooth, lam, slope_u), np.where(smooth, lam, slope_l)
         intercept_u, intercept_l = np.where(smooth, c_hi, intercept_u), np.where(smooth, c_lo, intercept_l)
+    stepped = layer.step_mask
+    if stepped.any():  # step/sign: the lines of pyomo_relu.step.step_lines
+        lines = step_lines(layer.kinds, lower, upper)
+        slope_u, intercept_u, slope_l, intercept_l = (np.where(stepped, line, mine) for line, mine in
+                                                      zip(lines, (slope_u, intercept_u, slope_l, intercept_l)))
+    switching = (stepped & unstable_step(lower, upper)) if stepped.any() else None
     used = (slope_u != 0) | (slope_l != 0) | (intercept_u != 0) | (intercept_l != 0)
     keep = np.flatnonzero(used.any(axis=0))
     weights = layer.weights if keep.size == layer.n_pre else layer.weights[keep]
     return DenseRelaxation(slope_u[:, keep], intercept_u[:, keep], slope_l[:, keep], intercept_l[:, keep],
-                           unstable[:, keep], keep, weights, layer.bias[keep])
+                           unstable[:, keep], keep, weights, layer.bias[keep],
+                           None if switching is None else switching[:, keep])
 
 
 def back_substitute(coef: np.ndarray, const: np.ndarray, relaxations: Sequence[Relaxation]) -> tuple[np.ndarray, np.ndarray]:
@@ -304,6 +314,8 @@ class BatchBounds:
                 count += candidates.sum(axis=1) - (int(groups.max()) + 1 if groups.size else 0)
             else:
                 count += relaxed.unstable.sum(axis=1)
+                if relaxed.unstable_steps is not None:
+                    count += relaxed.unstable_steps.sum(axis=1)
         return count
 
 

@@ -104,7 +104,7 @@ import numpy as np
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import interval_bounds
 from pyomo_relu.errors import EmptyBoxError, PyomoReluError, SolverError
-from pyomo_relu.bounds.rows import LinearProgram, SideConstraints, build_lp, highs_model
+from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, LinearProgram, SideConstraints, build_lp, highs_model
 from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition
 from pyomo_relu.sparse import rows_dense
 
@@ -185,7 +185,7 @@ def _make_highs(lp: LinearProgram, settings: SolveSettings) -> Any:
     }
     if settings.integer and lp.integer.size:
         options.update(mip_feasibility_tolerance=SOLVER_FEASIBILITY_TOLERANCE,
-                       mip_rel_gap=settings.mip_gap, mip_abs_gap=settings.mip_gap)
+                       mip_rel_gap=settings.mip_gap, mip_abs_gap=settings.mip_gap, **HIGHS_TIME_LIMIT_OPTIONS)
     else:
         options["presolve"] = "off"  # keep the basis between solves
     for key, value in options.items():
@@ -372,7 +372,7 @@ def _final_preactivation_box(
 
     Linear: the same box.  ReLU ``y = max(0, z)``: ``y <= b`` gives ``z <= b`` and
     ``y >= a > 0`` gives ``z >= a``.  Max ``y_g = max_i z_i``: ``y_g <= b`` gives every
-    ``z_i <= b``.  Smooth activations: nothing.
+    ``z_i <= b``.  Smooth and step activations: nothing.
     """
     if isinstance(layer, MaxLayer):
         pre_lo, pre_hi = np.full(lower.size, -np.inf), out_hi[layer.groups]
@@ -381,7 +381,7 @@ def _final_preactivation_box(
             i = int(np.flatnonzero(low_y > out_hi)[0])
             _raise_empty(f"output {i} (a max) is at least {low_y[i]:.6g} but must be <= {out_hi[i]:.6g}")
     else:
-        relu, smooth = layer.relu_mask, layer.smooth_mask
+        relu, smooth = layer.relu_mask, layer.smooth_mask | layer.step_mask  # steps: nothing either
         if np.any(relu & (out_hi < 0)):
             i = int(np.flatnonzero(relu & (out_hi < 0))[0])
             _raise_empty(f"output {i} is a ReLU, never negative, but must be <= {out_hi[i]:.6g}")

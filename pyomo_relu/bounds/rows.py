@@ -13,6 +13,8 @@ For canonical layers ``z_i = W_i h_{i-1} + b_i`` with pre-activation bounds ``l_
   with a binary ``σ`` (MILP, the formulation of :mod:`pyomo_relu.formulations.bigm`);
 * smooth neurons: ``z`` and ``h`` between the two least-slope lines of
   :func:`pyomo_relu.network.smooth_lines`;
+* step neurons (``step``, ``sign``): a fixed column when stable, else ``z``, ``h`` and a
+  ``σ`` with ``h = a + (b - a) σ``, ``z >= l (1 - σ)``, ``z <= u σ`` (:func:`_add_step`);
 * max layers: ``y_g >= z_i`` and, per group with several candidates, Anderson et al.'s
   big-M rows (:func:`_add_max`).
 
@@ -29,10 +31,17 @@ from typing import Any, Sequence
 import numpy as np
 
 from pyomo_relu.network import Layer, MaxLayer, smooth_lines
+from pyomo_relu.step import levels, unstable_step
 from pyomo_relu.sparse import triplets
 
-__all__ = ["BOUND_RELAXATION", "LinearProgram", "RowBuilder", "SideConstraints", "build_lp", "highs_model",
+__all__ = ["BOUND_RELAXATION", "HIGHS_TIME_LIMIT_OPTIONS", "LinearProgram", "RowBuilder", "SideConstraints", "build_lp", "highs_model",
            "relaxed_box"]
+
+#: HiGHS options for every MILP solved under a time limit (``solve``, ``tighten("milp")``, the
+#: search engine's leaves; a user's own options win): presolve's "sparsify" rule (bit 14 of
+#: ``presolve_rule_off``) never checks the time limit and spent 11 s on the dense affine
+#: equalities of MNIST 256x4 under a 5 s limit (``benchmarks/RESULTS.md``, "Scale").
+HIGHS_TIME_LIMIT_OPTIONS: dict[str, Any] = {"presolve_rule_off": 1 << 14}
 
 #: Relative loosening of neuron bounds used as column bounds (see :func:`relaxed_box`).
 BOUND_RELAXATION = 1e-8
@@ -122,12 +131,15 @@ class RowBuilder:
         self.n_cols = 0
         self.n_rows = 0
 
-    def add_cols(self, lower: np.ndarray, upper: np.ndarray, integer: bool = False) -> np.ndarray:
+    def add_cols(self, lower: np.ndarray, upper: np.ndarray, integer: bool | np.ndarray = False) -> np.ndarray:
+        """New columns with these bounds; ``integer`` is one flag or a mask over them."""
         lower, upper = np.broadcast_arrays(np.asarray(lower, float), np.asarray(upper, float))
         index = np.arange(self.n_cols, self.n_cols + lower.size)
         self.col_lower.append(lower.ravel())
         self.col_upper.append(upper.ravel())
-        if integer:
+        if np.ndim(integer):
+            self.integer.append(index[np.asarray(integer, dtype=bool)])
+        elif integer:
             self.integer.append(index)
         self.n_cols += lower.size
         return index
@@ -244,9 +256,9 @@ def _add_layer(
     if isinstance(layer, MaxLayer):
         return _add_max(builder, layer, lower, upper, (cols, -weights), integer)
     out = np.full(layer.n_outputs, -1)
-    relu, smooth = layer.relu_mask, layer.smooth_mask
+    relu, smooth, stepped = layer.relu_mask, layer.smooth_mask, layer.step_mask
     box = relaxed_box(lower, upper)
-    linear = np.flatnonzero(~smooth & (~relu | (lower >= 0)))
+    linear = np.flatnonzero(~smooth & ~stepped & (~relu | (lower >= 0)))
     h = builder.add_cols(box[0][linear], box[1][linear])
     builder.add_rows(bias[linear], bias[linear], (cols, -weights[linear]), [(h, 1.0)])
     out[linear] = h
@@ -265,7 +277,41 @@ def _add_layer(
         slack = BOUND_RELAXATION * (1.0 + np.abs(c_lo) + np.abs(c_hi))
         builder.add_rows(c_lo - slack, c_hi + slack, terms=[(h, 1.0), (z, -lam)])
         out[curved] = h
+    jumps = np.flatnonzero(stepped)
+    if jumps.size:
+        out[jumps] = _add_step(builder, layer.kinds[jumps], lower[jumps], upper[jumps],
+                               (box[0][jumps], box[1][jumps]), (cols, -weights[jumps]), bias[jumps], integer)
     return out
+
+
+def _add_step(
+    builder: RowBuilder, kinds: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+    box: tuple[np.ndarray, np.ndarray], affine: tuple[np.ndarray, np.ndarray], bias: np.ndarray,
+    integer: bool,
+) -> np.ndarray:
+    """Step neurons ``h = a + (b - a) σ``: stable ones a fixed column, unstable ones ``z``, ``σ`` and
+    ``z >= l (1 - σ)``, ``z <= u σ`` (``σ`` binary in the MILP: the closure of the step's graph,
+    so a relaxation; in ``[0, 1]`` in the LP: the lines of :func:`pyomo_relu.step.step_lines`).
+    """
+    low, high = levels(kinds)
+    value = np.where(lower >= 0, high, low)
+    h = builder.add_cols(*relaxed_box(np.where(unstable_step(lower, upper), low, value),
+                                      np.where(unstable_step(lower, upper), high, value)))
+    loose = np.flatnonzero(unstable_step(lower, upper))
+    if loose.size == 0:
+        return h
+    z = builder.add_cols(box[0][loose], box[1][loose])
+    builder.add_rows(bias[loose], bias[loose], (affine[0], affine[1][loose]), [(z, 1.0)])
+    sigma = builder.add_cols(np.zeros(loose.size), 1.0, integer=integer)
+    builder.add_rows(low[loose], low[loose], terms=[(h[loose], 1.0), (sigma, low[loose] - high[loose])])
+    lo, hi = lower[loose], upper[loose]
+    f = np.flatnonzero(np.isfinite(lo))
+    if f.size:  # z - l σ >= l
+        builder.add_rows(lo[f], np.inf, terms=[(z[f], 1.0), (sigma[f], lo[f])])
+    g = np.flatnonzero(np.isfinite(hi))
+    if g.size:  # z - u σ <= 0
+        builder.add_rows(-np.inf, np.zeros(g.size), terms=[(z[g], 1.0), (sigma[g], -hi[g])])
+    return h
 
 
 def _add_max(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Union
 from pyomo_relu.errors import PyomoReluError, UnknownLayerError
 from pyomo_relu.formulations import bigm
 from pyomo_relu.formulations import complementarity, gdp, relaxation
-from pyomo_relu.formulations import extended, ideal_cuts, partition, pwl
+from pyomo_relu.formulations import extended, ideal_cuts, partition, pwl, step
 
 if TYPE_CHECKING:
     from pyomo_relu.network import NetworkDefinition
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 FORMULATIONS: dict[str, ModuleType] = {bigm.name: bigm}
 FORMULATIONS.update({m.name: m for m in (gdp, complementarity, relaxation)})
 FORMULATIONS.update(gdp.VARIANTS)  # "gdp.bigm", "gdp.hull", ...: disjunctions transformed at once
-FORMULATIONS.update({m.name: m for m in (partition, extended, ideal_cuts, pwl)})
+FORMULATIONS.update({m.name: m for m in (partition, extended, ideal_cuts, pwl, step)})
 
 FormulationSpec = Union[str, tuple, Mapping[Any, Any]]
 

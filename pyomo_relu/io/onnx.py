@@ -20,6 +20,8 @@ Supported operators (default ONNX domain, opsets 8 to 21):
 * activations: ``Relu``, ``LeakyRelu``, ``PRelu`` (constant slope, broadcast), ``Clip``
   (attributes before opset 11, constant inputs after), ``HardSigmoid`` (an affine map and
   a clip), and ``Sigmoid``, ``Tanh``, ``Softplus`` (smooth: NLP formulations only);
+  ``Sign``, ``Greater``/``GreaterOrEqual``/``Less``/``LessOrEqual`` and ``Where`` as step
+  neurons, exactly (:mod:`pyomo_relu.io.onnx_step`);
 * residual and skip connections: a tensor read after an activation (``Add`` of a skip,
   ``Concat`` of branches) is carried through the activation layer as linear neurons;
 * ``Constant``;
@@ -1118,9 +1120,14 @@ _HANDLERS: dict[str, Handler] = {
     "Unsqueeze": _op_unsqueeze,
 }
 
+from pyomo_relu.io.onnx_step import STEP_HANDLERS  # noqa: E402  (needs the names above)
+
+_HANDLERS.update(STEP_HANDLERS)
+
 _REQUIRED_INPUTS = {
     "Constant": 0, "Add": 2, "Sub": 2, "Mul": 2, "Div": 2, "MatMul": 2, "Gemm": 2,
-    "BatchNormalization": 5, "Conv": 2, "PRelu": 2,
+    "BatchNormalization": 5, "Conv": 2, "PRelu": 2, "Where": 3, "GreaterOrEqual": 2, "Greater": 2,
+    "LessOrEqual": 2, "Less": 2,
 }
 
 #: Operators accepted on input-dependent tensors (Softmax/LogSoftmax only at the output).

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from pyomo_relu.bounds.rows import build_lp, highs_model
+from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, build_lp, highs_model
 from pyomo_relu.errors import SolverError
 from pyomo_relu.network import Layer
 from pyomo_relu.search.problem import LinearConstraints, SearchProblem
@@ -87,7 +87,8 @@ class NetworkMilp:
         self.y_lower, self.y_upper = layers[-1].output_bounds(np.asarray(pre_lower[-1]), np.asarray(pre_upper[-1]))
         self.highs = highspy.Highs()
         for key, value in {"output_flag": False, "primal_feasibility_tolerance": SOLVER_TOLERANCE,
-                           "mip_feasibility_tolerance": SOLVER_TOLERANCE, "threads": 1}.items():
+                           "mip_feasibility_tolerance": SOLVER_TOLERANCE, "threads": 1,
+                           **HIGHS_TIME_LIMIT_OPTIONS}.items():
             self.highs.setOptionValue(key, value)
         if self.highs.passModel(highs_model(lp, True)) != highspy.HighsStatus.kOk:
             raise SolverError("HiGHS rejected the network MILP")

@@ -1,0 +1,313 @@
+"""Scale: dense ReLU networks from 10 k to 4 M weights, from ONNX file to HiGHS, per phase.
+
+Usage::
+
+    python benchmarks/scale.py                      # print the table
+    python benchmarks/scale.py --write              # also "## Scale" in RESULTS.md and docs/scale.png
+    python benchmarks/scale.py --sizes 100-64-64-10 --boxes small --no-omlt   # one quick row
+
+Each (network, box) runs in its own process, so the peak memory of one case is not
+inflated by the ones before it.  Networks: random weights ``N(0, 1/n_in)``, biases
+``N(0, 0.1)``, seed 0, written to ONNX with :func:`pyomo_relu.idaes_files.network_to_onnx`
+(doubles) in a temporary folder.  Boxes: ``small`` (the 0.02-box ``[c - 0.01, c + 0.01]``
+around a seeded random point ``c`` of ``[0, 1]^n``) and ``whole`` (``[0, 1]^n``).
+
+Phases, each timed on its own (``perf_counter``) with the process's peak RSS after it:
+
+* ``read``: ``load_onnx(file, input_bounds=box)``;
+* ``interval``, ``crown``: ``tighten(net, "interval")`` and ``tighten(net, ["interval", "crown"])``;
+* ``build``: ``ReLUNetBlock().build(net, inputs, outputs, formulation="bigm", bounds=<the crown bounds>)``
+  plus the objective ``max y_0 - y_1``;
+* ``bulk hand-off``: :func:`pyomo_relu.handoff.model_arrays` + ``passModel`` (what ``solve`` does);
+* ``Pyomo hand-off``: Pyomo's persistent HiGHS interface ``set_instance`` (what ``solve(handoff="pyomo")``
+  does), skipped above ``--pyomo-max`` weights;
+* ``first LP``: HiGHS on the bulk model without integrality (the root LP relaxation), with ``--lp-limit``;
+* ``solve(5)``: wall-clock of ``solve(m, "highs", time_limit=5)`` (bulk) and its status;
+* OMLT 1.2.2 (``--omlt``): its big-M build with its own bounds, in a separate process killed after
+  ``--omlt-timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import RESULTS, write_section
+
+SECTION = "## Scale"
+SIZES = ["100-64-64-10", "784-256-256-10", "784-512-512-512-512-10", "784-1024-1024-1024-1024-10"]
+BOXES = ["small", "whole"]
+PHASES = ["read", "interval", "crown", "build", "bulk hand-off", "Pyomo hand-off", "first LP", "solve(5)"]
+PLOT = Path(__file__).resolve().parent.parent / "docs" / "scale.png"
+
+
+def _rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+
+
+def random_network(sizes: list[int], seed: int = 0):
+    from pyomo_relu import DenseLayer, NetworkDefinition
+
+    rng = np.random.default_rng(seed)
+    layers = [DenseLayer(rng.normal(size=(o, i)) / np.sqrt(i), rng.normal(size=o) * 0.1,
+                         "relu" if k < len(sizes) - 2 else "linear")
+              for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    return NetworkDefinition(layers, source=f"random {'-'.join(map(str, sizes))} seed {seed}")
+
+
+def box(n: int, kind: str, seed: int = 1) -> list[tuple[float, float]]:
+    if kind == "whole":
+        return [(0.0, 1.0)] * n
+    centre = np.random.default_rng(seed).uniform(0.01, 0.99, n)
+    return list(zip((centre - 0.01).tolist(), (centre + 0.01).tolist()))
+
+
+class Phases:
+    def __init__(self) -> None:
+        self.rows: dict[str, dict] = {}
+
+    def run(self, name: str, work, *args):
+        start = time.perf_counter()
+        value = work(*args)
+        self.rows[name] = {"s": time.perf_counter() - start, "gb": _rss_gb()}
+        return value
+
+
+def one_case(spec: str, kind: str, lp_limit: float, pyomo_max: float) -> dict:
+    """All phases of one network over one box (run in a child process)."""
+    import highspy
+    import pyomo.environ as pe
+
+    from pyomo_relu import ReLUNetBlock, load_onnx, solve, tighten
+    from pyomo_relu.bounds.rows import highs_model
+    from pyomo_relu.handoff import highs_from_arrays, model_arrays
+    from pyomo_relu.idaes_files import network_to_onnx
+
+    sizes = [int(s) for s in spec.split("-")]
+    net0 = random_network(sizes)
+    weights = sum(layer.weights.size for layer in net0.layers)
+    folder = tempfile.mkdtemp(prefix="scale_")
+    path = Path(folder) / f"{spec}.onnx"
+    import onnx
+
+    onnx.save(network_to_onnx(net0), path)
+    del net0
+    p = Phases()
+    bounds_box = box(sizes[0], kind)
+    net = p.run("read", load_onnx, path, bounds_box)
+    p.run("interval", tighten, net, "interval")
+    bounds = p.run("crown", tighten, net, ["interval", "crown"])
+
+    def build():
+        m = pe.ConcreteModel()
+        m.x = pe.Var(range(net.n_inputs))
+        m.y = pe.Var(range(net.n_outputs))
+        m.nn = ReLUNetBlock()
+        m.nn.build(net, inputs=m.x, outputs=m.y, formulation="bigm", bounds=bounds)
+        m.obj = pe.Objective(expr=m.y[0] - m.y[1], sense=pe.maximize)
+        return m
+
+    m = p.run("build", build)
+    highs = p.run("bulk hand-off", lambda: highs_from_arrays(model_arrays(m), {}, False))
+    nonzeros = int(highs.getNumNz())
+    del highs
+    if weights <= pyomo_max:
+        from pyomo_relu.solvers import _HighsWithStart
+
+        def pyomo_handoff():
+            opt = _HighsWithStart()
+            opt._active_config = opt.config(value={})
+            opt.set_instance(m)
+        p.run("Pyomo hand-off", pyomo_handoff)
+    arrays = model_arrays(m)
+
+    def first_lp():
+        lp = highs_model(arrays.lp, integer=False)
+        lp.col_cost_, lp.offset_, lp.sense_ = arrays.cost, arrays.offset, highspy.ObjSense.kMaximize
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("time_limit", lp_limit)
+        h.passModel(lp)
+        h.run()
+        return h.modelStatusToString(h.getModelStatus())
+    lp_status = p.run("first LP", first_lp)
+    del arrays
+    m.nn.initialize()
+    result = p.run("solve(5)", solve, m, "highs", 5.0)
+    stats = m.nn.stats()
+    return {"spec": spec, "box": kind, "weights": int(weights), "nonzeros": nonzeros, "phases": p.rows,
+            "binaries": stats["binaries"], "lp_status": lp_status, "status": result.status,
+            "error": float(m.nn.get_error()) if result.has_solution else None}
+
+
+def omlt_case(spec: str, kind: str) -> dict:
+    """OMLT's big-M build of the same network (run in a child process)."""
+    import pyomo.environ as pe
+    from omlt import OmltBlock
+    from omlt.neuralnet import ReluBigMFormulation
+
+    from common import omlt_network
+
+    logging.getLogger("pyomo").setLevel(logging.ERROR)
+    sizes = [int(s) for s in spec.split("-")]
+    net = random_network(sizes).with_input_bounds(box(sizes[0], kind))
+    start = time.perf_counter()
+    m = pe.ConcreteModel()
+    m.nn = OmltBlock()
+    m.nn.build_formulation(ReluBigMFormulation(omlt_network(net)))
+    return {"s": time.perf_counter() - start, "gb": _rss_gb()}
+
+
+def child(args: list[str], timeout: float) -> dict | None:
+    try:
+        out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=timeout,
+                             check=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    except subprocess.TimeoutExpired:
+        return None
+    except subprocess.CalledProcessError as error:
+        print(error.stderr[-3000:], file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def slopes(rows: list[dict], kind: str) -> dict[str, float]:
+    """Least-squares slope of log(seconds) against log(weights) per phase, over one box."""
+    found = {}
+    for phase in PHASES + ["OMLT build"]:
+        points = [(r["weights"], r["phases"][phase]["s"]) for r in rows if r["box"] == kind and phase in r["phases"]]
+        if len(points) >= 2:
+            x, y = np.log10([p[0] for p in points]), np.log10([max(p[1], 1e-4) for p in points])
+            found[phase] = float(np.polyfit(x, y, 1)[0])
+    return found
+
+
+def table(rows: list[dict]) -> str:
+    head = "| network | box | weights | binaries | " + " | ".join(PHASES) + " | OMLT build | solve(5) status |"
+    lines = [head, "|" + "---|" * 4 + "---:|" * (len(PHASES) + 1) + "---|"]
+    for r in rows:
+        cells = []
+        for phase in PHASES + ["OMLT build"]:
+            v = r["phases"].get(phase)
+            cells.append("—" if v is None else f"{v['s']:.2f} s / {v['gb']:.2f} GB")
+        if "OMLT build" not in r["phases"] and r.get("omlt_note"):
+            cells[-1] = r["omlt_note"]
+        lines.append(f"| {r['spec']} | {r['box']} | {r['weights']:,} | {r['binaries']} | " + " | ".join(cells)
+                     + f" | {r['status']} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, kind in zip(axes, BOXES):
+        for phase in PHASES + ["OMLT build"]:
+            pts = sorted((r["weights"], r["phases"][phase]["s"]) for r in rows if r["box"] == kind and phase in r["phases"])
+            if pts:
+                ax.loglog(*zip(*pts), marker="o", label=phase)
+        ax.set_title(f"{kind} box")
+        ax.set_xlabel("weights")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("seconds")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--sizes", nargs="+", default=SIZES)
+    parser.add_argument("--boxes", nargs="+", default=BOXES, choices=BOXES)
+    parser.add_argument("--no-omlt", dest="omlt", action="store_false")
+    parser.add_argument("--omlt-timeout", type=float, default=600.0)
+    parser.add_argument("--lp-limit", type=float, default=60.0)
+    parser.add_argument("--pyomo-max", type=float, default=2e6, help="largest network (weights) for the Pyomo hand-off")
+    parser.add_argument("--one", nargs=2, metavar=("SIZES", "BOX"), help=argparse.SUPPRESS)
+    parser.add_argument("--omlt-one", nargs=2, metavar=("SIZES", "BOX"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(one_case(*args.one, args.lp_limit, args.pyomo_max)))
+        return 0
+    if args.omlt_one:
+        print(json.dumps(omlt_case(*args.omlt_one)))
+        return 0
+    rows = []
+    for spec in args.sizes:
+        for kind in args.boxes:
+            print(f"{spec} {kind} ...", file=sys.stderr, flush=True)
+            row = child(["--one", spec, kind, "--lp-limit", str(args.lp_limit), "--pyomo-max", str(args.pyomo_max)], 3600)
+            if row is None:
+                print("  failed", file=sys.stderr)
+                continue
+            if args.omlt:
+                theirs = child(["--omlt-one", spec, kind], args.omlt_timeout)
+                if theirs is None:
+                    row["omlt_note"] = f"> {args.omlt_timeout:.0f} s (stopped)"
+                else:
+                    row["phases"]["OMLT build"] = theirs
+            rows.append(row)
+            print("  " + json.dumps(row), file=sys.stderr, flush=True)
+    text = report(rows, args)
+    print(text)
+    if args.write:
+        plot(rows, PLOT)
+        write_section(SECTION, text)
+    return 0
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> str:
+    command = "python benchmarks/scale.py" + (" --write" if args.write else "") + \
+        ("" if args.sizes == SIZES else " --sizes " + " ".join(args.sizes)) + \
+        (f" --omlt-timeout {args.omlt_timeout:.0f}" if args.omlt_timeout != 600 else "") + \
+        ("" if args.omlt else " --no-omlt")
+    lines = [f"Command: `{command}`", "",
+             "Seconds / peak RSS of the process after the phase (each case in its own process; see the "
+             "script's docstring for what each phase is). Random dense networks, seed 0; `small` = a 0.02-box, "
+             "`whole` = [0, 1]^n; build = big-M with the CROWN bounds. `solve(5)` = wall-clock of "
+             "`solve(m, \"highs\", time_limit=5)` (bulk hand-off included).", "", table(rows), ""]
+    for kind in args.boxes:
+        s = slopes(rows, kind)
+        if s:
+            lines.append(f"Slopes of log(seconds) against log(weights), {kind} box: "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in s.items()) + ".  ")
+    big = [r for r in rows if r["weights"] > 3e6]
+    for r in big:
+        to_lp = sum(r["phases"][p]["s"] for p in ("read", "interval", "crown", "build", "bulk hand-off", "first LP"))
+        peak = max(v["gb"] for k, v in r["phases"].items() if k != "OMLT build")
+        lines.append(f"{r['spec']}, {r['box']} box: ONNX file to HiGHS's first LP {to_lp:.1f} s (goal: under 15 s), "
+                     f"peak memory {peak:.2f} GB (goal: under 4 GB).  ")
+    pairs = [(r["phases"]["Pyomo hand-off"]["s"] / r["phases"]["bulk hand-off"]["s"], r) for r in rows
+             if "Pyomo hand-off" in r["phases"]]
+    if pairs:
+        lines.append("Pyomo persistent / bulk hand-off, same run: "
+                     + ", ".join(f"{r['spec']} {r['box']} {q:.0f}x" for q, r in pairs) + ".  ")
+    worst = max((r["phases"]["solve(5)"]["s"] for r in rows), default=float("nan"))
+    lines += [f"Longest `solve(time_limit=5)`: {worst:.2f} s (goal: within 7 s on every size). Without "
+              "turning off HiGHS presolve's sparsify rule under a time limit "
+              "(`pyomo_relu.bounds.rows.HIGHS_TIME_LIMIT_OPTIONS`), `solve(time_limit=5)` on MNIST 256x4 over "
+              "the whole pixel box took 11.5 s, all of it in HiGHS presolve, which does not check the limit there "
+              "(measured while writing this; 5.0 s with it off).", "",
+              f"Plot: `docs/scale.png`. Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs "
+              f"shared with other jobs, load average {os.getloadavg()[0]:.1f} at the end of the run."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    raise SystemExit(main())

@@ -1,0 +1,379 @@
+r"""Bulk hand-off of a Pyomo model with network blocks to highspy, and a HiGHS run that keeps a deadline.
+
+Pyomo's persistent HiGHS interface walks every constraint's expression, so handing a
+network of a million weights to HiGHS costs seconds of Python per solve.  A built
+:class:`~pyomo_relu.block.ReLUNetBlock` already knows its rows as arrays (the layers'
+weights, dense or CSR, and the neuron bounds), so :func:`model_arrays` writes them
+straight into a :class:`~pyomo_relu.bounds.rows.RowBuilder`:
+
+* per layer, ``affine``: ``target_j - W_j h = b_j`` (``target`` = ``pre[j]`` for unstable
+  and smooth neurons, ``post[j]`` or the user's output variable otherwise; the repeated
+  rows of a lowered leaky ReLU as ``target_j - target_r = 0``), for dense and max layers;
+* per ``bigm`` layer: ``post_at_least_pre``, ``post_at_most_pre_when_active``,
+  ``post_zero_when_inactive``; per ``relaxation`` layer: ``post_at_least_pre``,
+  ``post_below_chord`` (:mod:`pyomo_relu.formulations.bigm`, ``relaxation``).
+
+Every other active constraint (the user's own, ``input_box``, ``output_box``,
+``outputs_link``, the rows of other formulations) and the objective go through
+``pyomo.repn.generate_standard_repn``; a component is taken from arrays only when it and
+all of its rows are active, so deactivating a row in Pyomo still removes it.  A model that
+is not linear (quadratic or nonlinear rows or objective, active disjunctions or SOS
+constraints) raises :class:`NotBulkable`, and :func:`pyomo_relu.solve` then uses Pyomo's
+interface as before.
+
+:func:`run_highs` runs a ``highspy.Highs`` until a deadline: HiGHS's own ``time_limit``
+is what is left, and a watchdog cancels the run (HiGHS's user interrupt) if HiGHS has not
+returned shortly after the deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, LinearProgram, RowBuilder
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CANCEL_GRACE", "HIGHS_TIME_LIMIT_OPTIONS", "ModelArrays", "NotBulkable", "model_arrays", "run_highs", "solve_bulk"]
+
+#: Seconds past the deadline after which a HiGHS run that ignored its time limit is cancelled.
+CANCEL_GRACE = 0.2
+
+#: Constraint components of a layer sub-block written from arrays, per formulation name.
+BULK_COMPONENTS = {
+    "bigm": ("post_at_least_pre", "post_at_most_pre_when_active", "post_zero_when_inactive"),
+    "relaxation": ("post_at_least_pre", "post_below_chord"),
+}
+
+
+class NotBulkable(Exception):
+    """The model has something the bulk hand-off does not write (the message says what)."""
+
+
+@dataclass
+class ModelArrays:
+    """A linear model as arrays: ``lp`` (columns, rows, integrality), the objective and the columns' variables."""
+
+    lp: LinearProgram
+    cost: np.ndarray
+    offset: float
+    maximize: bool
+    variables: list[Any]
+    bulk_rows: int
+    repn_rows: int
+
+
+class _Columns:
+    """Pyomo variables to columns of one RowBuilder (each variable once)."""
+
+    def __init__(self, builder: RowBuilder) -> None:
+        self.builder = builder
+        self.index: dict[int, int] = {}
+        self.variables: list[Any] = []
+
+    def of(self, variables: list[Any]) -> np.ndarray:
+        """The columns of ``variables`` (``-1`` for ``None``), adding those not seen yet."""
+        unseen = {id(v): v for v in variables if v is not None and id(v) not in self.index}
+        new = list(unseen.values())
+        if new:
+            bounds = np.array([_var_bounds(v) for v in new], dtype=float).reshape(-1, 2)
+            integer = np.array([v.is_integer() for v in new], dtype=bool)
+            cols = self.builder.add_cols(bounds[:, 0], bounds[:, 1], integer=integer)
+            self.index.update(zip(map(id, new), cols.tolist()))
+            self.variables.extend(new)
+        return np.array([-1 if v is None else self.index[id(v)] for v in variables], dtype=np.int64)
+
+
+def _var_bounds(var: Any) -> tuple[float, float]:
+    if var.fixed:
+        return float(var.value), float(var.value)
+    lb, ub = var.lb, var.ub
+    return (-np.inf if lb is None else float(lb)), (np.inf if ub is None else float(ub))
+
+
+def model_arrays(model: Any) -> ModelArrays:
+    """``model`` (one active objective, linear) as arrays; network blocks in bulk (see the module docstring)."""
+    import pyomo.environ as pe
+
+    _refuse_untransformed(model)
+    builder = RowBuilder()
+    columns = _Columns(builder)
+    covered: set[int] = set()
+    for block in _built_blocks(model):
+        covered |= _add_block(builder, columns, block)
+    bulk_rows = builder.n_rows
+    for con in model.component_data_objects(pe.Constraint, active=True, descend_into=True):
+        if id(con.parent_component()) not in covered:
+            _add_repn_row(builder, columns, con)
+    objectives = list(model.component_data_objects(pe.Objective, active=True, descend_into=True))
+    cost, offset = _objective(builder, columns, objectives[0])
+    lp = builder.finish()
+    full_cost = np.zeros(lp.n_cols)
+    full_cost[: cost.size] = cost
+    return ModelArrays(lp, full_cost, offset, objectives[0].sense == pe.maximize, columns.variables,
+                       bulk_rows, builder.n_rows - bulk_rows)
+
+
+def _refuse_untransformed(model: Any) -> None:
+    from pyomo.core import SOSConstraint
+    from pyomo.gdp import Disjunction
+
+    for ctype in (Disjunction, SOSConstraint):
+        for _ in model.component_data_objects(ctype, active=True, descend_into=True):
+            raise NotBulkable(f"the model has an active {ctype.__name__}")
+
+
+def _built_blocks(model: Any) -> list[Any]:
+    import pyomo.environ as pe
+
+    from pyomo_relu.block import ReLUNetBlockData
+
+    return [b for b in model.component_data_objects(pe.Block, active=True, descend_into=True)
+            if isinstance(b, ReLUNetBlockData) and b.is_built]
+
+
+def _active_component(block: Any, name: str) -> Any:
+    """``block.<name>`` if it exists and it and all its rows are active, else ``None``."""
+    component = getattr(block, name, None)
+    if component is None or not component.active:
+        return None
+    return component if all(data.active for data in component.values()) else None
+
+
+def _add_block(builder: RowBuilder, columns: _Columns, block: Any) -> set[int]:
+    """The rows of one network block that come from arrays; returns the ids of the components written."""
+    from pyomo_relu.network import MaxLayer
+
+    covered: set[int] = set()
+    for _, ctx in block._layer_contexts:
+        sub = ctx.block
+        affine = _active_component(sub, "affine")
+        if affine is not None:
+            pre_keys = set(sub.pre.keys())
+            target = _affine_targets(ctx, pre_keys)
+            if isinstance(ctx.layer, MaxLayer):
+                _add_affine(builder, columns, ctx, list(affine.keys()), target, identical=None)
+            else:
+                from pyomo_relu.block import _first_identical_rows
+
+                rows = [int(j) for j in affine.keys()]
+                _add_affine(builder, columns, ctx, rows, target, _first_identical_rows(ctx.layer, np.array(rows)))
+            covered.add(id(affine))
+        names = BULK_COMPONENTS.get(ctx.formulation, ())
+        parts = [_active_component(sub, name) for name in names]
+        if names and ctx.unstable.size and all(part is not None for part in parts) and hasattr(sub, "pre"):
+            _add_activation(builder, columns, ctx)
+            covered.update(id(part) for part in parts)
+    return covered
+
+
+def _affine_targets(ctx: Any, pre_keys: set[int]) -> Any:
+    """The variable each affine row defines (see the module docstring)."""
+    from pyomo_relu.network import MaxLayer
+
+    pre, post = ctx.block.pre, ctx.post
+    if isinstance(ctx.layer, MaxLayer):
+        groups = ctx.layer.groups
+        return lambda i: pre[i] if i in pre_keys else post[int(groups[i])]
+    return lambda j: pre[j] if j in pre_keys else post[j]
+
+
+def _add_affine(builder: RowBuilder, columns: _Columns, ctx: Any, rows: list[int], target: Any,
+                identical: dict[int, int] | None) -> None:
+    """``target_j - W_j h = b_j`` for ``rows``; a row identical to an earlier one: ``target_j - target_r = 0``."""
+    inputs = columns.of(list(ctx.inputs))
+    kept = np.flatnonzero(inputs >= 0)
+    rows_arr = np.array(rows, dtype=np.int64)
+    targets = columns.of([target(j) for j in rows])
+    if identical is not None:
+        first = np.array([identical[j] for j in rows], dtype=np.int64)
+        repeat = first != rows_arr
+    else:
+        first, repeat = rows_arr, np.zeros(rows_arr.size, dtype=bool)
+    own = rows_arr[~repeat]
+    weights = ctx.layer.weights[own][:, kept] if own.size else None
+    if own.size:
+        weights = weights.tocsr() if hasattr(weights, "tocsr") else np.asarray(weights)
+        bias = np.asarray(ctx.layer.bias, dtype=float)[own]
+        builder.add_rows(bias, bias, (inputs[kept], -weights), [(targets[~repeat], 1.0)])
+    if repeat.any():
+        position = {j: t for j, t in zip(rows, targets.tolist())}
+        others = np.array([position[int(r)] for r in first[repeat]], dtype=np.int64)
+        zeros = np.zeros(int(repeat.sum()))
+        builder.add_rows(zeros, zeros, terms=[(targets[repeat], 1.0), (others, -1.0)])
+
+
+def _add_activation(builder: RowBuilder, columns: _Columns, ctx: Any) -> None:
+    """The rows of :mod:`~pyomo_relu.formulations.bigm` or ``relaxation`` on the unstable neurons."""
+    neurons = [int(j) for j in ctx.unstable]
+    lower = np.asarray(ctx.lower, dtype=float)[ctx.unstable]
+    upper = np.asarray(ctx.upper, dtype=float)[ctx.unstable]
+    pre = columns.of([ctx.block.pre[j] for j in neurons])
+    post = columns.of([ctx.post[j] for j in neurons])
+    n = len(neurons)
+    builder.add_rows(np.zeros(n), np.inf, terms=[(post, 1.0), (pre, -1.0)])
+    if ctx.formulation == "bigm":
+        sigma = columns.of([ctx.block.is_active[j] for j in neurons])
+        builder.add_rows(-np.inf, -lower, terms=[(post, 1.0), (pre, -1.0), (sigma, -lower)])
+        builder.add_rows(-np.inf, np.zeros(n), terms=[(post, 1.0), (sigma, -upper)])
+    else:
+        slope = upper / (upper - lower)
+        builder.add_rows(-np.inf, -slope * lower, terms=[(post, 1.0), (pre, -slope)])
+
+
+def _linear_repn(expr: Any, what: str) -> Any:
+    from pyomo.repn import generate_standard_repn
+
+    repn = generate_standard_repn(expr, compute_values=True, quadratic=False)
+    if not repn.is_linear():
+        raise NotBulkable(f"{what} is not linear")
+    return repn
+
+
+def _add_repn_row(builder: RowBuilder, columns: _Columns, con: Any) -> None:
+    repn = _linear_repn(con.body, f"constraint {con.name}")
+    constant = float(repn.constant)
+    lower = -np.inf if con.lower is None else float(con.lb) - constant
+    upper = np.inf if con.upper is None else float(con.ub) - constant
+    cols = columns.of(list(repn.linear_vars))
+    coefs = np.array([float(c) for c in repn.linear_coefs], dtype=float)
+    builder.add_sparse_rows(np.array([lower]), np.array([upper]), np.zeros(cols.size, dtype=np.int64), cols, coefs)
+
+
+def _objective(builder: RowBuilder, columns: _Columns, objective: Any) -> tuple[np.ndarray, float]:
+    repn = _linear_repn(objective.expr, f"objective {objective.name}")
+    cols = columns.of(list(repn.linear_vars))
+    cost = np.zeros(builder.n_cols)
+    np.add.at(cost, cols, np.array([float(c) for c in repn.linear_coefs], dtype=float))
+    return cost, float(repn.constant)
+
+
+# ---------------------------------------------------------------------- HiGHS
+def highs_from_arrays(arrays: ModelArrays, options: dict[str, Any], tee: bool) -> Any:
+    """A ``highspy.Highs`` holding ``arrays`` (sense, offset and integrality included) and ``options``."""
+    import highspy
+
+    from pyomo_relu.bounds.rows import highs_model
+    from pyomo_relu.errors import SolverError
+
+    lp = highs_model(arrays.lp, integer=True)
+    lp.col_cost_ = arrays.cost
+    lp.offset_ = arrays.offset
+    lp.sense_ = highspy.ObjSense.kMaximize if arrays.maximize else highspy.ObjSense.kMinimize
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", bool(tee))
+    for key, value in options.items():
+        if highs.setOptionValue(key, value) != highspy.HighsStatus.kOk:
+            raise SolverError(f"HiGHS refused the option {key}={value!r}; see the HiGHS options list")
+    if highs.passModel(lp) == highspy.HighsStatus.kError:
+        raise SolverError("HiGHS refused the model (passModel failed)")
+    return highs
+
+
+def run_highs(highs: Any, deadline: float | None) -> None:
+    """``highs.run()`` with ``time_limit`` = what is left before ``deadline`` (``perf_counter`` seconds).
+
+    A watchdog cancels the run :data:`CANCEL_GRACE` s after the deadline through HiGHS's
+    user interrupt (checked by simplex, IPM and MIP), in case HiGHS overruns its own limit.
+    """
+    if deadline is None:
+        highs.run()
+        return
+    highs.setOptionValue("time_limit", max(1e-3, deadline - time.perf_counter()))
+    highs.HandleUserInterrupt = True
+    thread = highs.startSolve()
+    finished, _ = highs.wait(max(0.0, deadline + CANCEL_GRACE - time.perf_counter()))
+    if not finished:
+        logger.info("HiGHS ran past its time limit; cancelling")
+        highs.cancelSolve()
+        thread.join()
+    else:
+        thread.join()
+
+
+def solve_bulk(model: Any, deadline: float | None, mip_gap: float | None, tee: bool,
+               options: dict[str, Any], required: bool = False) -> Any:
+    """:func:`pyomo_relu.solve` with HiGHS through :func:`model_arrays`; ``None`` to fall back to Pyomo.
+
+    Falls back (returns ``None``) when the model has no built network block or is not
+    linear, unless ``required`` (then :class:`~pyomo_relu.errors.SolverError`).
+    """
+    from pyomo_relu.errors import SolverError
+
+    if not required and not _built_blocks(model):
+        return None
+    began = time.perf_counter()
+    try:
+        arrays = model_arrays(model)
+    except NotBulkable as reason:
+        if required:
+            raise SolverError(f"solve(handoff='bulk'): {reason}; use handoff='pyomo' or 'auto'") from None
+        logger.info("bulk hand-off not possible (%s); using Pyomo's HiGHS interface", reason)
+        return None
+    options = dict(options)
+    if mip_gap is not None:
+        options.setdefault("mip_rel_gap", float(mip_gap))
+    highs = highs_from_arrays(arrays, options, tee)
+    _pass_start(highs, arrays, tee)
+    logger.info("bulk hand-off: %d columns, %d rows (%d from arrays), %d nonzeros in %.3f s", arrays.lp.n_cols,
+                arrays.lp.n_rows, arrays.bulk_rows, arrays.lp.value.size, time.perf_counter() - began)
+    run_highs(highs, deadline)
+    status = _status(highs)
+    if status == "unbounded_or_infeasible":  # presolve cannot tell them apart; without presolve HiGHS can
+        highs.setOptionValue("presolve", "off")
+        run_highs(highs, deadline)
+        status = _status(highs)
+        status = "error" if status == "unbounded_or_infeasible" else status
+    return _result(highs, arrays, status)
+
+
+def _pass_start(highs: Any, arrays: ModelArrays, tee: bool) -> None:
+    """The variables' current values as a MIP start (none when an integer variable has no value)."""
+    values = np.array([np.nan if v.value is None else float(v.value) for v in arrays.variables], dtype=float)
+    known = np.flatnonzero(~np.isnan(values))
+    if known.size == 0 or np.isnan(values[arrays.lp.integer]).any():
+        return
+    highs.setOptionValue("output_flag", False)  # HiGHS prints rejected starts
+    try:
+        highs.setSolution(int(known.size), known.astype(np.int32), values[known])
+    finally:
+        highs.setOptionValue("output_flag", bool(tee))
+
+
+def _status(highs: Any) -> str:
+    import highspy
+
+    S = highspy.HighsModelStatus
+    return {
+        S.kOptimal: "optimal", S.kTimeLimit: "time_limit", S.kIterationLimit: "time_limit",
+        S.kInterrupt: "time_limit", S.kObjectiveBound: "time_limit", S.kObjectiveTarget: "time_limit",
+        S.kSolutionLimit: "time_limit", S.kInfeasible: "infeasible", S.kUnbounded: "unbounded",
+        S.kUnboundedOrInfeasible: "unbounded_or_infeasible",
+    }.get(highs.getModelStatus(), "error")
+
+
+def _result(highs: Any, arrays: ModelArrays, status: str) -> Any:
+    """The :class:`~pyomo_relu.solvers.SolveResult`; the incumbent, if any, loaded into the variables."""
+    from pyomo_relu.solvers import SolveResult, _finite_or_none
+
+    info = highs.getInfo()
+    has_solution = info.primal_solution_status == 2 and status not in ("infeasible", "unbounded")
+    objective = _finite_or_none(info.objective_function_value) if has_solution else None
+    if arrays.lp.integer.size:
+        bound = _finite_or_none(info.mip_dual_bound)
+    else:
+        bound = objective if status == "optimal" else None
+    if has_solution:
+        values = np.asarray(highs.getSolution().col_value, dtype=float)
+        for var, value in zip(arrays.variables, values.tolist()):
+            if not var.fixed:
+                var.set_value(value, skip_validation=True)
+    message = highs.modelStatusToString(highs.getModelStatus())
+    return SolveResult(status, objective, bound, 0.0, "highs", has_solution, message,
+                       {"handoff": "bulk", "columns": arrays.lp.n_cols, "rows": arrays.lp.n_rows,
+                        "bulk_rows": arrays.bulk_rows, "nonzeros": int(arrays.lp.value.size)})

@@ -5,13 +5,19 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test system-deps benchmarks clean
+.PHONY: demo test docs system-deps benchmarks clean
 
 demo: $(VENV)/.demo-installed
 	MPLBACKEND=Agg $(PY) examples/peaks_minimize.py
 
 test: $(VENV)/.test-installed system-deps
 	KERAS_BACKEND=torch MPLBACKEND=Agg $(PY) -m pytest -q -n 2 --dist loadfile tests pyomo_relu
+
+# The documentation site (MkDocs + Material + mkdocstrings) in site/, warnings as errors.  The
+# gallery and benchmark pages are generated during the build (docs/gen_pages.py).  `make test`
+# builds it too (tests/test_docs.py), so CI checks it.
+docs: $(VENV)/.test-installed
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 KERAS_BACKEND=torch MPLBACKEND=Agg $(PY) -m mkdocs build --strict
 
 benchmarks: $(VENV)/.test-installed system-deps
 	$(PY) benchmarks/build_time.py --write
@@ -42,4 +48,4 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq glpk-utils coinor-cbc >/dev/null; }
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis examples/output
+	rm -rf $(VENV) site build dist *.egg-info .pytest_cache .hypothesis examples/output

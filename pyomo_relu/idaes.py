@@ -117,21 +117,23 @@ class ReLUSurrogateMixin:
     Args:
         network: the :class:`~pyomo_relu.network.NetworkDefinition`, mapping the inputs
             (after ``input_scaling``) to the outputs (before ``output_scaling``).
-        input_labels, output_labels: names of the inputs and outputs, in the network's
-            order (default: the network's ``input_names``/``output_names``, else
-            ``x0, x1, ...`` and ``y0, ...``).
+        input_labels: names of the inputs, in the network's order (default: the
+            network's ``input_names``, else ``x0, x1, ...``).
+        output_labels: names of the outputs, likewise (``output_names``, else ``y0, ...``).
         input_bounds: dict ``label -> (lb, ub)`` in the flowsheet's units, as IDAES does
             (default: the network's own input box).  ``None`` for an absent side; a
             missing bound is taken from the flowsheet variable when the block is built.
-        input_scaling, output_scaling: the offset/factor scaling of the training data,
+        input_scaling: the offset/factor scaling of the inputs' training data,
             ``scaled = (value - offset) / factor``: a :class:`~pyomo_relu.network.Scaling`,
             a dict ``label -> (offset, factor)``, a pair ``(offsets, factors)`` or an IDAES
             ``OffsetScaler``.  Refused when the network already has that scaling.
-        input_units, output_units: optional dict ``label -> units`` (a Pyomo unit or a
+        output_scaling: the same for the outputs.
+        input_units: optional dict ``label -> units`` (a Pyomo unit or a
             string such as ``"m^3/s"``) the network was trained in; the ties then
             convert the flowsheet variable to these units (multiplicative conversions
             only: not degC to K).  Without them the values are taken in the units of
             the flowsheet variable (IDAES uses SI base units throughout).
+        output_units: the same for the outputs.
     """
 
     @strict_keywords

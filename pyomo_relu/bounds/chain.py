@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
+from pyomo_relu.bounds.alpha import alpha_crown_bounds
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.crown import crown_bounds
 from pyomo_relu.bounds.interval import interval_bounds
@@ -37,8 +38,14 @@ def _crown(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: 
     return crown_bounds(net, lower, upper, start)
 
 
+def _alpha_crown(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None,
+                 time_limit: float | None = None, **_: Any) -> Bounds:
+    return alpha_crown_bounds(net, lower, upper, start, time_limit=time_limit)
+
+
 #: Bounds methods by name: ``method(net, lower, upper, start, **options) -> Bounds``.
-METHODS: dict[str, Method] = {"interval": _interval, "crown": _crown, "lp": lp_bounds, "milp": milp_bounds}
+METHODS: dict[str, Method] = {"interval": _interval, "crown": _crown, "alpha-crown": _alpha_crown,
+                              "lp": lp_bounds, "milp": milp_bounds}
 
 
 def tighten(

@@ -46,7 +46,8 @@ the search stops at its first confirmed point.
 1. **Bounds** on the case's box: CROWN with the specification rows back-substituted
    (:func:`pyomo_relu.bounds.crown.linear_bounds`); polytopes whose margin bound is
    negative are dropped.
-2. **Attack**: sign-gradient ascent on the margin (:func:`pyomo_relu.search.attack.descend`).
+2. **Attack**: PGD with seeded random restarts on the margin of every open polytope
+   (:func:`pyomo_relu.search.attack.pgd`), every point confirmed by the forward pass.
 3. Low-dimensional inputs (at most ``split_max_inputs``, e.g. ACAS Xu): the engine's
    **input-domain branch and bound** (:func:`pyomo_relu.search.engine.branch_and_bound`)
    with leaf MILPs on sub-boxes that have few unstable neurons.
@@ -78,7 +79,7 @@ import numpy as np
 
 from pyomo_relu.network import NetworkDefinition
 from pyomo_relu.bounds.crown import batch_crown, linear_bounds
-from pyomo_relu.search.attack import descend
+from pyomo_relu.search.attack import descend, pgd
 from pyomo_relu.search.engine import branch_and_bound
 from pyomo_relu.search.leaf import LEAF_TOLERANCE, UNSAT_TOLERANCE, MilpOutcome, NetworkMilp
 from pyomo_relu.search.nodes import SAFE_MARGIN, safe_margin, shrink_box
@@ -376,16 +377,17 @@ def _exact_margin(net: NetworkDefinition, case: Case):
     return check
 
 
+#: Share of the time limit (at most :data:`ATTACK_SECONDS`) the attack may take before the search.
+ATTACK_SHARE = 0.05
+ATTACK_SECONDS = 5.0
+
+
 def _attack(ctx: _Context, problem: SearchProblem, exact: Any) -> np.ndarray | None:
-    points = descend(problem, problem.lower, problem.upper, restarts=6, seed=ctx.seed, deadline=ctx.deadline)
-    margins = problem.region_margins(points, problem.forward(points)).max(axis=1)
-    promising = points[margins >= -1e-6][:16]
-    if promising.size:
-        confirmed = exact(promising)
-        good = np.flatnonzero(confirmed >= 0)
-        if good.size:
-            return promising[good[np.argmax(confirmed[good])]]
-    return None
+    """PGD with seeded random restarts on every open polytope's margin (:func:`~pyomo_relu.search.attack.pgd`)."""
+    left = ctx.left()
+    budget = ATTACK_SECONDS if left is None else min(ATTACK_SECONDS, ATTACK_SHARE * left)
+    deadline = time.perf_counter() + budget
+    return pgd(problem, problem.lower, problem.upper, exact, restarts=6, seed=ctx.seed, deadline=deadline)
 
 
 #: Seconds given to a MILP on one sub-box during splitting (it is split further on a time-out).

@@ -27,7 +27,8 @@ counterexample), at the time limit, or on Ctrl-C (``KeyboardInterrupt``).  It is
 every exit reports the incumbent (exactly checked), the proven bound and the nodes.
 
 An initial incumbent comes from :func:`~pyomo_relu.search.attack.descend` at the root and
-from ``starts``.  The engine knows nothing of Pyomo.
+from ``starts``; for a feasibility problem each round also runs the attack inside its most
+promising open boxes (largest margin bound), where narrow counterexamples are found.  The engine knows nothing of Pyomo.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ BOUND_TOLERANCE = 1e-9
 MAX_DEPTH = 200
 #: Seconds given to one leaf MILP (a box is split further when its leaf times out).
 LEAF_TIME_LIMIT = 2.0
+#: Restarts and steps of the local attack in the most promising boxes of a round (feasibility problems).
+LOCAL_RESTARTS = 4
+LOCAL_STEPS = 20
 
 Check = Callable[[np.ndarray], np.ndarray]
 
@@ -205,8 +209,9 @@ class _Search:
 
     def __init__(self, problem: Any, check: Check, gap: float, stop_at: float, cutoff: float,
                  deadline: float | None, leaf_unstable: int, leaf_time_limit: float, batch_size: int,
-                 max_nodes: int | None) -> None:
+                 max_nodes: int | None, local_attacks: int = 0, seed: int = 0) -> None:
         self.problem, self.check = problem, check
+        self.local_attacks, self.seed, self.attacks = int(local_attacks), int(seed), 0
         self.gap, self.stop_at, self.cutoff = float(gap), float(stop_at), float(cutoff)
         self.deadline, self.batch_size, self.max_nodes = deadline, batch_size, max_nodes
         self.leaf_unstable = leaf_unstable if problem.milp_ok else -1
@@ -332,6 +337,8 @@ class _Search:
             self.solve_leaves(runner, [node for node, _ in leaves], splits)
         else:
             splits.extend(leaves)
+        if self.local_attacks and not self.problem.has_objective and not self.decided:
+            self.attack_best([node for node, _ in splits])
         for node, d in splits:
             if self.prunable(node.bound):
                 self.discard(node.bound)
@@ -342,6 +349,16 @@ class _Search:
                 for child in self.children(node, d):
                     self.push(child)
         self.in_flight = []
+
+    def attack_best(self, nodes: list[_Node]) -> None:
+        """PGD inside the ``local_attacks`` open boxes of largest margin bound (narrow counterexamples)."""
+        best = sorted(nodes, key=lambda node: node.priority)[: self.local_attacks]
+        for node in best:
+            self.attacks += 1
+            self.offer(descend(self.problem, node.lower, node.upper, restarts=LOCAL_RESTARTS, steps=LOCAL_STEPS,
+                               seed=self.seed + self.attacks, deadline=self.deadline))
+            if self.decided:
+                return
 
     def solve_leaves(self, runner: _Runner, leaves: list[_Node], splits: list[tuple[_Node, int]]) -> None:
         outcomes = runner.leaves(leaves, self.level(), self.leaf_time(), max(self.gap / 2, 1e-9))
@@ -377,6 +394,7 @@ def branch_and_bound(
     seed: int = 0,
     root_bounds: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
     alpha_steps: int = SEARCH_ALPHA_STEPS,
+    local_attacks: int = 2,
 ) -> SearchResult:
     """Minimise ``problem`` (a :class:`~pyomo_relu.search.problem.SearchProblem`) by branch and bound.
 
@@ -402,12 +420,14 @@ def branch_and_bound(
         root_bounds: per-layer ``(lower, upper)`` neuron bounds valid on the whole box (e.g.
             from LP tightening); every sub-box starts from them.
         alpha_steps: alpha-CROWN steps on each box CROWN does not prune (``0``: CROWN only).
+        local_attacks: for a feasibility problem, PGD (:func:`~pyomo_relu.search.attack.descend`)
+            inside this many open boxes of largest margin bound after each round (``0``: none).
     """
     began = time.perf_counter()
     if time_limit is not None:
         deadline = min(deadline if deadline is not None else np.inf, began + float(time_limit))
     search = _Search(problem, check, gap, stop_at, cutoff, deadline, leaf_unstable, leaf_time_limit, batch_size,
-                     max_nodes)
+                     max_nodes, local_attacks if attack or not problem.has_objective else 0, seed)
     lower, upper = np.asarray(problem.lower, float), np.asarray(problem.upper, float)
     bar = _Progress(progress)
     status, reason = "", ""

@@ -380,6 +380,8 @@ def _exact_margin(net: NetworkDefinition, case: Case):
 #: Share of the time limit (at most :data:`ATTACK_SECONDS`) the attack may take before the search.
 ATTACK_SHARE = 0.05
 ATTACK_SECONDS = 5.0
+#: Rounds of the attack (restarts double each round, the step shrinks).
+ATTACK_ROUNDS = 4
 
 
 def _attack(ctx: _Context, problem: SearchProblem, exact: Any) -> np.ndarray | None:
@@ -387,7 +389,8 @@ def _attack(ctx: _Context, problem: SearchProblem, exact: Any) -> np.ndarray | N
     left = ctx.left()
     budget = ATTACK_SECONDS if left is None else min(ATTACK_SECONDS, ATTACK_SHARE * left)
     deadline = time.perf_counter() + budget
-    return pgd(problem, problem.lower, problem.upper, exact, restarts=6, seed=ctx.seed, deadline=deadline)
+    return pgd(problem, problem.lower, problem.upper, exact, rounds=ATTACK_ROUNDS, restarts=8, seed=ctx.seed,
+               deadline=deadline)
 
 
 #: Seconds given to a MILP on one sub-box during splitting (it is split further on a time-out).

@@ -78,6 +78,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.bounds.alpha import optimise_rows
 from pyomo_relu.bounds.crown import batch_crown, linear_bounds
 from pyomo_relu.search.attack import descend, pgd
 from pyomo_relu.search.engine import branch_and_bound
@@ -451,6 +452,19 @@ def _repair(ctx: _Context, problem: SearchProblem, lower: np.ndarray, upper: np.
     return None
 
 
+#: alpha-CROWN steps on the specification rows at the root of the MILP path.
+ROOT_ALPHA_STEPS = 40
+
+
+def _alpha_root(problem: SearchProblem, bounds: Any, row_lower: np.ndarray, forms: list) -> tuple[np.ndarray, list]:
+    """The root's row bounds and forms with alpha-CROWN's (:func:`pyomo_relu.bounds.alpha.optimise_rows`) added."""
+    if not (np.all(np.isfinite(problem.lower)) and np.all(np.isfinite(problem.upper))):
+        return row_lower, forms
+    widths = [layer.n_outputs for layer in problem.layers]
+    _, alpha_lower, form = optimise_rows(bounds, widths, problem.rows_y, problem.rows_x, steps=ROOT_ALPHA_STEPS)
+    return np.maximum(row_lower, alpha_lower), forms + [form]
+
+
 def _verify_by_milp(ctx: _Context, problem: SearchProblem, exact: Any, crown: tuple) -> _CaseOutcome:
     net = ctx.net
     bounds, row_lower, forms = crown
@@ -462,6 +476,9 @@ def _verify_by_milp(ctx: _Context, problem: SearchProblem, exact: Any, crown: tu
         start = ([np.maximum(a, b) for a, b in zip(pre[0], chain[0])], [np.minimum(a, b) for a, b in zip(pre[1], chain[1])])
         bounds, row_lower, forms = _root_bounds(problem, start)
         pre = ([a[0] for a in bounds.lower], [a[0] for a in bounds.upper])
+        remaining, margins = _open_regions(problem, row_lower)
+    if remaining:
+        row_lower, forms = _alpha_root(problem, bounds, row_lower, forms)
         remaining, margins = _open_regions(problem, row_lower)
     best = float(np.max(margins)) if margins.size else -np.inf
     if not remaining:

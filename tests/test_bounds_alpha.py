@@ -87,7 +87,7 @@ def test_gradient_matches_finite_differences(pool: bool) -> None:
         return box_maximum(form, offset, lo, hi)
 
     form, _, tape = _forward(bounds.relaxations, coef, const, slopes)
-    grads = _backward(tape, np.where(form > 0, hi[:, None, :], lo[:, None, :]), _widths(net))
+    grads, _ = _backward(tape, np.where(form > 0, hi[:, None, :], lo[:, None, :]), _widths(net))
     checked = 0
     for j, (s, g) in enumerate(zip(slopes, grads)):
         if s is None:

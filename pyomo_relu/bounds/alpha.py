@@ -99,6 +99,22 @@ def _take(relaxed: Relaxation, boxes: np.ndarray) -> Relaxation:
                    unstable=relaxed.unstable[boxes])
 
 
+def expand(relaxed: Relaxation, layer) -> Relaxation:
+    """``relaxed`` with every neuron of ``layer`` kept (zero lines for the dropped ones), so split terms reach them."""
+    if isinstance(relaxed, MaxRelaxation) or relaxed.keep.size == layer.n_pre:
+        return relaxed
+    batch, n = relaxed.slope_u.shape[0], layer.n_pre
+
+    def full(values: np.ndarray, fill=0.0) -> np.ndarray:
+        out = np.full((batch, n), fill, dtype=values.dtype)
+        out[:, relaxed.keep] = values
+        return out
+
+    return DenseRelaxation(full(relaxed.slope_u), full(relaxed.intercept_u), full(relaxed.slope_l),
+                           full(relaxed.intercept_l), full(relaxed.unstable, False), np.arange(n),
+                           layer.weights, layer.bias)
+
+
 def initial_slopes(relaxations: Sequence[Relaxation], n_rows: int, widths: Sequence[int]) -> Slopes:
     """CROWN's adaptive lower slopes, one copy per row: ``(B, r, n_j)`` per layer."""
     slopes: Slopes = []
@@ -112,12 +128,20 @@ def initial_slopes(relaxations: Sequence[Relaxation], n_rows: int, widths: Seque
     return slopes
 
 
-def _forward(relaxations: Sequence[Relaxation], coef: np.ndarray, const: np.ndarray, slopes: Slopes):
-    """The back-substitution with per-row lower slopes, and the tape :func:`_backward` needs."""
+def _forward(relaxations: Sequence[Relaxation], coef: np.ndarray, const: np.ndarray, slopes: Slopes,
+             betas: Slopes | None = None, signs: Slopes | None = None):
+    """The back-substitution with per-row lower slopes, and the tape :func:`_backward` needs.
+
+    ``signs[j]`` (``(B, n_j)``: ``+1`` for a neuron split active, ``-1`` inactive, 0 otherwise)
+    and ``betas[j]`` (``(B, r, n_j) >= 0``) add the split constraints' Lagrangian terms
+    ``s β z_j`` (beta-CROWN): ``g <- g + s ⊙ β``.
+    """
     tape = []
-    for relaxed, alpha in zip(reversed(relaxations), reversed(slopes)):
+    betas = betas if betas is not None else [None] * len(relaxations)
+    signs = signs if signs is not None else [None] * len(relaxations)
+    for relaxed, alpha, beta, sign in zip(reversed(relaxations), reversed(slopes), reversed(betas), reversed(signs)):
         if isinstance(relaxed, MaxRelaxation):
-            tape.append((relaxed, coef > 0, None, None))
+            tape.append((relaxed, coef, None, None, None))
             coef, const = relaxed.substitute(coef, const)
             continue
         lam = coef if relaxed.keep.size == coef.shape[-1] else coef[..., relaxed.keep]
@@ -126,15 +150,21 @@ def _forward(relaxations: Sequence[Relaxation], coef: np.ndarray, const: np.ndar
         slope_l = np.where(relaxed.unstable[:, None, :], alpha[..., relaxed.keep], relaxed.slope_l[:, None, :])
         const = const + _dot(positive, relaxed.intercept_u) + _dot(negative, relaxed.intercept_l)
         g = positive * relaxed.slope_u[:, None, :] + negative * slope_l
-        tape.append((relaxed, lam > 0, negative, slope_l))
+        kept_sign = None
+        if beta is not None and sign is not None:
+            kept_sign = sign[:, None, relaxed.keep]
+            g = g + kept_sign * beta[..., relaxed.keep]
+        tape.append((relaxed, lam, negative, slope_l, kept_sign))
         coef, const = _times(g, relaxed.weights), const + g @ relaxed.bias
     return coef, const, tape[::-1]
 
 
-def _backward(tape, grad: np.ndarray, widths: Sequence[int]) -> Slopes:
-    """``∂U/∂α_j`` per layer from ``grad = ∂U/∂Λ_{-1}`` (see the module docstring)."""
+def _backward(tape, grad: np.ndarray, widths: Sequence[int]) -> tuple[Slopes, Slopes]:
+    """``∂U/∂α_j`` and ``∂U/∂β_j`` per layer from ``grad = ∂U/∂Λ_{-1}`` (see the module docstring)."""
     out: Slopes = []
-    for j, (relaxed, positive, negative, slope_l) in enumerate(tape):
+    out_beta: Slopes = []
+    for j, (relaxed, lam, negative, slope_l, kept_sign) in enumerate(tape):
+        positive = lam > 0
         if isinstance(relaxed, MaxRelaxation):
             d_g = _times_transpose(grad, relaxed.weights) + relaxed.bias
             up = d_g * relaxed.mask_u[:, None, :]
@@ -145,11 +175,18 @@ def _backward(tape, grad: np.ndarray, widths: Sequence[int]) -> Slopes:
             np.add.at(d_l, (slice(None), slice(None), relaxed.groups), down)
             grad = np.where(positive, d_u + relaxed.intercept_u[:, None, :], d_l)
             out.append(None)
+            out_beta.append(None)
             continue
         d_g = _times_transpose(grad, relaxed.weights) + relaxed.bias
         d_alpha = np.zeros(grad.shape[:2] + (widths[j],))
         d_alpha[..., relaxed.keep] = np.where(relaxed.unstable[:, None, :], d_g * negative, 0.0)
         out.append(d_alpha)
+        if kept_sign is None:
+            out_beta.append(None)
+        else:
+            d_beta = np.zeros_like(d_alpha)
+            d_beta[..., relaxed.keep] = d_g * kept_sign
+            out_beta.append(d_beta)
         d_lam = np.where(positive, d_g * relaxed.slope_u[:, None, :] + relaxed.intercept_u[:, None, :],
                          d_g * slope_l + relaxed.intercept_l[:, None, :])
         if relaxed.keep.size == widths[j]:
@@ -157,14 +194,35 @@ def _backward(tape, grad: np.ndarray, widths: Sequence[int]) -> Slopes:
         else:
             grad = np.zeros(grad.shape[:2] + (widths[j],))
             grad[..., relaxed.keep] = d_lam
+    return out, out_beta
+
+
+def intercept_scores(relaxations: Sequence[Relaxation], widths: Sequence[int], coef: np.ndarray,
+                     slopes: Slopes) -> Slopes:
+    """BaBSR's intercept term per unstable ReLU: ``max(Λ_j, 0) · c_U`` for the upper forms ``coef`` ``(B, r, n)``.
+
+    The chord's intercept ``c_U = -u l / (u - l)`` is what the bound loses to neuron ``j``'s
+    relaxation; splitting the neuron removes it.  ``(B, r, n_j)`` per layer (``None`` for max layers).
+    """
+    _, _, tape = _forward(relaxations, coef, np.zeros(coef.shape[:2]), slopes)
+    out: Slopes = []
+    for (relaxed, lam, _, _, _), width in zip(tape, widths):
+        if isinstance(relaxed, MaxRelaxation):
+            out.append(None)
+            continue
+        score = np.zeros(lam.shape[:2] + (width,))
+        score[..., relaxed.keep] = np.where(relaxed.unstable[:, None, :],
+                                            np.maximum(lam, 0.0) * relaxed.intercept_u[:, None, :], 0.0)
+        out.append(score)
     return out
 
 
 class _Adam:
-    """Adam on a list of arrays, projected onto ``[0, 1]`` after each step."""
+    """Adam on a list of arrays, projected onto ``[0, limit]`` after each step (``limit`` 1 for slopes, inf for betas)."""
 
-    def __init__(self, params: Slopes, rate: float) -> None:
+    def __init__(self, params: Slopes, rate: float, limits: Sequence[float] | None = None) -> None:
         self.rate, self.t = rate, 0
+        self.limits = list(limits) if limits is not None else [1.0] * len(params)
         self.m = [None if p is None else np.zeros_like(p) for p in params]
         self.v = [None if p is None else np.zeros_like(p) for p in params]
 
@@ -180,7 +238,7 @@ class _Adam:
             self.v[i] = 0.999 * self.v[i] + 0.001 * g * g
             m_hat = self.m[i] / (1 - 0.9 ** self.t)
             v_hat = self.v[i] / (1 - 0.999 ** self.t)
-            new.append(np.clip(p - self.rate * m_hat / (np.sqrt(v_hat) + 1e-12), 0.0, 1.0))
+            new.append(np.clip(p - self.rate * m_hat / (np.sqrt(v_hat) + 1e-12), 0.0, self.limits[i]))
         return new
 
 
@@ -188,22 +246,30 @@ def optimise_upper(
     relaxations: Sequence[Relaxation], widths: Sequence[int], coef: np.ndarray, const: np.ndarray,
     lower: np.ndarray, upper: np.ndarray, *, slopes: Slopes | None = None, steps: int = ALPHA_STEPS,
     rate: float = LEARNING_RATE, deadline: float | None = None, shift: np.ndarray | None = None,
+    signs: Slopes | None = None,
 ) -> AlphaRows:
     """Minimise ``max_x U(x)`` of the forms ``coef·h + const`` (``(B, r, n)``, ``(B, r)``) over the slopes.
 
     ``relaxations`` (layers ``0..k-1``, ``widths`` their sizes) lead from the input box
     ``[lower, upper]`` (``(B, n_in)``) to ``h``; ``slopes`` warm-starts (``(B, r, n_j)``; CROWN's
     adaptive slopes by default); ``shift`` (``(r, n_in)``) is added to the final forms in ``x``
-    (an input term of the rows, independent of the slopes).  Step 0 is the starting point itself, so the result is
+    (an input term of the rows, independent of the slopes); ``signs`` (per layer ``(B, n_j)``
+    or ``None``: +1/-1 for neurons split active/inactive) add beta-CROWN's multipliers
+    ``β >= 0`` of the split constraints, optimised with the slopes from 0.  Step 0 is the starting point itself, so the result is
     never looser than CROWN with those slopes.
     """
     if slopes is None:
         slopes = initial_slopes(relaxations, coef.shape[1], widths)
     slopes = [None if s is None else np.clip(s, 0.0, 1.0) for s in slopes]
-    adam = _Adam(slopes, rate)
+    n = len(slopes)
+    betas: Slopes = [None] * n
+    if signs is not None:
+        betas = [None if sign is None or not np.any(sign) or isinstance(relaxed, MaxRelaxation)
+                 else np.zeros(coef.shape[:2] + (sign.shape[1],)) for sign, relaxed in zip(signs, relaxations)]
+    adam = _Adam(slopes + betas, rate, [1.0] * n + [np.inf] * n)
     best: AlphaRows | None = None
     for step in range(steps + 1):
-        form, offset, tape = _forward(relaxations, coef, const, slopes)
+        form, offset, tape = _forward(relaxations, coef, const, slopes, betas, signs)
         if shift is not None:
             form = form + shift
         value = box_maximum(form, offset, lower, upper)
@@ -218,7 +284,9 @@ def optimise_upper(
         if step == steps or (deadline is not None and time.perf_counter() > deadline):
             break
         grad = np.where(form > 0, upper[:, None, :], lower[:, None, :])
-        slopes = adam.step(slopes, _backward(tape, grad, widths))
+        d_alpha, d_beta = _backward(tape, grad, widths)
+        params = adam.step(slopes + betas, d_alpha + d_beta)
+        slopes, betas = params[:n], params[n:]
     assert best is not None
     return best
 
@@ -226,7 +294,7 @@ def optimise_upper(
 def optimise_rows(
     bounds: BatchBounds, widths: Sequence[int], rows: np.ndarray, input_rows: np.ndarray | None = None,
     boxes: np.ndarray | None = None, *, slopes: Slopes | None = None, steps: int = ALPHA_STEPS,
-    deadline: float | None = None,
+    deadline: float | None = None, signs: Slopes | None = None,
 ) -> tuple[AlphaRows, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """alpha-CROWN lower bounds of ``rows @ f(x) + input_rows @ x`` on the boxes ``boxes`` of a batch.
 
@@ -243,7 +311,8 @@ def optimise_rows(
     # the input term -input_rows·x joins at the end: fold it in as a layer-free offset of the form
     shift = None if input_rows is None else -np.asarray(input_rows, float)
     best = optimise_upper(relaxations, widths, coef, const, lower, upper, slopes=slopes, steps=steps,
-                          deadline=deadline, shift=shift)
+                          deadline=deadline, shift=shift,
+                          signs=None if signs is None else [None if g is None else g[boxes] for g in signs])
     return best, -best.upper, (-best.coef, -best.const)
 
 

@@ -170,14 +170,15 @@ def _minimum(coef: np.ndarray, const: np.ndarray, lower: np.ndarray, upper: np.n
     return np.where(coef > 0, coef * lower, coef * upper).sum(axis=1) + const
 
 
-def _alpha_rows(
+def alpha_rows(
     problem: SearchProblem, bounds: BatchBounds, forms: list, row_lower: np.ndarray, cutoff: float,
-    slopes: Slopes | None, steps: int,
+    slopes: Slopes | None, steps: int, signs: Slopes | None = None,
 ) -> tuple[list, np.ndarray, Slopes | None]:
     """alpha-CROWN on the boxes that CROWN's ``row_lower`` does not prune; the forms get one more.
 
     Returns the forms (CROWN's and, where optimised, alpha-CROWN's), the improved row bounds
-    and every box's slopes (the optimised ones, or the warm start it was given).
+    and every box's slopes (the optimised ones, or the warm start it was given).  ``signs``
+    (per layer ``(B, n_k)``, +1/-1 for ReLUs split active/inactive) add beta-CROWN's multipliers.
     """
     if steps <= 0 or not np.all(np.isfinite(bounds.input_lower)) or not np.all(np.isfinite(bounds.input_upper)):
         return forms, row_lower, slopes
@@ -196,7 +197,7 @@ def _alpha_rows(
                  for s, given in zip(start, (np.asarray(g, float) if g is not None else None for g in slopes))]
     warm = [None if s is None else s[boxes] for s in start]
     best, alpha_lower, (coef, const) = optimise_rows(bounds, widths, problem.rows_y, problem.rows_x, boxes,
-                                                     slopes=warm, steps=steps)
+                                                     slopes=warm, steps=steps, signs=signs)
     row_lower = row_lower.copy()
     row_lower[boxes] = np.maximum(row_lower[boxes], alpha_lower)
     full_coef, full_const = forms[0][0].copy(), forms[0][1].copy()
@@ -219,7 +220,7 @@ def process_batch(
     """
     bounds = batch_crown(problem.layers, lower, upper, start)
     forms, row_lower = linear_bounds(bounds, problem.rows_y, problem.rows_x)
-    forms, row_lower, slopes = _alpha_rows(problem, bounds, forms, row_lower, cutoff, slopes, alpha_steps)
+    forms, row_lower, slopes = alpha_rows(problem, bounds, forms, row_lower, cutoff, slopes, alpha_steps)
     slack_bound = problem.rhs - row_lower                               # (B, r) >= b_i - g_i(x)
     margin_bound = problem.reduce_min(slack_bound)                      # (B, P)
     # a region is excluded when one of its rows is exceeded by more than its safe margin

@@ -53,8 +53,10 @@ the search stops at its first confirmed point.
    with leaf MILPs on sub-boxes that have few unstable neurons.
 4. Otherwise the requested bounds chain (``interval``, ``crown``, ``lp``, ... as registered
    in :data:`pyomo_relu.bounds.chain.METHODS`; unknown or failing methods are skipped with
-   a warning) tightens the neurons over the box, the bound test is repeated, and the
-   remaining polytopes go to the MILP.
+   a warning) tightens the neurons over the box, the bound test is repeated with
+   alpha-CROWN on the specification rows, then **ReLU branching**
+   (:mod:`pyomo_relu.search.relu_branch`, alpha/beta-CROWN per domain) gets half the time
+   left, and the polytopes still open go to the MILP.
 
 Soundness rules
 ---------------
@@ -85,6 +87,7 @@ from pyomo_relu.search.engine import branch_and_bound
 from pyomo_relu.search.leaf import LEAF_TOLERANCE, UNSAT_TOLERANCE, MilpOutcome, NetworkMilp
 from pyomo_relu.search.nodes import SAFE_MARGIN, safe_margin, shrink_box
 from pyomo_relu.search.problem import SearchProblem, as_regions
+from pyomo_relu.search.relu_branch import relu_branch_and_bound
 from pyomo_relu.verify.vnnlib import Case, Specification
 
 logger = logging.getLogger(__name__)
@@ -230,6 +233,7 @@ class _Context:
     split_max_inputs: int
     executor: Executor | int | None
     seed: int
+    relu_split: bool = True
     subproblems: int = 0
     best_bound: float = -np.inf
     details: dict[str, Any] = field(default_factory=dict)
@@ -260,6 +264,7 @@ def verify(
     executor: Executor | int | None = None,
     split_max_inputs: int = SPLIT_MAX_INPUTS,
     seed: int = 0,
+    relu_split: bool = True,
 ) -> VerifyResult:
     """Decide the property ``spec`` for ``net``: ``"sat"``, ``"unsat"`` or ``"unknown"``.
 
@@ -271,6 +276,8 @@ def verify(
         bounds: neuron bounds chain for the MILP path (names of
             :data:`pyomo_relu.bounds.chain.METHODS`).
         split: use input splitting for networks with at most ``split_max_inputs`` inputs.
+        relu_split: for more inputs, branch on ReLU phases (alpha/beta-CROWN bounds per
+            domain) for half the time left before the per-polytope MILPs.
         executor: ``None``, a number of processes or a ``concurrent.futures.Executor``,
             used by the ``lp`` bounds and by the splitting rounds.
         seed: seed of the random starting points of the attack.
@@ -280,7 +287,7 @@ def verify(
     start = time.perf_counter()
     spec.check_network(net.n_inputs, net.n_outputs)
     ctx = _Context(net, net.canonical_layers, None if time_limit is None else start + float(time_limit),
-                   bounds, split, split_max_inputs, executor, seed)
+                   bounds, split, split_max_inputs, executor, seed, relu_split)
     unknown: _CaseOutcome | None = None
     bound = -np.inf
     for index, case in enumerate(spec.cases):
@@ -452,6 +459,31 @@ def _repair(ctx: _Context, problem: SearchProblem, lower: np.ndarray, upper: np.
     return None
 
 
+#: Share of the time left that ReLU branching may take before the MILPs (high-dimensional inputs).
+RELU_SPLIT_SHARE = 0.5
+
+
+def _verify_by_relu_split(ctx: _Context, problem: SearchProblem, exact: Any,
+                          pre: tuple[list, list]) -> _CaseOutcome | None:
+    """ReLU-phase branch and bound (:mod:`pyomo_relu.search.relu_branch`) for part of the time left.
+
+    A decision (a confirmed point, or every domain excluded) is returned; otherwise ``None``
+    and the MILPs take the rest of the time.
+    """
+    left = ctx.left()
+    deadline = None if left is None else time.perf_counter() + RELU_SPLIT_SHARE * left
+    result = relu_branch_and_bound(problem, exact, pre, deadline=deadline)
+    ctx.subproblems += result.domains
+    ctx.details["relu_domains"] = ctx.details.get("relu_domains", 0) + result.domains
+    ctx.details.setdefault("methods", []).append("relu-split")
+    if result.status == "feasible" and result.x is not None:
+        return _CaseOutcome("sat", result.x, method="relu-split")
+    if result.status == "infeasible":
+        return _CaseOutcome("unsat", bound=result.margin_bound, method="relu-split")
+    logger.debug("ReLU branching stopped (%s) after %d domains", result.reason, result.domains)
+    return None
+
+
 #: alpha-CROWN steps on the specification rows at the root of the MILP path.
 ROOT_ALPHA_STEPS = 40
 
@@ -483,6 +515,10 @@ def _verify_by_milp(ctx: _Context, problem: SearchProblem, exact: Any, crown: tu
     best = float(np.max(margins)) if margins.size else -np.inf
     if not remaining:
         return _CaseOutcome("unsat", bound=best, method="bounds")
+    if ctx.relu_split:
+        decided = _verify_by_relu_split(ctx, _only(problem, remaining), exact, pre)
+        if decided is not None:
+            return decided
     ctx.details["milp_polytopes"] = ctx.details.get("milp_polytopes", 0) + len(remaining)
     ctx.details["methods"].append("milp")
     proven = [margins[p] for p in range(problem.n_regions) if p not in remaining]

@@ -7,7 +7,7 @@ Usage::
 
 Cases: mnist-net_256x2 on the box of ``prop_0_0.03.vnnlib`` and ACAS Xu network 1_1 on the
 box of ``prop_1.vnnlib`` (the ``(assert (<= X_i v))`` / ``(>= X_i v)`` lines).  Methods are
-chains of ``tighten``: interval, crown (when registered), LP-OBBT serial and on two worker
+chains of ``tighten``: interval, crown and alpha-crown (when registered), LP-OBBT serial and on two worker
 processes, and MILP-OBBT after the LP with a small per-neuron time limit (on two workers).
 Seconds are wall-clock for the whole chain (interval and crown take milliseconds), median of
 ``--repeats`` runs after one untimed warm-up; "cpu s" adds the CPU time of worker processes.
@@ -48,6 +48,8 @@ def methods(milp_limit: float, milp_time: float) -> list[tuple[str, list[str], d
     rows: list[tuple[str, list[str], dict[str, Any]]] = [("interval", ["interval"], {})]
     if "crown" in METHODS:
         rows.append(("crown", base, {}))
+    if "alpha-crown" in METHODS:
+        rows.append(("alpha-crown", base + ["alpha-crown"], {}))
     rows += [
         ("lp, serial", base + ["lp"], {"executor": None}),
         ("lp, 2 workers", base + ["lp"], {"executor": 2}),
@@ -126,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         "Pre-activation bounds of every neuron over the property's input box. \"unstable\": ReLU "
         "neurons whose bounds straddle 0 (each needs a binary); widths are means over all hidden "
         "neurons and over the outputs. Each method runs the chain before it (interval -> crown -> "
-        "lp -> milp); seconds are wall-clock for the chain, cpu s includes worker processes. "
+        "lp -> milp; alpha-crown runs interval -> crown -> alpha-crown, 20 projected Adam steps "
+        "per layer on the lower slopes); seconds are wall-clock for the chain, cpu s includes worker processes. "
         "milp: HiGHS with the binaries of unstable neurons, per-neuron limit, proven dual bounds.",
         "",
         table(rows),

@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     output = "\n".join(text) + "\n"
     print(output)
     if args.write:
-        write_section(SECTION, output)
+        write_section(SECTION, output.split("\n", 1)[1])  # the section's text without its heading
     return 0
 
 

@@ -2,6 +2,16 @@
 
     python benchmarks/vnncomp.py                  # every instance, 120 s each, updates RESULTS.md
     python benchmarks/vnncomp.py --time-limit 30 --only acasxu --no-write
+    python benchmarks/vnncomp.py --all            # every ACAS Xu and MNIST instance of ../shared/cases
+
+``--all`` reads the competition instances from ``../shared/cases`` (or ``$PYOMO_RELU_CASES``;
+a clear skip when absent): the 180 ACAS Xu instances (45 networks, properties 1-4) with
+VNN-COMP's 116 s limit and the MNIST 256x2 / 256x4 instances at eps = 0.03 with 120 s, as
+listed in ``*/peer_results/``.  The reference answer is ``truth.csv`` where it lists the
+instance, else the agreeing decided answers of the peer verifiers; their results (times
+measured on the competitions' machines) are summarised beside ours.  ``--stop-by HH:MM``
+(UTC) leaves the instances not started by then as "not run".  The table goes to the
+section ``## VNN-COMP (all)``.
 
 For each row of every ``truth.csv`` the network and the property are read, ``verify`` runs
 with the per-instance time limit, and the verdict is compared with the official one
@@ -24,6 +34,10 @@ from pathlib import Path
 from typing import Any
 
 SECTION = "## VNN-COMP"
+SECTION_ALL = "## VNN-COMP (all)"
+#: Per-benchmark time limits of ``--all`` (VNN-COMP's).
+LIMITS = {"acasxu": 116.0, "mnist_fc": 120.0}
+VERDICTS = {"holds": "unsat", "unsat": "unsat", "violated": "sat", "sat": "sat"}
 
 from common import DATA, RESULTS, write_section  # noqa: E402
 from pyomo_relu.io.onnx import load_onnx  # noqa: E402
@@ -46,20 +60,91 @@ def instances(only: str | None) -> list[dict[str, Any]]:
     return rows
 
 
+def shared_cases() -> Path:
+    """``../shared/cases`` next to the checkout, or ``$PYOMO_RELU_CASES``."""
+    given = os.environ.get("PYOMO_RELU_CASES")
+    if given:
+        return Path(given)
+    for base in (DATA.parents[1], *DATA.parents[1].parents):
+        if (base / "shared" / "cases").is_dir():
+            return base / "shared" / "cases"
+    return DATA.parents[1].parent / "shared" / "cases"
+
+
+def _peer_tables(folder: Path) -> dict[str, dict[tuple[str, str], tuple[str, float]]]:
+    """``tool -> (onnx name, vnnlib name) -> (verdict, seconds)`` from ``folder/peer_results/*.csv``."""
+    tables: dict[str, dict[tuple[str, str], tuple[str, float]]] = {}
+    for path in sorted((folder / "peer_results").glob("*.csv")):
+        table: dict[tuple[str, str], tuple[str, float]] = {}
+        for row in csv.reader(path.read_text().splitlines()):
+            if len(row) >= 6:
+                verdict = VERDICTS.get(row[4].strip().lower(), "unknown")
+                table[(Path(row[1]).name, Path(row[2]).name)] = (verdict, float(row[5] or "nan"))
+        tables[path.stem] = table
+    return tables
+
+
+def _truth_table(folder: Path) -> dict[tuple[str, str], str]:
+    table = folder / "truth.csv"
+    if not table.exists():
+        return {}
+    lines = [line for line in table.read_text().splitlines() if line and not line.startswith("#")]
+    return {(Path(r["onnx"]).name, Path(r["vnnlib"]).name):
+            r.get("vnncomp2022_true_result") or r.get("true_result") or "-" for r in csv.DictReader(lines)}
+
+
+def _reference(key: tuple[str, str], truth: dict, peers: dict) -> str:
+    """``truth.csv``'s answer, else the peers' decided answers when they agree (``-`` otherwise)."""
+    if truth.get(key, "-") in ("sat", "unsat"):
+        return truth[key]
+    answers = {table[key][0] for table in peers.values() if key in table and table[key][0] in ("sat", "unsat")}
+    return answers.pop() if len(answers) == 1 else "-"
+
+
+def all_instances(cases: Path) -> list[dict[str, Any]]:
+    """Every ACAS Xu instance and every MNIST 256x2/256x4 eps = 0.03 instance whose files are in ``cases``."""
+    rows = []
+    for benchmark in ("acasxu", "mnist_fc"):
+        folder = cases / benchmark
+        if not folder.is_dir():
+            print(f"skipped {benchmark}: {folder} is absent", file=sys.stderr)
+            continue
+        peers, truth = _peer_tables(folder), _truth_table(folder)
+        keys = sorted({key for table in peers.values() for key in table} | set(truth))
+        for onnx_name, vnnlib_name in keys:
+            if benchmark == "mnist_fc" and ("256x6" in onnx_name or "0.03" not in vnnlib_name):
+                continue
+            onnx, vnnlib = folder / "onnx" / onnx_name, folder / "vnnlib" / vnnlib_name
+            if not (onnx.exists() and vnnlib.exists()):
+                continue
+            key = (onnx_name, vnnlib_name)
+            rows.append({"benchmark": benchmark, "onnx": onnx, "vnnlib": vnnlib, "truth": _reference(key, truth, peers),
+                         "limit": LIMITS[benchmark], "peers": {tool: table.get(key) for tool, table in peers.items()}})
+    return rows
+
+
 def _locate(folder: Path, name: str, sub: str) -> Path:
     path = folder / name
     return path if path.exists() else folder / sub / Path(name).name
 
 
-def run(rows: list[dict[str, Any]], time_limit: float, jobs: int | None) -> list[dict[str, Any]]:
+def run(rows: list[dict[str, Any]], time_limit: float, jobs: int | None,
+        stop_by: float | None = None) -> list[dict[str, Any]]:
     networks: dict[Path, Any] = {}
     results = []
     for row in rows:
+        if stop_by is not None and time.time() >= stop_by:
+            results.append({**row, "verdict": "not run", "seconds": 0.0, "subproblems": 0, "method": "",
+                            "outcome": "not run"})
+            continue
         net = networks.get(row["onnx"])
         if net is None:
             net = networks[row["onnx"]] = load_onnx(row["onnx"])
         spec = read_vnnlib(row["vnnlib"])
-        result = verify(net, spec, time_limit=time_limit, executor=jobs)
+        limit = row.get("limit", time_limit)
+        if stop_by is not None:
+            limit = min(limit, max(1.0, stop_by - time.time()))
+        result = verify(net, spec, time_limit=limit, executor=jobs)
         if result.status == "sat":
             assert check_counterexample(net, spec, result.counterexample[0]).valid
         verdict = result.status
@@ -72,6 +157,61 @@ def run(rows: list[dict[str, Any]], time_limit: float, jobs: int | None) -> list
         print(f"{name:50s} truth {row['truth']:6s} ours {verdict:8s} {result.seconds:7.2f} s "
               f"{result.subproblems:6d} subproblems  {outcome}", flush=True)
     return results
+
+
+def _stop_by(text: str | None) -> float | None:
+    """``HH:MM`` (UTC, today or, if already past, tomorrow) as a ``time.time()`` value."""
+    if not text:
+        return None
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc)
+    hour, minute = (int(v) for v in text.split(":"))
+    when = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if when <= now:
+        when += dt.timedelta(days=1)
+    return when.timestamp()
+
+
+def table_all(results: list[dict[str, Any]], command: str, wall: float) -> str:
+    """The ``--all`` section: per instance, then per benchmark our totals beside the peers'."""
+    lines = [
+        f"Command: `{command}`", "",
+        "Every ACAS Xu instance (45 networks x properties 1-4, 116 s each) and every MNIST 256x2/256x4 "
+        "instance at eps = 0.03 (120 s each) of `../shared/cases`, one after another in one process "
+        "(`verify` defaults: PGD attack, CROWN + alpha-CROWN input splitting with local attacks for up to "
+        "16 inputs, otherwise `interval,crown,lp` bounds and HiGHS MILPs).  Reference: `truth.csv` where it "
+        "lists the instance, else the agreeing decided answers of the peer verifiers in `peer_results/`.  "
+        "Seconds of `verify` (reading files excluded).",
+        "",
+        "| instance | reference | ours | seconds | subproblems | decided by |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for r in results:
+        verdict = r["verdict"] if r["outcome"] != "WRONG" else f"**{r['verdict']} (WRONG)**"
+        lines.append(f"| {r['benchmark']}: {r['onnx'].stem} {r['vnnlib'].stem} | {r['truth']} | {verdict} | "
+                     f"{r['seconds']:.2f} | {r['subproblems']} | {r['method']} |")
+    lines += ["", "| benchmark | tool | instances | decided | wrong | total s | max s |", "|---|---|---:|---:|---:|---:|---:|"]
+    for benchmark in sorted({r["benchmark"] for r in results}):
+        part = [r for r in results if r["benchmark"] == benchmark]
+        decided = [r for r in part if r["verdict"] in ("sat", "unsat")]
+        wrong = sum(r["outcome"] == "WRONG" for r in part)
+        seconds = [r["seconds"] for r in part]
+        lines.append(f"| {benchmark} | pyomo_relu (this run) | {len(part)} | {len(decided)} | {wrong} | "
+                     f"{sum(seconds):.1f} | {max(seconds):.1f} |")
+        for tool in sorted({t for r in part for t in r.get("peers", {})}):
+            entries = [r["peers"].get(tool) for r in part]
+            got = [(e, r["truth"]) for e, r in zip(entries, part) if e is not None]
+            ok = [e for e, _ in got if e[0] in ("sat", "unsat")]
+            bad = sum(e[0] in ("sat", "unsat") and truth in ("sat", "unsat") and e[0] != truth for e, truth in got)
+            total = sum(e[1] for e, _ in got if e[1] == e[1])
+            worst = max((e[1] for e, _ in got if e[1] == e[1]), default=float("nan"))
+            lines.append(f"| {benchmark} | {tool} (competition machine) | {len(got)} | {len(ok)} | {bad} | "
+                         f"{total:.1f} | {worst:.1f} |")
+    not_run = sum(r["outcome"] == "not run" for r in results)
+    lines += ["", f"Wall time of the whole run: {wall:.1f} s" + (f"; {not_run} instances not run (--stop-by)." if not_run else "."),
+              "", _machine()]
+    return "\n".join(lines) + "\n"
 
 
 def _grade(verdict: str, truth: str) -> str:
@@ -130,10 +270,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="one benchmark folder, e.g. acasxu or mnist_fc")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes for verify")
     parser.add_argument("--no-write", action="store_true", help=f"do not update '{SECTION}' in {RESULTS.name}")
+    parser.add_argument("--all", action="store_true", help="every ACAS Xu and MNIST instance of ../shared/cases")
+    parser.add_argument("--stop-by", metavar="HH:MM", help="UTC time after which no instance is started")
     args = parser.parse_args(argv)
     command = "python benchmarks/vnncomp.py" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(
         sys.argv[1:] if argv is None else argv))
     start = time.perf_counter()
+    if args.all:
+        rows = [r for r in all_instances(shared_cases()) if not args.only or r["benchmark"] == args.only]
+        if not rows:
+            print(f"no instances found under {shared_cases()}: nothing to run", file=sys.stderr)
+            return 0
+        results = run(rows, args.time_limit, args.jobs, _stop_by(args.stop_by))
+        text = table_all(results, command, time.perf_counter() - start)
+        print("\n" + text)
+        if not args.no_write:
+            write_section(SECTION_ALL + (f": {args.only}" if args.only else ""), text)
+        return 1 if any(r["outcome"] == "WRONG" for r in results) else 0
     results = run(instances(args.only), args.time_limit, args.jobs)
     text = table(results, command, args.time_limit)
     print("\n" + text)

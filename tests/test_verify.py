@@ -176,7 +176,8 @@ def test_acasxu_verdicts_match_vnncomp(name: str, prop: str) -> None:
     expected = truth("acasxu")[(f"ACASXU_run2a_{name}_batch_2000.onnx", f"{prop}.vnnlib")]
     result = _verified(acas(name), ACAS / "vnnlib" / f"{prop}.vnnlib", budget=30)
     assert result.status == expected
-    assert result.subproblems >= 1 and result.details["boxes"] >= 1
+    # decided by the root attack (PGD with restarts: no box bounded) or by input splitting
+    assert result.subproblems >= 1 and (result.method == "attack" or result.details["boxes"] >= 1)
 
 
 def test_acasxu_with_a_thread_executor() -> None:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
+from pyomo_relu.bounds.alpha import alpha_crown_bounds
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.crown import crown_bounds
 from pyomo_relu.bounds.interval import interval_bounds
@@ -38,6 +39,11 @@ def _interval(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, star
 
 def _crown(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None) -> Bounds:
     return crown_bounds(net, lower, upper, start)
+
+
+def _alpha_crown(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None, *,
+                 time_limit: float | None = None) -> Bounds:
+    return alpha_crown_bounds(net, lower, upper, start, time_limit=time_limit)
 
 
 #: ``"auto"``: LP tightening runs when at most this many neurons are unstable after CROWN ...
@@ -101,8 +107,8 @@ def net_weights(net: NetworkDefinition) -> int:
 
 
 #: Bounds methods by name: ``method(net, lower, upper, start, **options) -> Bounds``.
-METHODS: dict[str, Method] = {"interval": _interval, "crown": _crown, "lp": lp_bounds, "milp": milp_bounds,
-                              "auto": _auto}
+METHODS: dict[str, Method] = {"interval": _interval, "crown": _crown, "alpha-crown": _alpha_crown,
+                              "lp": lp_bounds, "milp": milp_bounds, "auto": _auto}
 
 
 def tighten(

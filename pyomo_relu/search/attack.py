@@ -26,7 +26,7 @@ candidate: the engine confirms it with the exact forward pass.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from pyomo_relu.bounds.crown import first_argmax
 from pyomo_relu.network import Layer, MaxLayer, _smooth_slope, group_max
 from pyomo_relu.search.problem import SearchProblem
 
-__all__ = ["descend", "forward_with_masks", "input_gradient"]
+__all__ = ["descend", "forward_with_masks", "input_gradient", "pgd"]
 
 #: Weight of a violated region row against the objective in :func:`descend`.
 PENALTY = 1e3
@@ -79,12 +79,14 @@ def descend(
     seed: int = 0,
     deadline: float | None = None,
     starts: np.ndarray | None = None,
+    step_range: tuple[float, float] = (0.1, 0.01),
 ) -> np.ndarray:
     """Candidate points of ``problem`` in ``[lower, upper]`` (best score first).
 
     ``restarts`` points per region (the box centre, ``starts`` if given, and uniform random
-    points from ``seed``) descend the score of the module docstring for ``steps`` steps;
-    the best point each one visited is returned.
+    points from ``seed``) descend the score of the module docstring for ``steps`` steps,
+    the step falling linearly over ``step_range`` (fractions of the box width); the best
+    point each one visited is returned.
     """
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
     rng = np.random.default_rng(seed)
@@ -123,6 +125,48 @@ def descend(
         if objective is not None:
             g_y, g_x = g_y + objective[0], g_x + objective[1]
         gradient = input_gradient(problem.layers, masks, g_y) + g_x
-        alpha = 0.01 + 0.09 * (1.0 - t / steps)
+        alpha = step_range[1] + (step_range[0] - step_range[1]) * (1.0 - t / steps)
         x = np.clip(x - alpha * width * np.sign(gradient), lower, upper)
     return best_x[np.argsort(best, kind="stable")]
+
+
+def pgd(
+    problem: SearchProblem,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    check: Callable[[np.ndarray], np.ndarray],
+    *,
+    rounds: int = 4,
+    restarts: int = 8,
+    steps: int = 50,
+    seed: int = 0,
+    deadline: float | None = None,
+    keep: int = 16,
+) -> np.ndarray | None:
+    r"""A confirmed point of a feasibility problem by PGD with seeded random restarts, or ``None``.
+
+    Round ``k`` (``0 .. rounds-1``) runs :func:`descend` on the margin of every region with
+    ``restarts · 2^k`` points per region, from seed ``seed + k`` (uniform random restarts)
+    and from the ``keep`` best points of the rounds before, with a step that starts at
+    ``0.1 / 2^k`` of the box width (later rounds refine).  The points whose canonical margin
+    is within ``1e-6`` of feasible are passed to ``check`` (the exact forward pass: ``>= 0``
+    confirms); the first confirmed one (the largest margin) is returned.
+    """
+    lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+    best: np.ndarray | None = None
+    for k in range(max(1, rounds)):
+        if k and deadline is not None and time.perf_counter() > deadline:
+            break
+        high = 0.1 / 2 ** k
+        points = descend(problem, lower, upper, restarts=restarts * 2 ** k, steps=steps, seed=seed + k,
+                         deadline=deadline, starts=best, step_range=(high, high / 20))
+        margins = problem.region_margins(points, problem.forward(points)).max(axis=1)
+        order = np.argsort(-margins, kind="stable")
+        promising = points[order[margins[order] >= -1e-6]][:keep]
+        if promising.size:
+            confirmed = np.asarray(check(promising), float)
+            good = np.flatnonzero(confirmed >= 0)
+            if good.size:
+                return promising[good[np.argmax(confirmed[good])]]
+        best = points[order[:keep]]
+    return None

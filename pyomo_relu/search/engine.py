@@ -8,8 +8,9 @@ batches, best first (smallest bound; for a feasibility problem, largest margin b
 that points are met early), and each batch
 
 1. is bounded, cut, sampled and given split choices by
-   :func:`~pyomo_relu.search.nodes.process_batch` (batched CROWN, in this process or on the
-   executor's workers);
+   :func:`~pyomo_relu.search.nodes.process_batch` (batched CROWN, then alpha-CROWN on the
+   boxes CROWN leaves open, warm-started from the parent's slopes; in this process or on
+   the executor's workers);
 2. offers its candidate points to ``check`` (the exact forward pass, in this process):
    a point better than the incumbent becomes the incumbent;
 3. discards every box whose bound is at least ``min(cutoff, incumbent - gap)`` (it cannot
@@ -26,7 +27,8 @@ counterexample), at the time limit, or on Ctrl-C (``KeyboardInterrupt``).  It is
 every exit reports the incumbent (exactly checked), the proven bound and the nodes.
 
 An initial incumbent comes from :func:`~pyomo_relu.search.attack.descend` at the root and
-from ``starts``.  The engine knows nothing of Pyomo.
+from ``starts``; for a feasibility problem each round also runs the attack inside its most
+promising open boxes (largest margin bound), where narrow counterexamples are found.  The engine knows nothing of Pyomo.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import numpy as np
 from pyomo_relu.parallel import ExecutorSpec, Workers
 from pyomo_relu.search.attack import descend
 from pyomo_relu.search.leaf import UNSAT_TOLERANCE, LeafOutcome, solve_leaf
-from pyomo_relu.search.nodes import NodeBatch, process_batch
+from pyomo_relu.search.nodes import SEARCH_ALPHA_STEPS, NodeBatch, process_batch
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ BOUND_TOLERANCE = 1e-9
 MAX_DEPTH = 200
 #: Seconds given to one leaf MILP (a box is split further when its leaf times out).
 LEAF_TIME_LIMIT = 2.0
+#: Restarts and steps of the local attack in the most promising boxes of a round (feasibility problems).
+LOCAL_RESTARTS = 4
+LOCAL_STEPS = 20
 
 Check = Callable[[np.ndarray], np.ndarray]
 
@@ -103,6 +108,7 @@ class _Node:
     bound: float = field(compare=False, default=-np.inf)
     depth: int = field(compare=False, default=0)
     start: tuple | None = field(compare=False, default=None)
+    slopes: list | None = field(compare=False, default=None)
 
 
 def widen(bound: float) -> float:
@@ -140,20 +146,25 @@ class _Progress:
 class _Runner:
     """Runs batches and leaves in this process or on the workers."""
 
-    def __init__(self, workers: Workers, problem: Any, root_width: np.ndarray) -> None:
+    def __init__(self, workers: Workers, problem: Any, root_width: np.ndarray, alpha_steps: int) -> None:
         self.workers, self.problem, self.root_width = workers, problem, root_width
+        self.alpha_steps = alpha_steps
 
     def bounds(self, nodes: list[_Node], cutoff: float) -> NodeBatch:
         lower = np.stack([node.lower for node in nodes])
         upper = np.stack([node.upper for node in nodes])
         start = _stack_start(nodes)
+        slopes = _stack_slopes(nodes)
         executor = self.workers.executor
         if executor is None or len(nodes) < 8:
-            return process_batch(self.problem, lower, upper, start, self.root_width, cutoff)
+            return process_batch(self.problem, lower, upper, start, self.root_width, cutoff, slopes,
+                                 self.alpha_steps)
         parts = np.array_split(np.arange(len(nodes)), min(self.workers.count, len(nodes) // 4))
         futures = [executor.submit(process_batch, self.problem, lower[p], upper[p],
                                    None if start is None else ([a[p] for a in start[0]], [a[p] for a in start[1]]),
-                                   self.root_width, cutoff) for p in parts]
+                                   self.root_width, cutoff,
+                                   None if slopes is None else [None if a is None else a[p] for a in slopes],
+                                   self.alpha_steps) for p in parts]
         return NodeBatch.concatenate([future.result() for future in futures])
 
     def leaves(self, nodes: list[_Node], cutoff: float, time_limit: float, gap: float) -> list[LeafOutcome]:
@@ -173,6 +184,21 @@ def _stack_start(nodes: list[_Node]) -> tuple[list[np.ndarray], list[np.ndarray]
             [np.stack([node.start[1][k] for node in nodes]) for k in range(n_layers)])
 
 
+def _stack_slopes(nodes: list[_Node]) -> list | None:
+    """The nodes' warm-start slopes per layer ``(B, r, n_k)``, NaN for nodes without; ``None`` if none has any."""
+    given = next((node.slopes for node in nodes if node.slopes is not None), None)
+    if given is None:
+        return None
+    stacked = []
+    for k, template in enumerate(given):
+        if template is None:
+            stacked.append(None)
+            continue
+        blank = np.full(template.shape, np.nan, dtype=np.float32)
+        stacked.append(np.stack([blank if node.slopes is None else node.slopes[k] for node in nodes]))
+    return stacked
+
+
 def _batch_size(done: int, limit: int) -> int:
     """Small batches first (an easy problem is decided at once), then ``limit``."""
     return int(min(limit, max(1, 2 ** (done.bit_length() // 2 + 1))))
@@ -183,8 +209,9 @@ class _Search:
 
     def __init__(self, problem: Any, check: Check, gap: float, stop_at: float, cutoff: float,
                  deadline: float | None, leaf_unstable: int, leaf_time_limit: float, batch_size: int,
-                 max_nodes: int | None) -> None:
+                 max_nodes: int | None, local_attacks: int = 0, seed: int = 0) -> None:
         self.problem, self.check = problem, check
+        self.local_attacks, self.seed, self.attacks = int(local_attacks), int(seed), 0
         self.gap, self.stop_at, self.cutoff = float(gap), float(stop_at), float(cutoff)
         self.deadline, self.batch_size, self.max_nodes = deadline, batch_size, max_nodes
         self.leaf_unstable = leaf_unstable if problem.milp_ok else -1
@@ -258,7 +285,7 @@ class _Search:
         middle = 0.5 * (node.lower[d] + node.upper[d])
         left_upper, right_lower = node.upper.copy(), node.lower.copy()
         left_upper[d], right_lower[d] = middle, middle
-        return [_Node(node.priority, next(self.counter), lo, hi, node.bound, node.depth + 1, node.start)
+        return [_Node(node.priority, next(self.counter), lo, hi, node.bound, node.depth + 1, node.start, node.slopes)
                 for lo, hi in ((node.lower, left_upper), (right_lower, node.upper))]
 
     def take(self) -> list[_Node]:
@@ -297,6 +324,8 @@ class _Search:
             node.bound = max(node.bound, float(batch.bound[b]))
             node.lower, node.upper = batch.box_lower[b], batch.box_upper[b]
             node.start = ([a[b] for a in batch.lower], [a[b] for a in batch.upper])
+            if batch.slopes is not None:
+                node.slopes = [None if a is None else a[b] for a in batch.slopes]
             node.priority = node.bound if self.problem.has_objective else -float(batch.margin_bound[b].max())
             if self.prunable(node.bound) or self.decided:
                 self.discard(node.bound, float(batch.margin_bound[b].max()))
@@ -308,6 +337,8 @@ class _Search:
             self.solve_leaves(runner, [node for node, _ in leaves], splits)
         else:
             splits.extend(leaves)
+        if self.local_attacks and not self.problem.has_objective and not self.decided:
+            self.attack_best([node for node, _ in splits])
         for node, d in splits:
             if self.prunable(node.bound):
                 self.discard(node.bound)
@@ -318,6 +349,16 @@ class _Search:
                 for child in self.children(node, d):
                     self.push(child)
         self.in_flight = []
+
+    def attack_best(self, nodes: list[_Node]) -> None:
+        """PGD inside the ``local_attacks`` open boxes of largest margin bound (narrow counterexamples)."""
+        best = sorted(nodes, key=lambda node: node.priority)[: self.local_attacks]
+        for node in best:
+            self.attacks += 1
+            self.offer(descend(self.problem, node.lower, node.upper, restarts=LOCAL_RESTARTS, steps=LOCAL_STEPS,
+                               seed=self.seed + self.attacks, deadline=self.deadline))
+            if self.decided:
+                return
 
     def solve_leaves(self, runner: _Runner, leaves: list[_Node], splits: list[tuple[_Node, int]]) -> None:
         outcomes = runner.leaves(leaves, self.level(), self.leaf_time(), max(self.gap / 2, 1e-9))
@@ -352,6 +393,8 @@ def branch_and_bound(
     attack: bool = True,
     seed: int = 0,
     root_bounds: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+    alpha_steps: int = SEARCH_ALPHA_STEPS,
+    local_attacks: int = 2,
 ) -> SearchResult:
     """Minimise ``problem`` (a :class:`~pyomo_relu.search.problem.SearchProblem`) by branch and bound.
 
@@ -376,17 +419,20 @@ def branch_and_bound(
         seed: seed of the attack's random starting points.
         root_bounds: per-layer ``(lower, upper)`` neuron bounds valid on the whole box (e.g.
             from LP tightening); every sub-box starts from them.
+        alpha_steps: alpha-CROWN steps on each box CROWN does not prune (``0``: CROWN only).
+        local_attacks: for a feasibility problem, PGD (:func:`~pyomo_relu.search.attack.descend`)
+            inside this many open boxes of largest margin bound after each round (``0``: none).
     """
     began = time.perf_counter()
     if time_limit is not None:
         deadline = min(deadline if deadline is not None else np.inf, began + float(time_limit))
     search = _Search(problem, check, gap, stop_at, cutoff, deadline, leaf_unstable, leaf_time_limit, batch_size,
-                     max_nodes)
+                     max_nodes, local_attacks if attack or not problem.has_objective else 0, seed)
     lower, upper = np.asarray(problem.lower, float), np.asarray(problem.upper, float)
     bar = _Progress(progress)
     status, reason = "", ""
     with Workers(executor) as workers:
-        runner = _Runner(workers, problem, upper - lower)
+        runner = _Runner(workers, problem, upper - lower, int(alpha_steps))
         try:
             if starts is not None and len(starts):
                 search.offer(np.clip(np.atleast_2d(starts), lower, upper))

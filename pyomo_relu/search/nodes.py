@@ -4,7 +4,10 @@ For a batch of ``B`` boxes, :func:`process_batch`
 
 1. runs the batched CROWN of :mod:`pyomo_relu.bounds.crown` (every layer the tightest of
    interval, CROWN and the parent box's bounds) and the linear lower bounds
-   ``g_i(x) >= λ_i·x + μ_i`` of every problem row (objective and region rows);
+   ``g_i(x) >= λ_i·x + μ_i`` of every problem row (objective and region rows); on the
+   boxes CROWN does not prune, alpha-CROWN (:func:`pyomo_relu.bounds.alpha.optimise_rows`)
+   optimises the lower slopes per box and row, warm-started from the parent's slopes, and
+   its forms join CROWN's (every later step uses the best of them);
 2. bounds each region's margin, ``max_x min_i (b_i - g_i(x)) <= U_p = min_i (b_i - lb_i)``: a
    box where every region has ``U_p < -tol`` holds no feasible point;
 3. cuts the box to the part that can still hold a feasible point better than ``cutoff``
@@ -31,7 +34,8 @@ from typing import Sequence
 
 import numpy as np
 
-from pyomo_relu.bounds.crown import batch_crown, linear_bounds
+from pyomo_relu.bounds.alpha import initial_slopes, optimise_rows
+from pyomo_relu.bounds.crown import BatchBounds, batch_crown, linear_bounds
 from pyomo_relu.search.problem import SearchProblem
 
 __all__ = ["NodeBatch", "SAFE_MARGIN", "process_batch", "shrink_box"]
@@ -43,6 +47,11 @@ SAFE_MARGIN = 1e-9
 LOPSIDED = 64.0
 
 Start = tuple[list[np.ndarray], list[np.ndarray]]
+#: Per layer ``(B, r, n_k)`` lower slopes of every row (``None`` for max layers; NaN: no warm start).
+Slopes = list
+
+#: alpha-CROWN steps per box in the search (warm starts make a few enough).
+SEARCH_ALPHA_STEPS = 8
 
 
 @dataclass
@@ -66,6 +75,7 @@ class NodeBatch:
     upper: list[np.ndarray]
     box_lower: np.ndarray
     box_upper: np.ndarray
+    slopes: Slopes | None = None
 
     @staticmethod
     def concatenate(parts: Sequence["NodeBatch"]) -> "NodeBatch":
@@ -77,6 +87,8 @@ class NodeBatch:
             [np.concatenate([p.lower[k] for p in parts]) for k in range(n_layers)],
             [np.concatenate([p.upper[k] for p in parts]) for k in range(n_layers)],
             cat("box_lower"), cat("box_upper"),
+            None if parts[0].slopes is None else
+            [None if s is None else np.concatenate([p.slopes[k] for p in parts]) for k, s in enumerate(parts[0].slopes)],
         )
 
 
@@ -158,13 +170,57 @@ def _minimum(coef: np.ndarray, const: np.ndarray, lower: np.ndarray, upper: np.n
     return np.where(coef > 0, coef * lower, coef * upper).sum(axis=1) + const
 
 
+def alpha_rows(
+    problem: SearchProblem, bounds: BatchBounds, forms: list, row_lower: np.ndarray, cutoff: float,
+    slopes: Slopes | None, steps: int, signs: Slopes | None = None,
+) -> tuple[list, np.ndarray, Slopes | None]:
+    """alpha-CROWN on the boxes that CROWN's ``row_lower`` does not prune; the forms get one more.
+
+    Returns the forms (CROWN's and, where optimised, alpha-CROWN's), the improved row bounds
+    and every box's slopes (the optimised ones, or the warm start it was given).  ``signs``
+    (per layer ``(B, n_k)``, +1/-1 for ReLUs split active/inactive) add beta-CROWN's multipliers.
+    """
+    if steps <= 0 or not np.all(np.isfinite(bounds.input_lower)) or not np.all(np.isfinite(bounds.input_upper)):
+        return forms, row_lower, slopes
+    slack = problem.rhs - row_lower
+    alive = ~np.all(problem.reduce_min(slack + safe_margin(problem.rhs)) < 0, axis=1)
+    if problem.has_objective:
+        alive &= row_lower[:, 0] < cutoff
+    boxes = np.flatnonzero(alive)
+    if boxes.size == 0:
+        return forms, row_lower, slopes
+    widths = [layer.n_outputs for layer in problem.layers]
+    rows = problem.rows_y.shape[0]
+    start = initial_slopes([relaxed for relaxed in bounds.relaxations], rows, widths)
+    if slopes is not None:  # warm start from the parent where it has slopes
+        start = [None if s is None else np.where(np.isnan(given), s, given)
+                 for s, given in zip(start, (np.asarray(g, float) if g is not None else None for g in slopes))]
+    warm = [None if s is None else s[boxes] for s in start]
+    best, alpha_lower, (coef, const) = optimise_rows(bounds, widths, problem.rows_y, problem.rows_x, boxes,
+                                                     slopes=warm, steps=steps, signs=signs)
+    row_lower = row_lower.copy()
+    row_lower[boxes] = np.maximum(row_lower[boxes], alpha_lower)
+    full_coef, full_const = forms[0][0].copy(), forms[0][1].copy()
+    full_coef[boxes], full_const[boxes] = coef, const
+    for s, found in zip(start, best.slopes):
+        if s is not None:
+            s[boxes] = found
+    return forms + [(full_coef, full_const)], row_lower, [None if s is None else s.astype(np.float32) for s in start]
+
+
 def process_batch(
     problem: SearchProblem, lower: np.ndarray, upper: np.ndarray, start: Start | None,
-    root_width: np.ndarray, cutoff: float = np.inf,
+    root_width: np.ndarray, cutoff: float = np.inf, slopes: Slopes | None = None,
+    alpha_steps: int = SEARCH_ALPHA_STEPS,
 ) -> NodeBatch:
-    """Bounds, cuts, candidates and split choices for the boxes ``[lower, upper]`` (see the module docstring)."""
+    """Bounds, cuts, candidates and split choices for the boxes ``[lower, upper]`` (see the module docstring).
+
+    ``slopes`` warm-start alpha-CROWN (the parents' slopes, NaN where a box has none);
+    ``alpha_steps=0`` keeps CROWN only.
+    """
     bounds = batch_crown(problem.layers, lower, upper, start)
     forms, row_lower = linear_bounds(bounds, problem.rows_y, problem.rows_x)
+    forms, row_lower, slopes = alpha_rows(problem, bounds, forms, row_lower, cutoff, slopes, alpha_steps)
     slack_bound = problem.rhs - row_lower                               # (B, r) >= b_i - g_i(x)
     margin_bound = problem.reduce_min(slack_bound)                      # (B, P)
     # a region is excluded when one of its rows is exceeded by more than its safe margin
@@ -198,4 +254,4 @@ def process_batch(
     flat = candidates.reshape(-1, lower.shape[1])
     values = problem.values(flat, problem.forward(flat)).reshape(candidates.shape[:2])
     return NodeBatch(bound, margin_bound, split_dim, bounds.unstable(), candidates, values,
-                     bounds.lower, bounds.upper, box_lower, box_upper)
+                     bounds.lower, bounds.upper, box_lower, box_upper, slopes)

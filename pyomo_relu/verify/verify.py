@@ -46,14 +46,17 @@ the search stops at its first confirmed point.
 1. **Bounds** on the case's box: CROWN with the specification rows back-substituted
    (:func:`pyomo_relu.bounds.crown.linear_bounds`); polytopes whose margin bound is
    negative are dropped.
-2. **Attack**: sign-gradient ascent on the margin (:func:`pyomo_relu.search.attack.descend`).
+2. **Attack**: PGD with seeded random restarts on the margin of every open polytope
+   (:func:`pyomo_relu.search.attack.pgd`), every point confirmed by the forward pass.
 3. Low-dimensional inputs (at most ``split_max_inputs``, e.g. ACAS Xu): the engine's
    **input-domain branch and bound** (:func:`pyomo_relu.search.engine.branch_and_bound`)
    with leaf MILPs on sub-boxes that have few unstable neurons.
 4. Otherwise the requested bounds chain (``interval``, ``crown``, ``lp``, ... as registered
    in :data:`pyomo_relu.bounds.chain.METHODS`; unknown or failing methods are skipped with
-   a warning) tightens the neurons over the box, the bound test is repeated, and the
-   remaining polytopes go to the MILP.
+   a warning) tightens the neurons over the box, the bound test is repeated with
+   alpha-CROWN on the specification rows, then **ReLU branching**
+   (:mod:`pyomo_relu.search.relu_branch`, alpha/beta-CROWN per domain) gets half the time
+   left, and the polytopes still open go to the MILP.
 
 Soundness rules
 ---------------
@@ -78,12 +81,14 @@ import numpy as np
 
 from pyomo_relu.network import NetworkDefinition
 from pyomo_relu.options import strict_keywords
+from pyomo_relu.bounds.alpha import optimise_rows
 from pyomo_relu.bounds.crown import batch_crown, linear_bounds
-from pyomo_relu.search.attack import descend
+from pyomo_relu.search.attack import descend, pgd
 from pyomo_relu.search.engine import branch_and_bound
 from pyomo_relu.search.leaf import LEAF_TOLERANCE, UNSAT_TOLERANCE, MilpOutcome, NetworkMilp
 from pyomo_relu.search.nodes import SAFE_MARGIN, safe_margin, shrink_box
 from pyomo_relu.search.problem import SearchProblem, as_regions
+from pyomo_relu.search.relu_branch import relu_branch_and_bound
 from pyomo_relu.verify.vnnlib import Case, Specification
 
 logger = logging.getLogger(__name__)
@@ -229,6 +234,7 @@ class _Context:
     split_max_inputs: int
     executor: Executor | int | None
     seed: int
+    relu_split: bool = True
     subproblems: int = 0
     best_bound: float = -np.inf
     details: dict[str, Any] = field(default_factory=dict)
@@ -260,6 +266,7 @@ def verify(
     executor: Executor | int | None = None,
     split_max_inputs: int = SPLIT_MAX_INPUTS,
     seed: int = 0,
+    relu_split: bool = True,
 ) -> VerifyResult:
     """Decide the property ``spec`` for ``net``: ``"sat"``, ``"unsat"`` or ``"unknown"``.
 
@@ -271,6 +278,8 @@ def verify(
         bounds: neuron bounds chain for the MILP path (names of
             :data:`pyomo_relu.bounds.chain.METHODS`).
         split: use input splitting for networks with at most ``split_max_inputs`` inputs.
+        relu_split: for more inputs, branch on ReLU phases (alpha/beta-CROWN bounds per
+            domain) for half the time left before the per-polytope MILPs.
         executor: ``None``, a number of processes or a ``concurrent.futures.Executor``,
             used by the ``lp`` bounds and by the splitting rounds.
         seed: seed of the random starting points of the attack.
@@ -280,7 +289,7 @@ def verify(
     start = time.perf_counter()
     spec.check_network(net.n_inputs, net.n_outputs)
     ctx = _Context(net, net.canonical_layers, None if time_limit is None else start + float(time_limit),
-                   bounds, split, split_max_inputs, executor, seed)
+                   bounds, split, split_max_inputs, executor, seed, relu_split)
     unknown: _CaseOutcome | None = None
     bound = -np.inf
     for index, case in enumerate(spec.cases):
@@ -378,16 +387,20 @@ def _exact_margin(net: NetworkDefinition, case: Case):
     return check
 
 
+#: Share of the time limit (at most :data:`ATTACK_SECONDS`) the attack may take before the search.
+ATTACK_SHARE = 0.05
+ATTACK_SECONDS = 5.0
+#: Rounds of the attack (restarts double each round, the step shrinks).
+ATTACK_ROUNDS = 4
+
+
 def _attack(ctx: _Context, problem: SearchProblem, exact: Any) -> np.ndarray | None:
-    points = descend(problem, problem.lower, problem.upper, restarts=6, seed=ctx.seed, deadline=ctx.deadline)
-    margins = problem.region_margins(points, problem.forward(points)).max(axis=1)
-    promising = points[margins >= -1e-6][:16]
-    if promising.size:
-        confirmed = exact(promising)
-        good = np.flatnonzero(confirmed >= 0)
-        if good.size:
-            return promising[good[np.argmax(confirmed[good])]]
-    return None
+    """PGD with seeded random restarts on every open polytope's margin (:func:`~pyomo_relu.search.attack.pgd`)."""
+    left = ctx.left()
+    budget = ATTACK_SECONDS if left is None else min(ATTACK_SECONDS, ATTACK_SHARE * left)
+    deadline = time.perf_counter() + budget
+    return pgd(problem, problem.lower, problem.upper, exact, rounds=ATTACK_ROUNDS, restarts=8, seed=ctx.seed,
+               deadline=deadline)
 
 
 #: Seconds given to a MILP on one sub-box during splitting (it is split further on a time-out).
@@ -448,6 +461,44 @@ def _repair(ctx: _Context, problem: SearchProblem, lower: np.ndarray, upper: np.
     return None
 
 
+#: Share of the time left that ReLU branching may take before the MILPs (high-dimensional inputs).
+RELU_SPLIT_SHARE = 0.5
+
+
+def _verify_by_relu_split(ctx: _Context, problem: SearchProblem, exact: Any,
+                          pre: tuple[list, list]) -> _CaseOutcome | None:
+    """ReLU-phase branch and bound (:mod:`pyomo_relu.search.relu_branch`) for part of the time left.
+
+    A decision (a confirmed point, or every domain excluded) is returned; otherwise ``None``
+    and the MILPs take the rest of the time.
+    """
+    left = ctx.left()
+    deadline = None if left is None else time.perf_counter() + RELU_SPLIT_SHARE * left
+    result = relu_branch_and_bound(problem, exact, pre, deadline=deadline)
+    ctx.subproblems += result.domains
+    ctx.details["relu_domains"] = ctx.details.get("relu_domains", 0) + result.domains
+    ctx.details.setdefault("methods", []).append("relu-split")
+    if result.status == "feasible" and result.x is not None:
+        return _CaseOutcome("sat", result.x, method="relu-split")
+    if result.status == "infeasible":
+        return _CaseOutcome("unsat", bound=result.margin_bound, method="relu-split")
+    logger.debug("ReLU branching stopped (%s) after %d domains", result.reason, result.domains)
+    return None
+
+
+#: alpha-CROWN steps on the specification rows at the root of the MILP path.
+ROOT_ALPHA_STEPS = 40
+
+
+def _alpha_root(problem: SearchProblem, bounds: Any, row_lower: np.ndarray, forms: list) -> tuple[np.ndarray, list]:
+    """The root's row bounds and forms with alpha-CROWN's (:func:`pyomo_relu.bounds.alpha.optimise_rows`) added."""
+    if not (np.all(np.isfinite(problem.lower)) and np.all(np.isfinite(problem.upper))):
+        return row_lower, forms
+    widths = [layer.n_outputs for layer in problem.layers]
+    _, alpha_lower, form = optimise_rows(bounds, widths, problem.rows_y, problem.rows_x, steps=ROOT_ALPHA_STEPS)
+    return np.maximum(row_lower, alpha_lower), forms + [form]
+
+
 def _verify_by_milp(ctx: _Context, problem: SearchProblem, exact: Any, crown: tuple) -> _CaseOutcome:
     net = ctx.net
     bounds, row_lower, forms = crown
@@ -460,9 +511,16 @@ def _verify_by_milp(ctx: _Context, problem: SearchProblem, exact: Any, crown: tu
         bounds, row_lower, forms = _root_bounds(problem, start)
         pre = ([a[0] for a in bounds.lower], [a[0] for a in bounds.upper])
         remaining, margins = _open_regions(problem, row_lower)
+    if remaining:
+        row_lower, forms = _alpha_root(problem, bounds, row_lower, forms)
+        remaining, margins = _open_regions(problem, row_lower)
     best = float(np.max(margins)) if margins.size else -np.inf
     if not remaining:
         return _CaseOutcome("unsat", bound=best, method="bounds")
+    if ctx.relu_split:
+        decided = _verify_by_relu_split(ctx, _only(problem, remaining), exact, pre)
+        if decided is not None:
+            return decided
     ctx.details["milp_polytopes"] = ctx.details.get("milp_polytopes", 0) + len(remaining)
     ctx.details["methods"].append("milp")
     proven = [margins[p] for p in range(problem.n_regions) if p not in remaining]

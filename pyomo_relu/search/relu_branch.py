@@ -1,0 +1,193 @@
+r"""Branch and bound on ReLU phases, for feasibility problems with many inputs (MNIST).
+
+Input splitting halves one of ``n`` input widths per step, hopeless for ``n = 784``.  Here a
+**domain** is the input box with some unstable ReLUs fixed to a phase: ``z_j <= 0``
+(inactive, its upper bound set to 0) or ``z_j >= 0`` (active, lower bound 0).  The two
+children of a domain cover it, so a property holds when every domain is excluded.
+
+Per batch of domains (:func:`relu_branch_and_bound`):
+
+1. batched CROWN with each domain's neuron bounds as ``start``
+   (:func:`~pyomo_relu.bounds.crown.batch_crown`), then alpha-CROWN on the specification
+   rows warm-started from the parent's slopes (:func:`pyomo_relu.search.nodes.alpha_rows`).
+   A fixed neuron's relaxation is exact on the domain, and every line is valid on the
+   domain's points, so the minimum over the whole box is a sound bound on the domain.
+   With ``beta=True`` the split constraints ``s_j z_j >= 0`` enter the bound as Lagrangian
+   terms ``-β_j s_j z_j`` (``β >= 0``, beta-CROWN; sound for every ``β`` because each term
+   is ``<= 0`` on the domain), optimised with the slopes;
+2. a domain whose every region's margin bound is below ``-SAFE_MARGIN`` is discarded;
+3. the corners minimising each row's linear lower bound are checked by ``check`` (the
+   exact forward pass): a confirmed point decides ``sat``;
+4. each open domain is split on the unstable neuron of largest BaBSR intercept score
+   (:func:`pyomo_relu.bounds.alpha.intercept_scores`) summed over the rows bounding its
+   open regions.
+
+A domain with no unstable neuron left that is still open cannot be split (its bound is
+that of a linear function over the whole box) and leaves the answer ``unknown``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+import numpy as np
+
+from pyomo_relu.bounds.alpha import expand, initial_slopes, intercept_scores
+from pyomo_relu.bounds.crown import batch_crown, linear_bounds
+from pyomo_relu.search.nodes import SAFE_MARGIN, SEARCH_ALPHA_STEPS, alpha_rows, safe_margin
+from pyomo_relu.search.problem import SearchProblem
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ReluSearchResult", "relu_branch_and_bound"]
+
+#: Domains kept at most (each holds its neuron bounds and slopes); beyond it the answer is unknown.
+MAX_DOMAINS = 8000
+
+
+@dataclass
+class ReluSearchResult:
+    """``status``: ``"feasible"`` (``x`` confirmed by ``check``), ``"infeasible"`` (every domain
+    excluded: ``margin_bound`` is the largest margin bound met), or ``"unknown"`` (``reason``)."""
+
+    status: str
+    x: np.ndarray | None
+    domains: int
+    margin_bound: float
+    reason: str = ""
+
+
+@dataclass(order=True)
+class _Domain:
+    priority: float
+    order: int
+    lower: list = field(compare=False)
+    upper: list = field(compare=False)
+    signs: list = field(compare=False)
+    slopes: list | None = field(compare=False, default=None)
+
+
+def _stack(domains: list[_Domain]) -> tuple[tuple[list, list], list, list | None]:
+    n = len(domains[0].lower)
+    start = ([np.stack([d.lower[k] for d in domains]) for k in range(n)],
+             [np.stack([d.upper[k] for d in domains]) for k in range(n)])
+    signs = [np.stack([d.signs[k] for d in domains]) for k in range(n)]
+    if any(d.slopes is None for d in domains):
+        return start, signs, None
+    return start, signs, [None if s is None else np.stack([d.slopes[k] for d in domains])
+                          for k, s in enumerate(domains[0].slopes)]
+
+
+def _choose(problem: SearchProblem, bounds, slopes, slack: np.ndarray, margin: np.ndarray) -> list[tuple[int, int] | None]:
+    """Per domain, ``(layer, neuron)`` of the largest BaBSR score over its open regions' bounding rows."""
+    widths = [layer.n_outputs for layer in problem.layers]
+    batch = slack.shape[0]
+    if slopes is None:
+        slopes = initial_slopes(bounds.relaxations, problem.rows_y.shape[0], widths)
+    coef = np.broadcast_to(-problem.rows_y, (batch,) + problem.rows_y.shape)
+    scores = intercept_scores(bounds.relaxations, widths, coef, [None if s is None else np.asarray(s, float)
+                                                                 for s in slopes])
+    weight = np.zeros(slack.shape)
+    for p in range(problem.n_regions):
+        rows = problem.region_rows(p)
+        best = rows[np.argmin(slack[:, rows], axis=1)]
+        weight[np.arange(batch), best] += margin[:, p] >= -SAFE_MARGIN
+    choices: list[tuple[int, int] | None] = []
+    per_layer = [None if s is None else np.einsum("br,brn->bn", weight, s) for s in scores]
+    for b in range(batch):
+        best_value, best_choice = 0.0, None
+        for k, (score, relaxed) in enumerate(zip(per_layer, bounds.relaxations)):
+            if score is None:
+                continue
+            unstable = np.zeros(widths[k], bool)
+            unstable[relaxed.keep] = relaxed.unstable[b]
+            values = np.where(unstable, score[b] + 1e-12, 0.0)
+            j = int(np.argmax(values))
+            if values[j] > best_value:
+                best_value, best_choice = float(values[j]), (k, j)
+        choices.append(best_choice)
+    return choices
+
+
+def _candidates(problem: SearchProblem, form: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Per domain and row, the input corner minimising the row's linear lower bound."""
+    coef = form[0]
+    return np.where(coef > 0, problem.lower, problem.upper).reshape(-1, problem.n_inputs)
+
+
+def relu_branch_and_bound(
+    problem: SearchProblem,
+    check: Callable[[np.ndarray], np.ndarray],
+    root: tuple[Sequence[np.ndarray], Sequence[np.ndarray]],
+    *,
+    deadline: float | None = None,
+    batch_size: int = 32,
+    alpha_steps: int = SEARCH_ALPHA_STEPS,
+    max_domains: int = MAX_DOMAINS,
+    beta: bool = True,
+) -> ReluSearchResult:
+    """Decide the feasibility problem ``problem`` by splitting ReLUs (see the module docstring).
+
+    ``check(X)`` returns the exact margin of each row of ``X`` (``>= 0``: a confirmed point);
+    ``root`` are per-layer neuron bounds valid on the whole box (e.g. CROWN or LP bounds).
+    ``beta`` adds the split constraints to the bounds with optimised multipliers (beta-CROWN).
+    """
+    counter = itertools.count()
+    queue = [_Domain(0.0, next(counter), [np.asarray(a, float) for a in root[0]], [np.asarray(a, float) for a in root[1]],
+                     [np.zeros(layer.n_outputs, np.int8) for layer in problem.layers])]
+    processed, best_margin, stuck = 0, -np.inf, 0
+    while queue:
+        if deadline is not None and time.perf_counter() >= deadline:
+            return ReluSearchResult("unknown", None, processed, best_margin, "time limit")
+        if len(queue) > max_domains:
+            return ReluSearchResult("unknown", None, processed, best_margin, f"more than {max_domains} open domains")
+        domains = [heapq.heappop(queue) for _ in range(min(batch_size, len(queue)))]
+        processed += len(domains)
+        start, signs, slopes = _stack(domains)
+        batch = len(domains)
+        lower, upper = np.tile(problem.lower, (batch, 1)), np.tile(problem.upper, (batch, 1))
+        bounds = batch_crown(problem.layers, lower, upper, start)
+        forms, row_lower = linear_bounds(bounds, problem.rows_y, problem.rows_x)
+        if beta:
+            bounds = replace(bounds, relaxations=[expand(r, layer) if np.any(sign) else r for r, layer, sign
+                                                  in zip(bounds.relaxations, problem.layers, signs)])
+        forms, row_lower, slopes = alpha_rows(problem, bounds, forms, row_lower, np.inf, slopes, alpha_steps,
+                                              [s.astype(float) for s in signs] if beta else None)
+        slack = problem.rhs - row_lower
+        margin = problem.reduce_min(slack)
+        excluded = np.all(problem.reduce_min(slack + safe_margin(problem.rhs)) < 0, axis=1)
+        points = _candidates(problem, forms[-1])
+        values = np.asarray(check(points), float)
+        if np.any(values >= 0):
+            return ReluSearchResult("feasible", points[int(np.argmax(values))], processed, best_margin)
+        best_margin = max(best_margin, float(np.max(np.where(excluded[:, None], margin, -np.inf))))
+        open_ = np.flatnonzero(~excluded)
+        if open_.size == 0:
+            continue
+        choices = _choose(problem, bounds, slopes, slack, margin)
+        for b in open_:
+            if choices[b] is None:
+                stuck += 1
+                continue
+            k, j = choices[b]
+            own = [None if s is None else s[b] for s in slopes] if slopes is not None else None
+            lo, hi = [a[b] for a in bounds.lower], [a[b] for a in bounds.upper]
+            priority = -float(margin[b].max())
+            for phase in (-1, 1):
+                child_lo, child_hi = [a.copy() for a in lo], [a.copy() for a in hi]
+                child_signs = [a[b].copy() for a in signs]
+                child_signs[k][j] = phase
+                if phase < 0:
+                    child_hi[k][j] = 0.0
+                else:
+                    child_lo[k][j] = 0.0
+                heapq.heappush(queue, _Domain(priority, next(counter), child_lo, child_hi, child_signs, own))
+    if stuck:
+        return ReluSearchResult("unknown", None, processed, best_margin,
+                                f"{stuck} domain(s) without unstable neurons left open")
+    return ReluSearchResult("infeasible", None, processed, best_margin)

@@ -36,8 +36,11 @@ def process_context() -> multiprocessing.context.BaseContext:
 
 
 def ignore_interrupts() -> None:
-    """Worker initializer: Ctrl-C is the parent's to handle (it then stops the workers)."""
+    """Worker initializer: Ctrl-C is the parent's to handle (it then stops the workers), and
+    SIGTERM (how the parent stops them) ends a worker quietly, whatever handler it inherited
+    by fork (the CLI turns SIGTERM into KeyboardInterrupt in the parent)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def worker_count(executor: Executor | None) -> int:

@@ -235,7 +235,10 @@ def highs_option_names() -> tuple[str, ...]:
     """The option names HiGHS knows (it would only log an unknown one and carry on)."""
     import highspy
 
-    return tuple(n for n in dir(highspy.HighsOptions()) if not n.startswith("_"))
+    from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS
+
+    # HighsOptions lists the common options; the package's own defaults are advanced ones
+    return tuple(n for n in dir(highspy.HighsOptions()) if not n.startswith("_")) + tuple(HIGHS_TIME_LIMIT_OPTIONS)
 
 
 def _check_forward(model: Any, result: SolveResult) -> None:
@@ -268,6 +271,9 @@ def _is_exact(block: Any) -> bool:
     (not an LP relaxation such as ``core.relax_integer_vars``; ``complementarity`` has none either)."""
     if any(name in ("pwl", "relaxation", "complementarity") for name, _ in block._layer_contexts):
         return False
+    if any(len(getattr(ctx, "steps", ())) and float(ctx.options.get("eps", 1.0)) == 0.0
+           for _, ctx in block._layer_contexts):
+        return False  # step neurons with eps=0: the closure, both levels allowed at 0 (a relaxation)
     bounds = block.neuron_bounds
     if not any(bounds.unstable(k).any() for k in range(bounds.n_layers)):
         return True

@@ -60,11 +60,13 @@ from pyomo_relu.step import levels, unstable_step
 name = "step"
 #: The default ``ε`` of ``z <= -ε`` on the lower level (see the module doc).
 DEFAULT_EPS = 1e-5
+#: The option names this formulation takes.
+OPTIONS = ("eps",)
 
 
 def validate_options(options: dict[str, Any]) -> None:
     """``eps``: a finite number >= 0."""
-    check_options(options, ("eps",), "formulation 'step'")
+    check_options(options, OPTIONS, "formulation 'step'")
     eps = options.get("eps", DEFAULT_EPS)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not np.isfinite(eps) or eps < 0:
         raise InvalidValueError(f"formulation 'step': eps must be a finite number >= 0, not {eps!r}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyomo.environ as pe
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st, example
 
 from pyomo_relu import DenseLayer, NetworkDefinition, ReLUNetBlock, load_onnx, solve, tighten
 from pyomo_relu.errors import SolverError
@@ -38,9 +38,10 @@ def model_with(net: NetworkDefinition, formulation: object = "bigm", sense=pe.ma
 
 
 def both_routes(m: pe.ConcreteModel) -> tuple[object, object]:
-    """Pyomo's route, then the bulk one (whose solution stays loaded)."""
-    pyomo = solve(m, "highs", handoff="pyomo")
-    bulk = solve(m, "highs", handoff="bulk")
+    """Pyomo's route, then the bulk one (whose solution stays loaded); both to a tight gap, so
+    their optima agree to the solver's feasibility tolerance (HiGHS's default gaps: 1e-4 relative, 1e-6 absolute)."""
+    pyomo = solve(m, "highs", handoff="pyomo", mip_gap=1e-9, options={"mip_abs_gap": 1e-9})
+    bulk = solve(m, "highs", handoff="bulk", mip_gap=1e-9, options={"mip_abs_gap": 1e-9})
     return bulk, pyomo
 
 
@@ -73,11 +74,14 @@ def test_bigm_rows_come_from_arrays_and_user_rows_through_repn() -> None:
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), minimize=st.booleans())
+@example(seed=449, minimize=True)  # the two routes differed by 1.4e-6 (CI, 2026-12-03)
 def test_bulk_matches_pyomo_on_random_networks(seed: int, minimize: bool) -> None:
     net = random_net(seed, (3, 8, 6, 2))
     m = model_with(net, "bigm", pe.minimize if minimize else pe.maximize)
     bulk, pyomo = both_routes(m)
-    assert bulk.objective == pytest.approx(pyomo.objective, abs=1e-6)
+    # HiGHS's feasibility tolerance (1e-7 on rows with big-M coefficients) moves an "optimum"
+    # by ~1e-7 relative: seed 449 gave -15.0324568 (Pyomo route) vs -15.0324582 (bulk, exact)
+    assert bulk.objective == pytest.approx(pyomo.objective, rel=1e-6, abs=1e-6)
     assert bulk.bound == pytest.approx(pyomo.objective, abs=1e-4 * max(1.0, abs(pyomo.objective)))  # HiGHS mip_rel_gap
 
 

@@ -66,7 +66,7 @@ MIN_RELATIVE_WIDTH = 1e-4
 #: Working copies by key: (owner thread, owner process, (model, saved bounds)); workers
 #: forked after a copy was stored inherit it.
 _MODELS: dict[str, tuple[int, int, Any]] = {}
-#: Copies unpickled by threads of executors that are not forked pools (Dask, threads).
+#: Copies cloned by threads of executors that are not forked pools (Dask, threads).
 _COPIES = threading.local()
 
 
@@ -104,12 +104,12 @@ def solve_split(model: Any, solver: str = "highs", *, time_limit: float | None =
     branch, lower, upper = _branching_box(work)
     state = _Search(sign, gap)
     state.push(_Box(-np.inf, 0, lower, upper))
-    blob = None
+    shipped = None
     try:
         with Workers(executor) as workers:
             if workers.executor is not None and workers.owned is None:
-                blob = _serialise(_MODELS[key][2])  # a foreign executor (Dask, ...) gets the model itself
-            _run(state, workers, key, blob, branch, (lower, upper), solver, gap, options or {}, deadline, progress)
+                shipped = _MODELS[key][2]  # a foreign executor (Dask, ...) gets the model itself
+            _run(state, workers, key, shipped, branch, (lower, upper), solver, gap, options or {}, deadline, progress)
     except KeyboardInterrupt:
         state.message = "interrupted"
     finally:
@@ -162,7 +162,7 @@ class _Search:
         return status, None if not np.isfinite(bound) else float(self.sign * bound)
 
 
-def _run(state: _Search, workers: Workers, key: str, blob: bytes | None, branch: list[str],
+def _run(state: _Search, workers: Workers, key: str, shipped: Any, branch: list[str],
          root: tuple[np.ndarray, np.ndarray], solver: str, gap: float, options: dict[str, Any],
          deadline: float | None, progress: bool) -> None:
     """The loop: keep up to ``workers.count`` boxes in flight, best bound first."""
@@ -172,7 +172,7 @@ def _run(state: _Search, workers: Workers, key: str, blob: bytes | None, branch:
             return
         box = _next_box(state)
         if box is not None:
-            task = (key, blob, branch, box.lower, box.upper, root, state.sign * state.incumbent, solver, gap,
+            task = (key, shipped, branch, box.lower, box.upper, root, state.sign * state.incumbent, solver, gap,
                     options, _node_seconds(deadline))
             if workers.executor is None:
                 state.running[0] = box
@@ -230,13 +230,13 @@ def _absorb(state: _Search, box: _Box, outcome: dict[str, Any]) -> None:
         state.push(_Box(bound, next(state.counter), child_lower, child_upper, box.depth + 1))
 
 
-def solve_box(key: str, blob: bytes | None, branch: list[str], lower: np.ndarray, upper: np.ndarray,
+def solve_box(key: str, shipped: Any, branch: list[str], lower: np.ndarray, upper: np.ndarray,
               root: tuple[np.ndarray, np.ndarray], cutoff: float, solver: str, gap: float,
               options: dict[str, Any], seconds: float | None) -> dict[str, Any]:
     """Solve the sub-MILP of one box (in this process or a worker); returns a picklable summary."""
     from pyomo_relu.solvers import solve
 
-    work, saved = _model(key, blob)
+    work, saved = _model(key, shipped)
     objective, sign = _objective(work)
     widths = (upper - lower) / np.maximum(root[1] - root[0], 1e-300)
     i = int(np.argmax(widths))
@@ -358,30 +358,22 @@ def _saved_bounds(work: Any) -> dict[str, tuple[Any, Any]]:
     return {var.name: (var.lb, var.ub) for var in _kept_vars(work)}
 
 
-def _model(key: str, blob: bytes | None) -> tuple[Any, dict[str, tuple[Any, Any]]]:
+def _model(key: str, shipped: Any) -> tuple[Any, dict[str, tuple[Any, Any]]]:
     """The working copy for this thread: the search's own in its thread or in a forked worker
-    (which inherited a private copy), else one unpickled from ``blob`` (one per thread)."""
+    (which inherited a private copy), else a clone of the ``(model, saved bounds)`` the
+    executor delivered (Dask serialises task arguments itself; threads of one process would
+    share the object), made once per thread."""
     entry = _MODELS.get(key)
     if entry is not None and (entry[0] == threading.get_ident() or entry[1] != os.getpid()):
         return entry[2]
     copies = getattr(_COPIES, "models", {})
     if key not in copies:
-        if blob is None:
+        if shipped is None:
             raise PyomoReluError("internal error: a split worker has no copy of the model")
-        import cloudpickle
-
-        copies = {key: cloudpickle.loads(blob)}  # one model per thread at a time
+        model, saved = shipped
+        copies = {key: (model.clone(), dict(saved))}  # one model per thread at a time
         _COPIES.models = copies
     return copies[key]
-
-
-def _serialise(model: Any) -> bytes:
-    try:
-        import cloudpickle
-    except ImportError:  # pragma: no cover - dask brings cloudpickle
-        raise PyomoReluError("strategy='split' with an executor other than a number of processes needs "
-                             "cloudpickle (pip install cloudpickle, or dask[distributed])") from None
-    return cloudpickle.dumps(model)
 
 
 def _network_blocks(model: Any) -> list[Any]:

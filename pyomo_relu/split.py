@@ -63,9 +63,9 @@ RETIGHTEN_LP_WEIGHTS = 50_000
 #: Boxes narrower than this (relative to the root box) in every input are solved to the end.
 MIN_RELATIVE_WIDTH = 1e-4
 
-#: Working copies by key: (owner thread, owner process, (model, saved bounds)); workers
-#: forked after a copy was stored inherit it.
-_MODELS: dict[str, tuple[int, int, Any]] = {}
+#: Working copies by key: (owner thread, owner process, :class:`_Work`); workers forked
+#: after a copy was stored inherit it.
+_MODELS: dict[str, tuple[int, int, "_Work"]] = {}
 #: Copies cloned by threads of executors that are not forked pools (Dask, threads).
 _COPIES = threading.local()
 
@@ -100,7 +100,7 @@ def solve_split(model: Any, solver: str = "highs", *, time_limit: float | None =
     blocks = _network_blocks(model)
     work = model.clone()
     key = f"{id(work)}-{time.time_ns()}"
-    _MODELS[key] = (threading.get_ident(), os.getpid(), (work, _saved_bounds(work)))
+    _MODELS[key] = (threading.get_ident(), os.getpid(), _Work.of(work))
     branch, lower, upper = _branching_box(work)
     state = _Search(sign, gap)
     state.push(_Box(-np.inf, 0, lower, upper))
@@ -108,7 +108,7 @@ def solve_split(model: Any, solver: str = "highs", *, time_limit: float | None =
     try:
         with Workers(executor) as workers:
             if workers.executor is not None and workers.owned is None:
-                shipped = _MODELS[key][2]  # a foreign executor (Dask, ...) gets the model itself
+                shipped = work  # a foreign executor (Dask, ...) gets the model itself
             _run(state, workers, key, shipped, branch, (lower, upper), solver, gap, options or {}, deadline, progress)
     except KeyboardInterrupt:
         state.message = "interrupted"
@@ -221,13 +221,10 @@ def _absorb(state: _Search, box: _Box, outcome: dict[str, Any]) -> None:
         return
     bound = box.bound if outcome["bound"] is None else max(box.bound, sign * outcome["bound"])
     i, middle = outcome["split"]
-    for lo, hi in ((box.lower, box.upper.copy()), (box.lower.copy(), box.upper)):
-        child_lower, child_upper = lo.copy(), hi.copy()
-        if lo is box.lower:
-            child_upper[i] = middle
-        else:
-            child_lower[i] = middle
-        state.push(_Box(bound, next(state.counter), child_lower, child_upper, box.depth + 1))
+    below, above = box.upper.copy(), box.lower.copy()
+    below[i] = above[i] = middle
+    for lower, upper in ((box.lower, below), (above, box.upper)):
+        state.push(_Box(bound, next(state.counter), lower, upper, box.depth + 1))
 
 
 def solve_box(key: str, shipped: Any, branch: list[str], lower: np.ndarray, upper: np.ndarray,
@@ -236,14 +233,15 @@ def solve_box(key: str, shipped: Any, branch: list[str], lower: np.ndarray, uppe
     """Solve the sub-MILP of one box (in this process or a worker); returns a picklable summary."""
     from pyomo_relu.solvers import solve
 
-    work, saved = _model(key, shipped)
+    copy = _model(key, shipped)
+    work = copy.model
     objective, sign = _objective(work)
     widths = (upper - lower) / np.maximum(root[1] - root[0], 1e-300)
     i = int(np.argmax(widths))
     split = (i, 0.5 * (lower[i] + upper[i]))
     summary = {"status": "infeasible", "objective": None, "bound": None, "values": None, "cutoff": sign * cutoff,
                "message": "", "unstable": 0, "split": split}
-    unstable = _tighten_box(work, saved, dict(zip(branch, zip(lower, upper))), objective, sign, cutoff)
+    unstable = _tighten_box(copy, dict(zip(branch, zip(lower, upper))), objective, sign, cutoff)
     if unstable is None:  # the box's bounds contradict the model's constraints: nothing to find
         return summary
     leaf = unstable <= LEAF_UNSTABLE or float(widths.max()) <= MIN_RELATIVE_WIDTH
@@ -252,41 +250,41 @@ def solve_box(key: str, shipped: Any, branch: list[str], lower: np.ndarray, uppe
     summary.update(status=result.status, objective=result.objective, bound=result.bound, message=result.message,
                    unstable=unstable)
     if result.has_solution and result.status in ("optimal", "time_limit"):
-        summary["values"] = {var.name: var.value for var in _kept_vars(work)}
+        summary["values"] = {var.name: var.value for var, _, _ in copy.kept}
     if leaf and result.status != "time_limit":
         summary["split"] = None
     return summary
 
 
-def _tighten_box(work: Any, saved: dict[str, tuple[Any, Any]], box: dict[str, tuple[float, float]],
-                 objective: Any, sign: float, cutoff: float) -> int | None:
+def _tighten_box(copy: "_Work", box: dict[str, tuple[float, float]], objective: Any, sign: float,
+                 cutoff: float) -> int | None:
     """Bounds of the sub-box: the model's linear constraints propagated (FBBT), the blocks'
     neuron bounds re-tightened, the blocks rebuilt.  The unstable count, or ``None`` when the
     box holds no point of the model."""
     from pyomo.common.errors import InfeasibleConstraintException
     from pyomo.contrib.fbbt.fbbt import fbbt
 
-    for var in _kept_vars(work):  # every node starts from the model's own bounds
-        var.setlb(saved[var.name][0])
-        var.setub(saved[var.name][1])
+    work = copy.model
+    for var, lb, ub in copy.kept:  # every node starts from the model's own bounds
+        var.setlb(lb)
+        var.setub(ub)
     for name, (lo, hi) in box.items():
         var = work.find_component(name)
         var.setlb(max(float(lo), _value(var.lb, -np.inf)))
         var.setub(min(float(hi), _value(var.ub, np.inf)))
     if work.component("_split_cutoff") is not None:
         work.del_component("_split_cutoff")
+    outside = list(copy.outside)
     if np.isfinite(cutoff):
         work._split_cutoff = pe.Constraint(expr=(objective.expr <= cutoff) if sign > 0 else (objective.expr >= cutoff))
-    blocks = _network_blocks(work)
-    outside = _outside_constraints(work, blocks)
+        outside.append(work._split_cutoff)
     try:
-        for _ in range(1):
-            for con in outside:
-                fbbt(con, deactivate_satisfied_constraints=False)
-            tightened = [_retighten(block) for block in blocks]
+        for con in outside:
+            fbbt(con, deactivate_satisfied_constraints=False)
+        tightened = [_retighten(block, base) for block, base in zip(copy.blocks, copy.built)]
     except (InfeasibleConstraintException, _EmptyBox):
         return None
-    for block, bounds in zip(blocks, tightened):
+    for block, bounds in zip(copy.blocks, tightened):
         block.rebuild(bounds)
     return sum(int(b.unstable(k).sum()) for b in tightened for k in range(b.n_layers - 1))
 
@@ -295,16 +293,14 @@ class _EmptyBox(Exception):
     """A block's inputs or outputs have crossed bounds on this box."""
 
 
-def _retighten(block: Any) -> Bounds:
+def _retighten(block: Any, base: Bounds) -> Bounds:
     """Neuron bounds of ``block`` over its variables' current bounds (inputs and outputs).
 
     Interval and CROWN always, LP tightening for small networks; intersected with the bounds
     the block was built with (valid on its whole box).  The output variables' bounds shrink
     to what the network can reach.
     """
-    net, current = block._require_built()
-    base = getattr(block, "_root_bounds", None) or current  # the bounds it was built with
-    block._root_bounds = base
+    net = block.network
     lower = np.maximum([_value(v.lb, -np.inf) for v in block.input_vars], base.input_lower)
     upper = np.minimum([_value(v.ub, np.inf) for v in block.input_vars], base.input_upper)
     out_lower = np.array([_value(v.lb, -np.inf) for v in block.output_vars])
@@ -353,16 +349,30 @@ def _value(bound: Any, default: float) -> float:
     return default if bound is None else float(bound)
 
 
-def _saved_bounds(work: Any) -> dict[str, tuple[Any, Any]]:
-    """The bounds of the variables outside the networks' layers, to restore at every node."""
-    return {var.name: (var.lb, var.ub) for var in _kept_vars(work)}
+@dataclasses.dataclass
+class _Work:
+    """A working copy of the model and what every box needs of it, found once: the network
+    blocks and the bounds they were built with, the variables outside their layers with their own bounds (restored at every box;
+    they stay the same objects when the blocks are rebuilt), and the model's own constraints."""
+
+    model: Any
+    blocks: list[Any]
+    built: list[Bounds]               # each block's bounds as built (valid on its whole box)
+    kept: list[tuple[Any, Any, Any]]
+    outside: list[Any]
+
+    @classmethod
+    def of(cls, model: Any) -> "_Work":
+        blocks = _network_blocks(model)
+        return cls(model, blocks, [b.neuron_bounds for b in blocks], [(v, v.lb, v.ub) for v in _kept_vars(model)],
+                   _outside_constraints(model, blocks))
 
 
-def _model(key: str, shipped: Any) -> tuple[Any, dict[str, tuple[Any, Any]]]:
+def _model(key: str, shipped: Any) -> _Work:
     """The working copy for this thread: the search's own in its thread or in a forked worker
-    (which inherited a private copy), else a clone of the ``(model, saved bounds)`` the
-    executor delivered (Dask serialises task arguments itself; threads of one process would
-    share the object), made once per thread."""
+    (which inherited a private copy), else a clone of the model the executor delivered (Dask
+    serialises task arguments itself; threads of one process would share the object), made
+    once per thread."""
     entry = _MODELS.get(key)
     if entry is not None and (entry[0] == threading.get_ident() or entry[1] != os.getpid()):
         return entry[2]
@@ -370,8 +380,7 @@ def _model(key: str, shipped: Any) -> tuple[Any, dict[str, tuple[Any, Any]]]:
     if key not in copies:
         if shipped is None:
             raise PyomoReluError("internal error: a split worker has no copy of the model")
-        model, saved = shipped
-        copies = {key: (model.clone(), dict(saved))}  # one model per thread at a time
+        copies = {key: _Work.of(shipped.clone())}  # one model per thread at a time
         _COPIES.models = copies
     return copies[key]
 

@@ -26,6 +26,7 @@ from pyomo_relu.bounds.obbt import apply_output_bounds, lp_bounds, milp_bounds
 from pyomo_relu.errors import InvalidValueError, PyomoReluError, ShapeMismatchError
 from pyomo_relu.network import NetworkDefinition, _as_bounds_pair
 from pyomo_relu.options import check_options
+from pyomo_relu.sparse import is_sparse
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def net_weights(net: NetworkDefinition) -> int:
     for layer in net.layers:
         weights = getattr(layer, "weights", None)
         if weights is not None:
-            total += int(weights.nnz if hasattr(weights, "nnz") else np.size(weights))
+            total += int(weights.nnz if is_sparse(weights) else np.size(weights))
     return total
 
 

@@ -128,8 +128,16 @@ def main(argv=None) -> int:
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per run, small networks")
     parser.add_argument("--hard-time-limit", type=float, default=600.0, help="seconds per run, larger networks")
     parser.add_argument("--quick", action="store_true", help="small networks and the flowsheet only")
+    parser.add_argument("--flowsheet-only", action="store_true",
+                        help="only the flowsheet rows (printed; --write then replaces them in the section)")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
+    if args.flowsheet_only:
+        rows = flowsheet_rows(args.time_limit * 5)
+        print("\n".join(rows))
+        if args.write:
+            replace_flowsheet_rows(rows)
+        return 0
     lines = ["| network | sense | method | status | objective | bound | abs gap | seconds | boxes | max \\|f(x) − obj\\| |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     ratios = []
@@ -201,6 +209,16 @@ def flowsheet_rows(time_limit):
         lines.append(f"- bounds={bounds}: milp / split = {milp['seconds'] / split['seconds']:.2f}x "
                      f"(milp {milp['status']}, split {split['status']})")
     return lines
+
+
+def replace_flowsheet_rows(rows):
+    """Put new flowsheet rows into the existing section, keeping the other rows of the section."""
+    from common import RESULTS
+
+    text = RESULTS.read_text()
+    start = text.index("Flowsheet (`examples/flowsheet_split.py`", text.index(SECTION))
+    end = text.index("\nDask `LocalCluster`", start)
+    RESULTS.write_text(text[:start] + "\n".join(rows) + "\n" + text[end:])
 
 
 def dask_rows(net, sense, serial, label, time_limit):

@@ -25,11 +25,10 @@ import time
 from typing import Any
 
 import numpy as np
+from common import ACAS, MNIST, RESULTS, network_on_box, write_section
 
 from pyomo_relu.bounds import METHODS, Bounds, tighten
 from pyomo_relu.network import NetworkDefinition
-
-from common import ACAS, MNIST, RESULTS, network_on_box, write_section
 
 SECTION = "## Bounds"
 
@@ -53,14 +52,18 @@ def methods(milp_limit: float, milp_time: float) -> list[tuple[str, list[str], d
     rows += [
         ("lp, serial", base + ["lp"], {"executor": None}),
         ("lp, 2 workers", base + ["lp"], {"executor": 2}),
-        (f"milp, {milp_limit:g} s/neuron, 2 workers", base + ["lp", "milp"],
-         {"executor": 2, "time_limit_per_neuron": milp_limit, "time_limit": milp_time}),
+        (
+            f"milp, {milp_limit:g} s/neuron, 2 workers",
+            base + ["lp", "milp"],
+            {"executor": 2, "time_limit_per_neuron": milp_limit, "time_limit": milp_time},
+        ),
     ]
     return rows
 
 
-def run(net: NetworkDefinition, box: tuple[np.ndarray, np.ndarray], chain: list[str],
-        options: dict[str, Any], repeats: int) -> tuple[Bounds, float, float]:
+def run(
+    net: NetworkDefinition, box: tuple[np.ndarray, np.ndarray], chain: list[str], options: dict[str, Any], repeats: int
+) -> tuple[Bounds, float, float]:
     """Bounds, median wall seconds and CPU seconds (this process and its workers)."""
     walls, cpus = [], []
     bounds = None
@@ -116,31 +119,35 @@ def main(argv: list[str] | None = None) -> int:
             bounds, seconds, cpu = run(net, box, chain, options, args.repeats)
             rows.append({"case": case, "method": label, "seconds": seconds, "cpu": cpu, **describe(net, bounds)})
             print(f"  {seconds:.2f} s, unstable {rows[-1]['unstable']}", file=sys.stderr, flush=True)
-    mnist_lp = {r["method"]: r["seconds"] for r in rows if r["case"].startswith("mnist") and r["method"].startswith("lp")}
+    mnist_lp = {
+        r["method"]: r["seconds"] for r in rows if r["case"].startswith("mnist") and r["method"].startswith("lp")
+    }
     try:
         load = f"{os.getloadavg()[0]:.1f}"
     except OSError:
         load = "n/a"
     command = "python benchmarks/bounds.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
-    text = "\n".join([
-        f"Command: `{command}`",
-        "",
-        "Pre-activation bounds of every neuron over the property's input box. \"unstable\": ReLU "
-        "neurons whose bounds straddle 0 (each needs a binary); widths are means over all hidden "
-        "neurons and over the outputs. Each method runs the chain before it (interval -> crown -> "
-        "lp -> milp; alpha-crown runs interval -> crown -> alpha-crown, 20 projected Adam steps "
-        "per layer on the lower slopes); seconds are wall-clock for the chain, cpu s includes worker processes. "
-        "milp: HiGHS with the binaries of unstable neurons, per-neuron limit, proven dual bounds.",
-        "",
-        table(rows),
-        "",
-        "Full LP-OBBT of all unstable neurons on the MNIST box: "
-        + ", ".join(f"{label}: {seconds:.2f} s" for label, seconds in mnist_lp.items())
-        + " (target: under 5 s on 2 cores).",
-        "",
-        f"Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs, load average {load} "
-        f"at the end of the run (other jobs share the machine); networks read with {', '.join(sorted(readers))}.",
-    ])
+    text = "\n".join(
+        [
+            f"Command: `{command}`",
+            "",
+            'Pre-activation bounds of every neuron over the property\'s input box. "unstable": ReLU '
+            "neurons whose bounds straddle 0 (each needs a binary); widths are means over all hidden "
+            "neurons and over the outputs. Each method runs the chain before it (interval -> crown -> "
+            "lp -> milp; alpha-crown runs interval -> crown -> alpha-crown, 20 projected Adam steps "
+            "per layer on the lower slopes); seconds are wall-clock for the chain, cpu s includes worker processes. "
+            "milp: HiGHS with the binaries of unstable neurons, per-neuron limit, proven dual bounds.",
+            "",
+            table(rows),
+            "",
+            "Full LP-OBBT of all unstable neurons on the MNIST box: "
+            + ", ".join(f"{label}: {seconds:.2f} s" for label, seconds in mnist_lp.items())
+            + " (target: under 5 s on 2 cores).",
+            "",
+            f"Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs, load average {load} "
+            f"at the end of the run (other jobs share the machine); networks read with {', '.join(sorted(readers))}.",
+        ]
+    )
     print(text)
     if args.write:
         write_section(SECTION, text)

@@ -32,14 +32,13 @@ import pstats
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pyomo.environ as pe
+from common import ACAS, MNIST, RESULTS, network_on_box, omlt_network, write_section
 
 from pyomo_relu import DenseLayer, NetworkDefinition, ReLUNetBlock, load_onnx
-
-from common import ACAS, MNIST, RESULTS, network_on_box, omlt_network, write_section
 
 SECTION = "## Build time"
 MNIST4 = RESULTS.parent.parent.parent / "shared" / "cases" / "mnist_fc" / "onnx" / "mnist-net_256x4.onnx"
@@ -80,7 +79,9 @@ def counts(model: pe.ConcreteModel) -> tuple[int, int, int]:
     return len(variables), sum(1 for v in variables if v.is_binary()), constraints
 
 
-def timed(builder: Callable[[NetworkDefinition], pe.ConcreteModel], net: NetworkDefinition) -> tuple[float, pe.ConcreteModel]:
+def timed(
+    builder: Callable[[NetworkDefinition], pe.ConcreteModel], net: NetworkDefinition
+) -> tuple[float, pe.ConcreteModel]:
     gc.collect()
     start = time.perf_counter()
     model = builder(net)
@@ -152,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", action="store_true", help=f"update '{SECTION}' in {RESULTS.name}")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--profile", action="store_true", help="cProfile one pyomo_relu build of MNIST on the whole pixel box")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile one pyomo_relu build of MNIST on the whole pixel box"
+    )
     args = parser.parse_args(argv)
 
     import omlt
@@ -166,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"timing {name} ...", file=sys.stderr, flush=True)
         rows.append(run_case(name, net, args.repeats))
         readers.add(how)
-        print(f"  ours {['%.3f' % s for s in rows[-1]['ours_all']]}  omlt {['%.3f' % s for s in rows[-1]['omlt_all']]}",
-              file=sys.stderr, flush=True)
+        print(
+            f"  ours {['%.3f' % s for s in rows[-1]['ours_all']]}  omlt {['%.3f' % s for s in rows[-1]['omlt_all']]}",
+            file=sys.stderr,
+            flush=True,
+        )
     mnist, dense = rows[-1], rows[-2]
     wide = [row for row in rows if row["name"].startswith("MNIST 256x4")]
     ratio = mnist["omlt"] / mnist["ours"]
@@ -175,31 +181,37 @@ def main(argv: list[str] | None = None) -> int:
         load = f"{os.getloadavg()[0]:.1f}"
     except OSError:
         load = "n/a"
-    text = "\n".join([
-        "Command: `python benchmarks/build_time.py --write`",
-        "",
-        f"Median of {args.repeats} alternating runs after one warm-up each; file reading excluded. "
-        "pyomo_relu: `ReLUNetBlock().build(net, formulation=\"bigm\", bounds=\"interval\")` "
-        "(includes interval bounds and the warm start). OMLT "
-        f"{omlt.__version__}: OMLT `NetworkDefinition` from the same weights + `OmltBlock` + "
-        "`ReluBigMFormulation` (includes OMLT's own bound propagation). Counts: unfixed variables, "
-        "binaries, active constraints of the whole model. pyomo_relu has no variables for "
-        "stable-inactive neurons and no binaries for stable neurons; OMLT keeps a binary for every ReLU.",
-        "",
-        table(rows),
-        "",
-        f"MNIST on the prop_0_0.03 box: OMLT / pyomo_relu = {ratio:.1f}x (target: at least 10x). "
-        "Most of the gap there is structural: interval bounds prove "
-        f"{mnist['stable_inactive']} of 512 hidden neurons inactive, and pyomo_relu writes no "
-        "rows for them. On the whole pixel box, where no neuron is stable and both models have "
-        f"512 binaries, the ratio is {dense['omlt'] / dense['ours']:.1f}x."
-        + (f" MNIST 256x4 over the whole pixel box (1024 binaries): {wide[0]['omlt'] / wide[0]['ours']:.1f}x "
-           "(issue 13's target: at least 10x)." if wide else ""),
-        "",
-        f"Machine: Python {platform.python_version()}, Pyomo {_pyomo_version()}, "
-        f"{os.cpu_count()} CPUs, load average {load} at the end of the run; ONNX files read with "
-        f"{', '.join(sorted(readers - {'generated'}))}.",
-    ])
+    text = "\n".join(
+        [
+            "Command: `python benchmarks/build_time.py --write`",
+            "",
+            f"Median of {args.repeats} alternating runs after one warm-up each; file reading excluded. "
+            'pyomo_relu: `ReLUNetBlock().build(net, formulation="bigm", bounds="interval")` '
+            "(includes interval bounds and the warm start). OMLT "
+            f"{omlt.__version__}: OMLT `NetworkDefinition` from the same weights + `OmltBlock` + "
+            "`ReluBigMFormulation` (includes OMLT's own bound propagation). Counts: unfixed variables, "
+            "binaries, active constraints of the whole model. pyomo_relu has no variables for "
+            "stable-inactive neurons and no binaries for stable neurons; OMLT keeps a binary for every ReLU.",
+            "",
+            table(rows),
+            "",
+            f"MNIST on the prop_0_0.03 box: OMLT / pyomo_relu = {ratio:.1f}x (target: at least 10x). "
+            "Most of the gap there is structural: interval bounds prove "
+            f"{mnist['stable_inactive']} of 512 hidden neurons inactive, and pyomo_relu writes no "
+            "rows for them. On the whole pixel box, where no neuron is stable and both models have "
+            f"512 binaries, the ratio is {dense['omlt'] / dense['ours']:.1f}x."
+            + (
+                f" MNIST 256x4 over the whole pixel box (1024 binaries): {wide[0]['omlt'] / wide[0]['ours']:.1f}x "
+                "(issue 13's target: at least 10x)."
+                if wide
+                else ""
+            ),
+            "",
+            f"Machine: Python {platform.python_version()}, Pyomo {_pyomo_version()}, "
+            f"{os.cpu_count()} CPUs, load average {load} at the end of the run; ONNX files read with "
+            f"{', '.join(sorted(readers - {'generated'}))}.",
+        ]
+    )
     print(text)
     if args.profile:
         build_ours(cases()[-2][1])  # warm-up (lazy numpy / Pyomo imports), then profile

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import io
 import logging
 import os
 import platform
@@ -43,10 +42,9 @@ from pathlib import Path
 
 import numpy as np
 import pyomo.environ as pe
+from common import write_section
 
 from pyomo_relu import ReLUNetBlock, load_onnx, solve
-
-from common import write_section
 
 SECTION = "## CNN"
 
@@ -62,23 +60,48 @@ def export(name: str) -> tuple[Path, tuple[int, ...], float]:
     torch.manual_seed(0)
     if name == "digits":
         shape, eps = (1, 8, 8), 0.05
-        model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 2), nn.ReLU(),
-                              Flat(), nn.Linear(6 * 2 * 2, 10))
+        model = nn.Sequential(
+            nn.Conv2d(1, 4, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(4, 6, 2),
+            nn.ReLU(),
+            Flat(),
+            nn.Linear(6 * 2 * 2, 10),
+        )
     elif name == "digits-conv":
         shape, eps = (1, 8, 8), 0.05
-        model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2), nn.ReLU(),
-                              Flat(), nn.Linear(6 * 2 * 2, 10))
+        model = nn.Sequential(
+            nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2), nn.ReLU(), Flat(), nn.Linear(6 * 2 * 2, 10)
+        )
     elif name == "mnist":
         shape, eps = (1, 28, 28), 0.01
-        model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3), nn.ReLU(),
-                              nn.MaxPool2d(2), Flat(), nn.Linear(32 * 5 * 5, 10))
+        model = nn.Sequential(
+            nn.Conv2d(1, 16, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            Flat(),
+            nn.Linear(32 * 5 * 5, 10),
+        )
     else:  # mnist-conv
         shape, eps = (1, 28, 28), 0.01
-        model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2), nn.ReLU(),
-                              Flat(), nn.Linear(8 * 12 * 12, 10))
+        model = nn.Sequential(
+            nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2), nn.ReLU(), Flat(), nn.Linear(8 * 12 * 12, 10)
+        )
     path = Path(tempfile.mkdtemp()) / f"{name}.onnx"
-    torch.onnx.export(model.eval(), (torch.zeros(1, *shape),), str(path), dynamo=False, opset_version=13,
-                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    torch.onnx.export(
+        model.eval(),
+        (torch.zeros(1, *shape),),
+        str(path),
+        dynamo=False,
+        opset_version=13,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+    )
     return path, shape, eps
 
 
@@ -89,8 +112,11 @@ def box(shape: tuple[int, ...], eps: float) -> tuple[np.ndarray, np.ndarray]:
 
 def counts(m: pe.ConcreteModel) -> tuple[int, int, int]:
     variables = list(m.component_data_objects(pe.Var, descend_into=True))
-    return (sum(not v.fixed for v in variables), sum(v.is_binary() and not v.fixed for v in variables),
-            sum(1 for _ in m.component_data_objects(pe.Constraint, active=True, descend_into=True)))
+    return (
+        sum(not v.fixed for v in variables),
+        sum(v.is_binary() and not v.fixed for v in variables),
+        sum(1 for _ in m.component_data_objects(pe.Constraint, active=True, descend_into=True)),
+    )
 
 
 def ours(path: Path, lower: np.ndarray, upper: np.ndarray) -> dict:
@@ -102,8 +128,15 @@ def ours(path: Path, lower: np.ndarray, upper: np.ndarray) -> dict:
     m.nn = ReLUNetBlock()
     m.nn.build(net, bounds="interval")
     built = time.perf_counter()
-    return {"read": read - start, "build": built - read, "counts": counts(m), "model": m, "net": net,
-            "y": lambda j: m.nn.outputs[j], "x": lambda: np.array([m.nn.inputs[i].value for i in range(net.n_inputs)])}
+    return {
+        "read": read - start,
+        "build": built - read,
+        "counts": counts(m),
+        "model": m,
+        "net": net,
+        "y": lambda j: m.nn.outputs[j],
+        "x": lambda: np.array([m.nn.inputs[i].value for i in range(net.n_inputs)]),
+    }
 
 
 def omlt(path: Path, shape: tuple[int, ...], lower: np.ndarray, upper: np.ndarray) -> dict:
@@ -123,8 +156,14 @@ def omlt(path: Path, shape: tuple[int, ...], lower: np.ndarray, upper: np.ndarra
     built = time.perf_counter()
     indices = list(np.ndindex(*shape))
     outputs = list(m.nn.outputs.keys())
-    return {"read": read - start, "build": built - read, "counts": counts(m), "model": m,
-            "y": lambda j: m.nn.outputs[outputs[j]], "x": lambda: np.array([m.nn.inputs[i].value for i in indices])}
+    return {
+        "read": read - start,
+        "build": built - read,
+        "counts": counts(m),
+        "model": m,
+        "y": lambda j: m.nn.outputs[outputs[j]],
+        "x": lambda: np.array([m.nn.inputs[i].value for i in indices]),
+    }
 
 
 def maximise_margin(run: dict, net, time_limit: float) -> tuple[str, float, float, float]:
@@ -159,8 +198,10 @@ def main() -> int:
             row += f" – | – | {theirs['error']} | – |"
         else:
             total = (theirs["read"] + theirs["build"]) / (mine["read"] + mine["build"])
-            row += (f" {theirs['read']:.2f} | {theirs['build']:.2f} | {' / '.join(map(str, theirs['counts']))} |"
-                    f" {total:.1f}x |")
+            row += (
+                f" {theirs['read']:.2f} | {theirs['build']:.2f} | {' / '.join(map(str, theirs['counts']))} |"
+                f" {total:.1f}x |"
+            )
         rows.append(row)
         if name.startswith("digits"):
             optima = []
@@ -178,31 +219,35 @@ def main() -> int:
                 print(f"{name}: the two optima disagree: {optima}", file=sys.stderr)
                 failed = True
         print(row, flush=True)
-    text = "\n".join([
-        f"Command: `python benchmarks/cnn.py{' --write' if args.write else ''}`",
-        "",
-        (__doc__ or "").split("\n\n", 2)[2].strip(),
-        "",
-        "| network | ours read s | ours build s | ours vars / binaries / constraints | OMLT read s | OMLT build s "
-        "| OMLT vars / binaries / constraints | OMLT / ours (read + build) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-        *rows,
-        "",
-        "Digits networks, maximise y_0 - y_1 over the box (HiGHS, gap 1e-6):",
-        "",
-        "| network, model | status | objective | solve s | abs(forward pass - objective) |",
-        "|---|---|---:|---:|---:|",
-        *[f"| {label} | {status} | {objective:.6f} | {seconds:.2f} | {error:.1e} |"
-          for label, status, objective, seconds, error in solves],
-        "",
-        "OMLT 1.2.2 drops the bias of Conv nodes (its issue #129): on `digits-conv` its "
-        "model computes another function, so its optimum is wrong and its solution's forward "
-        "pass differs from its objective (last column). Exported without conv biases, the two "
-        "optima agree (checked by hand: 0.243195 both).",
-        "",
-        f"Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.1f} at the end of the run.",
-    ])
+    text = "\n".join(
+        [
+            f"Command: `python benchmarks/cnn.py{' --write' if args.write else ''}`",
+            "",
+            (__doc__ or "").split("\n\n", 2)[2].strip(),
+            "",
+            "| network | ours read s | ours build s | ours vars / binaries / constraints | OMLT read s | OMLT build s "
+            "| OMLT vars / binaries / constraints | OMLT / ours (read + build) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            "Digits networks, maximise y_0 - y_1 over the box (HiGHS, gap 1e-6):",
+            "",
+            "| network, model | status | objective | solve s | abs(forward pass - objective) |",
+            "|---|---|---:|---:|---:|",
+            *[
+                f"| {label} | {status} | {objective:.6f} | {seconds:.2f} | {error:.1e} |"
+                for label, status, objective, seconds, error in solves
+            ],
+            "",
+            "OMLT 1.2.2 drops the bias of Conv nodes (its issue #129): on `digits-conv` its "
+            "model computes another function, so its optimum is wrong and its solution's forward "
+            "pass differs from its objective (last column). Exported without conv biases, the two "
+            "optima agree (checked by hand: 0.243195 both).",
+            "",
+            f"Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
+            f"{os.getloadavg()[0]:.1f} at the end of the run.",
+        ]
+    )
     print(text)
     if failed:
         print("a check failed; RESULTS.md not written", file=sys.stderr)

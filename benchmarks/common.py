@@ -51,15 +51,21 @@ def write_section(section: str, text: str) -> None:
 def omlt_network(net: NetworkDefinition):
     """OMLT 1.2.2's NetworkDefinition from our canonical layers (same weights, same input box)."""
     from omlt.neuralnet import NetworkDefinition as OmltNetwork
-    from omlt.neuralnet.layer import DenseLayer as OmltDense, InputLayer
+    from omlt.neuralnet.layer import DenseLayer as OmltDense
+    from omlt.neuralnet.layer import InputLayer
 
     lower, upper = net.input_lower, net.input_upper
     omlt_net = OmltNetwork(scaled_input_bounds={i: (float(lower[i]), float(upper[i])) for i in range(net.n_inputs)})
     previous = InputLayer([net.n_inputs])
     omlt_net.add_layer(previous)
     for layer in net.canonical_layers:
-        dense = OmltDense([layer.n_inputs], [layer.n_outputs], activation=layer.activation,
-                          weights=np.asarray(layer.weights).T, biases=layer.bias)
+        dense = OmltDense(
+            [layer.n_inputs],
+            [layer.n_outputs],
+            activation=layer.activation,
+            weights=np.asarray(layer.weights).T,
+            biases=layer.bias,
+        )
         omlt_net.add_layer(dense)
         omlt_net.add_edge(previous, dense)
         previous = dense

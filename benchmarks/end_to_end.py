@@ -35,10 +35,9 @@ from pathlib import Path
 
 import numpy as np
 import pyomo.environ as pe
+from common import omlt_network
 
 from pyomo_relu import ReLUNetBlock, load_onnx, solve, tighten
-
-from common import omlt_network
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -111,9 +110,19 @@ def record(network, sense_name, method, run, net):
     if result.has_solution and result.objective is not None and None not in x:
         error = abs(float(net.evaluate(np.array(x, dtype=float))[0]) - result.objective)
     return {
-        "network": network, "sense": sense_name, "method": method, "tighten": t_tighten, "build": t_build,
-        "solve": t_solve, "total": t_tighten + t_build + t_solve, "status": result.status,
-        "objective": result.objective, "gap": result.gap, "binaries": n_bin, "error": error, "x": x,
+        "network": network,
+        "sense": sense_name,
+        "method": method,
+        "tighten": t_tighten,
+        "build": t_build,
+        "solve": t_solve,
+        "total": t_tighten + t_build + t_solve,
+        "status": result.status,
+        "objective": result.objective,
+        "gap": result.gap,
+        "binaries": n_bin,
+        "error": error,
+        "x": x,
     }
 
 
@@ -122,19 +131,24 @@ def fmt(value, spec):
 
 
 def table(rows):
-    lines = ["| network | sense | method | tighten s | build s | solve s | total s | status | objective | gap | binaries |",
-             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+    lines = [
+        "| network | sense | method | tighten s | build s | solve s | total s | status | objective | gap | binaries |",
+        "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['network']} | {r['sense']} | {r['method']} | {r['tighten']:.2f} | {r['build']:.2f} | "
             f"{r['solve']:.2f} | **{r['total']:.2f}** | {r['status']} | {fmt(r['objective'], '.6f')} | "
-            f"{fmt(r['gap'], '.1e')} | {r['binaries']} |")
+            f"{fmt(r['gap'], '.1e')} | {r['binaries']} |"
+        )
     return "\n".join(lines)
 
 
 def ratios(rows):
-    lines = ["| network | sense | best pyomo_relu method | its total s | OMLT total s | OMLT / ours |",
-             "|---|---|---|---:|---:|---:|"]
+    lines = [
+        "| network | sense | best pyomo_relu method | its total s | OMLT total s | OMLT / ours |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     keys = []
     for r in rows:
         if (r["network"], r["sense"]) not in keys:
@@ -145,19 +159,27 @@ def ratios(rows):
         ours = [r for r in group if not r["method"].startswith("OMLT")]
         # best = fastest among those that finished; if none finished, the smallest gap
         done = [r for r in ours if r["status"] == "optimal"]
-        best = min(done, key=lambda r: r["total"]) if done else min(
-            ours, key=lambda r: (r["gap"] is None, r["gap"] or 0, r["total"]))
+        best = (
+            min(done, key=lambda r: r["total"])
+            if done
+            else min(ours, key=lambda r: (r["gap"] is None, r["gap"] or 0, r["total"]))
+        )
         if best["status"] == "optimal" and omlt["status"] == "optimal":
             ratio = f"{omlt['total'] / best['total']:.1f}x"
         elif best["status"] == "optimal":
-            ratio = (f"≥ {omlt['total'] / best['total']:.1f}x (OMLT stopped at the time limit, "
-                     f"{'gap ' + fmt(omlt['gap'], '.1e') if omlt['gap'] is not None else 'no incumbent'})")
+            ratio = (
+                f"≥ {omlt['total'] / best['total']:.1f}x (OMLT stopped at the time limit, "
+                f"{'gap ' + fmt(omlt['gap'], '.1e') if omlt['gap'] is not None else 'no incumbent'})"
+            )
         elif omlt["status"] == "optimal":
             ratio = f"≤ {omlt['total'] / best['total']:.1f}x (ours stopped at the time limit)"
         else:
-            ratio = (f"n/a: neither reached 1e-4 (best gap ours {fmt(best['gap'], '.1e')}, "
-                     f"OMLT {fmt(omlt['gap'], '.1e')})")
-        lines.append(f"| {key[0]} | {key[1]} | {best['method']} | {best['total']:.2f} | {omlt['total']:.2f} | {ratio} |")
+            ratio = (
+                f"n/a: neither reached 1e-4 (best gap ours {fmt(best['gap'], '.1e')}, OMLT {fmt(omlt['gap'], '.1e')})"
+            )
+        lines.append(
+            f"| {key[0]} | {key[1]} | {best['method']} | {best['total']:.2f} | {omlt['total']:.2f} | {ratio} |"
+        )
     return "\n".join(lines)
 
 
@@ -174,7 +196,9 @@ def write_section(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--time-limit", type=float, default=None, help="seconds per HiGHS solve (default 120, 30 with --quick)")
+    parser.add_argument(
+        "--time-limit", type=float, default=None, help="seconds per HiGHS solve (default 120, 30 with --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="peaks network only, T = 30 s")
     parser.add_argument("--networks", nargs="*", default=None, help="subset of files in benchmarks/data (default: all)")
     parser.add_argument("--write", action="store_true", help=f"update '{SECTION}' in {RESULTS.name}")
@@ -199,11 +223,21 @@ def main(argv=None):
         for sense_name, sense in (("min", pe.minimize), ("max", pe.maximize)):
             for label, chain, options in METHODS:
                 rows.append(record(name, sense_name, label, run_ours(net, chain, options, sense, time_limit), net))
-                print(f"{name} {sense_name} {label}: {rows[-1]['total']:.2f} s {rows[-1]['status']} "
-                      f"obj {rows[-1]['objective']} err {rows[-1]['error']}", file=sys.stderr, flush=True)
-            rows.append(record(name, sense_name, f"OMLT {omlt.__version__} bigm", run_omlt(net, sense, time_limit), net))
-            print(f"{name} {sense_name} OMLT: {rows[-1]['total']:.2f} s {rows[-1]['status']} "
-                  f"obj {rows[-1]['objective']} err {rows[-1]['error']}", file=sys.stderr, flush=True)
+                print(
+                    f"{name} {sense_name} {label}: {rows[-1]['total']:.2f} s {rows[-1]['status']} "
+                    f"obj {rows[-1]['objective']} err {rows[-1]['error']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            rows.append(
+                record(name, sense_name, f"OMLT {omlt.__version__} bigm", run_omlt(net, sense, time_limit), net)
+            )
+            print(
+                f"{name} {sense_name} OMLT: {rows[-1]['total']:.2f} s {rows[-1]['status']} "
+                f"obj {rows[-1]['objective']} err {rows[-1]['error']}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     errors = [r["error"] for r in rows if r["error"] is not None]
     max_error = max(errors) if errors else float("nan")
@@ -211,37 +245,46 @@ def main(argv=None):
         load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         load = "n/a"
-    command = "python benchmarks/end_to_end.py" + (" --quick" if args.quick else "") + \
-        (f" --time-limit {args.time_limit:g}" if args.time_limit is not None else "") + " --write"
-    text = "\n".join([
-        f"Command: `{command}` (networks from `python benchmarks/train_surrogates.py`; see `benchmarks/data/README.md`)",
-        "",
-        "Minimise and maximise the single output of each surrogate over its input box. "
-        "Total = tighten + build + solve, one run each, wall clock; solve = "
-        f"`solve(m, \"highs\", mip_gap=1e-4, time_limit={time_limit:g})` (HiGHS "
-        f"{_highs_version()}). pyomo_relu: `tighten(net, chain)` then "
-        "`ReLUNetBlock().build(net, ..., formulation=\"bigm\", bounds=<Bounds>)`; "
-        "milp uses `time_limit_per_neuron=0.2`, serial. OMLT "
-        f"{omlt.__version__}: `ReluBigMFormulation` from the same weights (its own interval bounds, "
-        "counted in build). Binaries: unfixed binary variables of the model. Every solution was "
-        f"re-evaluated with `net.evaluate` at its inputs: max |forward pass − objective| = {max_error:.1e}.",
-        "",
-        table(rows),
-        "",
-        "OMLT total / pyomo_relu best total (best = fastest pyomo_relu chain that reached the gap, else the "
-        "smallest gap; \"–\" gap = no incumbent found in the time limit):",
-        "",
-        ratios(rows),
-        "",
-        f"Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
-        f"({load}) at the end of the run (other jobs share the machine).",
-    ])
+    command = (
+        "python benchmarks/end_to_end.py"
+        + (" --quick" if args.quick else "")
+        + (f" --time-limit {args.time_limit:g}" if args.time_limit is not None else "")
+        + " --write"
+    )
+    text = "\n".join(
+        [
+            f"Command: `{command}` (networks from `python benchmarks/train_surrogates.py`; see `benchmarks/data/README.md`)",
+            "",
+            "Minimise and maximise the single output of each surrogate over its input box. "
+            "Total = tighten + build + solve, one run each, wall clock; solve = "
+            f'`solve(m, "highs", mip_gap=1e-4, time_limit={time_limit:g})` (HiGHS '
+            f"{_highs_version()}). pyomo_relu: `tighten(net, chain)` then "
+            '`ReLUNetBlock().build(net, ..., formulation="bigm", bounds=<Bounds>)`; '
+            "milp uses `time_limit_per_neuron=0.2`, serial. OMLT "
+            f"{omlt.__version__}: `ReluBigMFormulation` from the same weights (its own interval bounds, "
+            "counted in build). Binaries: unfixed binary variables of the model. Every solution was "
+            f"re-evaluated with `net.evaluate` at its inputs: max |forward pass − objective| = {max_error:.1e}.",
+            "",
+            table(rows),
+            "",
+            "OMLT total / pyomo_relu best total (best = fastest pyomo_relu chain that reached the gap, else the "
+            'smallest gap; "–" gap = no incumbent found in the time limit):',
+            "",
+            ratios(rows),
+            "",
+            f"Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
+            f"({load}) at the end of the run (other jobs share the machine).",
+        ]
+    )
     print(text)
     if max_error > CHECK_TOL:
         bad = [r for r in rows if r["error"] is not None and r["error"] > CHECK_TOL]
         for r in bad:
-            print(f"CHECK FAILED: {r['network']} {r['sense']} {r['method']}: |evaluate(x) - objective| = "
-                  f"{r['error']:.3e} at x = {r['x']}", file=sys.stderr)
+            print(
+                f"CHECK FAILED: {r['network']} {r['sense']} {r['method']}: |evaluate(x) - objective| = "
+                f"{r['error']:.3e} at x = {r['x']}",
+                file=sys.stderr,
+            )
         print(f"CHECK FAILED: max error {max_error:.3e} > {CHECK_TOL}; RESULTS.md not written", file=sys.stderr)
         return 1
     if args.write:

@@ -42,19 +42,19 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyomo.environ as pe
+from common import DATA, RESULTS, omlt_network, write_section
 
 from pyomo_relu import Bounds, NetworkDefinition, ReLUNetBlock, load_onnx, solve, tighten
 from pyomo_relu.formulations.ideal_cuts import CutReport, add_ideal_cuts
-
-from common import DATA, RESULTS, omlt_network, write_section
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## Formulations"
@@ -75,8 +75,12 @@ class Case:
 
 
 NETWORKS = [
-    Case("reluMIP peaks 2-10-10-10-1", DATA / "relumip" / "peaks_3x10.onnx", [(-3.0, 3.0)] * 2,
-         {"min": -7.214193, "max": 8.580816}),
+    Case(
+        "reluMIP peaks 2-10-10-10-1",
+        DATA / "relumip" / "peaks_3x10.onnx",
+        [(-3.0, 3.0)] * 2,
+        {"min": -7.214193, "max": 8.580816},
+    ),
     Case("peaks 2-50-50-1", HERE / "data" / "peaks_2x50.onnx", [(-3.0, 3.0)] * 2),
     Case("rosenbrock-2D 2-50-50-1", HERE / "data" / "rosenbrock2_2x50.onnx", [(-2.0, 2.0)] * 2),
     Case("rosenbrock-8D 8-64-64-64-1", HERE / "data" / "rosenbrock_8x64x3.onnx", [(-2.0, 2.0)] * 8),
@@ -201,8 +205,7 @@ def forward_error(net: NetworkDefinition, x: list[float] | None, objective: floa
 
 
 # ------------------------------------------------------------------ one run
-def run(net: NetworkDefinition, bounds: Bounds, form: Formulation, sense: str,
-        time_limit: float, network: str) -> Row:
+def run(net: NetworkDefinition, bounds: Bounds, form: Formulation, sense: str, time_limit: float, network: str) -> Row:
     """Build, count, root LP, (cuts), MILP and check one formulation in one sense."""
     if form.kind == "omlt":
         build, m = timed(lambda: omlt_model(net, form.spec, SENSES[sense]))
@@ -258,14 +261,21 @@ def interval_root(case: Case) -> dict[tuple[str, str], float | None]:
     """Root LP bounds of pyomo_relu bigm and partition n=2 with interval bounds only (as OMLT's)."""
     net = load_onnx(case.path, input_bounds=case.box)
     forms = [form for form in FORMULATIONS if form.label in ("bigm", "partition n=2")]
-    return {(form.label, sense): root_bound(our_model(net, form.spec, "interval", SENSES[sense]))[1]
-            for form in forms for sense in SENSES}
+    return {
+        (form.label, sense): root_bound(our_model(net, form.spec, "interval", SENSES[sense]))[1]
+        for form in forms
+        for sense in SENSES
+    }
 
 
 def log(row: Row) -> None:
-    print(f"{row.network} | {row.formulation} | {row.sense}: build {row.build:.2f} s, root {fmt(row.root, '.6f')}, "
-          f"cuts {row.cuts:.2f} s, solve {fmt(row.solve, '.2f')} s, {row.status}, obj {fmt(row.objective, '.6f')}, "
-          f"gap {fmt(row.gap, '.1e')}, err {fmt(row.error, '.1e')}", file=sys.stderr, flush=True)
+    print(
+        f"{row.network} | {row.formulation} | {row.sense}: build {row.build:.2f} s, root {fmt(row.root, '.6f')}, "
+        f"cuts {row.cuts:.2f} s, solve {fmt(row.solve, '.2f')} s, {row.status}, obj {fmt(row.objective, '.6f')}, "
+        f"gap {fmt(row.gap, '.1e')}, err {fmt(row.error, '.1e')}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 # ------------------------------------------------------------------ checks
@@ -274,7 +284,9 @@ def check(rows: list[Row], cases: list[Case]) -> list[str]:
     problems = []
     for r in rows:
         if r.error is not None and r.error > CHECK_TOL:
-            problems.append(f"{r.network} {r.sense} {r.formulation}: |evaluate(x) - objective| = {r.error:.3e} at x = {r.x}")
+            problems.append(
+                f"{r.network} {r.sense} {r.formulation}: |evaluate(x) - objective| = {r.error:.3e} at x = {r.x}"
+            )
         if r.root_status != "optimal":
             problems.append(f"{r.network} {r.sense} {r.formulation}: root LP ended {r.root_status}")
     known = {c.name: c.known for c in cases}
@@ -291,8 +303,10 @@ def agreement(group: list[Row], network: str, sense: str, known: float | None) -
     optimal = [r for r in group if r.optimal and r.objective is not None]
     for a, b in combinations(optimal, 2):
         if abs(a.objective - b.objective) > 2 * MIP_GAP * max(1.0, abs(a.objective)) + 1e-6:
-            problems.append(f"{network} {sense}: {a.formulation} optimum {a.objective:.6f} != "
-                            f"{b.formulation} optimum {b.objective:.6f}")
+            problems.append(
+                f"{network} {sense}: {a.formulation} optimum {a.objective:.6f} != "
+                f"{b.formulation} optimum {b.objective:.6f}"
+            )
     for a in optimal:
         if known is not None and abs(a.objective - known) > MIP_GAP * max(1.0, abs(known)) + 1e-5:
             problems.append(f"{network} {sense}: {a.formulation} optimum {a.objective:.6f} != known {known}")
@@ -302,15 +316,22 @@ def agreement(group: list[Row], network: str, sense: str, known: float | None) -
         for r in group:
             for name, value in (("root LP bound", r.root), ("MILP bound", r.bound)):
                 if value is not None and sign * (value - best) > BOUND_TOL * max(1.0, abs(best)):
-                    problems.append(f"{network} {sense}: {r.formulation} {name} {value:.6f} cuts off the incumbent {best:.6f}")
+                    problems.append(
+                        f"{network} {sense}: {r.formulation} {name} {value:.6f} cuts off the incumbent {best:.6f}"
+                    )
     return problems
 
 
 def theory_notes(rows: list[Row]) -> list[str]:
     """Root bounds that contradict what the formulations guarantee (warnings, not failures)."""
     notes = []
-    stronger = [("bigm", "partition n=2"), ("partition n=2", "partition n=4"), ("partition n=4", "extended"),
-                ("bigm", "ideal_cuts"), ("bigm", "gdp.hull")]
+    stronger = [
+        ("bigm", "partition n=2"),
+        ("partition n=2", "partition n=4"),
+        ("partition n=4", "extended"),
+        ("bigm", "ideal_cuts"),
+        ("bigm", "gdp.hull"),
+    ]
     for network, sense in groups(rows):
         root = {r.formulation: r.root for r in rows if (r.network, r.sense) == (network, sense)}
         sign = 1.0 if sense == "min" else -1.0
@@ -322,8 +343,10 @@ def theory_notes(rows: list[Row]) -> list[str]:
         for r in cuts:
             after = r.report.lp_bound_after
             if r.root is not None and abs(r.root - after) > 1e-6 * max(1.0, abs(after)):
-                notes.append(f"{network} {sense}: LP of the cut model ({r.root:.6f}) differs from add_ideal_cuts' "
-                             f"last bound ({after:.6f})")
+                notes.append(
+                    f"{network} {sense}: LP of the cut model ({r.root:.6f}) differs from add_ideal_cuts' "
+                    f"last bound ({after:.6f})"
+                )
         a, b = root.get("bigm"), root.get("relaxation (LP only)")
         if a is not None and b is not None and abs(a - b) > 1e-6 * max(1.0, abs(a)):
             notes.append(f"{network} {sense}: relaxation ({b:.6f}) differs from big-M's LP relaxation ({a:.6f})")
@@ -346,27 +369,34 @@ def fmt(value: float | None, spec: str) -> str:
 
 
 def main_table(rows: list[Row]) -> str:
-    lines = ["| network | sense | formulation | vars / binaries / constraints | build s | root LP bound | "
-             "cuts s | solve s | total s | status | objective | gap |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    lines = [
+        "| network | sense | formulation | vars / binaries / constraints | build s | root LP bound | "
+        "cuts s | solve s | total s | status | objective | gap |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
     keys = groups(rows)
     for r in sorted(rows, key=lambda r: keys.index((r.network, r.sense))):  # stable: formulations stay in order
         lines.append(
             f"| {r.network} | {r.sense} | {r.formulation} | {' / '.join(map(str, r.size))} | {r.build:.3f} | "
             f"{fmt(r.root, '.4f')} | {f'{r.cuts:.2f}' if r.report else '–'} | {fmt(r.solve, '.2f')} | "
             f"{f'**{r.total:.2f}**' if r.solve is not None else '–'} | {r.status} | {fmt(r.objective, '.6f')} | "
-            f"{fmt(r.gap, '.1e')} |")
+            f"{fmt(r.gap, '.1e')} |"
+        )
     return "\n".join(lines)
 
 
 def cuts_table(rows: list[Row]) -> str:
-    lines = ["| network | sense | rounds | cuts per round | LP bound before | LP bound after | cut loop s | stopped |",
-             "|---|---|---:|---|---:|---:|---:|---|"]
+    lines = [
+        "| network | sense | rounds | cuts per round | LP bound before | LP bound after | cut loop s | stopped |",
+        "|---|---|---:|---|---:|---:|---:|---|",
+    ]
     for r in rows:
         if r.report is not None:
             rep = r.report
-            lines.append(f"| {r.network} | {r.sense} | {rep.rounds} | {' '.join(map(str, rep.cuts_per_round)) or '–'} | "
-                         f"{rep.lp_bound_before:.4f} | {rep.lp_bound_after:.4f} | {rep.seconds:.2f} | {rep.stopped} |")
+            lines.append(
+                f"| {r.network} | {r.sense} | {rep.rounds} | {' '.join(map(str, rep.cuts_per_round)) or '–'} | "
+                f"{rep.lp_bound_before:.4f} | {rep.lp_bound_after:.4f} | {rep.seconds:.2f} | {rep.stopped} |"
+            )
     return "\n".join(lines)
 
 
@@ -382,10 +412,14 @@ def ratio(ours: Row, omlt: Row, ours_total: float) -> str:
     return f"n/a (both at the time limit; gap ours {fmt(ours.gap, '.1e')}, OMLT {fmt(omlt.gap, '.1e')})"
 
 
-def omlt_table(rows: list[Row], tightened: dict[str, float], interval: dict[str, dict[tuple[str, str], float | None]]) -> str:
-    lines = ["| network | sense | bigm: ours s | OMLT s | OMLT / ours | partition N=2: ours s | OMLT s | OMLT / ours | "
-             "root LP bigm: ours / ours, interval / OMLT | root LP partition N=2: ours / ours, interval / OMLT |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def omlt_table(
+    rows: list[Row], tightened: dict[str, float], interval: dict[str, dict[tuple[str, str], float | None]]
+) -> str:
+    lines = [
+        "| network | sense | bigm: ours s | OMLT s | OMLT / ours | partition N=2: ours s | OMLT s | OMLT / ours | "
+        "root LP bigm: ours / ours, interval / OMLT | root LP partition N=2: ours / ours, interval / OMLT |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     pairs = (("bigm", "OMLT bigm"), ("partition n=2", "OMLT partition N=2"))
     for network, sense in groups(rows):
         get = {r.formulation: r for r in rows if (r.network, r.sense) == (network, sense)}
@@ -406,8 +440,10 @@ def omlt_table(rows: list[Row], tightened: dict[str, float], interval: dict[str,
 
 def gap_table(rows: list[Row], hard: list[str]) -> str:
     """Per case: % of big-M's root gap closed, and total s (optimal) or final gap (time limit)."""
-    lines = ["| network | sense | best objective | " + " | ".join(["bigm"] + STRONG) + " |",
-             "|---|---|---:|" + "---:|" * (len(STRONG) + 1)]
+    lines = [
+        "| network | sense | best objective | " + " | ".join(["bigm"] + STRONG) + " |",
+        "|---|---|---:|" + "---:|" * (len(STRONG) + 1),
+    ]
     for key in groups(rows):
         if key[0] not in hard:
             continue
@@ -475,20 +511,27 @@ def findings(rows: list[Row], hard: list[str], notes: list[str]) -> str:
             root_parts.append(f"{label} {spread}")
             time_parts.append(f"{label} in {wins} of {pairs}")
             wins_all, pairs_all = wins_all + wins, pairs_all + pairs
-    solved = {label: sum(1 for r in rows if r.formulation == label and r.network in hard and r.optimal)
-              for label in ["bigm"] + STRONG}
+    solved = {
+        label: sum(1 for r in rows if r.formulation == label and r.network in hard and r.optimal)
+        for label in ["bigm"] + STRONG
+    }
     share = wins_all / pairs_all if pairs_all else 0.0
     verdict = "mostly turned" if share > 0.6 else ("mostly did not turn" if share < 0.34 else "only sometimes turned")
     weaker = sum(1 for note in notes if "is weaker than" in note and any(note.startswith(h) for h in hard))
-    order = ("never weaker than big-M with the same bounds (as the theory says)" if not weaker
-             else f"weaker than the theory allows in {weaker} comparison(s) (see the warnings below)")
+    order = (
+        "never weaker than big-M with the same bounds (as the theory says)"
+        if not weaker
+        else f"weaker than the theory allows in {weaker} comparison(s) (see the warnings below)"
+    )
     return (
         f"**Do partition and ideal cuts beat big-M on the harder networks** ({', '.join(hard)}; {len(keys)} "
         f"network × sense cases)? *Root bound:* {order}, "
         "but the share of big-M's root gap they close is modest: on average " + ", ".join(root_parts) + ". "
         "*Time:* a formulation counts as beating big-M when it proves optimality faster, proves it where big-M "
-        "does not, or (both at the time limit) ends with a smaller gap; that happened for " + ", ".join(time_parts)
-        + ". Cases proved optimal within the limit: " + ", ".join(f"{k} {v}" for k, v in solved.items())
+        "does not, or (both at the time limit) ends with a smaller gap; that happened for "
+        + ", ".join(time_parts)
+        + ". Cases proved optimal within the limit: "
+        + ", ".join(f"{k} {v}" for k, v in solved.items())
         + f". So the tighter root relaxations {verdict} into faster solves here. Caveats: one run per cell "
         "on a shared 2-CPU machine; when both stop at the time limit the final gap also depends on which "
         "incumbent HiGHS happened to find; bigger models (partition n=4, extended) pay in LP time per node."
@@ -507,10 +550,12 @@ def machine() -> str:
     except OSError:
         load = "n/a"
     during = f"; 1-minute load between {min(LOADS):.1f} and {max(LOADS):.1f} during the run" if LOADS else ""
-    return (f"Machine: Python {platform.python_version()}, Pyomo {pyomo.version.version}, HiGHS "
-            f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}, OMLT {omlt.__version__}, {os.cpu_count()} CPUs, "
-            f"load average ({load}) at the end of the run{during} (other jobs share the machine; HiGHS ran "
-            "its MILPs on one thread).")
+    return (
+        f"Machine: Python {platform.python_version()}, Pyomo {pyomo.version.version}, HiGHS "
+        f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}, OMLT {omlt.__version__}, {os.cpu_count()} CPUs, "
+        f"load average ({load}) at the end of the run{during} (other jobs share the machine; HiGHS ran "
+        "its MILPs on one thread)."
+    )
 
 
 def load_average() -> float:
@@ -520,65 +565,77 @@ def load_average() -> float:
         return float("nan")
 
 
-def section(command: str, time_limit: float, rows: list[Row], tightened: dict[str, float],
-            interval: dict[str, dict[tuple[str, str], float | None]], hard: list[str], notes: list[str]) -> str:
+def section(
+    command: str,
+    time_limit: float,
+    rows: list[Row],
+    tightened: dict[str, float],
+    interval: dict[str, dict[tuple[str, str], float | None]],
+    hard: list[str],
+    notes: list[str],
+) -> str:
     errors = [r.error for r in rows if r.error is not None]
     tighten_note = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in tightened.items())
-    return "\n".join([
-        f"Command: `{command}`",
-        "",
-        "Minimise and maximise the single output of each network over its input box. For each network, one "
-        f"`Bounds` object, `tighten(net, {CHAIN})` (computed once: {tighten_note}), is used by every pyomo_relu "
-        "formulation: `ReLUNetBlock().build(net, inputs=m.x, outputs=[m.y], formulation=F, bounds=B)` on a fresh "
-        "model per formulation and sense. OMLT 1.2.2: `ReluBigMFormulation` and `ReluPartitionFormulation` "
-        "(`split_func=partial(default_partition_split_func, n=2)`, equal-size splits of the sorted weights) on an "
-        "OMLT `NetworkDefinition` from the same weights, with OMLT's own interval bounds (computed in its build). "
-        "Size: unfixed variables / unfixed binaries / active constraints of the whole model (`gdp.hull` has two "
-        "indicator binaries per neuron, tied by an exactly-one row). Root LP bound: `core.relax_integer_vars` on a "
-        "clone, solved by HiGHS (a lower bound when minimising, upper when maximising; for `ideal_cuts`, the LP "
-        "after `add_ideal_cuts(m)`). Solve: `solve(m, \"highs\", mip_gap=1e-4, "
-        f"time_limit={time_limit:g})`, wall clock; total = build + cut loop + solve (tighten excluded, listed above). "
-        "pyomo_relu models carry the forward-pass warm start, which `solve` passes to HiGHS as a MIP start. OMLT "
-        "sets its continuous variables to 0 and leaves its binaries without a value; `solve` would pass that partial "
-        "point as a start, which HiGHS first tries to complete for up to the whole time limit (2x the limit in all), "
-        "so OMLT's values are cleared before its solve and HiGHS gets no start. One run each. Every solution was re-evaluated "
-        f"with `net.evaluate`: max |forward pass − objective| = {max(errors) if errors else float('nan'):.1e}; all "
-        "formulations that proved optimality agree, no root or MILP bound cuts off any incumbent, and reluMIP's "
-        "peaks optima match the known −7.214193 / 8.580816.",
-        "",
-        main_table(rows),
-        "",
-        "`ideal_cuts`: what `add_ideal_cuts(m)` did before the MILP (defaults: at most 20 rounds, stop when the LP "
-        "bound moves by at most 1e-4 relative):",
-        "",
-        cuts_table(rows),
-        "",
-        "Stronger formulations vs big-M on the harder networks: % of big-M's root gap (root LP bound to the best "
-        "objective found by any formulation) that the formulation's root LP closes / total s when it proved "
-        "optimality, else its final gap at the time limit:",
-        "",
-        gap_table(rows, hard),
-        "",
-        findings(rows, hard, notes),
-        "",
-        "OMLT total / pyomo_relu total, measured in the same run (ours = tighten + build + solve, OMLT = build + "
-        "solve; the two differ in bounds as well as in formulation: the last two columns give the root LP bound "
-        "with our `interval+crown+lp` bounds, with our interval bounds only, and OMLT's; with interval bounds the "
-        "partition roots differ slightly from OMLT's because our groups leave out inputs proven zero):",
-        "",
-        omlt_table(rows, tightened, interval),
-        "",
-        *([f"Warnings: {'; '.join(notes)}.", ""] if notes else []),
-        machine(),
-    ])
+    return "\n".join(
+        [
+            f"Command: `{command}`",
+            "",
+            "Minimise and maximise the single output of each network over its input box. For each network, one "
+            f"`Bounds` object, `tighten(net, {CHAIN})` (computed once: {tighten_note}), is used by every pyomo_relu "
+            "formulation: `ReLUNetBlock().build(net, inputs=m.x, outputs=[m.y], formulation=F, bounds=B)` on a fresh "
+            "model per formulation and sense. OMLT 1.2.2: `ReluBigMFormulation` and `ReluPartitionFormulation` "
+            "(`split_func=partial(default_partition_split_func, n=2)`, equal-size splits of the sorted weights) on an "
+            "OMLT `NetworkDefinition` from the same weights, with OMLT's own interval bounds (computed in its build). "
+            "Size: unfixed variables / unfixed binaries / active constraints of the whole model (`gdp.hull` has two "
+            "indicator binaries per neuron, tied by an exactly-one row). Root LP bound: `core.relax_integer_vars` on a "
+            "clone, solved by HiGHS (a lower bound when minimising, upper when maximising; for `ideal_cuts`, the LP "
+            'after `add_ideal_cuts(m)`). Solve: `solve(m, "highs", mip_gap=1e-4, '
+            f"time_limit={time_limit:g})`, wall clock; total = build + cut loop + solve (tighten excluded, listed above). "
+            "pyomo_relu models carry the forward-pass warm start, which `solve` passes to HiGHS as a MIP start. OMLT "
+            "sets its continuous variables to 0 and leaves its binaries without a value; `solve` would pass that partial "
+            "point as a start, which HiGHS first tries to complete for up to the whole time limit (2x the limit in all), "
+            "so OMLT's values are cleared before its solve and HiGHS gets no start. One run each. Every solution was re-evaluated "
+            f"with `net.evaluate`: max |forward pass − objective| = {max(errors) if errors else float('nan'):.1e}; all "
+            "formulations that proved optimality agree, no root or MILP bound cuts off any incumbent, and reluMIP's "
+            "peaks optima match the known −7.214193 / 8.580816.",
+            "",
+            main_table(rows),
+            "",
+            "`ideal_cuts`: what `add_ideal_cuts(m)` did before the MILP (defaults: at most 20 rounds, stop when the LP "
+            "bound moves by at most 1e-4 relative):",
+            "",
+            cuts_table(rows),
+            "",
+            "Stronger formulations vs big-M on the harder networks: % of big-M's root gap (root LP bound to the best "
+            "objective found by any formulation) that the formulation's root LP closes / total s when it proved "
+            "optimality, else its final gap at the time limit:",
+            "",
+            gap_table(rows, hard),
+            "",
+            findings(rows, hard, notes),
+            "",
+            "OMLT total / pyomo_relu total, measured in the same run (ours = tighten + build + solve, OMLT = build + "
+            "solve; the two differ in bounds as well as in formulation: the last two columns give the root LP bound "
+            "with our `interval+crown+lp` bounds, with our interval bounds only, and OMLT's; with interval bounds the "
+            "partition roots differ slightly from OMLT's because our groups leave out inputs proven zero):",
+            "",
+            omlt_table(rows, tightened, interval),
+            "",
+            *([f"Warnings: {'; '.join(notes)}.", ""] if notes else []),
+            machine(),
+        ]
+    )
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--time-limit", type=float, default=None, help="seconds per MILP solve (default 60, 20 with --quick)")
+    parser.add_argument(
+        "--time-limit", type=float, default=None, help="seconds per MILP solve (default 60, 20 with --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="reluMIP's peaks_3x10 only, T = 20 s")
-    parser.add_argument("--networks", nargs="+", default=None,
-                        help="subset, by file name (peaks_2x50.onnx) or table name; default: all")
+    parser.add_argument(
+        "--networks", nargs="+", default=None, help="subset, by file name (peaks_2x50.onnx) or table name; default: all"
+    )
     parser.add_argument("--write", action="store_true", help=f"update '{SECTION}' in {RESULTS.name}")
     return parser.parse_args(argv)
 

@@ -56,8 +56,15 @@ def run_bnb(net, sense, time_limit, executor=None):
     r = optimize(net, 0, sense=sense, gap=1e-6, time_limit=time_limit, progress=False, executor=executor)
     seconds = time.perf_counter() - began
     error = None if r.x is None else abs(float(net.evaluate(r.x)[0]) - r.objective)
-    return {"status": r.status, "objective": r.objective, "bound": r.bound, "gap": r.gap, "seconds": seconds,
-            "nodes": r.nodes, "error": error}
+    return {
+        "status": r.status,
+        "objective": r.objective,
+        "bound": r.bound,
+        "gap": r.gap,
+        "seconds": seconds,
+        "nodes": r.nodes,
+        "error": error,
+    }
 
 
 def run_milp(net, sense, time_limit):
@@ -91,8 +98,15 @@ def _milp_row(r, seconds, net, x):
     if r.has_solution and None not in x:
         error = abs(float(net.evaluate(np.array(x, float))[0]) - r.objective)
     gap = None if r.objective is None or r.bound is None else abs(r.objective - r.bound)
-    return {"status": r.status, "objective": r.objective, "bound": r.bound, "gap": gap, "seconds": seconds,
-            "nodes": None, "error": error}
+    return {
+        "status": r.status,
+        "objective": r.objective,
+        "bound": r.bound,
+        "gap": gap,
+        "seconds": seconds,
+        "nodes": None,
+        "error": error,
+    }
 
 
 def run_flowsheet(strategy, bounds, time_limit, executor=None):
@@ -102,15 +116,29 @@ def run_flowsheet(strategy, bounds, time_limit, executor=None):
     began = time.perf_counter()
     m = build_flowsheet(bounds=bounds)
     built = time.perf_counter()
-    r = solve(m, "highs", strategy=strategy, mip_gap=1e-6, time_limit=time_limit,
-              **({"executor": executor} if executor is not None else {}))
-    errors = [abs(float(b.forward()[0]) - b.output_vars[0].value) for b in (m.reactor, m.separator)] \
-        if r.has_solution else []
-    return {"status": r.status, "objective": r.objective, "bound": r.bound,
-            "gap": None if r.objective is None or r.bound is None else abs(r.objective - r.bound),
-            "build": built - began, "seconds": time.perf_counter() - built,
-            "nodes": (r.raw or {}).get("nodes") if strategy == "split" else None,
-            "error": max(errors) if errors else None}
+    r = solve(
+        m,
+        "highs",
+        strategy=strategy,
+        mip_gap=1e-6,
+        time_limit=time_limit,
+        **({"executor": executor} if executor is not None else {}),
+    )
+    errors = (
+        [abs(float(b.forward()[0]) - b.output_vars[0].value) for b in (m.reactor, m.separator)]
+        if r.has_solution
+        else []
+    )
+    return {
+        "status": r.status,
+        "objective": r.objective,
+        "bound": r.bound,
+        "gap": None if r.objective is None or r.bound is None else abs(r.objective - r.bound),
+        "build": built - began,
+        "seconds": time.perf_counter() - built,
+        "nodes": (r.raw or {}).get("nodes") if strategy == "split" else None,
+        "error": max(errors) if errors else None,
+    }
 
 
 def fmt(value, spec):
@@ -118,9 +146,11 @@ def fmt(value, spec):
 
 
 def row(label, sense, method, r):
-    return (f"| {label} | {sense[:3]} | {method} | {r['status']} | {fmt(r['objective'], '.6f')} | "
-            f"{fmt(r['bound'], '.6f')} | {fmt(r['gap'], '.1e')} | **{r['seconds']:.2f}** | {fmt(r['nodes'], 'd')} | "
-            f"{fmt(r['error'], '.1e')} |")
+    return (
+        f"| {label} | {sense[:3]} | {method} | {r['status']} | {fmt(r['objective'], '.6f')} | "
+        f"{fmt(r['bound'], '.6f')} | {fmt(r['gap'], '.1e')} | **{r['seconds']:.2f}** | {fmt(r['nodes'], 'd')} | "
+        f"{fmt(r['error'], '.1e')} |"
+    )
 
 
 def main(argv=None) -> int:
@@ -128,8 +158,11 @@ def main(argv=None) -> int:
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per run, small networks")
     parser.add_argument("--hard-time-limit", type=float, default=600.0, help="seconds per run, larger networks")
     parser.add_argument("--quick", action="store_true", help="small networks and the flowsheet only")
-    parser.add_argument("--flowsheet-only", action="store_true",
-                        help="only the flowsheet rows (printed; --write then replaces them in the section)")
+    parser.add_argument(
+        "--flowsheet-only",
+        action="store_true",
+        help="only the flowsheet rows (printed; --write then replaces them in the section)",
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     if args.flowsheet_only:
@@ -138,8 +171,10 @@ def main(argv=None) -> int:
         if args.write:
             replace_flowsheet_rows(rows)
         return 0
-    lines = ["| network | sense | method | status | objective | bound | abs gap | seconds | boxes | max \\|f(x) − obj\\| |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| network | sense | method | status | objective | bound | abs gap | seconds | boxes | max \\|f(x) − obj\\| |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     ratios = []
     hardest = None
     for label, path, box, hard in NETWORKS:
@@ -160,13 +195,23 @@ def main(argv=None) -> int:
             ratios.append((label, sense, ours, milp, omlt))
             if hard and (hardest is None or ours["seconds"] > hardest[2]["seconds"]):
                 hardest = (net, sense, ours, label)
-    text = [SECTION, "", f"Command: `python benchmarks/optimize.py --time-limit {args.time_limit:g} "
-            f"--hard-time-limit {args.hard_time_limit:g}{' --quick' if args.quick else ''} --write` "
-            "(2 shared cores; other work was running on the machine). Absolute gap 1e-6 for every method "
-            "(HiGHS: `mip_gap=1e-6`, `mip_abs_gap=1e-6`). MILP route = tighten (default `bounds=\"auto\"`) "
-            "+ build + solve; OMLT = build + solve. `max |f(x) − obj|`: the reported point re-evaluated by "
-            "`net.evaluate`.", "", *lines, "", "Speed-up of `optimize` (wall clock, both proven optimal "
-            "unless marked):", "", "| network | sense | vs MILP route | vs OMLT |", "|---|---|---:|---:|"]
+    text = [
+        SECTION,
+        "",
+        f"Command: `python benchmarks/optimize.py --time-limit {args.time_limit:g} "
+        f"--hard-time-limit {args.hard_time_limit:g}{' --quick' if args.quick else ''} --write` "
+        "(2 shared cores; other work was running on the machine). Absolute gap 1e-6 for every method "
+        '(HiGHS: `mip_gap=1e-6`, `mip_abs_gap=1e-6`). MILP route = tighten (default `bounds="auto"`) '
+        "+ build + solve; OMLT = build + solve. `max |f(x) − obj|`: the reported point re-evaluated by "
+        "`net.evaluate`.",
+        "",
+        *lines,
+        "",
+        "Speed-up of `optimize` (wall clock, both proven optimal unless marked):",
+        "",
+        "| network | sense | vs MILP route | vs OMLT |",
+        "|---|---|---:|---:|",
+    ]
     for label, sense, ours, milp, omlt in ratios:
         text.append(f"| {label} | {sense[:3]} | {_ratio(ours, milp)} | {_ratio(ours, omlt)} |")
     text += ["", *flowsheet_rows(args.time_limit * 5)]
@@ -188,26 +233,33 @@ def _ratio(ours, peer):
 
 
 def flowsheet_rows(time_limit):
-    lines = [f"Flowsheet (`examples/flowsheet_split.py`: peaks reactor + Rosenbrock separator, two balances, "
-             f"spec r >= 2), `solve(m, \"highs\", strategy=..., mip_gap=1e-6, time_limit={time_limit:g})`; "
-             "build time not counted:", "",
-             "| bounds | strategy | status | objective | bound | seconds | boxes | max \\|f(x) − y\\| |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Flowsheet (`examples/flowsheet_split.py`: peaks reactor + Rosenbrock separator, two balances, "
+        f'spec r >= 2), `solve(m, "highs", strategy=..., mip_gap=1e-6, time_limit={time_limit:g})`; '
+        "build time not counted:",
+        "",
+        "| bounds | strategy | status | objective | bound | seconds | boxes | max \\|f(x) − y\\| |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     results = {}
     for bounds in ("auto", "interval"):
         for strategy, executor in (("split", None), ("split", 2), ("milp", None)):
             r = run_flowsheet(strategy, bounds, time_limit, executor)
             name = strategy if executor is None else f"split, executor={executor}"
             results[(bounds, name)] = r
-            lines.append(f"| {bounds} | {name} | {r['status']} | {fmt(r['objective'], '.6f')} | "
-                         f"{fmt(r['bound'], '.6f')} | **{r['seconds']:.2f}** | {fmt(r['nodes'], 'd')} | "
-                         f"{fmt(r['error'], '.1e')} |")
+            lines.append(
+                f"| {bounds} | {name} | {r['status']} | {fmt(r['objective'], '.6f')} | "
+                f"{fmt(r['bound'], '.6f')} | **{r['seconds']:.2f}** | {fmt(r['nodes'], 'd')} | "
+                f"{fmt(r['error'], '.1e')} |"
+            )
             print(lines[-1], flush=True)
     lines.append("")
     for bounds in ("auto", "interval"):
         milp, split = results[(bounds, "milp")], results[(bounds, "split")]
-        lines.append(f"- bounds={bounds}: milp / split = {milp['seconds'] / split['seconds']:.2f}x "
-                     f"(milp {milp['status']}, split {split['status']})")
+        lines.append(
+            f"- bounds={bounds}: milp / split = {milp['seconds'] / split['seconds']:.2f}x "
+            f"(milp {milp['status']}, split {split['status']})"
+        )
     return lines
 
 
@@ -226,19 +278,29 @@ def dask_rows(net, sense, serial, label, time_limit):
         from distributed import Client, LocalCluster
     except ImportError:
         return ["Dask: skipped (dask[distributed] not installed)"]
-    lines = [f"Dask `LocalCluster` on the hardest case ({label}, {sense}), `optimize(..., "
-             "executor=client.get_executor())`:", "",
-             "| workers | status | objective | bound | seconds |", "|---:|---|---:|---:|---:|"]
+    lines = [
+        f"Dask `LocalCluster` on the hardest case ({label}, {sense}), `optimize(..., executor=client.get_executor())`:",
+        "",
+        "| workers | status | objective | bound | seconds |",
+        "|---:|---|---:|---:|---:|",
+    ]
     runs = {}
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
+        with (
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+            Client(cluster) as client,
+        ):
             runs[workers] = r = run_bnb(net, sense, time_limit, executor=client.get_executor())
-        lines.append(f"| {workers} | {r['status']} | {fmt(r['objective'], '.6f')} | {fmt(r['bound'], '.6f')} | "
-                     f"{r['seconds']:.2f} |")
+        lines.append(
+            f"| {workers} | {r['status']} | {fmt(r['objective'], '.6f')} | {fmt(r['bound'], '.6f')} | "
+            f"{r['seconds']:.2f} |"
+        )
         print(lines[-1], flush=True)
-    lines += ["", f"Speed-up 2 vs 1 workers: {runs[1]['seconds'] / runs[2]['seconds']:.2f}x "
-              f"(serial, no Dask: {serial['seconds']:.2f} s, {serial['status']})"]
+    lines += [
+        "",
+        f"Speed-up 2 vs 1 workers: {runs[1]['seconds'] / runs[2]['seconds']:.2f}x "
+        f"(serial, no Dask: {serial['seconds']:.2f} s, {serial['status']})",
+    ]
     return lines
 
 

@@ -38,19 +38,27 @@ from typing import Any
 
 import numpy as np
 import pyomo.environ as pe
+from common import write_section
 
 from pyomo_relu import DenseLayer, NetworkDefinition, ReLUNetBlock, solve
-
-from common import write_section
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## PWL"
 #: What the last full run showed (kept under the table; update it with the figures).
-NOTE = ("On the random networks the interval shrinks with the tolerance (tanh: width 0.66 at 0.1 to 0.038 at 0.003) and always holds the grid optimum and SCIP's values; SCIP on the exact NLP proves the sigmoid optimum in 2 s but not the tanh one in 120 s, where the PWL MILP proves the interval in 1-9 s.  IDAES's Calcite_ST network (five tanh layers of 60) is the weak case: interval/CROWN bounds of its deep pre-activations are wide (approx. error bound 286), so the MILP has 1000-4500 binaries, HiGHS stops at its 300 s limit with the start point as incumbent, and the interval [0.00015, 140.5] is valid but wide (the grid's 133.53 is inside; the proven bound improves from 142.2 to 140.5 with the tolerance).")
+NOTE = "On the random networks the interval shrinks with the tolerance (tanh: width 0.66 at 0.1 to 0.038 at 0.003) and always holds the grid optimum and SCIP's values; SCIP on the exact NLP proves the sigmoid optimum in 2 s but not the tanh one in 120 s, where the PWL MILP proves the interval in 1-9 s.  IDAES's Calcite_ST network (five tanh layers of 60) is the weak case: interval/CROWN bounds of its deep pre-activations are wide (approx. error bound 286), so the MILP has 1000-4500 binaries, HiGHS stops at its 300 s limit with the start point as incumbent, and the interval [0.00015, 140.5] is valid but wide (the grid's 133.53 is inside; the proven bound improves from 142.2 to 140.5 with the tolerance)."
 CALCITE_POINT = {
-    "feed_pH": 9.5, "pressure_bar_feed": 1.01325, "Na": 0.230858556000748, "Cl": 0.106701648328453,
-    "Ca": 0.0245274696499109, "Mg": 0.0311348703689873, "HCO3": 0.430482141673564, "SO4": 0.182204065,
-    "K": 0.000500561, "Sr": 0.000761853, "Ba": 2.50e-05, "HCl": 10,
+    "feed_pH": 9.5,
+    "pressure_bar_feed": 1.01325,
+    "Na": 0.230858556000748,
+    "Cl": 0.106701648328453,
+    "Ca": 0.0245274696499109,
+    "Mg": 0.0311348703689873,
+    "HCO3": 0.430482141673564,
+    "SO4": 0.182204065,
+    "K": 0.000500561,
+    "Sr": 0.000761853,
+    "Ba": 2.50e-05,
+    "HCl": 10,
 }
 
 
@@ -58,21 +66,25 @@ CALCITE_POINT = {
 class Case:
     name: str
     net: NetworkDefinition
-    free: list[int]            # the two inputs optimised; the others are fixed
+    free: list[int]  # the two inputs optimised; the others are fixed
     fixed: dict[int, float]
     sense: str
 
 
 def random_net(seed: int, kind: str, sizes=(2, 8, 8, 1)) -> NetworkDefinition:
     rng = np.random.default_rng(seed)
-    layers = [DenseLayer(rng.normal(0, 1.5, (o, i)), rng.normal(0, 0.5, o), "linear" if k == len(sizes) - 2 else kind)
-              for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    layers = [
+        DenseLayer(rng.normal(0, 1.5, (o, i)), rng.normal(0, 0.5, o), "linear" if k == len(sizes) - 2 else kind)
+        for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))
+    ]
     return NetworkDefinition(layers, input_bounds=[(-1.5, 1.5)] * sizes[0])
 
 
 def cases(quick: bool) -> list[Case]:
-    out = [Case("tanh 2-8-8-1 (min)", random_net(0, "tanh"), [0, 1], {}, "minimize"),
-           Case("sigmoid 2-8-8-1 (max)", random_net(1, "sigmoid"), [0, 1], {}, "maximize")]
+    out = [
+        Case("tanh 2-8-8-1 (min)", random_net(0, "tanh"), [0, 1], {}, "minimize"),
+        Case("sigmoid 2-8-8-1 (max)", random_net(1, "sigmoid"), [0, 1], {}, "maximize"),
+    ]
     if not quick:
         from pyomo_relu.idaes import ReLUSurrogate
 
@@ -80,7 +92,9 @@ def cases(quick: bool) -> list[Case]:
         labels = surrogate.input_labels()
         free = [labels.index("feed_pH"), labels.index("HCl")]
         fixed = {i: float(CALCITE_POINT[k]) for i, k in enumerate(labels) if i not in free}
-        out.append(Case("IDAES Calcite_ST 12-60x5-1 tanh (max over pH, HCl)", surrogate.network, free, fixed, "maximize"))
+        out.append(
+            Case("IDAES Calcite_ST 12-60x5-1 tanh (max over pH, HCl)", surrogate.network, free, fixed, "maximize")
+        )
     return out
 
 
@@ -132,15 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     tolerances = args.tolerances or ([0.1, 0.01] if args.quick else [0.1, 0.03, 0.01, 0.003])
 
-    lines = ["| case | tolerance | binaries | build s | solve s | certified interval | width | "
-             "approx. error bound | grid optimum | SCIP exact NLP | inside |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| case | tolerance | binaries | build s | solve s | certified interval | width | "
+        "approx. error bound | grid optimum | SCIP exact NLP | inside |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     failures = []
     for case in cases(args.quick):
         truth = grid_optimum(case)
         exact, _ = model(case, "complementarity")
         r = solve(exact, "scip", time_limit=args.scip_time, mip_gap=1e-6)
-        scip = (f"{r.objective:.6f} ({r.status}, {r.seconds:.0f} s)" if r.has_solution else f"— ({r.status})")
+        scip = f"{r.objective:.6f} ({r.status}, {r.seconds:.0f} s)" if r.has_solution else f"— ({r.status})"
         widths = []
         for tol in tolerances:
             m, build_s = model(case, ("pwl", {"tolerance": tol}))
@@ -164,21 +180,29 @@ def main(argv: list[str] | None = None) -> int:
             error = float(m.nn.approximation_error()[0])
             interval = f"[{c.lower:.6f}, {c.upper:.6f}]" if c is not None else "—"
             status = "" if res.status == "optimal" else f" ({res.status})"
-            lines.append(f"| {case.name} | {tol:g} | {binaries} | {build_s:.2f} | {res.seconds:.2f}{status} | "
-                         f"{interval} | {width:.2e} | {error:.3g} | {truth:.6f} | {scip} | {'yes' if ok else 'NO'} |")
+            lines.append(
+                f"| {case.name} | {tol:g} | {binaries} | {build_s:.2f} | {res.seconds:.2f}{status} | "
+                f"{interval} | {width:.2e} | {error:.3g} | {truth:.6f} | {scip} | {'yes' if ok else 'NO'} |"
+            )
             print(lines[-1], flush=True)
         if all(w is not None for w in widths) and not widths[-1] < widths[0]:
             failures.append(f"{case.name}: the interval did not shrink with the tolerance ({widths})")
-    text = "\n".join([
-        f"Command: `KERAS_BACKEND=torch python benchmarks/pwl.py{' --quick' if args.quick else ''} --write` "
-        f"({platform.machine()}, {platform.python_version()}, HiGHS for the MILPs, SCIP {args.scip_time:g} s "
-        "on the exact NLP).  Width = upper - lower of the certified interval for the true optimum "
-        "(`SolveResult.certified`): the proven bound of the PWL MILP and the true network at its "
-        "solution.  Approx. error bound = `m.nn.approximation_error()` (how far the relaxation's "
-        "output can be from the network's at the same input, over the whole box).  Grid optimum: "
-        "1001² grid refined twice; SCIP: its incumbent (status).  \"inside\": both estimates of the "
-        "true optimum are consistent with the interval.",
-        "", *lines, "", NOTE])
+    text = "\n".join(
+        [
+            f"Command: `KERAS_BACKEND=torch python benchmarks/pwl.py{' --quick' if args.quick else ''} --write` "
+            f"({platform.machine()}, {platform.python_version()}, HiGHS for the MILPs, SCIP {args.scip_time:g} s "
+            "on the exact NLP).  Width = upper - lower of the certified interval for the true optimum "
+            "(`SolveResult.certified`): the proven bound of the PWL MILP and the true network at its "
+            "solution.  Approx. error bound = `m.nn.approximation_error()` (how far the relaxation's "
+            "output can be from the network's at the same input, over the whole box).  Grid optimum: "
+            '1001² grid refined twice; SCIP: its incumbent (status).  "inside": both estimates of the '
+            "true optimum are consistent with the interval.",
+            "",
+            *lines,
+            "",
+            NOTE,
+        ]
+    )
     print("\n".join(failures) if failures else "all checks passed")
     if failures:
         return 1

@@ -42,8 +42,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from common import RESULTS, write_section
+from common import write_section
 
 SECTION = "## Scale"
 SIZES = ["100-64-64-10", "784-256-256-10", "784-512-512-512-512-10", "784-1024-1024-1024-1024-10"]
@@ -53,16 +52,19 @@ PLOT = Path(__file__).resolve().parent.parent / "docs" / "scale.png"
 
 
 def _rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def random_network(sizes: list[int], seed: int = 0):
     from pyomo_relu import DenseLayer, NetworkDefinition
 
     rng = np.random.default_rng(seed)
-    layers = [DenseLayer(rng.normal(size=(o, i)) / np.sqrt(i), rng.normal(size=o) * 0.1,
-                         "relu" if k < len(sizes) - 2 else "linear")
-              for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    layers = [
+        DenseLayer(
+            rng.normal(size=(o, i)) / np.sqrt(i), rng.normal(size=o) * 0.1, "relu" if k < len(sizes) - 2 else "linear"
+        )
+        for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))
+    ]
     return NetworkDefinition(layers, source=f"random {'-'.join(map(str, sizes))} seed {seed}")
 
 
@@ -129,6 +131,7 @@ def one_case(spec: str, kind: str, lp_limit: float, pyomo_max: float) -> dict:
             opt = _HighsWithStart()
             opt._active_config = opt.config(value={})
             opt.set_instance(m)
+
         p.run("Pyomo hand-off", pyomo_handoff)
     arrays = model_arrays(m)
 
@@ -141,23 +144,31 @@ def one_case(spec: str, kind: str, lp_limit: float, pyomo_max: float) -> dict:
         h.passModel(lp)
         h.run()
         return h.modelStatusToString(h.getModelStatus())
+
     lp_status = p.run("first LP", first_lp)
     del arrays
     m.nn.initialize()
     result = p.run("solve(5)", solve, m, "highs", 5.0)
     stats = m.nn.stats()
-    return {"spec": spec, "box": kind, "weights": int(weights), "nonzeros": nonzeros, "phases": p.rows,
-            "binaries": stats["binaries"], "lp_status": lp_status, "status": result.status,
-            "error": float(m.nn.get_error()) if result.has_solution else None}
+    return {
+        "spec": spec,
+        "box": kind,
+        "weights": int(weights),
+        "nonzeros": nonzeros,
+        "phases": p.rows,
+        "binaries": stats["binaries"],
+        "lp_status": lp_status,
+        "status": result.status,
+        "error": float(m.nn.get_error()) if result.has_solution else None,
+    }
 
 
 def omlt_case(spec: str, kind: str) -> dict:
     """OMLT's big-M build of the same network (run in a child process)."""
     import pyomo.environ as pe
+    from common import omlt_network
     from omlt import OmltBlock
     from omlt.neuralnet import ReluBigMFormulation
-
-    from common import omlt_network
 
     logging.getLogger("pyomo").setLevel(logging.ERROR)
     sizes = [int(s) for s in spec.split("-")]
@@ -171,8 +182,14 @@ def omlt_case(spec: str, kind: str) -> dict:
 
 def child(args: list[str], timeout: float) -> dict | None:
     try:
-        out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=timeout,
-                             check=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+        out = subprocess.run(
+            [sys.executable, __file__, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        )
     except subprocess.TimeoutExpired:
         return None
     except subprocess.CalledProcessError as error:
@@ -202,8 +219,11 @@ def table(rows: list[dict]) -> str:
             cells.append("—" if v is None else f"{v['s']:.2f} s / {v['gb']:.2f} GB")
         if "OMLT build" not in r["phases"] and r.get("omlt_note"):
             cells[-1] = r["omlt_note"]
-        lines.append(f"| {r['spec']} | {r['box']} | {r['weights']:,} | {r['binaries']} | " + " | ".join(cells)
-                     + f" | {r['status']} |")
+        lines.append(
+            f"| {r['spec']} | {r['box']} | {r['weights']:,} | {r['binaries']} | "
+            + " | ".join(cells)
+            + f" | {r['status']} |"
+        )
     return "\n".join(lines)
 
 
@@ -216,7 +236,9 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, kind in zip(axes, BOXES):
         for phase in PHASES + ["OMLT build"]:
-            pts = sorted((r["weights"], r["phases"][phase]["s"]) for r in rows if r["box"] == kind and phase in r["phases"])
+            pts = sorted(
+                (r["weights"], r["phases"][phase]["s"]) for r in rows if r["box"] == kind and phase in r["phases"]
+            )
             if pts:
                 ax.loglog(*zip(*pts), marker="o", label=phase)
         ax.set_title(f"{kind} box")
@@ -251,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.sizes:
         for kind in args.boxes:
             print(f"{spec} {kind} ...", file=sys.stderr, flush=True)
-            row = child(["--one", spec, kind, "--lp-limit", str(args.lp_limit), "--pyomo-max", str(args.pyomo_max)], 3600)
+            row = child(
+                ["--one", spec, kind, "--lp-limit", str(args.lp_limit), "--pyomo-max", str(args.pyomo_max)], 3600
+            )
             if row is None:
                 print("  failed", file=sys.stderr)
                 continue
@@ -272,43 +296,69 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(rows: list[dict], args: argparse.Namespace) -> str:
-    command = "python benchmarks/scale.py" + (" --write" if args.write else "") + \
-        ("" if args.sizes == SIZES else " --sizes " + " ".join(args.sizes)) + \
-        (f" --omlt-timeout {args.omlt_timeout:.0f}" if args.omlt_timeout != 600 else "") + \
-        ("" if args.omlt else " --no-omlt")
-    lines = [f"Command: `{command}`", "",
-             "Seconds / peak RSS of the process after the phase (each case in its own process; see the "
-             "script's docstring for what each phase is). Random dense networks, seed 0; `small` = a 0.02-box, "
-             "`whole` = [0, 1]^n; build = big-M with the CROWN bounds. `solve(5)` = wall-clock of "
-             "`solve(m, \"highs\", time_limit=5)` (bulk hand-off included).", "", table(rows), ""]
+    command = (
+        "python benchmarks/scale.py"
+        + (" --write" if args.write else "")
+        + ("" if args.sizes == SIZES else " --sizes " + " ".join(args.sizes))
+        + (f" --omlt-timeout {args.omlt_timeout:.0f}" if args.omlt_timeout != 600 else "")
+        + ("" if args.omlt else " --no-omlt")
+    )
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "Seconds / peak RSS of the process after the phase (each case in its own process; see the "
+        "script's docstring for what each phase is). Random dense networks, seed 0; `small` = a 0.02-box, "
+        "`whole` = [0, 1]^n; build = big-M with the CROWN bounds. `solve(5)` = wall-clock of "
+        '`solve(m, "highs", time_limit=5)` (bulk hand-off included).',
+        "",
+        table(rows),
+        "",
+    ]
     for kind in args.boxes:
         s = slopes(rows, kind)
         if s:
-            lines.append(f"Slopes of log(seconds) against log(weights), {kind} box: "
-                         + ", ".join(f"{k} {v:.2f}" for k, v in s.items()) + ".  ")
+            lines.append(
+                f"Slopes of log(seconds) against log(weights), {kind} box: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in s.items())
+                + ".  "
+            )
     big = [r for r in rows if r["weights"] > 3e6]
     for r in big:
         to_lp = sum(r["phases"][p]["s"] for p in ("read", "interval", "crown", "build", "bulk hand-off", "first LP"))
         peak = max(v["gb"] for k, v in r["phases"].items() if k != "OMLT build")
-        lines.append(f"{r['spec']}, {r['box']} box: ONNX file to HiGHS's first LP {to_lp:.1f} s (goal: under 15 s), "
-                     f"peak memory {peak:.2f} GB (goal: under 4 GB).  ")
-    pairs = [(r["phases"]["Pyomo hand-off"]["s"] / r["phases"]["bulk hand-off"]["s"], r) for r in rows
-             if "Pyomo hand-off" in r["phases"]]
+        lines.append(
+            f"{r['spec']}, {r['box']} box: ONNX file to HiGHS's first LP {to_lp:.1f} s (goal: under 15 s), "
+            f"peak memory {peak:.2f} GB (goal: under 4 GB).  "
+        )
+    pairs = [
+        (r["phases"]["Pyomo hand-off"]["s"] / r["phases"]["bulk hand-off"]["s"], r)
+        for r in rows
+        if "Pyomo hand-off" in r["phases"]
+    ]
     if pairs:
-        lines.append("Pyomo persistent / bulk hand-off, same run: "
-                     + ", ".join(f"{r['spec']} {r['box']} {q:.0f}x" for q, r in pairs) + ".  ")
+        lines.append(
+            "Pyomo persistent / bulk hand-off, same run: "
+            + ", ".join(f"{r['spec']} {r['box']} {q:.0f}x" for q, r in pairs)
+            + ".  "
+        )
     capped = [f"{r['spec']} {r['box']}" for r in rows if r.get("lp_status") != "Optimal"]
     if capped:
-        lines.append(f"First LP stopped at `--lp-limit {args.lp_limit:.0f}` s (HiGHS's root LP unfinished): "
-                     + ", ".join(capped) + ".  ")
+        lines.append(
+            f"First LP stopped at `--lp-limit {args.lp_limit:.0f}` s (HiGHS's root LP unfinished): "
+            + ", ".join(capped)
+            + ".  "
+        )
     worst = max((r["phases"]["solve(5)"]["s"] for r in rows), default=float("nan"))
-    lines += [f"Longest `solve(time_limit=5)`: {worst:.2f} s (goal: within 7 s on every size). Without "
-              "turning off HiGHS presolve's sparsify rule under a time limit "
-              "(`pyomo_relu.bounds.rows.HIGHS_TIME_LIMIT_OPTIONS`), `solve(time_limit=5)` on MNIST 256x4 over "
-              "the whole pixel box took 11.5 s, all of it in HiGHS presolve, which does not check the limit there "
-              "(measured while writing this; 5.0 s with it off).", "",
-              f"Plot: `docs/scale.png`. Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs "
-              f"shared with other jobs, load average {os.getloadavg()[0]:.1f} at the end of the run."]
+    lines += [
+        f"Longest `solve(time_limit=5)`: {worst:.2f} s (goal: within 7 s on every size). Without "
+        "turning off HiGHS presolve's sparsify rule under a time limit "
+        "(`pyomo_relu.bounds.rows.HIGHS_TIME_LIMIT_OPTIONS`), `solve(time_limit=5)` on MNIST 256x4 over "
+        "the whole pixel box took 11.5 s, all of it in HiGHS presolve, which does not check the limit there "
+        "(measured while writing this; 5.0 s with it off).",
+        "",
+        f"Plot: `docs/scale.png`. Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs "
+        f"shared with other jobs, load average {os.getloadavg()[0]:.1f} at the end of the run.",
+    ]
     return "\n".join(lines)
 
 

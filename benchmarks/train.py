@@ -28,8 +28,8 @@ import argparse
 import time
 
 import numpy as np
-
 from common import ROOT, write_section
+
 from pyomo_relu import DenseLayer, NetworkDefinition
 from pyomo_relu.train import count_correct, train_bnn
 from pyomo_relu.train.data import binary_digits
@@ -64,8 +64,14 @@ def train_ste(X: np.ndarray, y: np.ndarray, seed: int, epochs: int = 400) -> Net
         torch.nn.functional.cross_entropy(scores(), target).backward()
         optimizer.step()
     with torch.no_grad():
-        layers = [DenseLayer(quant_w(weights[l]).numpy().astype(float), quant_b[l](biases[l]).numpy().astype(float),
-                             "sign" if l == 0 else "linear") for l in range(2)]
+        layers = [
+            DenseLayer(
+                quant_w(weights[l]).numpy().astype(float),
+                quant_b[l](biases[l]).numpy().astype(float),
+                "sign" if l == 0 else "linear",
+            )
+            for l in range(2)
+        ]
     return NetworkDefinition(layers, input_bounds=[(0.0, 1.0)] * X.shape[1])
 
 
@@ -101,18 +107,22 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
-    header = ["| digits | training | train correct | test correct | nonzero weights | seconds | time / STE | MIP status |",
-              "|---|---|---|---|---|---|---|---|"]
+    header = [
+        "| digits | training | train correct | test correct | nonzero weights | seconds | time / STE | MIP status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     rows, pictures = [], []
     for classes, label in CASES:
         case_rows, nets = run_case(classes, label, args.time_limit)
         rows += case_rows
         print("\n".join(case_rows), flush=True)
         pictures += [(f"{label} {name}", net) for name, net in nets.items()]
-    text = (f"`python benchmarks/train.py --write` (MIP time limit {args.time_limit:g} s, HiGHS, 2 shared cores). "
-            "16-3-2 sign network, weights in {-1, 0, +1}, 4x4 binary digits, 100 training / 200 test images; "
-            "correct = true-class score larger by >= 1, counted by the forward pass for every row.  First-layer "
-            "weights: `docs/bnn_weights.png`.\n\n" + "\n".join(header + rows))
+    text = (
+        f"`python benchmarks/train.py --write` (MIP time limit {args.time_limit:g} s, HiGHS, 2 shared cores). "
+        "16-3-2 sign network, weights in {-1, 0, +1}, 4x4 binary digits, 100 training / 200 test images; "
+        "correct = true-class score larger by >= 1, counted by the forward pass for every row.  First-layer "
+        "weights: `docs/bnn_weights.png`.\n\n" + "\n".join(header + rows)
+    )
     if args.write:
         write_section(SECTION, text)
         plot_first_layer(pictures, (4, 4), ROOT / "docs" / "bnn_weights.png")

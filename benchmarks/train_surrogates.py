@@ -34,9 +34,11 @@ DATA = Path(__file__).resolve().parent / "data"
 
 def peaks(x: np.ndarray) -> np.ndarray:
     a, b = x[:, 0], x[:, 1]
-    return (3 * (1 - a) ** 2 * np.exp(-a**2 - (b + 1) ** 2)
-            - 10 * (a / 5 - a**3 - b**5) * np.exp(-a**2 - b**2)
-            - np.exp(-(a + 1) ** 2 - b**2) / 3)
+    return (
+        3 * (1 - a) ** 2 * np.exp(-(a**2) - (b + 1) ** 2)
+        - 10 * (a / 5 - a**3 - b**5) * np.exp(-(a**2) - b**2)
+        - np.exp(-((a + 1) ** 2) - b**2) / 3
+    )
 
 
 def rosenbrock(x: np.ndarray) -> np.ndarray:
@@ -52,8 +54,7 @@ def mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def train(name: str, sizes: list[int], box: float, target, n_train: int, epochs: int,
-          batch: int, lr: float) -> dict:
+def train(name: str, sizes: list[int], box: float, target, n_train: int, epochs: int, batch: int, lr: float) -> dict:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     dim = sizes[0]
@@ -70,7 +71,7 @@ def train(name: str, sizes: list[int], box: float, target, n_train: int, epochs:
     for _ in range(epochs):
         order = torch.randperm(n_train, generator=generator)
         for i in range(0, n_train, batch):
-            idx = order[i:i + batch]
+            idx = order[i : i + batch]
             optimiser.zero_grad()
             loss = nn.functional.mse_loss(model(xt[idx]), yt[idx])
             loss.backward()
@@ -82,16 +83,30 @@ def train(name: str, sizes: list[int], box: float, target, n_train: int, epochs:
         pred = model(torch.tensor(x_test, dtype=torch.float32)).squeeze(1).double().numpy()
     rmse = float(np.sqrt(np.mean((pred - y_test) ** 2)))
     path = DATA / f"{name}.onnx"
-    torch.onnx.export(model, torch.zeros(1, dim), str(path), input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
-    return {"name": name, "sizes": sizes, "rmse": rmse, "range": (float(y_test.min()), float(y_test.max())),
-            "seconds": seconds, "path": path}
+    torch.onnx.export(
+        model,
+        torch.zeros(1, dim),
+        str(path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+        dynamo=False,
+    )
+    return {
+        "name": name,
+        "sizes": sizes,
+        "rmse": rmse,
+        "range": (float(y_test.min()), float(y_test.max())),
+        "seconds": seconds,
+        "path": path,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
-                        help="train only these surrogates (names without .onnx)")
+    parser.add_argument(
+        "--only", nargs="*", default=None, metavar="NAME", help="train only these surrogates (names without .onnx)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -109,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown surrogate(s) {sorted(unknown)}; choose from {sorted(recipes)}")
     runs = [train(name, *recipe) for name, recipe in recipes.items() if args.only is None or name in args.only]
     for r in runs:
-        print(f"{r['path'].name}: {'-'.join(map(str, r['sizes']))}, held-out RMSE {r['rmse']:.4f} "
-              f"(target range [{r['range'][0]:.2f}, {r['range'][1]:.2f}]), trained in {r['seconds']:.1f} s")
+        print(
+            f"{r['path'].name}: {'-'.join(map(str, r['sizes']))}, held-out RMSE {r['rmse']:.4f} "
+            f"(target range [{r['range'][0]:.2f}, {r['range'][1]:.2f}]), trained in {r['seconds']:.1f} s"
+        )
     return 0
 
 

@@ -40,6 +40,7 @@ LIMITS = {"acasxu": 116.0, "mnist_fc": 120.0}
 VERDICTS = {"holds": "unsat", "unsat": "unsat", "violated": "sat", "sat": "sat"}
 
 from common import DATA, RESULTS, write_section  # noqa: E402
+
 from pyomo_relu.io.onnx import load_onnx  # noqa: E402
 from pyomo_relu.verify import check_counterexample, read_vnnlib, verify  # noqa: E402
 
@@ -89,8 +90,10 @@ def _truth_table(folder: Path) -> dict[tuple[str, str], str]:
     if not table.exists():
         return {}
     lines = [line for line in table.read_text().splitlines() if line and not line.startswith("#")]
-    return {(Path(r["onnx"]).name, Path(r["vnnlib"]).name):
-            r.get("vnncomp2022_true_result") or r.get("true_result") or "-" for r in csv.DictReader(lines)}
+    return {
+        (Path(r["onnx"]).name, Path(r["vnnlib"]).name): r.get("vnncomp2022_true_result") or r.get("true_result") or "-"
+        for r in csv.DictReader(lines)
+    }
 
 
 def _reference(key: tuple[str, str], truth: dict, peers: dict) -> str:
@@ -118,8 +121,16 @@ def all_instances(cases: Path) -> list[dict[str, Any]]:
             if not (onnx.exists() and vnnlib.exists()):
                 continue
             key = (onnx_name, vnnlib_name)
-            rows.append({"benchmark": benchmark, "onnx": onnx, "vnnlib": vnnlib, "truth": _reference(key, truth, peers),
-                         "limit": LIMITS[benchmark], "peers": {tool: table.get(key) for tool, table in peers.items()}})
+            rows.append(
+                {
+                    "benchmark": benchmark,
+                    "onnx": onnx,
+                    "vnnlib": vnnlib,
+                    "truth": _reference(key, truth, peers),
+                    "limit": LIMITS[benchmark],
+                    "peers": {tool: table.get(key) for tool, table in peers.items()},
+                }
+            )
     return rows
 
 
@@ -128,14 +139,16 @@ def _locate(folder: Path, name: str, sub: str) -> Path:
     return path if path.exists() else folder / sub / Path(name).name
 
 
-def run(rows: list[dict[str, Any]], time_limit: float, jobs: int | None,
-        stop_by: float | None = None) -> list[dict[str, Any]]:
+def run(
+    rows: list[dict[str, Any]], time_limit: float, jobs: int | None, stop_by: float | None = None
+) -> list[dict[str, Any]]:
     networks: dict[Path, Any] = {}
     results = []
     for row in rows:
         if stop_by is not None and time.time() >= stop_by:
-            results.append({**row, "verdict": "not run", "seconds": 0.0, "subproblems": 0, "method": "",
-                            "outcome": "not run"})
+            results.append(
+                {**row, "verdict": "not run", "seconds": 0.0, "subproblems": 0, "method": "", "outcome": "not run"}
+            )
             continue
         net = networks.get(row["onnx"])
         if net is None:
@@ -151,11 +164,22 @@ def run(rows: list[dict[str, Any]], time_limit: float, jobs: int | None,
         if result.timed_out:
             verdict = "timeout"
         outcome = _grade(verdict, row["truth"])
-        results.append({**row, "verdict": verdict, "seconds": result.seconds, "subproblems": result.subproblems,
-                        "method": result.method, "outcome": outcome})
+        results.append(
+            {
+                **row,
+                "verdict": verdict,
+                "seconds": result.seconds,
+                "subproblems": result.subproblems,
+                "method": result.method,
+                "outcome": outcome,
+            }
+        )
         name = f"{row['onnx'].stem} {row['vnnlib'].stem}"
-        print(f"{name:50s} truth {row['truth']:6s} ours {verdict:8s} {result.seconds:7.2f} s "
-              f"{result.subproblems:6d} subproblems  {outcome}", flush=True)
+        print(
+            f"{name:50s} truth {row['truth']:6s} ours {verdict:8s} {result.seconds:7.2f} s "
+            f"{result.subproblems:6d} subproblems  {outcome}",
+            flush=True,
+        )
     return results
 
 
@@ -165,7 +189,7 @@ def _stop_by(text: str | None) -> float | None:
         return None
     import datetime as dt
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     hour, minute = (int(v) for v in text.split(":"))
     when = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
     if when <= now:
@@ -176,7 +200,8 @@ def _stop_by(text: str | None) -> float | None:
 def table_all(results: list[dict[str, Any]], command: str, wall: float) -> str:
     """The ``--all`` section: per instance, then per benchmark our totals beside the peers'."""
     lines = [
-        f"Command: `{command}`", "",
+        f"Command: `{command}`",
+        "",
         "Every ACAS Xu instance (45 networks x properties 1-4, 116 s each) and every MNIST 256x2/256x4 "
         "instance at eps = 0.03 (120 s each) of `../shared/cases`, one after another in one process "
         "(`verify` defaults: PGD attack, CROWN + alpha-CROWN input splitting with local attacks for up to "
@@ -189,16 +214,24 @@ def table_all(results: list[dict[str, Any]], command: str, wall: float) -> str:
     ]
     for r in results:
         verdict = r["verdict"] if r["outcome"] != "WRONG" else f"**{r['verdict']} (WRONG)**"
-        lines.append(f"| {r['benchmark']}: {r['onnx'].stem} {r['vnnlib'].stem} | {r['truth']} | {verdict} | "
-                     f"{r['seconds']:.2f} | {r['subproblems']} | {r['method']} |")
-    lines += ["", "| benchmark | tool | instances | decided | wrong | total s | max s |", "|---|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {r['benchmark']}: {r['onnx'].stem} {r['vnnlib'].stem} | {r['truth']} | {verdict} | "
+            f"{r['seconds']:.2f} | {r['subproblems']} | {r['method']} |"
+        )
+    lines += [
+        "",
+        "| benchmark | tool | instances | decided | wrong | total s | max s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for benchmark in sorted({r["benchmark"] for r in results}):
         part = [r for r in results if r["benchmark"] == benchmark]
         decided = [r for r in part if r["verdict"] in ("sat", "unsat")]
         wrong = sum(r["outcome"] == "WRONG" for r in part)
         seconds = [r["seconds"] for r in part]
-        lines.append(f"| {benchmark} | pyomo_relu (this run) | {len(part)} | {len(decided)} | {wrong} | "
-                     f"{sum(seconds):.1f} | {max(seconds):.1f} |")
+        lines.append(
+            f"| {benchmark} | pyomo_relu (this run) | {len(part)} | {len(decided)} | {wrong} | "
+            f"{sum(seconds):.1f} | {max(seconds):.1f} |"
+        )
         for tool in sorted({t for r in part for t in r.get("peers", {})}):
             entries = [r["peers"].get(tool) for r in part]
             got = [(e, r["truth"]) for e, r in zip(entries, part) if e is not None]
@@ -206,11 +239,18 @@ def table_all(results: list[dict[str, Any]], command: str, wall: float) -> str:
             bad = sum(e[0] in ("sat", "unsat") and truth in ("sat", "unsat") and e[0] != truth for e, truth in got)
             total = sum(e[1] for e, _ in got if e[1] == e[1])
             worst = max((e[1] for e, _ in got if e[1] == e[1]), default=float("nan"))
-            lines.append(f"| {benchmark} | {tool} (competition machine) | {len(got)} | {len(ok)} | {bad} | "
-                         f"{total:.1f} | {worst:.1f} |")
+            lines.append(
+                f"| {benchmark} | {tool} (competition machine) | {len(got)} | {len(ok)} | {bad} | "
+                f"{total:.1f} | {worst:.1f} |"
+            )
     not_run = sum(r["outcome"] == "not run" for r in results)
-    lines += ["", f"Wall time of the whole run: {wall:.1f} s" + (f"; {not_run} instances not run (--stop-by)." if not_run else "."),
-              "", _machine()]
+    lines += [
+        "",
+        f"Wall time of the whole run: {wall:.1f} s"
+        + (f"; {not_run} instances not run (--stop-by)." if not_run else "."),
+        "",
+        _machine(),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -224,7 +264,8 @@ def _grade(verdict: str, truth: str) -> str:
 
 def table(results: list[dict[str, Any]], command: str, time_limit: float) -> str:
     lines = [
-        f"Command: `{command}`", "",
+        f"Command: `{command}`",
+        "",
         f"Every instance of `tests/data/*/truth.csv` with a limit of {time_limit:g} s each; "
         "`verify(net, spec, time_limit)` with its defaults (attack, CROWN bounds with the "
         "specification back-substituted, input splitting for up to 16 inputs, otherwise "
@@ -237,7 +278,9 @@ def table(results: list[dict[str, Any]], command: str, time_limit: float) -> str
     for r in results:
         instance = f"{r['benchmark']}: {r['onnx'].stem} {r['vnnlib'].stem}"
         verdict = r["verdict"] if r["outcome"] != "WRONG" else f"**{r['verdict']} (WRONG)**"
-        lines.append(f"| {instance} | {r['truth']} | {verdict} | {r['seconds']:.2f} | {r['subproblems']} | {r['method']} |")
+        lines.append(
+            f"| {instance} | {r['truth']} | {verdict} | {r['seconds']:.2f} | {r['subproblems']} | {r['method']} |"
+        )
     lines.append("")
     for benchmark in sorted({r["benchmark"] for r in results}):
         lines.append(_summary(benchmark, [r for r in results if r["benchmark"] == benchmark]))
@@ -249,8 +292,10 @@ def table(results: list[dict[str, Any]], command: str, time_limit: float) -> str
 def _summary(name: str, results: list[dict[str, Any]]) -> str:
     count = lambda outcome: sum(r["outcome"] == outcome for r in results)  # noqa: E731
     seconds = [r["seconds"] for r in results]
-    return (f"**{name}**: {len(results)} instances, {count('correct')} correct, {count('WRONG')} wrong, "
-            f"{count('unknown')} unknown; median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s.  ")
+    return (
+        f"**{name}**: {len(results)} instances, {count('correct')} correct, {count('WRONG')} wrong, "
+        f"{count('unknown')} unknown; median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s.  "
+    )
 
 
 def _machine() -> str:
@@ -260,21 +305,26 @@ def _machine() -> str:
         load = ""
     from importlib.metadata import version
 
-    return (f"Machine: Python {platform.python_version()}, highspy {version('highspy')}, numpy {version('numpy')}, "
-            f"{os.cpu_count()} CPUs{load}.")
+    return (
+        f"Machine: Python {platform.python_version()}, highspy {version('highspy')}, numpy {version('numpy')}, "
+        f"{os.cpu_count()} CPUs{load}."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--time-limit", type=float, default=120.0, metavar="S", help="seconds per instance (default 120)")
+    parser.add_argument(
+        "--time-limit", type=float, default=120.0, metavar="S", help="seconds per instance (default 120)"
+    )
     parser.add_argument("--only", help="one benchmark folder, e.g. acasxu or mnist_fc")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes for verify")
     parser.add_argument("--no-write", action="store_true", help=f"do not update '{SECTION}' in {RESULTS.name}")
     parser.add_argument("--all", action="store_true", help="every ACAS Xu and MNIST instance of ../shared/cases")
     parser.add_argument("--stop-by", metavar="HH:MM", help="UTC time after which no instance is started")
     args = parser.parse_args(argv)
-    command = "python benchmarks/vnncomp.py" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(
-        sys.argv[1:] if argv is None else argv))
+    command = "python benchmarks/vnncomp.py" + (
+        "" if argv is None and len(sys.argv) == 1 else " " + " ".join(sys.argv[1:] if argv is None else argv)
+    )
     start = time.perf_counter()
     if args.all:
         rows = [r for r in all_instances(shared_cases()) if not args.only or r["benchmark"] == args.only]

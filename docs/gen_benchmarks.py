@@ -8,8 +8,8 @@ Run during ``mkdocs build`` (``docs/gen_pages.py``); re-running a benchmark with
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import matplotlib.pyplot as plt
 
@@ -57,8 +57,12 @@ def bounds(body: str, ax: plt.Axes) -> None:
     rows = tables(body)[0]
     for network in dict.fromkeys(r["network"] for r in rows):
         mine = [r for r in rows if r["network"] == network]
-        ax.plot([r["method"].split(",")[0] for r in mine], [number(r["mean width, hidden"]) for r in mine],
-                marker="o", label=network)
+        ax.plot(
+            [r["method"].split(",")[0] for r in mine],
+            [number(r["mean width, hidden"]) for r in mine],
+            marker="o",
+            label=network,
+        )
     ax.set(yscale="log", ylabel="mean width, hidden (log)", title="Bounds: tightness by method")
     ax.tick_params(axis="x", labelsize=7, rotation=15)
     ax.legend(fontsize=7)
@@ -68,10 +72,18 @@ def formulations(body: str, ax: plt.Axes) -> None:
     rows = [r for r in tables(body)[0] if r["status"] == "optimal"]
     for network in dict.fromkeys(r["network"] for r in rows):
         mine = [r for r in rows if r["network"] == network and r["sense"] == "min"]
-        ax.plot([r["formulation"] for r in mine], [number(r["total s"]) for r in mine], marker="o", linestyle="none",
-                label=network)
-    ax.set(yscale="log", ylabel="total s to optimality (log)",
-           title="Formulations: time to optimality (min; runs that proved it)")
+        ax.plot(
+            [r["formulation"] for r in mine],
+            [number(r["total s"]) for r in mine],
+            marker="o",
+            linestyle="none",
+            label=network,
+        )
+    ax.set(
+        yscale="log",
+        ylabel="total s to optimality (log)",
+        title="Formulations: time to optimality (min; runs that proved it)",
+    )
     ax.tick_params(axis="x", labelsize=7, rotation=30)
     ax.legend(fontsize=6)
 
@@ -80,24 +92,40 @@ def pwl(body: str, ax: plt.Axes) -> None:
     rows = tables(body)[0]
     for case in dict.fromkeys(r["case"] for r in rows):
         mine = [r for r in rows if r["case"] == case]
-        ax.plot([number(r["tolerance"]) for r in mine], [number(r["width"]) for r in mine], marker="o",
-                label=case[:30])
-    ax.set(xscale="log", yscale="log", xlabel="tolerance", ylabel="certified interval width",
-           title="PWL: width of the certified interval")
+        ax.plot([number(r["tolerance"]) for r in mine], [number(r["width"]) for r in mine], marker="o", label=case[:30])
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="tolerance",
+        ylabel="certified interval width",
+        title="PWL: width of the certified interval",
+    )
     ax.legend(fontsize=7)
 
 
 def vnncomp(body: str, ax: plt.Axes) -> None:
     rows = tables(body)[0]
-    ax.bar(range(len(rows)), [max(number(r["seconds"]) or 0.0, 1e-3) for r in rows],
-           color=["#c62828" if r["truth"] == "sat" else "#2e7d32" for r in rows])
-    ax.set(yscale="log", ylabel="verify s (log)", xlabel="instance (green unsat, red sat)",
-           title="VNN-COMP instances: all verdicts correct" if all(r["truth"] == r["ours"] for r in rows)
-           else "VNN-COMP instances")
+    ax.bar(
+        range(len(rows)),
+        [max(number(r["seconds"]) or 0.0, 1e-3) for r in rows],
+        color=["#c62828" if r["truth"] == "sat" else "#2e7d32" for r in rows],
+    )
+    ax.set(
+        yscale="log",
+        ylabel="verify s (log)",
+        xlabel="instance (green unsat, red sat)",
+        title="VNN-COMP instances: all verdicts correct"
+        if all(r["truth"] == r["ours"] for r in rows)
+        else "VNN-COMP instances",
+    )
 
 
 PLOTS: dict[str, Callable[[str, plt.Axes], None]] = {
-    "Build time": build_time, "Bounds": bounds, "Formulations": formulations, "PWL": pwl, "VNN-COMP": vnncomp,
+    "Build time": build_time,
+    "Bounds": bounds,
+    "Formulations": formulations,
+    "PWL": pwl,
+    "VNN-COMP": vnncomp,
 }
 
 
@@ -106,11 +134,15 @@ def page(out: Path) -> str:
     text = RESULTS.read_text()
     found = sections(text)
     (out / "img").mkdir(parents=True, exist_ok=True)
-    lines = ["# Benchmarks", "",
-             "The plots are drawn at every build (`docs/gen_benchmarks.py`, matplotlib) from the tables that "
-             "the scripts in `benchmarks/` write into `benchmarks/RESULTS.md` (`--write`); the results follow, "
-             "each with the command that made it.  The machine is shared and noisy: compare ratios measured "
-             "in the same run.", ""]
+    lines = [
+        "# Benchmarks",
+        "",
+        "The plots are drawn at every build (`docs/gen_benchmarks.py`, matplotlib) from the tables that "
+        "the scripts in `benchmarks/` write into `benchmarks/RESULTS.md` (`--write`); the results follow, "
+        "each with the command that made it.  The machine is shared and noisy: compare ratios measured "
+        "in the same run.",
+        "",
+    ]
     for title, draw in PLOTS.items():
         if title not in found:
             continue

@@ -16,7 +16,6 @@ from typing import Any
 
 import griffe
 
-
 ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj|py:\w+):`(~?)([^`]+)`")
 
 

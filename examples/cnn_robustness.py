@@ -27,8 +27,15 @@ def train() -> tuple[nn.Module, np.ndarray, np.ndarray]:
     images = (digits.images / 16.0).astype(np.float32)[:, None]
     labels = digits.target
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(4, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 2 * 2, 10))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 2 * 2, 10),
+    )
     optimiser = torch.optim.Adam(model.parameters(), lr=0.03)
     x, y = torch.tensor(images[:1200]), torch.tensor(labels[:1200])
     for _ in range(60):

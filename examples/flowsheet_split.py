@@ -44,9 +44,11 @@ def main() -> None:
         m = build_flowsheet()
         began = time.perf_counter()
         result = solve(m, "highs", strategy=strategy, mip_gap=1e-6, time_limit=120)
-        print(f"{strategy:>5}: {result.status} cost {result.objective:.6f} bound {result.bound:.6f} "
-              f"in {time.perf_counter() - began:.2f} s; x = ({m.x[0].value:.4f}, {m.x[1].value:.4f}), "
-              f"yield {m.r.value:.4f}")
+        print(
+            f"{strategy:>5}: {result.status} cost {result.objective:.6f} bound {result.bound:.6f} "
+            f"in {time.perf_counter() - began:.2f} s; x = ({m.x[0].value:.4f}, {m.x[1].value:.4f}), "
+            f"yield {m.r.value:.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -48,20 +48,20 @@ import pyomo.environ as pe
 from pyomo.environ import units as pyunits
 
 # ------------------------------------------------------------------ data
-T_FEED = 298.15          # K, feed temperature (the property package's lower bound)
-T_MAX = 320.0            # K, highest reactor inlet temperature considered
-FLOW_MIN, FLOW_MAX = 0.5e-3, 2.0e-3   # m^3/s
-C_FEED = 100.0           # mol/m^3 of NaOH and of ethyl acetate in the feed
-C_WATER = 55388.0        # mol/m^3 (the package's molar density)
-VOLUME = 0.5             # m^3, CSTR volume behind the kinetic expression
-ARRHENIUS = 3.132e3      # m^3/(mol s)
-E_ACT = 43000.0          # J/mol
+T_FEED = 298.15  # K, feed temperature (the property package's lower bound)
+T_MAX = 320.0  # K, highest reactor inlet temperature considered
+FLOW_MIN, FLOW_MAX = 0.5e-3, 2.0e-3  # m^3/s
+C_FEED = 100.0  # mol/m^3 of NaOH and of ethyl acetate in the feed
+C_WATER = 55388.0  # mol/m^3 (the package's molar density)
+VOLUME = 0.5  # m^3, CSTR volume behind the kinetic expression
+ARRHENIUS = 3.132e3  # m^3/(mol s)
+E_ACT = 43000.0  # J/mol
 GAS_CONSTANT = 8.314462618
 RHO_CP = 55388.0 * 75.327  # J/(m^3 K): dens_mol * cp_mol of the property package
 
-PRICE_PRODUCT = 0.10     # USD_2018 per mol of sodium acetate
-PRICE_HEAT = 15.0        # USD_2018 per GJ
-COST_FEED = 5.0          # USD_2018 per m^3 of feed solution
+PRICE_PRODUCT = 0.10  # USD_2018 per mol of sodium acetate
+PRICE_HEAT = 15.0  # USD_2018 per GJ
+COST_FEED = 5.0  # USD_2018 per m^3 of feed solution
 
 INPUT_LABELS = ["temperature", "flow_vol"]
 OUTPUT_LABELS = ["conversion"]
@@ -99,22 +99,36 @@ def train_network(seed: int = 0, n_samples: int = 800, hidden: tuple[int, ...] =
     y = true_conversion(x[:, 0], x[:, 1])
     scale_in = Scaling([INPUT_SCALING[k][0] for k in INPUT_LABELS], [INPUT_SCALING[k][1] for k in INPUT_LABELS])
     scale_out = Scaling([OUTPUT_SCALING["conversion"][0]], [OUTPUT_SCALING["conversion"][1]])
-    mlp = MLPRegressor(hidden_layer_sizes=hidden, activation="relu", solver="lbfgs",
-                       max_iter=5000, tol=1e-10, alpha=1e-6, random_state=seed)
+    mlp = MLPRegressor(
+        hidden_layer_sizes=hidden,
+        activation="relu",
+        solver="lbfgs",
+        max_iter=5000,
+        tol=1e-10,
+        alpha=1e-6,
+        random_state=seed,
+    )
     mlp.fit(scale_in.scale(x), scale_out.scale(y[:, None]).ravel())
     layers = [
         DenseLayer(w.T, b, "relu" if k < len(mlp.coefs_) - 1 else "linear", f"dense_{k}")
         for k, (w, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_))
     ]
-    net = NetworkDefinition(layers, [INPUT_BOUNDS[k] for k in INPUT_LABELS], scale_in, scale_out,
-                            source=f"sklearn MLPRegressor{hidden} seed={seed}")
+    net = NetworkDefinition(
+        layers,
+        [INPUT_BOUNDS[k] for k in INPUT_LABELS],
+        scale_in,
+        scale_out,
+        source=f"sklearn MLPRegressor{hidden} seed={seed}",
+    )
     grid_t, grid_f = np.meshgrid(np.linspace(T_FEED, T_MAX, 50), np.linspace(FLOW_MIN, FLOW_MAX, 50))
     test = np.column_stack([grid_t.ravel(), grid_f.ravel()])
     rmse = float(np.sqrt(np.mean((net.evaluate(test)[:, 0] - true_conversion(test[:, 0], test[:, 1])) ** 2)))
     # the network must be the sklearn model: same predictions
     np.testing.assert_allclose(
-        net.evaluate(test)[:, 0], scale_out.unscale(mlp.predict(scale_in.scale(test))[:, None])[:, 0],
-        rtol=0, atol=1e-10,
+        net.evaluate(test)[:, 0],
+        scale_out.unscale(mlp.predict(scale_in.scale(test))[:, None])[:, 0],
+        rtol=0,
+        atol=1e-10,
     )
     return net, rmse
 
@@ -127,8 +141,13 @@ def make_surrogate(net: Any) -> Any:
 
 
 # -------------------------------------------------------------- flowsheet
-def build_flowsheet(surrogate: Any, formulation: Any = "bigm", bounds: Any = "interval",
-                    flow: float = 1.0e-3, temperature: float = 310.0) -> pe.ConcreteModel:
+def build_flowsheet(
+    surrogate: Any,
+    formulation: Any = "bigm",
+    bounds: Any = "interval",
+    flow: float = 1.0e-3,
+    temperature: float = 310.0,
+) -> pe.ConcreteModel:
     """Feed -> Heater -> StoichiometricReactor -> Product with the surrogate; decisions free.
 
     The feed's composition, temperature and pressure are fixed; the feed flow
@@ -153,8 +172,11 @@ def build_flowsheet(surrogate: Any, formulation: Any = "bigm", bounds: Any = "in
     m.fs.feed = Feed(property_package=m.fs.thermo)
     m.fs.heater = Heater(property_package=m.fs.thermo, has_pressure_change=False)
     m.fs.reactor = StoichiometricReactor(
-        property_package=m.fs.thermo, reaction_package=m.fs.reactions,
-        has_heat_of_reaction=True, has_heat_transfer=False, has_pressure_change=False,
+        property_package=m.fs.thermo,
+        reaction_package=m.fs.reactions,
+        has_heat_of_reaction=True,
+        has_heat_transfer=False,
+        has_pressure_change=False,
     )
     m.fs.product = Product(property_package=m.fs.thermo)
     m.fs.s01 = Arc(source=m.fs.feed.outlet, destination=m.fs.heater.inlet)
@@ -166,23 +188,33 @@ def build_flowsheet(surrogate: Any, formulation: Any = "bigm", bounds: Any = "in
     feed.flow_vol.set_value(flow)
     feed.temperature.fix(T_FEED)
     feed.pressure.fix(101325.0)
-    for component, conc in {"H2O": C_WATER, "NaOH": C_FEED, "EthylAcetate": C_FEED,
-                            "SodiumAcetate": 0.0, "Ethanol": 0.0}.items():
+    for component, conc in {
+        "H2O": C_WATER,
+        "NaOH": C_FEED,
+        "EthylAcetate": C_FEED,
+        "SodiumAcetate": 0.0,
+        "Ethanol": 0.0,
+    }.items():
         feed.conc_mol_comp[component].fix(conc)
 
     # conversion of the NaOH fed sets the reactor's extent of reaction
     reactor = m.fs.reactor
-    reactor.conversion = pe.Var(initialize=0.7, bounds=(0, 1), units=pyunits.dimensionless,
-                                doc="conversion of NaOH (from the ReLU surrogate)")
+    reactor.conversion = pe.Var(
+        initialize=0.7, bounds=(0, 1), units=pyunits.dimensionless, doc="conversion of NaOH (from the ReLU surrogate)"
+    )
     reactor.conversion_eqn = pe.Constraint(
-        expr=reactor.rate_reaction_extent[0, "R1"]
-        == reactor.conversion * feed.flow_vol * feed.conc_mol_comp["NaOH"]
+        expr=reactor.rate_reaction_extent[0, "R1"] == reactor.conversion * feed.flow_vol * feed.conc_mol_comp["NaOH"]
     )
     inlet = reactor.control_volume.properties_in[0]
     m.fs.conversion_surrogate = SurrogateBlock()
     m.fs.conversion_surrogate.build_model(
-        surrogate, input_vars=[inlet.temperature, inlet.flow_vol], output_vars=[reactor.conversion],
-        formulation=formulation, bounds=bounds, use_surrogate_bounds=False, initialize=False,
+        surrogate,
+        input_vars=[inlet.temperature, inlet.flow_vol],
+        output_vars=[reactor.conversion],
+        formulation=formulation,
+        bounds=bounds,
+        use_surrogate_bounds=False,
+        initialize=False,
     )
     # decisions: bounded by the surrogate's box (the state variables themselves have
     # only the package's bounds: flow_vol has no upper bound)
@@ -199,12 +231,15 @@ def build_flowsheet(surrogate: Any, formulation: Any = "bigm", bounds: Any = "in
     m.fs.cost_feed = pe.Param(initialize=COST_FEED, mutable=True, units=usd / pyunits.m**3)
     product = m.fs.product.properties[0]
     per_hour = usd / pyunits.hr
-    m.fs.profit = pe.Expression(expr=(
-        pyunits.convert(m.fs.price_product * product.flow_vol * product.conc_mol_comp["SodiumAcetate"],
-                        to_units=per_hour)
-        - pyunits.convert(m.fs.price_heat * m.fs.heater.heat_duty[0], to_units=per_hour)
-        - pyunits.convert(m.fs.cost_feed * feed.flow_vol, to_units=per_hour)
-    ))
+    m.fs.profit = pe.Expression(
+        expr=(
+            pyunits.convert(
+                m.fs.price_product * product.flow_vol * product.conc_mol_comp["SodiumAcetate"], to_units=per_hour
+            )
+            - pyunits.convert(m.fs.price_heat * m.fs.heater.heat_duty[0], to_units=per_hour)
+            - pyunits.convert(m.fs.cost_feed * feed.flow_vol, to_units=per_hour)
+        )
+    )
     m.fs.objective = pe.Objective(expr=m.fs.profit, sense=pe.maximize)
     initialize_flowsheet(m)
     return m
@@ -253,8 +288,7 @@ def _set_state(unit: Any, state: Any, flow: float, temperature: float, conc: dic
 
 def decisions(m: pe.ConcreteModel) -> tuple[float, float]:
     """(heater outlet temperature in K, feed flow in m^3/s) at the current values."""
-    return (m.fs.heater.control_volume.properties_out[0].temperature.value,
-            m.fs.feed.properties[0].flow_vol.value)
+    return (m.fs.heater.control_volume.properties_out[0].temperature.value, m.fs.feed.properties[0].flow_vol.value)
 
 
 def scale_flowsheet(m: pe.ConcreteModel) -> None:
@@ -290,8 +324,11 @@ def scale_flowsheet(m: pe.ConcreteModel) -> None:
         for (_, _, j), c in cv.material_balances.items():
             sf(c, 1e-2 if j == "H2O" else 10.0)
     cv = m.fs.reactor.control_volume
-    for var in list(m.fs.reactor.rate_reaction_extent.values()) + list(cv.rate_reaction_generation.values()) \
-            + list(cv.rate_reaction_extent.values()):
+    for var in (
+        list(m.fs.reactor.rate_reaction_extent.values())
+        + list(cv.rate_reaction_generation.values())
+        + list(cv.rate_reaction_extent.values())
+    ):
         sf(var, 10.0)
     for c in cv.rate_reaction_stoichiometry_constraint.values():
         sf(c, 10.0)
@@ -333,9 +370,11 @@ def profit_numpy(net: Any, temperature: np.ndarray, flow: np.ndarray) -> np.ndar
     temperature, flow = np.broadcast_arrays(np.asarray(temperature, float), np.asarray(flow, float))
     x = np.column_stack([temperature.ravel(), flow.ravel()])
     conversion = net.evaluate(x)[:, 0].reshape(temperature.shape)
-    per_second = (PRICE_PRODUCT * conversion * flow * C_FEED
-                  - PRICE_HEAT * 1e-9 * flow * RHO_CP * (temperature - T_FEED)
-                  - COST_FEED * flow)
+    per_second = (
+        PRICE_PRODUCT * conversion * flow * C_FEED
+        - PRICE_HEAT * 1e-9 * flow * RHO_CP * (temperature - T_FEED)
+        - COST_FEED * flow
+    )
     return per_second * 3600.0
 
 
@@ -380,8 +419,15 @@ class Optimum:
     model: Any = None
 
 
-def optimise(surrogate: Any, solver: str = "scip", formulation: Any = "bigm", bounds: Any = "interval",
-             fixed_flow: float | None = None, time_limit: float = 100.0, mip_gap: float = 1e-5) -> Optimum:
+def optimise(
+    surrogate: Any,
+    solver: str = "scip",
+    formulation: Any = "bigm",
+    bounds: Any = "interval",
+    fixed_flow: float | None = None,
+    time_limit: float = 100.0,
+    mip_gap: float = 1e-5,
+) -> Optimum:
     """Build the flowsheet, optionally fix the flow (MILP), solve (scaled), return the optimum.
 
     ``mip_gap`` is relative: SCIP's default of 0 would spend most of its time proving the
@@ -389,8 +435,9 @@ def optimise(surrogate: Any, solver: str = "scip", formulation: Any = "bigm", bo
     """
     from pyomo_relu.solvers import solve
 
-    m = build_flowsheet(surrogate, formulation=formulation, bounds=bounds,
-                        flow=fixed_flow if fixed_flow is not None else 1.0e-3)
+    m = build_flowsheet(
+        surrogate, formulation=formulation, bounds=bounds, flow=fixed_flow if fixed_flow is not None else 1.0e-3
+    )
     if fixed_flow is not None:
         fix_flow_everywhere(m, fixed_flow)
     scale_flowsheet(m)
@@ -403,9 +450,17 @@ def optimise(surrogate: Any, solver: str = "scip", formulation: Any = "bigm", bo
         raise RuntimeError(f"{solver} found no solution: {result.status} ({result.message})")
     scaling.propagate_solution(scaled, m)
     temperature, flow = decisions(m)
-    return Optimum(solver, result.status, pe.value(m.fs.profit), temperature, flow,
-                   m.fs.reactor.conversion.value, result.seconds,
-                   m.fs.conversion_surrogate.nn.get_error(), m)
+    return Optimum(
+        solver,
+        result.status,
+        pe.value(m.fs.profit),
+        temperature,
+        flow,
+        m.fs.reactor.conversion.value,
+        result.seconds,
+        m.fs.conversion_surrogate.nn.get_error(),
+        m,
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -421,25 +476,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"trained {net!r} in {time.perf_counter() - start:.1f} s; RMSE vs kinetics {rmse:.4f}")
     surrogate = make_surrogate(net)
 
-    from pyomo_relu.idaes import degrees_of_freedom_without_binaries
     from idaes.core.util.model_statistics import degrees_of_freedom
+
+    from pyomo_relu.idaes import degrees_of_freedom_without_binaries
 
     minlp = optimise(surrogate, "scip", formulation=args.formulation)
     m = minlp.model
     print(f"\nMINLP (SCIP, {args.formulation}): {minlp.status} in {minlp.seconds:.2f} s")
-    print(f"  profit {minlp.profit:.6f} USD/h at T = {minlp.temperature:.4f} K, "
-          f"F = {minlp.flow * 1e3:.6f} L/s, conversion {minlp.conversion:.5f} "
-          f"(|MILP - forward pass| = {minlp.network_error:.1e})")
-    print(f"  degrees of freedom: {degrees_of_freedom_without_binaries(m)} without the network's "
-          f"binaries, {degrees_of_freedom(m)} as IDAES counts them")
+    print(
+        f"  profit {minlp.profit:.6f} USD/h at T = {minlp.temperature:.4f} K, "
+        f"F = {minlp.flow * 1e3:.6f} L/s, conversion {minlp.conversion:.5f} "
+        f"(|MILP - forward pass| = {minlp.network_error:.1e})"
+    )
+    print(
+        f"  degrees of freedom: {degrees_of_freedom_without_binaries(m)} without the network's "
+        f"binaries, {degrees_of_freedom(m)} as IDAES counts them"
+    )
     grid = grid_search(net)
-    print(f"  grid search (801 x 801, refined twice) over the same surrogate: profit {grid[0]:.6f} "
-          f"at T = {grid[1]:.4f} K, F = {grid[2] * 1e3:.6f} L/s")
-    print(f"  numpy profit at SCIP's point: {float(profit_numpy(net, minlp.temperature, minlp.flow)):.6f} "
-          "(SCIP's is higher by its feasibility tolerance on the balances)")
+    print(
+        f"  grid search (801 x 801, refined twice) over the same surrogate: profit {grid[0]:.6f} "
+        f"at T = {grid[1]:.4f} K, F = {grid[2] * 1e3:.6f} L/s"
+    )
+    print(
+        f"  numpy profit at SCIP's point: {float(profit_numpy(net, minlp.temperature, minlp.flow)):.6f} "
+        "(SCIP's is higher by its feasibility tolerance on the balances)"
+    )
     truth = _true_optimum()
-    print(f"  (the kinetic expression itself: best profit {truth[0]:.6f} at T = {truth[1]:.2f} K, "
-          f"F = {truth[2] * 1e3:.4f} L/s)")
+    print(
+        f"  (the kinetic expression itself: best profit {truth[0]:.6f} at T = {truth[1]:.2f} K, "
+        f"F = {truth[2] * 1e3:.4f} L/s)"
+    )
     if not args.no_report:
         print()
         m.fs.report()
@@ -451,10 +517,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for solver in ("highs", "glpk"):
         milps[solver] = optimise(surrogate, solver, formulation=args.formulation, fixed_flow=args.fixed_flow)
         o = milps[solver]
-        print(f"  {solver:5s}: {o.status} in {o.seconds:.2f} s, profit {o.profit:.6f} USD/h at "
-              f"T = {o.temperature:.4f} K, conversion {o.conversion:.5f}")
-    print(f"  degrees of freedom: {degrees_of_freedom_without_binaries(milps['highs'].model)} "
-          "(the temperature; the flow is fixed)")
+        print(
+            f"  {solver:5s}: {o.status} in {o.seconds:.2f} s, profit {o.profit:.6f} USD/h at "
+            f"T = {o.temperature:.4f} K, conversion {o.conversion:.5f}"
+        )
+    print(
+        f"  degrees of freedom: {degrees_of_freedom_without_binaries(milps['highs'].model)} "
+        "(the temperature; the flow is fixed)"
+    )
     grid_1d = grid_search(net, n=20001, flow=args.fixed_flow)
     print(f"  grid search (20001 points, refined twice): profit {grid_1d[0]:.6f} at T = {grid_1d[1]:.4f} K")
     print(f"\ntotal {time.perf_counter() - start:.1f} s")
@@ -464,8 +534,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _true_optimum(n: int = 801) -> tuple[float, float, float]:
     tt, ff = np.meshgrid(np.linspace(T_FEED, T_MAX, n), np.linspace(FLOW_MIN, FLOW_MAX, n), indexing="ij")
     x = true_conversion(tt, ff)
-    profit = 3600 * (PRICE_PRODUCT * x * ff * C_FEED - PRICE_HEAT * 1e-9 * ff * RHO_CP * (tt - T_FEED)
-                     - COST_FEED * ff)
+    profit = 3600 * (PRICE_PRODUCT * x * ff * C_FEED - PRICE_HEAT * 1e-9 * ff * RHO_CP * (tt - T_FEED) - COST_FEED * ff)
     i = np.unravel_index(np.argmax(profit), profit.shape)
     return float(profit[i]), float(tt[i]), float(ff[i])
 

@@ -43,8 +43,9 @@ import idaes_flowsheet as base  # noqa: E402  the flowsheet, its economics and t
 logger = logging.getLogger("idaes_tanh_flowsheet")
 
 
-def train_keras_tanh(seed: int = 0, n_samples: int = 800, hidden: tuple[int, ...] = (12, 12),
-                     epochs: int = 300) -> tuple[Any, Any, Any]:
+def train_keras_tanh(
+    seed: int = 0, n_samples: int = 800, hidden: tuple[int, ...] = (12, 12), epochs: int = 300
+) -> tuple[Any, Any, Any]:
     """Train a tanh Keras model on the kinetic expression, on data scaled by IDAES ``OffsetScaler``s.
 
     Returns ``(keras_model, input_scaler, output_scaler)``.
@@ -55,19 +56,29 @@ def train_keras_tanh(seed: int = 0, n_samples: int = 800, hidden: tuple[int, ...
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    x = pd.DataFrame({"temperature": rng.uniform(base.T_FEED, base.T_MAX, n_samples),
-                      "flow_vol": rng.uniform(base.FLOW_MIN, base.FLOW_MAX, n_samples)})
+    x = pd.DataFrame(
+        {
+            "temperature": rng.uniform(base.T_FEED, base.T_MAX, n_samples),
+            "flow_vol": rng.uniform(base.FLOW_MIN, base.FLOW_MAX, n_samples),
+        }
+    )
     y = pd.DataFrame({"conversion": base.true_conversion(x["temperature"], x["flow_vol"])})
-    input_scaler = OffsetScaler(base.INPUT_LABELS,
-                                pd.Series({k: base.INPUT_SCALING[k][0] for k in base.INPUT_LABELS}),
-                                pd.Series({k: base.INPUT_SCALING[k][1] for k in base.INPUT_LABELS}))
-    output_scaler = OffsetScaler(base.OUTPUT_LABELS, pd.Series({"conversion": base.OUTPUT_SCALING["conversion"][0]}),
-                                 pd.Series({"conversion": base.OUTPUT_SCALING["conversion"][1]}))
+    input_scaler = OffsetScaler(
+        base.INPUT_LABELS,
+        pd.Series({k: base.INPUT_SCALING[k][0] for k in base.INPUT_LABELS}),
+        pd.Series({k: base.INPUT_SCALING[k][1] for k in base.INPUT_LABELS}),
+    )
+    output_scaler = OffsetScaler(
+        base.OUTPUT_LABELS,
+        pd.Series({"conversion": base.OUTPUT_SCALING["conversion"][0]}),
+        pd.Series({"conversion": base.OUTPUT_SCALING["conversion"][1]}),
+    )
     layers = [keras.Input((2,))] + [keras.layers.Dense(n, activation="tanh") for n in hidden] + [keras.layers.Dense(1)]
     model = keras.Sequential(layers, name="conversion_tanh")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="mse")
-    model.fit(input_scaler.scale(x).to_numpy(), output_scaler.scale(y).to_numpy(),
-              epochs=epochs, batch_size=100, verbose=0)
+    model.fit(
+        input_scaler.scale(x).to_numpy(), output_scaler.scale(y).to_numpy(), epochs=epochs, batch_size=100, verbose=0
+    )
     return model, input_scaler, output_scaler
 
 
@@ -75,9 +86,14 @@ def save_the_idaes_way(model: Any, input_scaler: Any, output_scaler: Any, folder
     """IDAES's ``KerasSurrogate(...).save_to_folder(folder)``: ``idaes_keras_model.keras`` + ``idaes_info.json``."""
     from idaes.core.surrogate.keras_surrogate import KerasSurrogate
 
-    KerasSurrogate(model, input_labels=base.INPUT_LABELS, output_labels=base.OUTPUT_LABELS,
-                   input_bounds=base.INPUT_BOUNDS, input_scaler=input_scaler,
-                   output_scaler=output_scaler).save_to_folder(folder)
+    KerasSurrogate(
+        model,
+        input_labels=base.INPUT_LABELS,
+        output_labels=base.OUTPUT_LABELS,
+        input_bounds=base.INPUT_BOUNDS,
+        input_scaler=input_scaler,
+        output_scaler=output_scaler,
+    ).save_to_folder(folder)
 
 
 def optimise_pwl(surrogate: Any, tolerance: float, flow: float, time_limit: float = 120.0) -> dict[str, Any]:
@@ -86,8 +102,9 @@ def optimise_pwl(surrogate: Any, tolerance: float, flow: float, time_limit: floa
 
     from pyomo_relu.solvers import solve
 
-    m = base.build_flowsheet(surrogate, formulation=("pwl", {"tolerance": tolerance}),
-                             bounds=["interval", "crown"], flow=flow)
+    m = base.build_flowsheet(
+        surrogate, formulation=("pwl", {"tolerance": tolerance}), bounds=["interval", "crown"], flow=flow
+    )
     base.fix_flow_everywhere(m, flow)
     base.scale_flowsheet(m)
     scaling = pe.TransformationFactory("core.scale_model")
@@ -99,17 +116,29 @@ def optimise_pwl(surrogate: Any, tolerance: float, flow: float, time_limit: floa
     scaling.propagate_solution(scaled, m)  # the true-feasible point certify_solution loaded
     nn = m.fs.conversion_surrogate.nn
     temperature, _ = base.decisions(m)
-    return {"tolerance": tolerance, "status": result.status, "seconds": result.seconds,
-            "binaries": nn.stats()["binaries"], "certified": certified, "profit": pe.value(m.fs.profit),
-            "temperature": temperature, "conversion": m.fs.reactor.conversion.value,
-            "approximation_error": float(nn.approximation_error()[0]) * base.OUTPUT_SCALING["conversion"][1]}
+    return {
+        "tolerance": tolerance,
+        "status": result.status,
+        "seconds": result.seconds,
+        "binaries": nn.stats()["binaries"],
+        "certified": certified,
+        "profit": pe.value(m.fs.profit),
+        "temperature": temperature,
+        "conversion": m.fs.reactor.conversion.value,
+        "approximation_error": float(nn.approximation_error()[0]) * base.OUTPUT_SCALING["conversion"][1],
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flow", type=float, default=1.0e-3, help="the fixed feed flow, m^3/s")
-    parser.add_argument("--tolerances", type=float, nargs="+", default=[1e-2, 1e-3],
-                        help="band widths of the tanh enclosures (default 1e-2 1e-3)")
+    parser.add_argument(
+        "--tolerances",
+        type=float,
+        nargs="+",
+        default=[1e-2, 1e-3],
+        help="band widths of the tanh enclosures (default 1e-2 1e-3)",
+    )
     parser.add_argument("--epochs", type=int, default=300)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -123,29 +152,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"IDAES KerasSurrogate folder: {sorted(os.listdir(folder))}")
         surrogate = ReLUSurrogate.from_idaes(folder)
     net = surrogate.network
-    print(f"read with ReLUSurrogate.from_idaes: {net} ({', '.join(l.activation for l in net.layers)}), "
-          f"trained in {time.perf_counter() - start:.1f} s")
+    print(
+        f"read with ReLUSurrogate.from_idaes: {net} ({', '.join(l.activation for l in net.layers)}), "
+        f"trained in {time.perf_counter() - start:.1f} s"
+    )
     grid_t = np.linspace(base.T_FEED, base.T_MAX, 50)
     fit = net.evaluate(np.column_stack([grid_t, np.full(50, args.flow)]))[:, 0]
-    print(f"  rmse against the kinetics at flow {args.flow:g}: "
-          f"{np.sqrt(np.mean((fit - base.true_conversion(grid_t, args.flow)) ** 2)):.2e}")
+    print(
+        f"  rmse against the kinetics at flow {args.flow:g}: "
+        f"{np.sqrt(np.mean((fit - base.true_conversion(grid_t, args.flow)) ** 2)):.2e}"
+    )
 
     best, t_best, _ = base.grid_search(net, n=4001, flow=args.flow)
-    print(f"grid search of the true surrogate (4001 temperatures, refined): profit {best:.6f} USD/h "
-          f"at T = {t_best:.3f} K")
+    print(
+        f"grid search of the true surrogate (4001 temperatures, refined): profit {best:.6f} USD/h at T = {t_best:.3f} K"
+    )
     rows = []
-    print(f"{'tolerance':>9} {'binaries':>8} {'seconds':>7}  {'certified interval (USD/h)':<36} {'gap':>9}  "
-          f"{'T (K)':>8} {'conv. error bound':>17}")
+    print(
+        f"{'tolerance':>9} {'binaries':>8} {'seconds':>7}  {'certified interval (USD/h)':<36} {'gap':>9}  "
+        f"{'T (K)':>8} {'conv. error bound':>17}"
+    )
     for tol in args.tolerances:
         row = optimise_pwl(surrogate, tol, args.flow)
         c = row["certified"]
-        print(f"{tol:>9g} {row['binaries']:>8d} {row['seconds']:>7.2f}  [{c.lower:.6f}, {c.upper:.6f}]"
-              f"{'':<10} {c.gap:>9.2e}  {row['temperature']:>8.3f} {row['approximation_error']:>17.2e}")
+        print(
+            f"{tol:>9g} {row['binaries']:>8d} {row['seconds']:>7.2f}  [{c.lower:.6f}, {c.upper:.6f}]"
+            f"{'':<10} {c.gap:>9.2e}  {row['temperature']:>8.3f} {row['approximation_error']:>17.2e}"
+        )
         if not (c.lower <= best + 1e-6 * max(1.0, abs(best)) <= c.upper + 2e-6 * max(1.0, abs(best))):
             raise AssertionError(f"the grid optimum {best} is outside the certified interval {c}")
         rows.append(row)
-    print(f"the feasible end is the true network at the MILP's temperature; the grid's best {best:.6f} "
-          "lies inside every interval")
+    print(
+        f"the feasible end is the true network at the MILP's temperature; the grid's best {best:.6f} "
+        "lies inside every interval"
+    )
     return {"grid_profit": best, "rows": rows}
 
 

@@ -24,7 +24,9 @@ MODEL = HERE.parent / "tests" / "data" / "relumip" / "peaks_3x10.onnx"
 KNOWN = {"min": (-7.214193, (0.28695, -1.60539)), "max": (8.580816, (-0.05420, 1.59224))}
 
 
-def optimise(sense: str, solver: str = "highs", bounds: str | list[str] = "interval") -> tuple[float, np.ndarray, float]:
+def optimise(
+    sense: str, solver: str = "highs", bounds: str | list[str] = "interval"
+) -> tuple[float, np.ndarray, float]:
     """Optimum of the network output, its argument, and the largest MILP-vs-numpy mismatch."""
     net = load_onnx(MODEL, input_bounds=[(-3, 3), (-3, 3)])
     model = pe.ConcreteModel()
@@ -55,8 +57,15 @@ def plot(points: dict[str, np.ndarray], path: Path) -> None:
     contour = ax.contourf(xx, yy, zz, levels=30, cmap="viridis")
     fig.colorbar(contour, ax=ax, label="network output")
     for label, (marker, colour) in {"min": ("*", "red"), "max": ("^", "white")}.items():
-        ax.plot(*points[label], marker=marker, color=colour, markersize=14, markeredgecolor="black",
-                linestyle="none", label=f"global {label} (MILP)")
+        ax.plot(
+            *points[label],
+            marker=marker,
+            color=colour,
+            markersize=14,
+            markeredgecolor="black",
+            linestyle="none",
+            label=f"global {label} (MILP)",
+        )
     ax.set(xlabel="x1", ylabel="x2", title="peaks_3x10 ReLU network: global optima")
     ax.legend(loc="lower right")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,8 +84,10 @@ def main() -> None:
         value, x, error = optimise(sense, args.solver)
         expected, at = KNOWN[sense]
         points[sense] = x
-        print(f"{sense}: {value:.6f} at ({x[0]:.5f}, {x[1]:.5f})   "
-              f"known {expected:.6f} at ({at[0]:.5f}, {at[1]:.5f})   |MILP - numpy| = {error:.1e}")
+        print(
+            f"{sense}: {value:.6f} at ({x[0]:.5f}, {x[1]:.5f})   "
+            f"known {expected:.6f} at ({at[0]:.5f}, {at[1]:.5f})   |MILP - numpy| = {error:.1e}"
+        )
         if abs(value - expected) > 1e-5:
             raise SystemExit(f"{sense} differs from the known optimum")
     plot(points, Path(args.plot))

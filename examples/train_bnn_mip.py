@@ -57,14 +57,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--robust", type=int, default=5, help="test images checked against one flipped pixel")
     args = parser.parse_args(argv)
     X, y, X_test, y_test = binary_digits(args.classes, args.train, 200)
-    result = train_bnn(X, y, hidden=args.hidden, solver=args.solver, time_limit=args.time_limit,
-                       sparsity=args.sparsity)
+    result = train_bnn(X, y, hidden=args.hidden, solver=args.solver, time_limit=args.time_limit, sparsity=args.sparsity)
     net = result.network
     test = count_correct(net, X_test, y_test)
-    print(f"status {result.status}, solver objective {result.objective:.0f} (bound {result.bound:.1f}, "
-          f"gap {result.gap:.3g}); forward pass: {result.correct}/{len(y)} training, "
-          f"{test}/{len(y_test)} test; {result.n_nonzero}/{result.n_weights} nonzero weights; {result.seconds:.1f} s")
-    correct = np.flatnonzero(net.evaluate(X_test).argmax(axis=1) == y_test)[:args.robust]
+    print(
+        f"status {result.status}, solver objective {result.objective:.0f} (bound {result.bound:.1f}, "
+        f"gap {result.gap:.3g}); forward pass: {result.correct}/{len(y)} training, "
+        f"{test}/{len(y_test)} test; {result.n_nonzero}/{result.n_weights} nonzero weights; {result.seconds:.1f} s"
+    )
+    correct = np.flatnonzero(net.evaluate(X_test).argmax(axis=1) == y_test)[: args.robust]
     robust = [one_flip_robust(net, X_test[i], int(y_test[i])) for i in correct]
     print(f"robust to one flipped pixel: {sum(robust)}/{len(robust)} correctly classified test images")
     return {"result": result, "test_correct": test, "robust": robust}

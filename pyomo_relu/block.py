@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pyomo.environ as pe
@@ -92,8 +93,13 @@ class ReLUNetBlockData(BlockData):
             self.outputs = pe.Var(range(net.n_outputs))
             output_vars = list(self.outputs.values())
         self._declared = {
-            "net": net, "inputs": input_vars, "outputs": output_vars, "bounds": bounds,
-            "input_bounds": input_bounds, "initialize": initialize, "created_outputs": created_outputs,
+            "net": net,
+            "inputs": input_vars,
+            "outputs": output_vars,
+            "bounds": bounds,
+            "input_bounds": input_bounds,
+            "initialize": initialize,
+            "created_outputs": created_outputs,
         }
 
     @property
@@ -112,8 +118,13 @@ class ReLUNetBlockData(BlockData):
         self._declared = None  # build() refuses declared blocks; restore the spec afterwards
         try:
             self.build(
-                spec["net"], spec["inputs"], spec["outputs"], formulation=formulation,
-                bounds=spec["bounds"], input_bounds=spec["input_bounds"], initialize=False,
+                spec["net"],
+                spec["inputs"],
+                spec["outputs"],
+                formulation=formulation,
+                bounds=spec["bounds"],
+                input_bounds=spec["input_bounds"],
+                initialize=False,
             )
         finally:
             self._declared = spec
@@ -175,9 +186,16 @@ class ReLUNetBlockData(BlockData):
         if self._network is not None:
             raise PyomoReluError(f"block {self.name} is already built; create a new ReLUNetBlock")
         if self._declared is not None:
-            if net is not None or inputs is not None or outputs is not None or input_bounds is not None \
-                    or output_bounds is not None or bounds_options is not None \
-                    or not _is_default_bounds(bounds) or initialize is not True:
+            if (
+                net is not None
+                or inputs is not None
+                or outputs is not None
+                or input_bounds is not None
+                or output_bounds is not None
+                or bounds_options is not None
+                or not _is_default_bounds(bounds)
+                or initialize is not True
+            ):
                 raise PyomoReluError(
                     f"block {self.name} was declared: call build() with only formulation=...; the "
                     "network, inputs, outputs, bounds, input_bounds and initialize go to declare()"
@@ -198,9 +216,9 @@ class ReLUNetBlockData(BlockData):
         chain = [] if isinstance(bounds, Bounds) else [bounds] if isinstance(bounds, str) else list(bounds)
         check_chain_options(chain, bounds_options or {}, "build(bounds_options=...)", extra=("mode",))
         options = self._side_constraint_options(dict(bounds_options or {}), input_vars, output_vars)
-        resolved = resolve_bounds(net, bounds, lower, upper,
-                                  output_bounds=(out_lower, out_upper) if has_outputs else None,
-                                  **options)
+        resolved = resolve_bounds(
+            net, bounds, lower, upper, output_bounds=(out_lower, out_upper) if has_outputs else None, **options
+        )
         for k in range(len(net.canonical_layers)):  # bad names/options fail before anything is added
             formulation_for_layer(formulation, k, net)
         if input_vars is None:
@@ -220,13 +238,12 @@ class ReLUNetBlockData(BlockData):
     def _add_input_box(self, input_vars: list[VarData], lower: np.ndarray, upper: np.ndarray) -> None:
         """Constrain user inputs whose own bounds are looser than the network's box."""
         loose = [
-            i for i, var in enumerate(input_vars)
+            i
+            for i, var in enumerate(input_vars)
             if not var.fixed and (_bound(var.lb, -np.inf) < lower[i] or _bound(var.ub, np.inf) > upper[i])
         ]
         if loose:
-            self.input_box = pe.Constraint(
-                loose, rule=lambda b, i: (float(lower[i]), input_vars[i], float(upper[i]))
-            )
+            self.input_box = pe.Constraint(loose, rule=lambda b, i: (float(lower[i]), input_vars[i], float(upper[i])))
 
     def _side_constraint_options(
         self, options: dict[str, Any], input_vars: list[VarData] | None, output_vars: list[VarData] | None
@@ -251,9 +268,7 @@ class ReLUNetBlockData(BlockData):
         """Enforce output bounds that the bounds were computed under."""
         rows = [j for j in range(len(lower)) if np.isfinite(lower[j]) or np.isfinite(upper[j])]
         outputs = self._output_vars
-        self.output_box = pe.Constraint(
-            rows, rule=lambda b, j: (_finite(lower[j]), outputs[j], _finite(upper[j]))
-        )
+        self.output_box = pe.Constraint(rows, rule=lambda b, j: (_finite(lower[j]), outputs[j], _finite(upper[j])))
 
     def _build_layers(
         self,
@@ -280,8 +295,17 @@ class ReLUNetBlockData(BlockData):
             targets = output_vars if (last and layer.is_linear) else None
             build = _build_max_layer if isinstance(layer, MaxLayer) else _build_layer
             ctx = build(
-                self.layer[k], k, layer, h_vars, h_lower, h_upper,
-                bounds.lower[k], bounds.upper[k], module, options, targets,
+                self.layer[k],
+                k,
+                layer,
+                h_vars,
+                h_lower,
+                h_upper,
+                bounds.lower[k],
+                bounds.upper[k],
+                module,
+                options,
+                targets,
             )
             contexts.append((ctx.formulation, ctx))  # a name, not the module: blocks must clone
             h_vars = _next_inputs(ctx)
@@ -376,8 +400,9 @@ class ReLUNetBlockData(BlockData):
         ``gdp`` formulations before transformation) counts once, as the binary it becomes.
         """
         net, bounds = self._require_built()
-        per_layer = [_layer_stats(k, layer, bounds.lower[k], bounds.upper[k])
-                     for k, layer in enumerate(net.canonical_layers)]
+        per_layer = [
+            _layer_stats(k, layer, bounds.lower[k], bounds.upper[k]) for k, layer in enumerate(net.canonical_layers)
+        ]
         variables = list(self.component_data_objects(pe.Var, descend_into=True))
         indicators = _paired_indicators(self)
         return {
@@ -470,21 +495,32 @@ def _build_layer(
         target = pre[j] if has_pre[j] else post[j]
         if same_as[j] != j:  # the same affine map as an earlier neuron: equal to its variable
             r = same_as[j]
-            return (0.0, LinearExpression([MonomialTermExpression((1.0, target)),
-                                           MonomialTermExpression((-1.0, pre[r] if has_pre[r] else post[r]))]), 0.0)
+            return (
+                0.0,
+                LinearExpression(
+                    [
+                        MonomialTermExpression((1.0, target)),
+                        MonomialTermExpression((-1.0, pre[r] if has_pre[r] else post[r])),
+                    ]
+                ),
+                0.0,
+            )
         rhs = -float(layer.bias[j])
         return (rhs, LinearExpression(terms(j) + [MonomialTermExpression((-1.0, target))]), rhs)
 
     block.affine = pe.Constraint(_index_set(defined), rule=affine_rule)
     if is_sparse(layer.weights) and getattr(module, "reads_weights", False):
         layer = layer.with_affine(layer.weights.toarray(), layer.bias)  # partition, extended, ideal cuts
-    ctx = LayerContext(block, index, layer, list(inputs), post, input_lower, input_upper, lower, upper, unstable, options)
+    ctx = LayerContext(
+        block, index, layer, list(inputs), post, input_lower, input_upper, lower, upper, unstable, options
+    )
     ctx.formulation = module.name
     if curved.size and hasattr(module, "build_smooth"):  # pwl: a MILP relaxation of f
         module.build_smooth(ctx, curved)
     elif curved.size:
         block.smooth_activation = pe.Constraint(
-            _index_set(curved), rule=lambda b, j: post[j] == _smooth_expression(layer.kinds[j], pre[j]))
+            _index_set(curved), rule=lambda b, j: post[j] == _smooth_expression(layer.kinds[j], pre[j])
+        )
     if stepped.size:
         step_formulation.build_step(ctx, stepped, None if module is step_formulation else step_formulation.DEFAULT_EPS)
     if unstable.size:
@@ -509,7 +545,7 @@ def _first_identical_rows(layer: DenseLayer, rows: np.ndarray) -> dict[int, int]
             key = cols.tobytes() + b"|" + values.tobytes()
         else:
             key = np.asarray(weights[j]).tobytes()
-        key += b"|" + layer.bias[j:j + 1].tobytes()
+        key += b"|" + layer.bias[j : j + 1].tobytes()
         same[j] = first.setdefault(key, j)
     return same
 
@@ -570,7 +606,9 @@ def _build_max_layer(
         return (rhs, LinearExpression(terms(i) + [MonomialTermExpression((-1.0, target))]), rhs)
 
     block.affine = pe.Constraint(_index_set(np.sort(np.r_[single, several])), rule=affine_rule)
-    ctx = LayerContext(block, index, layer, list(inputs), post, input_lower, input_upper, lower, upper, several, options)
+    ctx = LayerContext(
+        block, index, layer, list(inputs), post, input_lower, input_upper, lower, upper, several, options
+    )
     ctx.formulation = max_affine.name
     ctx.groups = open_groups
     if several.size:
@@ -587,9 +625,15 @@ def _layer_stats(k: int, layer: Any, lower: np.ndarray, upper: np.ndarray) -> di
     """Sizes and stability of one canonical layer."""
     if isinstance(layer, MaxLayer):
         single, several = layer.candidates(lower, upper)
-        return {"layer": k, "activation": "max", "neurons": layer.n_outputs, "rows": layer.n_pre,
-                "stable_active": int(single.size), "stable_inactive": 0,
-                "unstable": int(np.unique(layer.groups[several]).size)}
+        return {
+            "layer": k,
+            "activation": "max",
+            "neurons": layer.n_outputs,
+            "rows": layer.n_pre,
+            "stable_active": int(single.size),
+            "stable_inactive": 0,
+            "unstable": int(np.unique(layer.groups[several]).size),
+        }
     relu, stepped = layer.relu_mask, layer.step_mask  # a step neuron: active where l >= 0, inactive where u < 0
     return {
         "layer": k,
@@ -675,7 +719,9 @@ def _as_var_list(obj: Any, size: int, what: str) -> list[VarData] | None:
     return items
 
 
-def _input_box(net: NetworkDefinition, input_vars: list[VarData] | None, extra: object) -> tuple[np.ndarray, np.ndarray]:
+def _input_box(
+    net: NetworkDefinition, input_vars: list[VarData] | None, extra: object
+) -> tuple[np.ndarray, np.ndarray]:
     """The tightest of the network's bounds, ``extra`` and the input variables' own bounds."""
     lower, upper = net.input_lower.copy(), net.input_upper.copy()
     if extra is not None:
@@ -733,9 +779,7 @@ def _require_finite_inputs(
     else:
         where = f"input {i}"
         fix = "pass input_bounds= to build() or to the reader (e.g. load_onnx(path, input_bounds=...))"
-    raise MissingBoundsError(
-        f"{where} has no {side} bound{more}; ReLU formulations need a bounded input box: {fix}"
-    )
+    raise MissingBoundsError(f"{where} has no {side} bound{more}; ReLU formulations need a bounded input box: {fix}")
 
 
 def _require_finite_neurons(index: int, unstable: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
@@ -764,7 +808,7 @@ def _finite(value: float) -> float | None:
 
 
 def _set_values(var: Any, values: np.ndarray, indices: Iterable[int] | None = None) -> None:
-    for j in (range(len(values)) if indices is None else indices):
+    for j in range(len(values)) if indices is None else indices:
         data = var[int(j)]
         if not data.fixed:
             data.set_value(float(values[j]), skip_validation=True)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -88,8 +89,14 @@ class CertifiedInterval:
         return f"true optimum in [{self.lower:.8g}, {self.upper:.8g}]{gap}"
 
 
-def certify_point(net: NetworkDefinition, inputs: Any, bound: float | None, sense: str,
-                  objective: Callable[[np.ndarray, np.ndarray], float], name: str = "network") -> CertifiedInterval:
+def certify_point(
+    net: NetworkDefinition,
+    inputs: Any,
+    bound: float | None,
+    sense: str,
+    objective: Callable[[np.ndarray, np.ndarray], float],
+    name: str = "network",
+) -> CertifiedInterval:
     """Numpy version: the true network at ``inputs`` gives the feasible end of the interval.
 
     ``objective(x, y)`` is the objective at inputs ``x`` and network outputs ``y``;
@@ -111,15 +118,26 @@ def approximated_blocks(model: Any) -> list[Any]:
 
     found = []
     for data in model.component_data_objects(pe.Block, active=True, descend_into=True):
-        if isinstance(data, ReLUNetBlockData) and data.is_built and \
-                any(name in RELAXING for name, _ in data._layer_contexts):
+        if (
+            isinstance(data, ReLUNetBlockData)
+            and data.is_built
+            and any(name in RELAXING for name, _ in data._layer_contexts)
+        ):
             found.append(data)
     return found
 
 
-def certify_solution(model: Any, result: Any, *, solver: str = "highs", time_limit: float | None = None,
-                     mip_gap: float | None = None, options: dict[str, Any] | None = None,
-                     load: str = "feasible", blocks: list[Any] | None = None) -> CertifiedInterval | None:
+def certify_solution(
+    model: Any,
+    result: Any,
+    *,
+    solver: str = "highs",
+    time_limit: float | None = None,
+    mip_gap: float | None = None,
+    options: dict[str, Any] | None = None,
+    load: str = "feasible",
+    blocks: list[Any] | None = None,
+) -> CertifiedInterval | None:
     """The certified interval of a solved model (``None`` when no block is relaxed).
 
     ``result`` is the :class:`~pyomo_relu.solvers.SolveResult` of the relaxed model.
@@ -152,17 +170,24 @@ def certify_solution(model: Any, result: Any, *, solver: str = "highs", time_lim
         y = net.evaluate(x)
         inputs[b.name], outputs[b.name] = x, y
         tol = 1e-6 * np.maximum(1.0, np.abs(y))
-        clash += [v.name for v, value, t in zip(b.output_vars, y, tol)  # a fixed value or a bound broken
-                  if (v.fixed and abs(v.value - value) > t) or (v.lb is not None and value < v.lb - t)
-                  or (v.ub is not None and value > v.ub + t)]
+        clash += [
+            v.name
+            for v, value, t in zip(b.output_vars, y, tol)  # a fixed value or a bound broken
+            if (v.fixed and abs(v.value - value) > t)
+            or (v.lb is not None and value < v.lb - t)
+            or (v.ub is not None and value > v.ub + t)
+        ]
         for var, value in zip(b.input_vars + b.output_vars, np.r_[x, y]):
             if not var.fixed:
                 var.fix(float(value))
                 fixed.append(var)
         b.deactivate()
     try:
-        check = None if clash else \
-            solve(model, solver, time_limit=time_limit, mip_gap=mip_gap, options=options, certify=False)
+        check = (
+            None
+            if clash
+            else solve(model, solver, time_limit=time_limit, mip_gap=mip_gap, options=options, certify=False)
+        )
     finally:
         for b in blocks:
             b.activate()

@@ -19,8 +19,9 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pyomo-relu`` and ``python -m pyomo_relu``."""
     parser = _parser()
     args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     previous = _terminate_as_interrupt()
     try:
         return int(args.run(args))
@@ -69,6 +72,7 @@ def _terminate_as_interrupt() -> Any:
 
     Returns the previous handler (``None`` outside the main thread, where none is set).
     """
+
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
@@ -96,41 +100,75 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pyomo-relu {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     optimize = commands.add_parser(
-        "optimize", help="the global minimum or maximum of one network output over an input box")
+        "optimize", help="the global minimum or maximum of one network output over an input box"
+    )
     optimize.add_argument("model", help="ONNX file (.onnx) or Keras file (.keras, .h5)")
-    optimize.add_argument("--bounds", action="append", default=[], metavar="LB:UB",
-                          help="input box, e.g. -3:3 for every input, or 0=-1:2 for input 0 (repeatable)")
-    optimize.add_argument("--bounds-file", help="JSON: [[lb, ub], ...] or {\"lower\": [...], \"upper\": [...]}")
+    optimize.add_argument(
+        "--bounds",
+        action="append",
+        default=[],
+        metavar="LB:UB",
+        help="input box, e.g. -3:3 for every input, or 0=-1:2 for input 0 (repeatable)",
+    )
+    optimize.add_argument("--bounds-file", help='JSON: [[lb, ub], ...] or {"lower": [...], "upper": [...]}')
     sense = optimize.add_mutually_exclusive_group(required=True)
     sense.add_argument("--minimize", type=int, metavar="OUTPUT_INDEX")
     sense.add_argument("--maximize", type=int, metavar="OUTPUT_INDEX")
-    optimize.add_argument("--method", default="bnb", choices=["bnb", "milp"],
-                          help="bnb: branch and bound over the inputs with CROWN bounds and leaf MILPs (default); "
-                               "milp: one MILP of the whole network handed to --solver")
-    optimize.add_argument("--gap", type=_gap, default=None, metavar="G",
-                          help="absolute optimality gap (default 1e-6; --method bnb)")
-    optimize.add_argument("--time-limit", type=_seconds, default=None, metavar="S",
-                          help="wall-clock seconds; the best point, the bound and the gap so far are reported")
-    optimize.add_argument("--jobs", type=_jobs, default=None, metavar="N",
-                          help="worker processes for the branch and bound (--method bnb)")
-    optimize.add_argument("--solver", default=None, choices=["highs", "glpk", "cbc", "scip"],
-                          help="--method milp: the MILP solver (default highs)")
-    optimize.add_argument("--tighten", default="auto", metavar="METHODS",
-                          help="--method milp: bounds methods, comma separated (e.g. interval,crown,lp); "
-                               "default auto (chosen from the network's size)")
+    optimize.add_argument(
+        "--method",
+        default="bnb",
+        choices=["bnb", "milp"],
+        help="bnb: branch and bound over the inputs with CROWN bounds and leaf MILPs (default); "
+        "milp: one MILP of the whole network handed to --solver",
+    )
+    optimize.add_argument(
+        "--gap", type=_gap, default=None, metavar="G", help="absolute optimality gap (default 1e-6; --method bnb)"
+    )
+    optimize.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="wall-clock seconds; the best point, the bound and the gap so far are reported",
+    )
+    optimize.add_argument(
+        "--jobs", type=_jobs, default=None, metavar="N", help="worker processes for the branch and bound (--method bnb)"
+    )
+    optimize.add_argument(
+        "--solver",
+        default=None,
+        choices=["highs", "glpk", "cbc", "scip"],
+        help="--method milp: the MILP solver (default highs)",
+    )
+    optimize.add_argument(
+        "--tighten",
+        default="auto",
+        metavar="METHODS",
+        help="--method milp: bounds methods, comma separated (e.g. interval,crown,lp); "
+        "default auto (chosen from the network's size)",
+    )
     optimize.add_argument("--formulation", default=None, help="--method milp: the formulation (default bigm)")
     optimize.add_argument("--drop-softmax", action="store_true", help="drop a trailing (Log)Softmax")
     optimize.add_argument("--json", action="store_true", help="print one JSON object")
     optimize.set_defaults(run=_optimize)
     verify = commands.add_parser(
-        "verify", help="decide a VNN-LIB property: sat (violated, with a counterexample), unsat (holds) or unknown")
+        "verify", help="decide a VNN-LIB property: sat (violated, with a counterexample), unsat (holds) or unknown"
+    )
     verify.add_argument("model", help="ONNX file (.onnx) or Keras file (.keras, .h5)")
     verify.add_argument("property", help="VNN-LIB file (.vnnlib)")
-    verify.add_argument("--time-limit", type=_seconds, default=None, metavar="S", help="wall-clock seconds (unknown when exceeded)")
-    verify.add_argument("--tighten", default="interval,crown,lp", metavar="METHODS",
-                        help="neuron bounds methods for the MILP, comma separated (default interval,crown,lp)")
+    verify.add_argument(
+        "--time-limit", type=_seconds, default=None, metavar="S", help="wall-clock seconds (unknown when exceeded)"
+    )
+    verify.add_argument(
+        "--tighten",
+        default="interval,crown,lp",
+        metavar="METHODS",
+        help="neuron bounds methods for the MILP, comma separated (default interval,crown,lp)",
+    )
     verify.add_argument("--no-split", action="store_true", help="never split the input box")
-    verify.add_argument("--jobs", type=_jobs, default=None, metavar="N", help="worker processes for bounds and splitting")
+    verify.add_argument(
+        "--jobs", type=_jobs, default=None, metavar="N", help="worker processes for bounds and splitting"
+    )
     verify.add_argument("--drop-softmax", action="store_true", help="drop a trailing (Log)Softmax")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.add_argument("--out", metavar="FILE", help="write the VNN-COMP 2022 result file (verdict, counterexample)")
@@ -230,7 +268,9 @@ def _file_bound(value: object, where: str, index: int) -> float | None:
     return float(value)
 
 
-def _box(spec: dict[int | str, tuple[float | None, float | None]], n_inputs: int) -> list[tuple[float | None, float | None]] | None:
+def _box(
+    spec: dict[int | str, tuple[float | None, float | None]], n_inputs: int
+) -> list[tuple[float | None, float | None]] | None:
     if not spec:
         return None
     default = spec.get("all", (None, None))
@@ -269,15 +309,24 @@ def _optimize(args: argparse.Namespace) -> int:
 def _optimize_bnb(args: argparse.Namespace, net: Any, index: int, sense: str) -> dict[str, Any]:
     from pyomo_relu.search import optimize
 
-    given = [name for name, value in (("--solver", args.solver), ("--formulation", args.formulation))
-             if value is not None] + (["--tighten"] if args.tighten != "auto" else [])
+    given = [
+        name for name, value in (("--solver", args.solver), ("--formulation", args.formulation)) if value is not None
+    ] + (["--tighten"] if args.tighten != "auto" else [])
     if given:
-        raise UsageError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to --method milp; "
-                         "--method bnb (the default) uses its own bounds and HiGHS for its leaf MILPs")
+        raise UsageError(
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to --method milp; "
+            "--method bnb (the default) uses its own bounds and HiGHS for its leaf MILPs"
+        )
     try:
-        result = optimize(net, index, sense=sense, gap=1e-6 if args.gap is None else args.gap,
-                          time_limit=args.time_limit, executor=args.jobs,
-                          progress=not args.json and sys.stderr.isatty())
+        result = optimize(
+            net,
+            index,
+            sense=sense,
+            gap=1e-6 if args.gap is None else args.gap,
+            time_limit=args.time_limit,
+            executor=args.jobs,
+            progress=not args.json and sys.stderr.isatty(),
+        )
     except MissingBoundsError as error:
         raise UsageError(f"{error}. On the command line: --bounds LB:UB or --bounds-file FILE") from None
     report = result.to_dict()
@@ -300,7 +349,9 @@ def _optimize_milp(args: argparse.Namespace, net: Any, index: int, sense: str) -
         model.nn.build(net, formulation=args.formulation or "bigm", bounds=tighten)
     except MissingBoundsError as error:
         raise UsageError(f"{error}. On the command line: --bounds LB:UB or --bounds-file FILE") from None
-    model.objective = pe.Objective(expr=model.nn.outputs[index], sense=pe.minimize if sense == "minimize" else pe.maximize)
+    model.objective = pe.Objective(
+        expr=model.nn.outputs[index], sense=pe.minimize if sense == "minimize" else pe.maximize
+    )
     result = solve(model, args.solver or "highs", time_limit=args.time_limit)
     return _report(model, net, result)
 
@@ -308,9 +359,15 @@ def _optimize_milp(args: argparse.Namespace, net: Any, index: int, sense: str) -
 def _report(model: Any, net: Any, result: Any) -> dict[str, Any]:
     status = result.status if result.status in ("optimal", "time_limit", "infeasible") else "error"
     report: dict[str, Any] = {
-        "status": status, "objective": result.objective, "bound": result.bound,
+        "status": status,
+        "objective": result.objective,
+        "bound": result.bound,
         "gap": None if result.objective is None or result.bound is None else abs(result.objective - result.bound),
-        "x": None, "y": None, "nodes": None, "method": "milp", "solver": result.solver,
+        "x": None,
+        "y": None,
+        "nodes": None,
+        "method": "milp",
+        "solver": result.solver,
     }
     if result.has_solution:
         x = np.array([v.value for v in model.nn.input_vars], dtype=float)
@@ -358,8 +415,14 @@ def _verify(args: argparse.Namespace) -> int:
 
     spec = read_vnnlib(args.property)
     net = load_model_file(args.model, drop_softmax=args.drop_softmax)
-    result = verify(net, spec, args.time_limit, bounds=[m for m in args.tighten.split(",") if m],
-                    split=not args.no_split, executor=args.jobs)
+    result = verify(
+        net,
+        spec,
+        args.time_limit,
+        bounds=[m for m in args.tighten.split(",") if m],
+        split=not args.no_split,
+        executor=args.jobs,
+    )
     if args.out:
         verdict = "timeout" if result.timed_out else result.status
         text = verdict + "\n"
@@ -368,8 +431,22 @@ def _verify(args: argparse.Namespace) -> int:
         Path(args.out).write_text(text)
     if args.json:
         report = result.to_dict()
-        print(json.dumps({key: report[key] for key in ("status", "counterexample", "seconds", "subproblems",
-                                                      "proven_bound", "method", "reason")}))
+        print(
+            json.dumps(
+                {
+                    key: report[key]
+                    for key in (
+                        "status",
+                        "counterexample",
+                        "seconds",
+                        "subproblems",
+                        "proven_bound",
+                        "method",
+                        "reason",
+                    )
+                }
+            )
+        )
     else:
         print(result.status)
     return INTERRUPTED if result.reason == "interrupted" else 0

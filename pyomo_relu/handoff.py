@@ -39,7 +39,15 @@ from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, LinearProgram, RowB
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CANCEL_GRACE", "HIGHS_TIME_LIMIT_OPTIONS", "ModelArrays", "NotBulkable", "model_arrays", "run_highs", "solve_bulk"]
+__all__ = [
+    "CANCEL_GRACE",
+    "HIGHS_TIME_LIMIT_OPTIONS",
+    "ModelArrays",
+    "NotBulkable",
+    "model_arrays",
+    "run_highs",
+    "solve_bulk",
+]
 
 #: Seconds past the deadline after which a HiGHS run that ignored its time limit is cancelled.
 CANCEL_GRACE = 0.2
@@ -115,8 +123,15 @@ def model_arrays(model: Any) -> ModelArrays:
     lp = builder.finish()
     full_cost = np.zeros(lp.n_cols)
     full_cost[: cost.size] = cost
-    return ModelArrays(lp, full_cost, offset, objectives[0].sense == pe.maximize, columns.variables,
-                       bulk_rows, builder.n_rows - bulk_rows)
+    return ModelArrays(
+        lp,
+        full_cost,
+        offset,
+        objectives[0].sense == pe.maximize,
+        columns.variables,
+        bulk_rows,
+        builder.n_rows - bulk_rows,
+    )
 
 
 def _refuse_untransformed(model: Any) -> None:
@@ -133,8 +148,11 @@ def _built_blocks(model: Any) -> list[Any]:
 
     from pyomo_relu.block import ReLUNetBlockData
 
-    return [b for b in model.component_data_objects(pe.Block, active=True, descend_into=True)
-            if isinstance(b, ReLUNetBlockData) and b.is_built]
+    return [
+        b
+        for b in model.component_data_objects(pe.Block, active=True, descend_into=True)
+        if isinstance(b, ReLUNetBlockData) and b.is_built
+    ]
 
 
 def _active_component(block: Any, name: str) -> Any:
@@ -185,8 +203,9 @@ def _affine_targets(ctx: Any, pre_keys: set[int]) -> Any:
     return lambda j: pre[j] if j in pre_keys else post[j]
 
 
-def _add_affine(builder: RowBuilder, columns: _Columns, ctx: Any, rows: list[int], target: Any,
-                identical: dict[int, int] | None) -> None:
+def _add_affine(
+    builder: RowBuilder, columns: _Columns, ctx: Any, rows: list[int], target: Any, identical: dict[int, int] | None
+) -> None:
     """``target_j - W_j h = b_j`` for ``rows``; a row identical to an earlier one: ``target_j - target_r = 0``."""
     inputs = columns.of(list(ctx.inputs))
     kept = np.flatnonzero(inputs >= 0)
@@ -298,8 +317,14 @@ def run_highs(highs: Any, deadline: float | None) -> None:
         thread.join()
 
 
-def solve_bulk(model: Any, deadline: float | None, mip_gap: float | None, tee: bool,
-               options: dict[str, Any], required: bool = False) -> Any:
+def solve_bulk(
+    model: Any,
+    deadline: float | None,
+    mip_gap: float | None,
+    tee: bool,
+    options: dict[str, Any],
+    required: bool = False,
+) -> Any:
     """:func:`pyomo_relu.solve` with HiGHS through :func:`model_arrays`; ``None`` to fall back to Pyomo.
 
     Falls back (returns ``None``) when the model has no built network block or is not
@@ -322,8 +347,14 @@ def solve_bulk(model: Any, deadline: float | None, mip_gap: float | None, tee: b
         options.setdefault("mip_rel_gap", float(mip_gap))
     highs = highs_from_arrays(arrays, options, tee)
     _pass_start(highs, arrays, tee)
-    logger.info("bulk hand-off: %d columns, %d rows (%d from arrays), %d nonzeros in %.3f s", arrays.lp.n_cols,
-                arrays.lp.n_rows, arrays.bulk_rows, arrays.lp.value.size, time.perf_counter() - began)
+    logger.info(
+        "bulk hand-off: %d columns, %d rows (%d from arrays), %d nonzeros in %.3f s",
+        arrays.lp.n_cols,
+        arrays.lp.n_rows,
+        arrays.bulk_rows,
+        arrays.lp.value.size,
+        time.perf_counter() - began,
+    )
     run_highs(highs, deadline)
     status = _status(highs)
     if status == "unbounded_or_infeasible":  # presolve cannot tell them apart; without presolve HiGHS can
@@ -352,9 +383,15 @@ def _status(highs: Any) -> str:
 
     S = highspy.HighsModelStatus
     return {
-        S.kOptimal: "optimal", S.kTimeLimit: "time_limit", S.kIterationLimit: "time_limit",
-        S.kInterrupt: "time_limit", S.kObjectiveBound: "time_limit", S.kObjectiveTarget: "time_limit",
-        S.kSolutionLimit: "time_limit", S.kInfeasible: "infeasible", S.kUnbounded: "unbounded",
+        S.kOptimal: "optimal",
+        S.kTimeLimit: "time_limit",
+        S.kIterationLimit: "time_limit",
+        S.kInterrupt: "time_limit",
+        S.kObjectiveBound: "time_limit",
+        S.kObjectiveTarget: "time_limit",
+        S.kSolutionLimit: "time_limit",
+        S.kInfeasible: "infeasible",
+        S.kUnbounded: "unbounded",
         S.kUnboundedOrInfeasible: "unbounded_or_infeasible",
     }.get(highs.getModelStatus(), "error")
 
@@ -376,6 +413,19 @@ def _result(highs: Any, arrays: ModelArrays, status: str) -> Any:
             if not var.fixed:
                 var.set_value(value, skip_validation=True)
     message = highs.modelStatusToString(highs.getModelStatus())
-    return SolveResult(status, objective, bound, 0.0, "highs", has_solution, message,
-                       {"handoff": "bulk", "columns": arrays.lp.n_cols, "rows": arrays.lp.n_rows,
-                        "bulk_rows": arrays.bulk_rows, "nonzeros": int(arrays.lp.value.size)})
+    return SolveResult(
+        status,
+        objective,
+        bound,
+        0.0,
+        "highs",
+        has_solution,
+        message,
+        {
+            "handoff": "bulk",
+            "columns": arrays.lp.n_cols,
+            "rows": arrays.lp.n_rows,
+            "bulk_rows": arrays.bulk_rows,
+            "nonzeros": int(arrays.lp.value.size),
+        },
+    )

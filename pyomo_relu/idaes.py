@@ -64,15 +64,16 @@ import json
 import logging
 import math
 import types
+from collections.abc import Mapping, Sequence
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchError
 from pyomo_relu.idaes_block import (  # noqa: F401  re-exported
-    _SurrogateLinks,
     _dimensionless,
+    _SurrogateLinks,
     _to_network_value,
     _units_map,
     _units_str,
@@ -157,12 +158,12 @@ class ReLUSurrogateMixin:
         outputs = _labels(output_labels, network.output_names, network.n_outputs, "y", "output")
         scale_in = _as_scaling(input_scaling, inputs, "input_scaling")
         scale_out = _as_scaling(output_scaling, outputs, "output_scaling")
-        for given, existing, what in ((scale_in, network.input_scaling, "input"),
-                                      (scale_out, network.output_scaling, "output")):
+        for given, existing, what in (
+            (scale_in, network.input_scaling, "input"),
+            (scale_out, network.output_scaling, "output"),
+        ):
             if given is not None and existing is not None:
-                raise PyomoReluError(
-                    f"the network already has an {what} scaling; do not pass {what}_scaling as well"
-                )
+                raise PyomoReluError(f"the network already has an {what} scaling; do not pass {what}_scaling as well")
         lower, upper = network.input_lower.copy(), network.input_upper.copy()
         if input_bounds is not None:
             unknown = [k for k in input_bounds if k not in inputs]
@@ -173,10 +174,14 @@ class ReLUSurrogateMixin:
                 lower[i] = -np.inf if lb is None else float(lb)
                 upper[i] = np.inf if ub is None else float(ub)
         network = NetworkDefinition(
-            network.layers, (lower, upper),
+            network.layers,
+            (lower, upper),
             scale_in if scale_in is not None else network.input_scaling,
             scale_out if scale_out is not None else network.output_scaling,
-            network.input_shape, None, None, network.source,
+            network.input_shape,
+            None,
+            None,
+            network.source,
         )
         self._network = network
         self._core: NetworkDefinition | None = None
@@ -184,7 +189,8 @@ class ReLUSurrogateMixin:
         self._output_units = _units_map(output_units, outputs, "output_units")
         bounds = {
             label: (float(lo), float(hi))
-            for label, lo, hi in zip(inputs, lower, upper) if np.isfinite(lo) and np.isfinite(hi)
+            for label, lo, hi in zip(inputs, lower, upper)
+            if np.isfinite(lo) and np.isfinite(hi)
         }
         # SurrogateBase stores the labels and refuses duplicates; it also wants a bounds
         # dict naming every label, so the finite pairs are stored after it
@@ -194,17 +200,31 @@ class ReLUSurrogateMixin:
     # ------------------------------------------------------------ constructors
     @classmethod
     @strict_keywords
-    def from_network(cls, network: NetworkDefinition, input_labels: Sequence[Any] | None = None,
-                     output_labels: Sequence[Any] | None = None, input_bounds: Mapping | None = None,
-                     **kwargs: Any) -> Any:
+    def from_network(
+        cls,
+        network: NetworkDefinition,
+        input_labels: Sequence[Any] | None = None,
+        output_labels: Sequence[Any] | None = None,
+        input_bounds: Mapping | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """The same as the constructor (named like the other constructors)."""
         return cls(network, input_labels, output_labels, input_bounds, **kwargs)
 
     @classmethod
     @strict_keywords
-    def from_onnx(cls, path: Any, input_labels: Sequence[Any], output_labels: Sequence[Any],
-                  input_bounds: Mapping | None = None, *, input_scaling: Any = None,
-                  output_scaling: Any = None, drop_softmax: bool = False, **kwargs: Any) -> Any:
+    def from_onnx(
+        cls,
+        path: Any,
+        input_labels: Sequence[Any],
+        output_labels: Sequence[Any],
+        input_bounds: Mapping | None = None,
+        *,
+        input_scaling: Any = None,
+        output_scaling: Any = None,
+        drop_softmax: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         """Read an ONNX file (or ``ModelProto``) with :func:`~pyomo_relu.io.onnx.load_onnx`."""
         from pyomo_relu.io.onnx import load_onnx
 
@@ -213,9 +233,17 @@ class ReLUSurrogateMixin:
 
     @classmethod
     @strict_keywords
-    def from_keras(cls, model_or_path: Any, input_labels: Sequence[Any], output_labels: Sequence[Any],
-                   input_bounds: Mapping | None = None, *, input_scaling: Any = None,
-                   output_scaling: Any = None, **kwargs: Any) -> Any:
+    def from_keras(
+        cls,
+        model_or_path: Any,
+        input_labels: Sequence[Any],
+        output_labels: Sequence[Any],
+        input_bounds: Mapping | None = None,
+        *,
+        input_scaling: Any = None,
+        output_scaling: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         """Read a Keras 3 model or ``.keras``/``.h5`` file with :func:`~pyomo_relu.io.keras.load_keras`."""
         from pyomo_relu.io.keras import load_keras
 
@@ -224,8 +252,9 @@ class ReLUSurrogateMixin:
 
     @classmethod
     @strict_keywords
-    def from_idaes(cls, location: Any, model_name: str = "idaes_keras_model", *, format: str | None = None,
-                   **kwargs: Any) -> Any:
+    def from_idaes(
+        cls, location: Any, model_name: str = "idaes_keras_model", *, format: str | None = None, **kwargs: Any
+    ) -> Any:
         """Read a surrogate saved by IDAES: a ``KerasSurrogate`` folder or an ``ONNXSurrogate`` pair.
 
         ``<location>/<model_name>.keras`` + ``<location>/idaes_info.json``, or
@@ -237,8 +266,15 @@ class ReLUSurrogateMixin:
         from pyomo_relu.idaes_files import read_idaes
 
         spec = read_idaes(location, model_name, format)
-        return cls(spec["network"], spec["input_labels"], spec["output_labels"], spec["input_bounds"],
-                   spec["input_scaling"], spec["output_scaling"], **kwargs)
+        return cls(
+            spec["network"],
+            spec["input_labels"],
+            spec["output_labels"],
+            spec["input_bounds"],
+            spec["input_scaling"],
+            spec["output_scaling"],
+            **kwargs,
+        )
 
     def to_idaes(self, location: Any, model_name: str) -> tuple[str, str]:
         """Write IDAES's ONNX pair, which ``ONNXSurrogate.load_onnx_model(location, model_name)`` reads.
@@ -253,9 +289,17 @@ class ReLUSurrogateMixin:
         net = self._network
         lower, upper = net.input_lower, net.input_upper
         bounds = {label: (lower[i], upper[i]) for i, label in enumerate(self.input_labels())}
-        pair = (lambda s: None if s is None else (s.offset, s.factor))
-        return write_idaes_onnx(location, model_name, self.core_network, self.input_labels(),
-                                self.output_labels(), bounds, pair(net.input_scaling), pair(net.output_scaling))
+        pair = lambda s: None if s is None else (s.offset, s.factor)
+        return write_idaes_onnx(
+            location,
+            model_name,
+            self.core_network,
+            self.input_labels(),
+            self.output_labels(),
+            bounds,
+            pair(net.input_scaling),
+            pair(net.output_scaling),
+        )
 
     # ------------------------------------------------------------- properties
     @property
@@ -301,18 +345,23 @@ class ReLUSurrogateMixin:
         in_labels, out_labels = self.input_labels(), self.output_labels()
         inputs, outputs = block.input_vars_as_dict(), block.output_vars_as_dict()
         links = _SurrogateLinks(
-            [inputs[label] for label in in_labels], [outputs[label] for label in out_labels],
+            [inputs[label] for label in in_labels],
+            [outputs[label] for label in out_labels],
             [self._input_units.get(label) for label in in_labels],
             [self._output_units.get(label) for label in out_labels],
-            self._network.input_scaling, self._network.output_scaling,
+            self._network.input_scaling,
+            self._network.output_scaling,
         )
         lower, upper = self._scaled_box(links)
 
         block.nn = ReLUNetBlock()
         try:
             block.nn.build(
-                self.core_network, formulation=formulation, bounds=bounds,
-                input_bounds=list(zip(lower, upper)), initialize=False,
+                self.core_network,
+                formulation=formulation,
+                bounds=bounds,
+                input_bounds=list(zip(lower, upper)),
+                initialize=False,
             )
         except Exception:
             block.del_component(block.nn)
@@ -355,7 +404,7 @@ class ReLUSurrogateMixin:
             self._core = NetworkDefinition(net.layers, input_shape=net.input_shape, source=net.source)
         return self._core
 
-    def _scaled_box(self, links: "_SurrogateLinks") -> tuple[np.ndarray, np.ndarray]:
+    def _scaled_box(self, links: _SurrogateLinks) -> tuple[np.ndarray, np.ndarray]:
         """The network's box in scaled units: the surrogate's bounds and the variables' own.
 
         Variable bounds are used, fixed values are not (fixing and unfixing a decision
@@ -374,9 +423,12 @@ class ReLUSurrogateMixin:
                     "the surrogate input_bounds={label: (lb, ub)} or bound the variable"
                 )
             if lower[i] > upper[i]:
-                hint = (" (SurrogateBlock copies the surrogate's bounds without converting units: with "
-                        "input_units other than the variable's, build with use_surrogate_bounds=False)"
-                        if unit is not None else "")
+                hint = (
+                    " (SurrogateBlock copies the surrogate's bounds without converting units: with "
+                    "input_units other than the variable's, build with use_surrogate_bounds=False)"
+                    if unit is not None
+                    else ""
+                )
                 raise MissingBoundsError(
                     f"input {self.input_labels()[i]!r} (variable {var.name}): the surrogate's box and "
                     f"the variable's bounds do not overlap ({lower[i]} > {upper[i]}){hint}"
@@ -423,21 +475,17 @@ class ReLUSurrogateMixin:
         if data.get("format") != FILE_FORMAT:
             raise PyomoReluError(f"not a {FILE_FORMAT} file (format field {data.get('format')!r})")
         if int(data.get("version", 0)) > FILE_VERSION:
-            raise PyomoReluError(
-                f"file version {data['version']} is newer than this pyomo_relu reads ({FILE_VERSION})"
-            )
+            raise PyomoReluError(f"file version {data['version']} is newer than this pyomo_relu reads ({FILE_VERSION})")
         inputs, outputs = list(data["input_labels"]), list(data["output_labels"])
         network = network_from_dict(data["network"])
         if network.content_hash() != data["network_hash"]:
             raise PyomoReluError(
-                "the network read from the file does not match its recorded hash: the file was "
-                "modified or damaged"
+                "the network read from the file does not match its recorded hash: the file was modified or damaged"
             )
         bounds = {label: tuple(pair) for label, pair in zip(inputs, data["input_bounds"])}
         in_units = {k: u for k, u in zip(inputs, data.get("input_units") or []) if u is not None}
         out_units = {k: u for k, u in zip(outputs, data.get("output_units") or []) if u is not None}
-        return cls(network, inputs, outputs, bounds, input_units=in_units or None,
-                   output_units=out_units or None)
+        return cls(network, inputs, outputs, bounds, input_units=in_units or None, output_units=out_units or None)
 
     def save(self, strm: Any) -> None:
         """Write the surrogate to a text stream as JSON (IDAES' ``save_to_file`` uses this)."""
@@ -449,8 +497,7 @@ class ReLUSurrogateMixin:
         return cls.from_dict(json.load(strm))
 
     def __repr__(self) -> str:
-        return (f"<ReLUSurrogate {self.input_labels()} -> {self.output_labels()} "
-                f"{self._network!r}>")
+        return f"<ReLUSurrogate {self.input_labels()} -> {self.output_labels()} {self._network!r}>"
 
 
 # -------------------------------------------------------------- conversions
@@ -482,8 +529,10 @@ def _as_scaling(spec: Any, labels: list, what: str) -> Scaling | None:
             raise PyomoReluError(f"{what} has no (offset, factor) for {missing}")
         return Scaling([float(spec[k][0]) for k in labels], [float(spec[k][1]) for k in labels])
     offsets, factors = spec
-    return Scaling(np.broadcast_to(np.asarray(offsets, float), (len(labels),)),
-                   np.broadcast_to(np.asarray(factors, float), (len(labels),)))
+    return Scaling(
+        np.broadcast_to(np.asarray(offsets, float), (len(labels),)),
+        np.broadcast_to(np.asarray(factors, float), (len(labels),)),
+    )
 
 
 def _formulation_spec(formulation: Any) -> Any:
@@ -527,8 +576,12 @@ def network_from_dict(data: Mapping[str, Any]) -> NetworkDefinition:
 
     layers = [layer_from_dict(layer) for layer in data["layers"]]
     return NetworkDefinition(
-        layers, None, scaling(data.get("input_scaling")), scaling(data.get("output_scaling")),
-        data.get("input_shape"), source=data.get("source", ""),
+        layers,
+        None,
+        scaling(data.get("input_scaling")),
+        scaling(data.get("output_scaling")),
+        data.get("input_shape"),
+        source=data.get("source", ""),
     )
 
 
@@ -543,15 +596,18 @@ def _surrogate_class() -> type:
             from idaes.core.surrogate.base.surrogate_base import SurrogateBase
         except ImportError as exc:
             raise IdaesNotInstalledError(
-                "pyomo_relu.idaes.ReLUSurrogate needs IDAES: pip install idaes-pse "
-                f"(import failed: {exc})"
+                f"pyomo_relu.idaes.ReLUSurrogate needs IDAES: pip install idaes-pse (import failed: {exc})"
             ) from exc
-        cls = type("ReLUSurrogate", (ReLUSurrogateMixin, SurrogateBase), {
-            "__module__": __name__,
-            "__qualname__": "ReLUSurrogate",
-            "__doc__": "An IDAES surrogate (``SurrogateBase``) for a ReLU network.\n\n"
-                       + (ReLUSurrogateMixin.__doc__ or "").split("\n", 1)[1],
-        })
+        cls = type(
+            "ReLUSurrogate",
+            (ReLUSurrogateMixin, SurrogateBase),
+            {
+                "__module__": __name__,
+                "__qualname__": "ReLUSurrogate",
+                "__doc__": "An IDAES surrogate (``SurrogateBase``) for a ReLU network.\n\n"
+                + (ReLUSurrogateMixin.__doc__ or "").split("\n", 1)[1],
+            },
+        )
         _CLASSES["ReLUSurrogate"] = cls
     return _CLASSES["ReLUSurrogate"]
 

@@ -8,7 +8,8 @@ unit conversions of the tie constraints.  Needs only Pyomo, never IDAES.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,15 @@ logger = logging.getLogger("pyomo_relu.idaes")
 class _SurrogateLinks:
     """What :func:`initialize_surrogate_block` and the dof helper need to know of a block."""
 
-    def __init__(self, input_vars: list, output_vars: list, input_units: list, output_units: list,
-                 input_scaling: Scaling | None, output_scaling: Scaling | None) -> None:
+    def __init__(
+        self,
+        input_vars: list,
+        output_vars: list,
+        input_units: list,
+        output_units: list,
+        input_scaling: Scaling | None,
+        output_scaling: Scaling | None,
+    ) -> None:
         self.input_vars = input_vars
         self.output_vars = output_vars
         self.input_units = input_units
@@ -63,7 +71,9 @@ def initialize_surrogate_block(block: Any, input_values: Sequence[float] | None 
     for i in outside:
         logger.warning(
             "%s: input %s = %s is outside the network's box; clipped for the forward pass",
-            block.name, links.input_vars[i].name, links.input_vars[i].value,
+            block.name,
+            links.input_vars[i].name,
+            links.input_vars[i].value,
         )
     nn.initialize(input_values=np.clip(scaled, box_lower, box_upper))
     for j, (var, unit) in enumerate(zip(links.output_vars, links.output_units)):

@@ -42,7 +42,8 @@ import json
 import logging
 import math
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,8 +65,7 @@ def idaes_paths(location: Any, model_name: str) -> dict[str, tuple[str, str]]:
     location = os.fspath(location)
     return {
         "keras": (os.path.join(location, f"{model_name}.keras"), os.path.join(location, "idaes_info.json")),
-        "onnx": (os.path.join(location, f"{model_name}.onnx"),
-                 os.path.join(location, f"{model_name}_idaes_info.json")),
+        "onnx": (os.path.join(location, f"{model_name}.onnx"), os.path.join(location, f"{model_name}_idaes_info.json")),
     }
 
 
@@ -86,11 +86,13 @@ def read_idaes(location: Any, model_name: str = KERAS_MODEL_NAME, format: str | 
             looked = "; ".join(f"{k}: {m} + {i}" for k, (m, i) in paths.items())
             raise ModelLoadError(
                 f"no IDAES surrogate named {model_name!r} in {os.fspath(location)} (looked for {looked}); "
-                "give the folder and the model name used with save_to_folder")
+                "give the folder and the model name used with save_to_folder"
+            )
         if len(present) > 1:
             raise ModelLoadError(
                 f"{os.fspath(location)} holds both a KerasSurrogate and an ONNXSurrogate named {model_name!r}; "
-                "pass format='keras' or format='onnx'")
+                "pass format='keras' or format='onnx'"
+            )
         format = present[0]
     model_path, info_path = paths[format]
     for path in (model_path, info_path):
@@ -108,8 +110,7 @@ def read_idaes(location: Any, model_name: str = KERAS_MODEL_NAME, format: str | 
     inputs, outputs = info["input_labels"], info["output_labels"]
     for labels, size, what in ((inputs, net.n_inputs, "input"), (outputs, net.n_outputs, "output")):
         if len(labels) != size:
-            raise ModelLoadError(
-                f"{info_path}: {len(labels)} {what}_labels but {model_path} has {size} {what}s")
+            raise ModelLoadError(f"{info_path}: {len(labels)} {what}_labels but {model_path} has {size} {what}s")
     return {
         "network": net,
         "input_labels": inputs,
@@ -139,7 +140,8 @@ def _bounds(data: Any, labels: list, path: str) -> dict[Any, tuple] | None:
         return None
     if not isinstance(data, Mapping) or sorted(map(str, data)) != sorted(map(str, labels)):
         raise ModelLoadError(
-            f"{path}: input_bounds must name every input label {labels}, got {list(data) if isinstance(data, Mapping) else data!r}")
+            f"{path}: input_bounds must name every input label {labels}, got {list(data) if isinstance(data, Mapping) else data!r}"
+        )
     out = {}
     for label in labels:
         pair = data[label]
@@ -159,7 +161,8 @@ def _scaler(data: Any, labels: list, path: str, what: str) -> Scaling | None:
         raise ModelLoadError(f"{path}: {what}_scaler needs expected_columns, offset and factor") from None
     if list(columns) != list(labels):
         raise ModelLoadError(
-            f"{path}: {what}_scaler expected_columns {list(columns)} do not match {what}_labels {labels}")
+            f"{path}: {what}_scaler expected_columns {list(columns)} do not match {what}_labels {labels}"
+        )
     missing = [k for k in labels if k not in offset or k not in factor]
     if missing:
         raise ModelLoadError(f"{path}: {what}_scaler has no offset/factor for {missing}")
@@ -187,34 +190,48 @@ def network_to_onnx(net: NetworkDefinition, name: str = "pyomo_relu") -> Any:
         if layer.activation not in ("linear",) + tuple(_ONNX_ACTIVATIONS):
             raise UnsupportedOperatorError(
                 f"{label}: activation {layer.activation!r} cannot be written for IDAES/OMLT (relu, linear, "
-                "tanh, sigmoid or softplus for every neuron of a layer)")
+                "tanh, sigmoid or softplus for every neuron of a layer)"
+            )
         weights = layer.weights.toarray() if is_sparse(layer.weights) else np.asarray(layer.weights)
-        initializers += [numpy_helper.from_array(weights.astype(np.float64), f"W{k}"),
-                         numpy_helper.from_array(layer.bias.astype(np.float64), f"b{k}")]
+        initializers += [
+            numpy_helper.from_array(weights.astype(np.float64), f"W{k}"),
+            numpy_helper.from_array(layer.bias.astype(np.float64), f"b{k}"),
+        ]
         last = k == len(net.layers) - 1
         linear = layer.activation == "linear"
         out = "output" if last and linear else f"z{k}"
-        nodes.append(helper.make_node("Gemm", [current, f"W{k}", f"b{k}"], [out], name=f"dense_{k}",
-                                      alpha=1.0, beta=1.0, transA=0, transB=1))  # OMLT reads all four
+        nodes.append(
+            helper.make_node(
+                "Gemm", [current, f"W{k}", f"b{k}"], [out], name=f"dense_{k}", alpha=1.0, beta=1.0, transA=0, transB=1
+            )
+        )  # OMLT reads all four
         current = out
         if not linear:
             act = "output" if last else f"h{k}"
             nodes.append(helper.make_node(_ONNX_ACTIVATIONS[layer.activation], [current], [act], name=f"act_{k}"))
             current = act
     graph = helper.make_graph(
-        nodes, name,
+        nodes,
+        name,
         [helper.make_tensor_value_info("input", TensorProto.DOUBLE, ["batch_size", net.n_inputs])],
         [helper.make_tensor_value_info("output", TensorProto.DOUBLE, ["batch_size", net.n_outputs])],
-        initializers)
+        initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="pyomo_relu")
     model.ir_version = 7
     return model
 
 
-def write_idaes_onnx(location: Any, model_name: str, net: NetworkDefinition, input_labels: Sequence[Any],
-                     output_labels: Sequence[Any], input_bounds: Mapping[Any, tuple] | None,
-                     input_scaling: tuple[np.ndarray, np.ndarray] | None,
-                     output_scaling: tuple[np.ndarray, np.ndarray] | None) -> tuple[str, str]:
+def write_idaes_onnx(
+    location: Any,
+    model_name: str,
+    net: NetworkDefinition,
+    input_labels: Sequence[Any],
+    output_labels: Sequence[Any],
+    input_bounds: Mapping[Any, tuple] | None,
+    input_scaling: tuple[np.ndarray, np.ndarray] | None,
+    output_scaling: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[str, str]:
     """Write ``<model_name>.onnx`` and ``<model_name>_idaes_info.json`` (IDAES's ONNX layout).
 
     ``net`` is the network *without* scalings; the scalings are ``(offsets, factors)`` in
@@ -231,9 +248,11 @@ def write_idaes_onnx(location: Any, model_name: str, net: NetworkDefinition, inp
         if scaling is None:
             return None
         offset, factor = scaling
-        return {"expected_columns": list(labels),
-                "offset": {k: float(v) for k, v in zip(labels, offset)},
-                "factor": {k: float(v) for k, v in zip(labels, factor)}}
+        return {
+            "expected_columns": list(labels),
+            "offset": {k: float(v) for k, v in zip(labels, offset)},
+            "factor": {k: float(v) for k, v in zip(labels, factor)},
+        }
 
     def finite(value: Any) -> float | None:
         return None if value is None or not math.isfinite(float(value)) else float(value)
@@ -243,8 +262,9 @@ def write_idaes_onnx(location: Any, model_name: str, net: NetworkDefinition, inp
         "output_scaler": scaler(output_labels, output_scaling),
         "input_labels": list(input_labels),
         "output_labels": list(output_labels),
-        "input_bounds": None if input_bounds is None else
-        {k: [finite(input_bounds[k][0]), finite(input_bounds[k][1])] for k in input_labels},
+        "input_bounds": None
+        if input_bounds is None
+        else {k: [finite(input_bounds[k][0]), finite(input_bounds[k][1])] for k in input_labels},
     }
     with open(info_path, "w", encoding="utf-8") as stream:
         json.dump(info, stream)

@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, partial
-from typing import Iterable, Mapping, Sequence, Union
+from typing import Union
 
 import numpy as np
 
 from pyomo_relu.errors import InvalidNetworkError, InvalidValueError, ShapeMismatchError, UnknownLayerError
-from pyomo_relu.step import STEP_ACTIVATIONS, step_forward
 from pyomo_relu.sparse import Weights, as_weights, content_bytes, is_sparse, matmul, scale_columns, scale_rows
+from pyomo_relu.step import STEP_ACTIVATIONS, step_forward
+
 
 def _frozen_weights(values: object, what: str) -> Weights:
     """Dense weights as :func:`_frozen_array`; ``scipy.sparse`` ones as a checked read-only CSR array."""
@@ -167,7 +169,9 @@ class DenseLayer:
                 f"{label}: bias has {n} entries but weights have "
                 f"{self.weights.shape[0]} rows (weights must be (n_outputs, n_inputs))"
             )
-        kinds = np.array([self.activation] * n if isinstance(self.activation, str) else list(self.activation), dtype="<U10")
+        kinds = np.array(
+            [self.activation] * n if isinstance(self.activation, str) else list(self.activation), dtype="<U10"
+        )
         if kinds.shape != (n,):
             raise ShapeMismatchError(f"{label}: {kinds.size} activations for {n} neurons")
         unknown = sorted(set(kinds.tolist()) - set(ACTIVATIONS))
@@ -194,7 +198,8 @@ class DenseLayer:
         if crossed.size:
             j = int(crossed[0])
             raise InvalidNetworkError(
-                f"{label}, neuron {j}: clip_low {self.clip_low[j]} > clip_high {self.clip_high[j]}")
+                f"{label}, neuron {j}: clip_low {self.clip_low[j]} > clip_high {self.clip_high[j]}"
+            )
 
     @property
     def n_inputs(self) -> int:
@@ -282,18 +287,32 @@ class DenseLayer:
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         return self.activate(self.preactivation(inputs))
 
-    def with_affine(self, weights: np.ndarray, bias: np.ndarray) -> "DenseLayer":
+    def with_affine(self, weights: np.ndarray, bias: np.ndarray) -> DenseLayer:
         """The same layer with another affine map (used to fold scalings)."""
-        return DenseLayer(weights, bias, tuple(self.kinds.tolist()) if self.activation == "mixed" else self.activation,
-                          self.name, self.alpha, self.clip_low, self.clip_high)
+        return DenseLayer(
+            weights,
+            bias,
+            tuple(self.kinds.tolist()) if self.activation == "mixed" else self.activation,
+            self.name,
+            self.alpha,
+            self.clip_low,
+            self.clip_high,
+        )
 
     def hash_parts(self) -> list[bytes]:
         """What the network hash covers for this layer."""
-        parts = [f"DenseLayer:{self.activation}:".encode(), *content_bytes(self.weights),
-                 self.bias.astype("<f8").tobytes()]
+        parts = [
+            f"DenseLayer:{self.activation}:".encode(),
+            *content_bytes(self.weights),
+            self.bias.astype("<f8").tobytes(),
+        ]
         if self.activation not in ("relu", "linear"):
-            parts += [",".join(self.kinds.tolist()).encode(), self.alpha.astype("<f8").tobytes(),
-                      self.clip_low.astype("<f8").tobytes(), self.clip_high.astype("<f8").tobytes()]
+            parts += [
+                ",".join(self.kinds.tolist()).encode(),
+                self.alpha.astype("<f8").tobytes(),
+                self.clip_low.astype("<f8").tobytes(),
+                self.clip_high.astype("<f8").tobytes(),
+            ]
         return parts
 
 
@@ -342,7 +361,8 @@ class MaxLayer:
         if groups.size != self.weights.shape[0] or self.bias.size != self.weights.shape[0]:
             raise ShapeMismatchError(
                 f"{label}: {self.weights.shape[0]} weight rows, {self.bias.size} biases and "
-                f"{groups.size} group labels must agree")
+                f"{groups.size} group labels must agree"
+            )
         n_groups = int(groups.max()) + 1 if groups.size else 0
         if groups.size and (groups.min() < 0 or np.bincount(groups, minlength=n_groups).min() == 0):
             raise InvalidNetworkError(f"{label}: groups must number 0 .. n_outputs-1 with none empty")
@@ -392,8 +412,10 @@ class MaxLayer:
         """
         candidate = upper >= self.group_max(lower)[self.groups]
         count = np.bincount(self.groups[candidate], minlength=self.n_outputs)
-        return (np.flatnonzero(candidate & (count[self.groups] == 1)),
-                np.flatnonzero(candidate & (count[self.groups] > 1)))
+        return (
+            np.flatnonzero(candidate & (count[self.groups] == 1)),
+            np.flatnonzero(candidate & (count[self.groups] > 1)),
+        )
 
     def preactivation(self, inputs: np.ndarray) -> np.ndarray:
         return inputs @ self.weights.T + self.bias
@@ -407,12 +429,16 @@ class MaxLayer:
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         return self.activate(self.preactivation(inputs))
 
-    def with_affine(self, weights: np.ndarray, bias: np.ndarray) -> "MaxLayer":
+    def with_affine(self, weights: np.ndarray, bias: np.ndarray) -> MaxLayer:
         return MaxLayer(weights, bias, self.groups, self.name)
 
     def hash_parts(self) -> list[bytes]:
-        return [b"MaxLayer:", *content_bytes(self.weights), self.bias.astype("<f8").tobytes(),
-                self.groups.astype("<i8").tobytes()]
+        return [
+            b"MaxLayer:",
+            *content_bytes(self.weights),
+            self.bias.astype("<f8").tobytes(),
+            self.groups.astype("<i8").tobytes(),
+        ]
 
 
 Layer = Union[DenseLayer, MaxLayer]
@@ -451,16 +477,23 @@ def lower_layer(layer: Layer) -> tuple[list[Layer], tuple[np.ndarray, np.ndarray
     copy = np.zeros(source.size, dtype=bool)
     copy[start[leaky] + 1] = True
     sign = np.where(high_only[source] & ~copy, -1.0, 1.0)
-    shift = np.where(copy, 0.0, np.where((both | low_only)[source], -lo[source],
-                                         np.where(high_only[source], hi[source], 0.0)))
-    row_kinds = np.where(copy, "linear", np.where((leaky | both | low_only | high_only)[source], "relu",
-                                                  np.where(clip[source], "linear", kinds[source])))
+    shift = np.where(
+        copy, 0.0, np.where((both | low_only)[source], -lo[source], np.where(high_only[source], hi[source], 0.0))
+    )
+    row_kinds = np.where(
+        copy,
+        "linear",
+        np.where(
+            (leaky | both | low_only | high_only)[source], "relu", np.where(clip[source], "linear", kinds[source])
+        ),
+    )
     select = np.zeros((source.size, n))
     select[np.arange(source.size), source] = sign
     if is_sparse(layer.weights):
         select = as_weights(select, sparse=True)
-    first = DenseLayer(matmul(select, layer.weights), sign * layer.bias[source] + shift,
-                       tuple(row_kinds.tolist()), layer.name)
+    first = DenseLayer(
+        matmul(select, layer.weights), sign * layer.bias[source] + shift, tuple(row_kinds.tolist()), layer.name
+    )
     # The output: R @ h + offset.
     R = np.zeros((n, source.size))
     R[np.arange(n), start] = np.where(leaky, 1.0 - layer.alpha, np.where(both | high_only, -1.0, 1.0))
@@ -489,9 +522,7 @@ class Scaling:
         object.__setattr__(self, "offset", _frozen_array(self.offset, "scaling offset", 1))
         object.__setattr__(self, "factor", _frozen_array(self.factor, "scaling factor", 1))
         if self.offset.shape != self.factor.shape:
-            raise ShapeMismatchError(
-                f"scaling offset has {self.offset.size} entries, factor {self.factor.size}"
-            )
+            raise ShapeMismatchError(f"scaling offset has {self.offset.size} entries, factor {self.factor.size}")
         if np.any(self.factor == 0):
             raise InvalidNetworkError(
                 f"scaling factor is zero at index {int(np.flatnonzero(self.factor == 0)[0])}; "
@@ -509,9 +540,7 @@ class Scaling:
         return scaled * self.factor + self.offset
 
 
-def _as_bounds_pair(
-    input_bounds: object, n_inputs: int, what: str = "input"
-) -> tuple[np.ndarray, np.ndarray] | None:
+def _as_bounds_pair(input_bounds: object, n_inputs: int, what: str = "input") -> tuple[np.ndarray, np.ndarray] | None:
     """Normalise the accepted spellings of input bounds to ``(lower, upper)`` arrays.
 
     Accepted forms (``None`` for an absent side, which becomes ``∓inf``):
@@ -533,18 +562,19 @@ def _as_bounds_pair(
     if isinstance(input_bounds, Mapping):
         items: Iterable = input_bounds.items()
     elif _is_lower_upper_pair(input_bounds):
-        return tuple(_bounds_side(side, n_inputs, fill, f"{name} ({side_name})")  # type: ignore[return-value]
-                     for side, fill, side_name in zip(input_bounds, (-np.inf, np.inf), ("lower", "upper")))
+        return tuple(
+            _bounds_side(side, n_inputs, fill, f"{name} ({side_name})")  # type: ignore[return-value]
+            for side, fill, side_name in zip(input_bounds, (-np.inf, np.inf), ("lower", "upper"))
+        )
     elif isinstance(input_bounds, (str, bytes)) or not isinstance(input_bounds, Iterable):
         raise InvalidValueError(
             f"{name} must be (lb, ub) pairs, a dict {{index: (lb, ub)}} or a (lower, upper) pair of "
-            f"arrays, not {type(input_bounds).__name__} {input_bounds!r:.60}")
+            f"arrays, not {type(input_bounds).__name__} {input_bounds!r:.60}"
+        )
     else:
         pairs = list(input_bounds)
         if len(pairs) != n_inputs:
-            raise ShapeMismatchError(
-                f"{name} has {len(pairs)} entries but the network has {n_inputs} {what}s"
-            )
+            raise ShapeMismatchError(f"{name} has {len(pairs)} entries but the network has {n_inputs} {what}s")
         items = enumerate(pairs)
     for key, pair in items:
         if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) or not 0 <= key < n_inputs:
@@ -562,9 +592,7 @@ def _is_lower_upper_pair(value: object) -> bool:
     """True for ``(lower, upper)`` given as two numpy arrays or two scalars."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         return False
-    return all(
-        isinstance(side, np.ndarray) or side is None or np.isscalar(side) for side in value
-    )
+    return all(isinstance(side, np.ndarray) or side is None or np.isscalar(side) for side in value)
 
 
 def _pair(pair: object, where: str) -> tuple[object, object]:
@@ -612,9 +640,7 @@ def _check_input_box(lower: np.ndarray, upper: np.ndarray, what: str = "input") 
     crossed = np.flatnonzero(lower > upper)
     if crossed.size:
         i = int(crossed[0])
-        raise InvalidNetworkError(
-            f"{what} {i} has lower bound {lower[i]} > upper bound {upper[i]}"
-        )
+        raise InvalidNetworkError(f"{what} {i} has lower bound {lower[i]} > upper bound {upper[i]}")
 
 
 class NetworkDefinition:
@@ -720,11 +746,17 @@ class NetworkDefinition:
         """Upper input bounds (``+inf`` where absent)."""
         return self.input_bounds[1] if self.input_bounds else np.full(self.n_inputs, np.inf)
 
-    def with_input_bounds(self, input_bounds: object) -> "NetworkDefinition":
+    def with_input_bounds(self, input_bounds: object) -> NetworkDefinition:
         """A copy of this network with other input bounds (same accepted forms)."""
         return NetworkDefinition(
-            self.layers, input_bounds, self.input_scaling, self.output_scaling,
-            self.input_shape, self.input_names, self.output_names, self.source,
+            self.layers,
+            input_bounds,
+            self.input_scaling,
+            self.output_scaling,
+            self.input_shape,
+            self.input_names,
+            self.output_names,
+            self.source,
         )
 
     # --------------------------------------------------------------- forward
@@ -765,8 +797,7 @@ class NetworkDefinition:
             values = values[None, :]
         if values.ndim != 2 or values.shape[1] != self.n_inputs:
             raise ShapeMismatchError(
-                f"expected inputs of shape (batch, {self.n_inputs}) or ({self.n_inputs},), "
-                f"got {np.shape(inputs)}"
+                f"expected inputs of shape (batch, {self.n_inputs}) or ({self.n_inputs},), got {np.shape(inputs)}"
             )
         bad = np.argwhere(~np.isfinite(values))
         if bad.size:
@@ -840,9 +871,7 @@ class NetworkDefinition:
                     scale_rows(final.weights, scaling.factor), final.bias * scaling.factor + scaling.offset
                 )
             else:
-                canonical.append(
-                    DenseLayer(np.diag(scaling.factor), scaling.offset, "linear", "output_scaling")
-                )
+                canonical.append(DenseLayer(np.diag(scaling.factor), scaling.offset, "linear", "output_scaling"))
                 origin.append(last)
         return tuple(canonical), tuple(origin)
 
@@ -861,7 +890,8 @@ class NetworkDefinition:
                 return int(key)
             raise UnknownLayerError(
                 f"layer {int(key)} does not exist: the network has {n} layer(s), numbered 0 .. {n - 1} "
-                f"as in net.layers (before lowering); valid keys: {self._layer_keys()}")
+                f"as in net.layers (before lowering); valid keys: {self._layer_keys()}"
+            )
         if isinstance(key, str):
             matches = [i for i, layer in enumerate(self.layers) if layer.name == key]
             if not matches:  # "fc" for "fc:Relu": Keras layers read through ONNX are named layer:op
@@ -869,14 +899,14 @@ class NetworkDefinition:
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:
-                raise UnknownLayerError(
-                    f"layer name {key!r} is ambiguous: layers {matches} all have it; use the index")
+                raise UnknownLayerError(f"layer name {key!r} is ambiguous: layers {matches} all have it; use the index")
             close = difflib.get_close_matches(key, [layer.name for layer in self.layers if layer.name], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UnknownLayerError(f"no layer is named {key!r}{hint}; valid keys: {self._layer_keys()}")
         raise UnknownLayerError(
             f"a layer is named by its index in net.layers or its name, not by {type(key).__name__} "
-            f"{key!r}; valid keys: {self._layer_keys()}")
+            f"{key!r}; valid keys: {self._layer_keys()}"
+        )
 
     def canonical_indices(self, key: object) -> tuple[int, ...]:
         """The canonical layers that layer ``key`` (an index or a name, see :meth:`layer_index`) became."""
@@ -929,13 +959,23 @@ class NetworkDefinition:
         rows = [("index", "name", "kind", "inputs", "outputs", "canonical")]
         for index, layer in enumerate(self.layers):
             ks = counts[index]
-            rows.append((str(index), layer.name or "-", _layer_kind(layer), str(layer.n_inputs),
-                         str(layer.n_outputs), f"{ks[0]}" if len(ks) == 1 else f"{ks[0]}-{ks[-1]}"))
+            rows.append(
+                (
+                    str(index),
+                    layer.name or "-",
+                    _layer_kind(layer),
+                    str(layer.n_inputs),
+                    str(layer.n_outputs),
+                    f"{ks[0]}" if len(ks) == 1 else f"{ks[0]}-{ks[-1]}",
+                )
+            )
         widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
         right = (True, False, False, True, True, False)
-        lines = [f"NetworkDefinition: {self.n_inputs} input{'s' * (self.n_inputs != 1)} -> "
-                 f"{self.n_outputs} output{'s' * (self.n_outputs != 1)}, {len(self.layers)} "
-                 f"layer{'s' * (len(self.layers) != 1)} ({len(self.canonical_layers)} canonical)"]
+        lines = [
+            f"NetworkDefinition: {self.n_inputs} input{'s' * (self.n_inputs != 1)} -> "
+            f"{self.n_outputs} output{'s' * (self.n_outputs != 1)}, {len(self.layers)} "
+            f"layer{'s' * (len(self.layers) != 1)} ({len(self.canonical_layers)} canonical)"
+        ]
         for row in rows:
             cells = [cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, right)]
             lines.append("  ".join(cells).rstrip())
@@ -967,8 +1007,14 @@ def layer_to_dict(layer: Layer) -> dict:
     """A layer as JSON-ready data (floats round-trip exactly; ±inf clip bounds as ``None``)."""
     if is_sparse(layer.weights):
         w = layer.weights
-        data: dict = {"sparse_weights": {"shape": list(w.shape), "indptr": w.indptr.tolist(),
-                                         "indices": w.indices.tolist(), "data": w.data.tolist()}}
+        data: dict = {
+            "sparse_weights": {
+                "shape": list(w.shape),
+                "indptr": w.indptr.tolist(),
+                "indices": w.indices.tolist(),
+                "data": w.data.tolist(),
+            }
+        }
     else:
         data = {"weights": layer.weights.tolist()}
     data.update(bias=layer.bias.tolist(), name=layer.name)
@@ -989,12 +1035,21 @@ def layer_from_dict(data: dict) -> Layer:
         import scipy.sparse as sp
 
         w = data["sparse_weights"]
-        weights = sp.csr_array((np.array(w["data"], float), np.array(w["indices"], np.int64),
-                                np.array(w["indptr"], np.int64)), shape=tuple(w["shape"]))
+        weights = sp.csr_array(
+            (np.array(w["data"], float), np.array(w["indices"], np.int64), np.array(w["indptr"], np.int64)),
+            shape=tuple(w["shape"]),
+        )
     else:
         weights = np.array(data["weights"], dtype=float).reshape(len(data["bias"]), -1)
     if data.get("kind") == "max":
         return MaxLayer(weights, data["bias"], data["groups"], data.get("name", ""))
     side = lambda key, fill: None if key not in data else [fill if v is None else v for v in data[key]]  # noqa: E731
-    return DenseLayer(weights, data["bias"], data.get("activation", "relu"), data.get("name", ""),
-                      data.get("alpha"), side("clip_low", -np.inf), side("clip_high", np.inf))
+    return DenseLayer(
+        weights,
+        data["bias"],
+        data.get("activation", "relu"),
+        data.get("name", ""),
+        data.get("alpha"),
+        side("clip_low", -np.inf),
+        side("clip_high", np.inf),
+    )

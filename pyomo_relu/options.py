@@ -16,7 +16,8 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
-from typing import Any, Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from pyomo_relu.errors import UnknownOptionError
 
@@ -53,8 +54,9 @@ def check_options(given: Iterable[str], valid: Iterable[str], where: str) -> Non
 def keyword_names(function: Callable[..., Any]) -> tuple[str, ...]:
     """The names ``function`` accepts as keywords (no ``*args``/``**kwargs`` entries)."""
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return tuple(name for name, p in inspect.signature(function).parameters.items()
-                 if p.kind in kinds and name != "self")
+    return tuple(
+        name for name, p in inspect.signature(function).parameters.items() if p.kind in kinds and name != "self"
+    )
 
 
 def strict_keywords(function: F) -> F:

@@ -69,17 +69,18 @@ class Workers:
 
     def __init__(self, executor: ExecutorSpec) -> None:
         self.owned: ProcessPoolExecutor | None = None
-        if isinstance(executor, bool) or not (executor is None or isinstance(executor, int)
-                                              or hasattr(executor, "submit")):
+        if isinstance(executor, bool) or not (
+            executor is None or isinstance(executor, int) or hasattr(executor, "submit")
+        ):
             raise PyomoReluError(
                 f"executor must be None, a number of worker processes or a concurrent.futures.Executor "
-                f"(e.g. dask.distributed.Client(...).get_executor()), not {executor!r}")
+                f"(e.g. dask.distributed.Client(...).get_executor()), not {executor!r}"
+            )
         if isinstance(executor, int):
             if executor < 1:
                 raise PyomoReluError(f"executor={executor}: give at least 1 worker process (or None)")
             if executor > 1:
-                self.owned = ProcessPoolExecutor(executor, mp_context=process_context(),
-                                                 initializer=ignore_interrupts)
+                self.owned = ProcessPoolExecutor(executor, mp_context=process_context(), initializer=ignore_interrupts)
             executor = self.owned
         self.executor: Executor | None = executor
         self.count = worker_count(self.executor)
@@ -100,7 +101,7 @@ class Workers:
         else:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> "Workers":
+    def __enter__(self) -> Workers:
         return self
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:

@@ -156,8 +156,9 @@ class Enclosure:
         return np.interp(z, self.breakpoints[i], self.lower[i])
 
 
-def enclosure(kind: str, lower: np.ndarray, upper: np.ndarray, *, tolerance: float | None = None,
-              pieces: int | None = None) -> Enclosure:
+def enclosure(
+    kind: str, lower: np.ndarray, upper: np.ndarray, *, tolerance: float | None = None, pieces: int | None = None
+) -> Enclosure:
     """Enclose ``f = kind`` on each ``[lower[i], upper[i]]`` (see the module docstring).
 
     Exactly one of ``tolerance`` (the largest width ``g_U - g_L``) and ``pieces`` (the
@@ -171,7 +172,8 @@ def enclosure(kind: str, lower: np.ndarray, upper: np.ndarray, *, tolerance: flo
     if bad.size:
         raise MissingBoundsError(
             f"{kind} neuron {int(bad[0])} has an infinite pre-activation bound; the piecewise-linear "
-            "enclosure needs a bounded input box (give input bounds)")
+            "enclosure needs a bounded input box (give input bounds)"
+        )
     if (tolerance is None) == (pieces is None):
         raise PyomoReluError("enclosure: give exactly one of tolerance= and pieces=")
     if tolerance is not None:
@@ -185,7 +187,8 @@ def enclosure(kind: str, lower: np.ndarray, upper: np.ndarray, *, tolerance: flo
             worst = int(np.argmax(counts))
             raise PyomoReluError(
                 f"{kind} neuron {worst} on [{lower[worst]:.6g}, {upper[worst]:.6g}] needs more than "
-                f"{MAX_PIECES} pieces for tolerance {tolerance:g}; use a larger tolerance or tighter bounds")
+                f"{MAX_PIECES} pieces for tolerance {tolerance:g}; use a larger tolerance or tighter bounds"
+            )
     else:
         if isinstance(pieces, bool) or int(pieces) != pieces or pieces < 1:
             raise PyomoReluError(f"enclosure: pieces must be a positive integer, not {pieces!r}")
@@ -213,8 +216,9 @@ def _fit_pieces(kind: str, lower: np.ndarray, upper: np.ndarray, pieces: int) ->
     return [b if len(b) - 1 <= pieces else np.array([lower[i], upper[i]]) for i, b in enumerate(best)]
 
 
-def _breakpoints(kind: str, lower: np.ndarray, upper: np.ndarray, tol: np.ndarray, cap: int,
-                 partial: bool = False) -> tuple[list | None, np.ndarray]:
+def _breakpoints(
+    kind: str, lower: np.ndarray, upper: np.ndarray, tol: np.ndarray, cap: int, partial: bool = False
+) -> tuple[list | None, np.ndarray]:
     """Greedy breakpoints per neuron for per-neuron tolerances ``tol``; ``(points, counts)``.
 
     A neuron needing more than ``cap`` segments stops there with ``counts > cap`` (its
@@ -247,8 +251,9 @@ def _breakpoints(kind: str, lower: np.ndarray, upper: np.ndarray, tol: np.ndarra
     return points, counts
 
 
-def _march(kind: str, start: np.ndarray, stop: np.ndarray, first: np.ndarray, rest: np.ndarray,
-           cap: int) -> tuple[list[np.ndarray], np.ndarray]:
+def _march(
+    kind: str, start: np.ndarray, stop: np.ndarray, first: np.ndarray, rest: np.ndarray, cap: int
+) -> tuple[list[np.ndarray], np.ndarray]:
     """From ``start`` towards ``stop``, the longest segments whose band width fits the target."""
     paths: list[list[float]] = [[float(s)] for s in start]
     current, target = start.astype(np.float64).copy(), first.astype(np.float64).copy()
@@ -279,7 +284,7 @@ def _longest_step(kind: str, a: np.ndarray, stop: np.ndarray, target: np.ndarray
         mid = 0.5 * (lo + hi)
         ok = _band(kind, a, a + mid * (stop - a)) <= target
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
-    step = a + np.maximum(lo, 2.0 ** -_BISECTIONS) * (stop - a)
+    step = a + np.maximum(lo, 2.0**-_BISECTIONS) * (stop - a)
     return np.where(whole, stop, step)
 
 
@@ -320,8 +325,12 @@ def slope_range(kinds: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tupl
     return low, high
 
 
-def propagate_error(layers: list, lower: list[np.ndarray], upper: list[np.ndarray],
-                    neuron_error: list[tuple[np.ndarray, np.ndarray] | None]) -> tuple[np.ndarray, np.ndarray]:
+def propagate_error(
+    layers: list,
+    lower: list[np.ndarray],
+    upper: list[np.ndarray],
+    neuron_error: list[tuple[np.ndarray, np.ndarray] | None],
+) -> tuple[np.ndarray, np.ndarray]:
     """Interval of ``relaxed output - network output`` per output, at any common input.
 
     ``layers`` are canonical layers with pre-activation bounds ``lower[k]``, ``upper[k]``

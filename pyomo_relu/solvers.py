@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyomo.environ as pe
-from pyomo.opt import SolverStatus, TerminationCondition as LegacyTC
+from pyomo.opt import SolverStatus
+from pyomo.opt import TerminationCondition as LegacyTC
 
 from pyomo_relu.errors import PyomoReluError, SolverError
 from pyomo_relu.options import check_options, strict_keywords
@@ -137,11 +138,12 @@ def solve(
     if strategy == "split":
         from pyomo_relu.split import solve_split
 
-        return solve_split(model, solver, time_limit=time_limit, mip_gap=mip_gap, options=options,
-                           executor=executor)
+        return solve_split(model, solver, time_limit=time_limit, mip_gap=mip_gap, options=options, executor=executor)
     if strategy != "milp":
-        raise SolverError(f"unknown strategy {strategy!r}; choose 'milp' (one solve) or 'split' "
-                          "(branch and bound on the network inputs)")
+        raise SolverError(
+            f"unknown strategy {strategy!r}; choose 'milp' (one solve) or 'split' "
+            "(branch and bound on the network inputs)"
+        )
     if executor is not None:
         raise SolverError("executor= needs strategy='split' (a single MILP solve runs in the solver)")
     start = time.perf_counter()
@@ -170,21 +172,25 @@ def solve(
     result.solver = solver
     if result.has_solution:
         _check_forward(model, result)
-    logger.info("%s: %s objective=%s bound=%s in %.2f s", solver, result.status,
-                result.objective, result.bound, result.seconds)
+    logger.info(
+        "%s: %s objective=%s bound=%s in %.2f s", solver, result.status, result.objective, result.bound, result.seconds
+    )
     if certify:
         from pyomo_relu.certify import certify_solution
 
         left = None if deadline is None else max(0.0, deadline - time.perf_counter())
-        result.certified = certify_solution(model, result, solver=solver, time_limit=left,
-                                            mip_gap=mip_gap, options=options)
+        result.certified = certify_solution(
+            model, result, solver=solver, time_limit=left, mip_gap=mip_gap, options=options
+        )
     return result
 
 
-def _solve_new(model: Any, name: str, deadline: float | None, mip_gap: float | None,
-               tee: bool, options: dict[str, Any]) -> SolveResult:
+def _solve_new(
+    model: Any, name: str, deadline: float | None, mip_gap: float | None, tee: bool, options: dict[str, Any]
+) -> SolveResult:
     from pyomo.contrib.solver.common.factory import SolverFactory
-    from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition as TC
+    from pyomo.contrib.solver.common.results import SolutionStatus
+    from pyomo.contrib.solver.common.results import TerminationCondition as TC
 
     opt = _HighsWithStart() if name == "highs" else SolverFactory(name)
     if not opt.available():
@@ -227,8 +233,7 @@ def _solve_new(model: Any, name: str, deadline: float | None, mip_gap: float | N
         status = "time_limit"  # cancelled at the deadline (Pyomo reports HiGHS's interrupt as unknown)
     bound = _finite_or_none(results.objective_bound)
     objective = _finite_or_none(results.incumbent_objective) if has_solution else None
-    return SolveResult(status, objective, bound, 0.0, name, has_solution,
-                       str(results.termination_condition), results)
+    return SolveResult(status, objective, bound, 0.0, name, has_solution, str(results.termination_condition), results)
 
 
 def highs_option_names() -> tuple[str, ...]:
@@ -257,12 +262,17 @@ def _check_forward(model: Any, result: SolveResult) -> None:
         return
     result.forward_error = max(errors)
     if result.forward_error > FORWARD_TOLERANCE and result.status == "optimal":
-        logger.warning("%s: the solution's network outputs differ from the forward pass by %.3g; "
-                       "not reported optimal", result.solver, result.forward_error)
+        logger.warning(
+            "%s: the solution's network outputs differ from the forward pass by %.3g; not reported optimal",
+            result.solver,
+            result.forward_error,
+        )
         result.status = "error"
-        result.message = (f"the solution's network outputs differ from the forward pass by {result.forward_error:.3g} "
-                          f"(relative; tolerance {FORWARD_TOLERANCE}): numerical trouble in the solver, or a "
-                          "constraint of the network was changed")
+        result.message = (
+            f"the solution's network outputs differ from the forward pass by {result.forward_error:.3g} "
+            f"(relative; tolerance {FORWARD_TOLERANCE}): numerical trouble in the solver, or a "
+            "constraint of the network was changed"
+        )
 
 
 def _is_exact(block: Any) -> bool:
@@ -271,8 +281,9 @@ def _is_exact(block: Any) -> bool:
     (not an LP relaxation such as ``core.relax_integer_vars``; ``complementarity`` has none either)."""
     if any(name in ("pwl", "relaxation", "complementarity") for name, _ in block._layer_contexts):
         return False
-    if any(len(getattr(ctx, "steps", ())) and float(ctx.options.get("eps", 1.0)) == 0.0
-           for _, ctx in block._layer_contexts):
+    if any(
+        len(getattr(ctx, "steps", ())) and float(ctx.options.get("eps", 1.0)) == 0.0 for _, ctx in block._layer_contexts
+    ):
         return False  # step neurons with eps=0: the closure, both levels allowed at 0 (a relaxation)
     bounds = block.neuron_bounds
     if not any(bounds.unstable(k).any() for k in range(bounds.n_layers)):
@@ -349,8 +360,9 @@ class _HighsWithStart(_highs_class()):  # type: ignore[misc]
                 highs.setOptionValue("output_flag", flag)
 
 
-def _solve_legacy(model: Any, name: str, time_limit: float | None, mip_gap: float | None,
-                  tee: bool, options: dict[str, Any]) -> SolveResult:
+def _solve_legacy(
+    model: Any, name: str, time_limit: float | None, mip_gap: float | None, tee: bool, options: dict[str, Any]
+) -> SolveResult:
     opt = pe.SolverFactory(name)
     if not opt.available(exception_flag=False):
         raise SolverError(f"solver {name} is not on the PATH; install it (apt-get install glpk-utils coinor-cbc)")

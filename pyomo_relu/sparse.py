@@ -12,7 +12,8 @@ works on the non-zeros only.  These helpers keep the two representations interch
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -100,6 +101,11 @@ def row_entries(weights: Weights, row: int) -> tuple[np.ndarray, np.ndarray]:
 def content_bytes(weights: Weights) -> list[bytes]:
     """What a hash covers: dense bytes, or the CSR structure and values."""
     if is_sparse(weights):
-        return [b"csr", np.asarray(weights.shape, "<i8").tobytes(), weights.indptr.astype("<i8").tobytes(),
-                weights.indices.astype("<i8").tobytes(), weights.data.astype("<f8").tobytes()]
+        return [
+            b"csr",
+            np.asarray(weights.shape, "<i8").tobytes(),
+            weights.indptr.astype("<i8").tobytes(),
+            weights.indices.astype("<i8").tobytes(),
+            weights.data.astype("<f8").tobytes(),
+        ]
     return [np.ascontiguousarray(weights, dtype="<f8").tobytes()]

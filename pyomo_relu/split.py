@@ -65,23 +65,30 @@ MIN_RELATIVE_WIDTH = 1e-4
 
 #: Working copies by key: (owner thread, owner process, :class:`_Work`); workers forked
 #: after a copy was stored inherit it.
-_MODELS: dict[str, tuple[int, int, "_Work"]] = {}
+_MODELS: dict[str, tuple[int, int, _Work]] = {}
 #: Copies cloned by threads of executors that are not forked pools (Dask, threads).
 _COPIES = threading.local()
 
 
 @dataclasses.dataclass(order=True)
 class _Box:
-    bound: float                      # proven lower bound (minimisation form) from the parent
+    bound: float  # proven lower bound (minimisation form) from the parent
     order: int
     lower: np.ndarray = dataclasses.field(compare=False)
     upper: np.ndarray = dataclasses.field(compare=False)
     depth: int = dataclasses.field(compare=False, default=0)
 
 
-def solve_split(model: Any, solver: str = "highs", *, time_limit: float | None = None,
-                mip_gap: float | None = None, options: dict[str, Any] | None = None,
-                executor: ExecutorSpec = None, progress: bool = False) -> Any:
+def solve_split(
+    model: Any,
+    solver: str = "highs",
+    *,
+    time_limit: float | None = None,
+    mip_gap: float | None = None,
+    options: dict[str, Any] | None = None,
+    executor: ExecutorSpec = None,
+    progress: bool = False,
+) -> Any:
     """Branch and bound over the network inputs of ``model``; see the module docstring.
 
     ``mip_gap`` is relative, as in :func:`pyomo_relu.solve` (default ``1e-4``): the search
@@ -118,10 +125,25 @@ def solve_split(model: Any, solver: str = "highs", *, time_limit: float | None =
     if state.best_values is not None:
         _load(model, blocks, state.best_values)
     value = None if state.best_values is None else float(pe.value(objective))
-    logger.info("split: %s objective=%s bound=%s in %.2f s (%d boxes, %d finished)", status, value, bound,
-                time.perf_counter() - began, state.nodes, state.leaves)
-    return SolveResult(status, value, bound, time.perf_counter() - began, solver, state.best_values is not None,
-                       state.message, {"nodes": state.nodes, "leaves": state.leaves, "max_depth": state.max_depth})
+    logger.info(
+        "split: %s objective=%s bound=%s in %.2f s (%d boxes, %d finished)",
+        status,
+        value,
+        bound,
+        time.perf_counter() - began,
+        state.nodes,
+        state.leaves,
+    )
+    return SolveResult(
+        status,
+        value,
+        bound,
+        time.perf_counter() - began,
+        solver,
+        state.best_values is not None,
+        state.message,
+        {"nodes": state.nodes, "leaves": state.leaves, "max_depth": state.max_depth},
+    )
 
 
 class _Search:
@@ -133,7 +155,7 @@ class _Search:
         self.counter = itertools.count(1)
         self.incumbent = np.inf
         self.best_values: dict[str, float | None] | None = None
-        self.closed_bound = np.inf      # the least bound of finished boxes
+        self.closed_bound = np.inf  # the least bound of finished boxes
         self.running: dict[Any, _Box] = {}
         self.nodes = self.leaves = self.max_depth = 0
         self.message = ""
@@ -162,9 +184,19 @@ class _Search:
         return status, None if not np.isfinite(bound) else float(self.sign * bound)
 
 
-def _run(state: _Search, workers: Workers, key: str, shipped: Any, branch: list[str],
-         root: tuple[np.ndarray, np.ndarray], solver: str, gap: float, options: dict[str, Any],
-         deadline: float | None, progress: bool) -> None:
+def _run(
+    state: _Search,
+    workers: Workers,
+    key: str,
+    shipped: Any,
+    branch: list[str],
+    root: tuple[np.ndarray, np.ndarray],
+    solver: str,
+    gap: float,
+    options: dict[str, Any],
+    deadline: float | None,
+    progress: bool,
+) -> None:
     """The loop: keep up to ``workers.count`` boxes in flight, best bound first."""
     while not state.done():
         if deadline is not None and time.perf_counter() >= deadline:
@@ -172,8 +204,19 @@ def _run(state: _Search, workers: Workers, key: str, shipped: Any, branch: list[
             return
         box = _next_box(state)
         if box is not None:
-            task = (key, shipped, branch, box.lower, box.upper, root, state.sign * state.incumbent, solver, gap,
-                    options, _node_seconds(deadline))
+            task = (
+                key,
+                shipped,
+                branch,
+                box.lower,
+                box.upper,
+                root,
+                state.sign * state.incumbent,
+                solver,
+                gap,
+                options,
+                _node_seconds(deadline),
+            )
             if workers.executor is None:
                 state.running[0] = box
                 outcome = solve_box(*task)
@@ -227,9 +270,19 @@ def _absorb(state: _Search, box: _Box, outcome: dict[str, Any]) -> None:
         state.push(_Box(bound, next(state.counter), lower, upper, box.depth + 1))
 
 
-def solve_box(key: str, shipped: Any, branch: list[str], lower: np.ndarray, upper: np.ndarray,
-              root: tuple[np.ndarray, np.ndarray], cutoff: float, solver: str, gap: float,
-              options: dict[str, Any], seconds: float | None) -> dict[str, Any]:
+def solve_box(
+    key: str,
+    shipped: Any,
+    branch: list[str],
+    lower: np.ndarray,
+    upper: np.ndarray,
+    root: tuple[np.ndarray, np.ndarray],
+    cutoff: float,
+    solver: str,
+    gap: float,
+    options: dict[str, Any],
+    seconds: float | None,
+) -> dict[str, Any]:
     """Solve the sub-MILP of one box (in this process or a worker); returns a picklable summary."""
     from pyomo_relu.solvers import solve
 
@@ -239,16 +292,25 @@ def solve_box(key: str, shipped: Any, branch: list[str], lower: np.ndarray, uppe
     widths = (upper - lower) / np.maximum(root[1] - root[0], 1e-300)
     i = int(np.argmax(widths))
     split = (i, 0.5 * (lower[i] + upper[i]))
-    summary = {"status": "infeasible", "objective": None, "bound": None, "values": None, "cutoff": sign * cutoff,
-               "message": "", "unstable": 0, "split": split}
+    summary = {
+        "status": "infeasible",
+        "objective": None,
+        "bound": None,
+        "values": None,
+        "cutoff": sign * cutoff,
+        "message": "",
+        "unstable": 0,
+        "split": split,
+    }
     unstable = _tighten_box(copy, dict(zip(branch, zip(lower, upper))), objective, sign, cutoff)
     if unstable is None:  # the box's bounds contradict the model's constraints: nothing to find
         return summary
     leaf = unstable <= LEAF_UNSTABLE or float(widths.max()) <= MIN_RELATIVE_WIDTH
     limit = seconds if leaf else min(PROBE_SECONDS, seconds if seconds is not None else np.inf)
     result = solve(work, solver, time_limit=limit, mip_gap=gap, options=dict(options), certify=False)
-    summary.update(status=result.status, objective=result.objective, bound=result.bound, message=result.message,
-                   unstable=unstable)
+    summary.update(
+        status=result.status, objective=result.objective, bound=result.bound, message=result.message, unstable=unstable
+    )
     if result.has_solution and result.status in ("optimal", "time_limit"):
         summary["values"] = {var.name: var.value for var, _, _ in copy.kept}
     if leaf and result.status != "time_limit":
@@ -256,8 +318,9 @@ def solve_box(key: str, shipped: Any, branch: list[str], lower: np.ndarray, uppe
     return summary
 
 
-def _tighten_box(copy: "_Work", box: dict[str, tuple[float, float]], objective: Any, sign: float,
-                 cutoff: float) -> int | None:
+def _tighten_box(
+    copy: _Work, box: dict[str, tuple[float, float]], objective: Any, sign: float, cutoff: float
+) -> int | None:
     """Bounds of the sub-box: the model's linear constraints propagated (FBBT), the blocks'
     neuron bounds re-tightened, the blocks rebuilt.  The unstable count, or ``None`` when the
     box holds no point of the model."""
@@ -311,13 +374,19 @@ def _retighten(block: Any, base: Bounds) -> Bounds:
     chain = ["interval", "crown"] + (["lp"] if net_weights(net) <= RETIGHTEN_LP_WEIGHTS else [])
     has_outputs = bool(np.any(np.isfinite(out_lower)) or np.any(np.isfinite(out_upper)))
     try:
-        sub = run_chain(net, chain, lower, upper, output_bounds=(out_lower, out_upper) if has_outputs else None,
-                        progress=False)
+        sub = run_chain(
+            net, chain, lower, upper, output_bounds=(out_lower, out_upper) if has_outputs else None, progress=False
+        )
     except EmptyBoxError:  # the output box is out of the network's reach on this box
         raise _EmptyBox from None
-    tight = _ordered(dataclasses.replace(
-        sub, lower=[np.maximum(a, b) for a, b in zip(sub.lower, base.lower)],
-        upper=[np.minimum(a, b) for a, b in zip(sub.upper, base.upper)], methods=base.methods + ("split",)))
+    tight = _ordered(
+        dataclasses.replace(
+            sub,
+            lower=[np.maximum(a, b) for a, b in zip(sub.lower, base.lower)],
+            upper=[np.minimum(a, b) for a, b in zip(sub.upper, base.upper)],
+            methods=base.methods + ("split",),
+        )
+    )
     reach_lower, reach_upper = net.canonical_layers[-1].output_bounds(tight.lower[-1], tight.upper[-1])
     for var, lo, hi in zip(block.output_vars, reach_lower, reach_upper):
         if not var.fixed:
@@ -357,15 +426,20 @@ class _Work:
 
     model: Any
     blocks: list[Any]
-    built: list[Bounds]               # each block's bounds as built (valid on its whole box)
+    built: list[Bounds]  # each block's bounds as built (valid on its whole box)
     kept: list[tuple[Any, Any, Any]]
     outside: list[Any]
 
     @classmethod
-    def of(cls, model: Any) -> "_Work":
+    def of(cls, model: Any) -> _Work:
         blocks = _network_blocks(model)
-        return cls(model, blocks, [b.neuron_bounds for b in blocks], [(v, v.lb, v.ub) for v in _kept_vars(model)],
-                   _outside_constraints(model, blocks))
+        return cls(
+            model,
+            blocks,
+            [b.neuron_bounds for b in blocks],
+            [(v, v.lb, v.ub) for v in _kept_vars(model)],
+            _outside_constraints(model, blocks),
+        )
 
 
 def _model(key: str, shipped: Any) -> _Work:
@@ -388,12 +462,17 @@ def _model(key: str, shipped: Any) -> _Work:
 def _network_blocks(model: Any) -> list[Any]:
     from pyomo_relu.block import ReLUNetBlockData
 
-    blocks = [b for b in model.component_data_objects(pe.Block, descend_into=True, active=True)
-              if isinstance(b, ReLUNetBlockData)]
+    blocks = [
+        b
+        for b in model.component_data_objects(pe.Block, descend_into=True, active=True)
+        if isinstance(b, ReLUNetBlockData)
+    ]
     built = [b for b in blocks if b.is_built]
     if not built:
-        raise PyomoReluError("solve(strategy='split') branches on the inputs of ReLUNetBlocks, and this model "
-                             "has no built one; use strategy='milp'")
+        raise PyomoReluError(
+            "solve(strategy='split') branches on the inputs of ReLUNetBlocks, and this model "
+            "has no built one; use strategy='milp'"
+        )
     return built
 
 
@@ -429,14 +508,18 @@ def _require_linear(model: Any) -> None:
     objective, _ = _objective(model)
     degree = objective.expr.polynomial_degree()
     if degree is None or degree > 1:
-        raise SolverError(f"solve(strategy='split') needs a linear model: the objective {objective.name} is "
-                          "nonlinear; use strategy='milp' with a solver that takes it (e.g. scip)")
+        raise SolverError(
+            f"solve(strategy='split') needs a linear model: the objective {objective.name} is "
+            "nonlinear; use strategy='milp' with a solver that takes it (e.g. scip)"
+        )
     for con in model.component_data_objects(pe.Constraint, active=True, descend_into=True):
         degree = con.body.polynomial_degree()
         if degree is None or degree > 1:
-            raise SolverError(f"solve(strategy='split') needs a linear model: constraint {con.name} is "
-                              "nonlinear; use strategy='milp' with a solver that takes it (e.g. scip), or a "
-                              "linear formulation of the network (bigm, gdp.*, partition, ...)")
+            raise SolverError(
+                f"solve(strategy='split') needs a linear model: constraint {con.name} is "
+                "nonlinear; use strategy='milp' with a solver that takes it (e.g. scip), or a "
+                "linear formulation of the network (bigm, gdp.*, partition, ...)"
+            )
 
 
 def _kept_vars(model: Any) -> list[Any]:
@@ -468,5 +551,3 @@ def _load(model: Any, blocks: list[Any], values: dict[str, float | None]) -> Non
 
 def _node_seconds(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.01, deadline - time.perf_counter())
-
-

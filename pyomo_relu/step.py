@@ -34,7 +34,7 @@ array([0., 1.])
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -64,8 +64,9 @@ def unstable_step(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return (lower < 0) & (upper >= 0)
 
 
-def step_lines(kinds: np.ndarray, lower: np.ndarray, upper: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def step_lines(
+    kinds: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sound lines ``a_L z + c_L <= h <= a_U z + c_U`` on ``[lower, upper]`` for step ``kinds``.
 
     Returns ``(a_U, c_U, a_L, c_L)``; stable neurons get constant lines at their level,
@@ -90,12 +91,22 @@ def step_lines(kinds: np.ndarray, lower: np.ndarray, upper: np.ndarray
     intercept_u = np.where(lower >= 0, high, np.where(upper < 0, low, high))
     intercept_l = np.where(lower >= 0, high, low)
     zero = np.zeros(lower.shape)
-    return (np.where(is_step, slope_u, zero), np.where(is_step, intercept_u, zero),
-            np.where(is_step, slope_l, zero), np.where(is_step, intercept_l, zero))
+    return (
+        np.where(is_step, slope_u, zero),
+        np.where(is_step, intercept_u, zero),
+        np.where(is_step, slope_l, zero),
+        np.where(is_step, intercept_l, zero),
+    )
 
 
-def binarized_layer(signs: object, bias: object, activation: str | Sequence[str] = "sign",
-                    scale: object = None, name: str = "", ternary: bool = False):
+def binarized_layer(
+    signs: object,
+    bias: object,
+    activation: str | Sequence[str] = "sign",
+    scale: object = None,
+    name: str = "",
+    ternary: bool = False,
+):
     """A :class:`~pyomo_relu.network.DenseLayer` with weights ``scale[j] * signs[j, i]``.
 
     ``signs`` must hold only -1 and +1 (also 0 with ``ternary=True``); ``scale`` (scalar or
@@ -112,9 +123,9 @@ def binarized_layer(signs: object, bias: object, activation: str | Sequence[str]
     if matrix.ndim != 2 or not np.all(np.isin(matrix, allowed)):
         raise InvalidNetworkError(
             f"binarized layer {name!r}: signs must be a 2-D array of {allowed} "
-            f"(pass ternary=True to allow 0); got shape {matrix.shape}")
-    factors = np.broadcast_to(np.asarray(1.0 if scale is None else scale, dtype=np.float64),
-                              (matrix.shape[0],))
+            f"(pass ternary=True to allow 0); got shape {matrix.shape}"
+        )
+    factors = np.broadcast_to(np.asarray(1.0 if scale is None else scale, dtype=np.float64), (matrix.shape[0],))
     if not np.all(factors > 0):
         raise InvalidNetworkError(f"binarized layer {name!r}: scales must be positive, got {factors.tolist()}")
     return DenseLayer(matrix * factors[:, None], bias, activation, name)

@@ -65,7 +65,8 @@ Indexed blocks, formulation options and ``targets``:
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyomo.environ as pe
 from pyomo.core.base.componentuid import ComponentUID

@@ -128,7 +128,10 @@ def expected_constraints(net: NetworkDefinition, bounds, input_box: int = 0) -> 
 @pytest.mark.parametrize("solver", ["highs", "glpk", "cbc", "scip"])
 @pytest.mark.parametrize(
     "sense, truth",
-    [(pe.minimize, (PEAKS_MIN["value"], PEAKS_MIN["argmin"])), (pe.maximize, (PEAKS_MAX["value"], PEAKS_MAX["argmax"]))],
+    [
+        (pe.minimize, (PEAKS_MIN["value"], PEAKS_MIN["argmin"])),
+        (pe.maximize, (PEAKS_MAX["value"], PEAKS_MAX["argmax"])),
+    ],
     ids=["min", "max"],
 )
 def test_peaks_optimum_every_solver(peaks, solver, sense, truth):
@@ -222,7 +225,9 @@ def test_stable_neurons_have_no_binaries():
     m.nn.build(net)
     stats = m.nn.stats()
     assert [(r["stable_active"], r["stable_inactive"], r["unstable"]) for r in stats["layers"]] == [
-        (1, 2, 2), (1, 1, 1), (0, 0, 0)
+        (1, 2, 2),
+        (1, 1, 1),
+        (0, 0, 0),
     ]
     layer0, layer1 = m.nn.layer[0], m.nn.layer[1]
     assert sorted(layer0.is_active.keys()) == [2, 4]
@@ -254,8 +259,10 @@ def test_stable_neurons_have_no_binaries():
 def test_neurons_on_the_stability_boundary():
     """upper == 0 is inactive, lower == 0 is active, a sliver above 0 is still unstable."""
     net = NetworkDefinition(
-        [DenseLayer([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], [-0.95, -1.0, 0.0]),  # [-.95,.05] [-1,0] [0,1]
-         DenseLayer([[100.0, 7.0, 1.0]], [0.0], "linear")],
+        [
+            DenseLayer([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], [-0.95, -1.0, 0.0]),  # [-.95,.05] [-1,0] [0,1]
+            DenseLayer([[100.0, 7.0, 1.0]], [0.0], "linear"),
+        ],
         input_bounds=[(0, 1), (0, 1)],
     )
     m, result = optimise(net, lambda y: y[0], pe.maximize)
@@ -565,7 +572,10 @@ def test_warm_start_is_kept_by_initialize_false(peaks):
 def scaled_net(last: str) -> NetworkDefinition:
     n_out = 2
     return random_net(
-        41, [3, 8, 6, n_out], [(0.0, 2.0), (-1.0, 1.0), (-4.0, 1.0)], last=last,
+        41,
+        [3, 8, 6, n_out],
+        [(0.0, 2.0), (-1.0, 1.0), (-4.0, 1.0)],
+        last=last,
         input_scaling=Scaling([1.0, 0.0, -1.5], [0.5, -2.0, -1.25]),
         output_scaling=Scaling([3.0, -1.0], [-2.5, 0.75]),
     )
@@ -649,7 +659,9 @@ def test_wrong_number_of_input_vars():
     m = pe.ConcreteModel()
     m.x = pe.Var(range(3), bounds=(0, 1))
     m.nn = ReLUNetBlock()
-    with pytest.raises(ShapeMismatchError, match=r"inputs has 3 variables \(x\[0\], x\[1\], x\[2\]\) but the network has 2"):
+    with pytest.raises(
+        ShapeMismatchError, match=r"inputs has 3 variables \(x\[0\], x\[1\], x\[2\]\) but the network has 2"
+    ):
         m.nn.build(_two_input_net(), inputs=m.x)
     with pytest.raises(ShapeMismatchError, match=r"outputs has 2 variables .* network has 1"):
         m.nn.build(_two_input_net(), inputs=[m.x[0], m.x[1]], outputs=[m.x[2], m.x[0]])
@@ -700,7 +712,9 @@ def test_non_variable_inputs():
 
 
 def test_nan_weights():
-    with pytest.raises(InvalidNetworkError, match=re.escape("weights of layer 'fc1' contains NaN or Inf (first at index (1, 0))")):
+    with pytest.raises(
+        InvalidNetworkError, match=re.escape("weights of layer 'fc1' contains NaN or Inf (first at index (1, 0))")
+    ):
         DenseLayer([[1.0, 2.0], [np.nan, 0.0]], [0.0, 0.0], name="fc1")
     with pytest.raises(InvalidNetworkError, match=r"bias of dense layer contains NaN or Inf"):
         DenseLayer([[1.0]], [np.inf])
@@ -713,10 +727,12 @@ def test_crossed_input_bounds():
 
 def test_layer_size_mismatch():
     with pytest.raises(ShapeMismatchError, match=r"layer 1 \(out\) takes 3 inputs but layer 0 \(hidden\) gives 2"):
-        NetworkDefinition([
-            DenseLayer(np.ones((2, 2)), np.zeros(2), name="hidden"),
-            DenseLayer(np.ones((1, 3)), np.zeros(1), "linear", name="out"),
-        ])
+        NetworkDefinition(
+            [
+                DenseLayer(np.ones((2, 2)), np.zeros(2), name="hidden"),
+                DenseLayer(np.ones((1, 3)), np.zeros(1), "linear", name="out"),
+            ]
+        )
 
 
 def test_unbuilt_block():

@@ -7,17 +7,21 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given
 from hypothesis import strategies as st
+from test_bounds_soundness import N_SAMPLES, SETTINGS, assert_contains, assert_subset, networks, sample_box
 
 from pyomo_relu.bounds import crown_bounds, tighten
 from pyomo_relu.bounds.alpha import (
-    _backward, _forward, alpha_crown_bounds, initial_slopes, optimise_rows, optimise_upper,
+    _backward,
+    _forward,
+    alpha_crown_bounds,
+    initial_slopes,
+    optimise_rows,
+    optimise_upper,
 )
 from pyomo_relu.bounds.crown import batch_crown, box_maximum, linear_bounds
 from pyomo_relu.network import DenseLayer, MaxLayer, NetworkDefinition
 from pyomo_relu.search.nodes import process_batch
 from pyomo_relu.search.problem import LinearConstraints, SearchProblem
-
-from test_bounds_soundness import SETTINGS, N_SAMPLES, assert_contains, assert_subset, networks, sample_box
 
 
 def _widths(net: NetworkDefinition) -> list[int]:
@@ -28,8 +32,13 @@ def _net(rng: np.random.Generator, sizes=(4, 16, 16, 16, 3), to=np.asarray, pool
     layers = []
     for k in range(len(sizes) - 1):
         last = k == len(sizes) - 2
-        layers.append(DenseLayer(to(rng.normal(size=(sizes[k + 1], sizes[k]))), rng.normal(size=sizes[k + 1]) * 0.5,
-                                 "linear" if last else "relu"))
+        layers.append(
+            DenseLayer(
+                to(rng.normal(size=(sizes[k + 1], sizes[k]))),
+                rng.normal(size=sizes[k + 1]) * 0.5,
+                "linear" if last else "relu",
+            )
+        )
         if pool and k == 0:  # max over pairs of the first layer, then a dense layer reads the pooled values
             n = sizes[1]
             layers.append(MaxLayer(np.eye(n), np.zeros(n), np.repeat(np.arange(n // 2), 2)))
@@ -78,8 +87,10 @@ def test_gradient_matches_finite_differences(pool: bool) -> None:
     rows = -rng.normal(size=(2, net.n_outputs))
     coef = np.broadcast_to(rows, (1,) + rows.shape)
     const = np.zeros((1, 2))
-    slopes = [None if s is None else rng.uniform(0.1, 0.9, size=s.shape)
-              for s in initial_slopes(bounds.relaxations, 2, _widths(net))]
+    slopes = [
+        None if s is None else rng.uniform(0.1, 0.9, size=s.shape)
+        for s in initial_slopes(bounds.relaxations, 2, _widths(net))
+    ]
     lo, hi = bounds.input_lower, bounds.input_upper
 
     def value(s):
@@ -146,8 +157,13 @@ def test_search_batches_use_alpha_and_warm_start_from_the_parent() -> None:
     row = np.array([[1.0, -1.0, 0.0]])
     _, crown_lower = linear_bounds(batch_crown(net.canonical_layers, net.input_lower[None], net.input_upper[None]), row)
     # y0 - y1 <= b just above CROWN's lower bound: CROWN cannot exclude the region, alpha-CROWN bounds it closer
-    problem = SearchProblem(net.canonical_layers, net.input_lower, net.input_upper, None,
-                            (LinearConstraints(np.zeros((1, 4)), row, crown_lower[0] + 1.0),))
+    problem = SearchProblem(
+        net.canonical_layers,
+        net.input_lower,
+        net.input_upper,
+        None,
+        (LinearConstraints(np.zeros((1, 4)), row, crown_lower[0] + 1.0),),
+    )
     root = (net.input_lower[None], net.input_upper[None])
     width = net.input_upper - net.input_lower
     plain = process_batch(problem, *root, None, width, alpha_steps=0)
@@ -171,7 +187,9 @@ def test_optimise_upper_step_zero_is_crown() -> None:
     rows = np.eye(net.n_outputs)
     (adaptive,), _ = linear_bounds(bounds, rows, variants=("adaptive",))
     coef = np.broadcast_to(-rows, (1,) + rows.shape)
-    best = optimise_upper(bounds.relaxations, _widths(net), coef, np.zeros((1, 3)), bounds.input_lower,
-                          bounds.input_upper, steps=0)
-    np.testing.assert_allclose(-best.upper, -box_maximum(-adaptive[0], -adaptive[1], bounds.input_lower,
-                                                         bounds.input_upper), rtol=1e-12)
+    best = optimise_upper(
+        bounds.relaxations, _widths(net), coef, np.zeros((1, 3)), bounds.input_lower, bounds.input_upper, steps=0
+    )
+    np.testing.assert_allclose(
+        -best.upper, -box_maximum(-adaptive[0], -adaptive[1], bounds.input_lower, bounds.input_upper), rtol=1e-12
+    )

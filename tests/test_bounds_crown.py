@@ -155,8 +155,12 @@ def test_peaks_crown_tighter_than_interval(peaks: NetworkDefinition) -> None:
 def test_peaks_crown_from_exact_start(peaks: NetworkDefinition, peaks_exact) -> None:
     """Started from the exact ranges, CROWN keeps them (no crossing, no loosening)."""
     exact = Bounds(
-        [lo for lo, _ in peaks_exact], [hi for _, hi in peaks_exact],
-        peaks.input_lower, peaks.input_upper, peaks.content_hash(), ("exact",),
+        [lo for lo, _ in peaks_exact],
+        [hi for _, hi in peaks_exact],
+        peaks.input_lower,
+        peaks.input_upper,
+        peaks.content_hash(),
+        ("exact",),
     )
     crown = crown_bounds(peaks, start=exact)
     assert crown.methods == ("exact", "crown")
@@ -223,12 +227,13 @@ def test_acas_crown_with_input_offset() -> None:
 def test_linear_network_is_exact() -> None:
     """Without ReLUs, back-substitution composes the affine maps: CROWN is exact."""
     rng = np.random.default_rng(7)
-    layers = [DenseLayer(rng.normal(size=(4, 3)), rng.normal(size=4), "linear"),
-              DenseLayer(rng.normal(size=(5, 4)), rng.normal(size=5), "linear"),
-              DenseLayer(rng.normal(size=(2, 5)), rng.normal(size=2), "linear")]
+    layers = [
+        DenseLayer(rng.normal(size=(4, 3)), rng.normal(size=4), "linear"),
+        DenseLayer(rng.normal(size=(5, 4)), rng.normal(size=5), "linear"),
+        DenseLayer(rng.normal(size=(2, 5)), rng.normal(size=2), "linear"),
+    ]
     lower, upper = -np.ones(3), np.array([1.0, 2.0, 0.5])
-    net = NetworkDefinition(layers, input_bounds=(lower, upper),
-                            output_scaling=Scaling([1.0, -1.0], [-2.0, 3.0]))
+    net = NetworkDefinition(layers, input_bounds=(lower, upper), output_scaling=Scaling([1.0, -1.0], [-2.0, 3.0]))
     crown, interval = crown_bounds(net), interval_bounds(net)
     weights, bias = np.eye(3), np.zeros(3)
     for k, layer in enumerate(net.canonical_layers):
@@ -242,8 +247,20 @@ def test_linear_network_is_exact() -> None:
 
 @pytest.mark.parametrize(
     "low, high",
-    [(-1.0, 3.0), (-3.0, 1.0), (-2.0, 2.0), (0.0, 2.0), (0.5, 2.0), (-2.0, 0.0), (-2.0, -0.5),
-     (-1e-12, 1e-12), (-np.inf, 2.0), (-2.0, np.inf), (-np.inf, np.inf), (1.0, 1.0)],
+    [
+        (-1.0, 3.0),
+        (-3.0, 1.0),
+        (-2.0, 2.0),
+        (0.0, 2.0),
+        (0.5, 2.0),
+        (-2.0, 0.0),
+        (-2.0, -0.5),
+        (-1e-12, 1e-12),
+        (-np.inf, 2.0),
+        (-2.0, np.inf),
+        (-np.inf, np.inf),
+        (1.0, 1.0),
+    ],
 )
 def test_relu_relaxation_sandwiches_relu(low: float, high: float) -> None:
     slope_u, intercept_u, slope_l = (a[0] for a in relaxation(np.array([low]), np.array([high]), "relu"))
@@ -268,9 +285,11 @@ def test_linear_relaxation_is_identity() -> None:
 
 def test_unbounded_input_gives_infinite_bounds_without_nan() -> None:
     """Input 1 is unbounded above; neurons that do not see it keep finite bounds."""
-    layers = [DenseLayer([[1.0, 0.0], [1.0, 1.0], [-1.0, 2.0]], [0.0, -1.0, 0.5], "relu"),
-              DenseLayer([[1.0, 0.0, 0.0], [1.0, -1.0, 1.0], [0.0, 1.0, 0.0]], [0.1, 0.0, -0.2], "relu"),
-              DenseLayer([[1.0, 1.0, 1.0], [2.0, 0.0, 0.0]], [0.0, 0.0], "linear")]
+    layers = [
+        DenseLayer([[1.0, 0.0], [1.0, 1.0], [-1.0, 2.0]], [0.0, -1.0, 0.5], "relu"),
+        DenseLayer([[1.0, 0.0, 0.0], [1.0, -1.0, 1.0], [0.0, 1.0, 0.0]], [0.1, 0.0, -0.2], "relu"),
+        DenseLayer([[1.0, 1.0, 1.0], [2.0, 0.0, 0.0]], [0.0, 0.0], "linear"),
+    ]
     net = NetworkDefinition(layers, input_bounds=[(-1.0, 2.0), (0.0, None)])
     crown, interval = crown_bounds(net), interval_bounds(net)
     for k in range(crown.n_layers):

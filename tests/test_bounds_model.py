@@ -31,8 +31,9 @@ def _network(seed: int = 3) -> NetworkDefinition:
     layers = []
     for k in range(3):
         activation = "linear" if k == 2 else "relu"
-        layers.append(DenseLayer(rng.normal(size=(widths[k + 1], widths[k])),
-                                 rng.normal(size=widths[k + 1]) * 0.5, activation))
+        layers.append(
+            DenseLayer(rng.normal(size=(widths[k + 1], widths[k])), rng.normal(size=widths[k + 1]) * 0.5, activation)
+        )
     return NetworkDefinition(layers, input_bounds=[(-1.0, 1.0), (-1.0, 1.0)])
 
 
@@ -74,8 +75,7 @@ def _feasible(x: np.ndarray, y: np.ndarray, y_low: float = Y_LOW) -> np.ndarray:
 
 def _model_bounds(method: str = "lp", **kw):
     m = _model(**kw)
-    return tighten(NET, ["interval", method], mode="model", model=m,
-                   input_vars=[m.x[0], m.x[1]], output_vars=[m.y[0]])
+    return tighten(NET, ["interval", method], mode="model", model=m, input_vars=[m.x[0], m.x[1]], output_vars=[m.y[0]])
 
 
 def _preactivations(net: NetworkDefinition, x: np.ndarray) -> list[np.ndarray]:
@@ -155,8 +155,7 @@ def test_infeasible_input_constraints_raise():
     m = _model()
     m.c_bad = pe.Constraint(expr=m.x[0] + m.x[1] >= 1.5)  # with x0 + x1 <= 0.5
     with pytest.raises(PyomoReluError, match="constraints of the model"):
-        tighten(NET, ["interval", "lp"], mode="model", model=m,
-                input_vars=[m.x[0], m.x[1]], output_vars=[m.y[0]])
+        tighten(NET, ["interval", "lp"], mode="model", model=m, input_vars=[m.x[0], m.x[1]], output_vars=[m.y[0]])
 
 
 def test_nonlinear_constraints_ignored(caplog):
@@ -185,7 +184,7 @@ def test_fixed_and_integer_variables():
     m.c_p = pe.Constraint(expr=m.x[1] <= m.p + 3 * m.k)  # k binary, relaxed to [0, 1]
     side = linear_side_constraints(m, [m.x[0], m.x[1]], [m.y[0]])
     row = side.names.index("c_p")
-    cols = side.index[side.start[row]:side.start[row + 1]]
+    cols = side.index[side.start[row] : side.start[row + 1]]
     assert side.row_upper[row] == pytest.approx(0.1)
     extra = cols[cols >= 3] - 3
     assert extra.size == 1 and side.extra_lower[extra[0]] == 0 and side.extra_upper[extra[0]] == 1
@@ -215,8 +214,15 @@ def test_with_a_built_block_excluded():
     m = build("interval")
     side = linear_side_constraints(m, m.nn.input_vars, m.nn.output_vars, exclude=m.nn)
     assert side.n_extra == 1  # z; none of the block's own variables
-    bounds = tighten(NET, ["interval", "lp"], mode="model", model=m, input_vars=m.nn.input_vars,
-                     output_vars=m.nn.output_vars, exclude=m.nn)
+    bounds = tighten(
+        NET,
+        ["interval", "lp"],
+        mode="model",
+        model=m,
+        input_vars=m.nn.input_vars,
+        output_vars=m.nn.output_vars,
+        exclude=m.nn,
+    )
     assert bounds.lower[-1][0] >= Y_LOW - 1e-6
     values = []
     for spec in ("interval", bounds):

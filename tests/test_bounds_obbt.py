@@ -23,13 +23,13 @@ from hypothesis.extra import numpy as hnp
 from pyomo_relu.bounds import METHODS, Bounds, tighten
 from pyomo_relu.bounds.obbt import lp_bounds
 from pyomo_relu.bounds.rows import build_lp
-from pyomo_relu.errors import UnknownOptionError, PyomoReluError
+from pyomo_relu.errors import PyomoReluError, UnknownOptionError
 from pyomo_relu.network import DenseLayer, NetworkDefinition
 
 DATA = Path(__file__).parent / "data"
 PEAKS = DATA / "relumip" / "peaks_3x10.onnx"
 PEAKS_TRUTH = DATA / "relumip" / "peaks_3x10_ground_truth.json"
-TOL = 1e-9        # sampled values vs bounds (the bounds are already widened)
+TOL = 1e-9  # sampled values vs bounds (the bounds are already widened)
 SOLVER_TOL = 1e-5  # comparisons between two solver results
 N_SAMPLES = 2000
 
@@ -109,9 +109,10 @@ def test_lp_and_milp_are_sound_and_ordered(net: NetworkDefinition) -> None:
 
 def test_milp_is_exact_on_a_small_network() -> None:
     """relu(x0 + x1) + relu(x0 - x1) on [-1, 1]^2 has range [0, 2]; the LP gives 3 above."""
-    net = NetworkDefinition([DenseLayer([[1.0, 1.0], [1.0, -1.0]], [0.0, 0.0]),
-                             DenseLayer([[1.0, 1.0]], [0.0], "linear")],
-                            input_bounds=[(-1, 1), (-1, 1)])
+    net = NetworkDefinition(
+        [DenseLayer([[1.0, 1.0], [1.0, -1.0]], [0.0, 0.0]), DenseLayer([[1.0, 1.0]], [0.0], "linear")],
+        input_bounds=[(-1, 1), (-1, 1)],
+    )
     lp = tighten(net, ["interval", "lp"], progress=False)
     milp = tighten(net, ["interval", "milp"], progress=False, all_neurons=True)
     np.testing.assert_allclose(lp.upper[1], [3.0], atol=1e-5)
@@ -157,8 +158,9 @@ def peaks_truth() -> list[tuple[np.ndarray, np.ndarray]]:
 
 def test_peaks_milp_is_exact_and_lp_contains_it(peaks, peaks_truth) -> None:
     lp = tighten(peaks, ["interval", "crown", "lp"], progress=False)
-    milp = tighten(peaks, ["interval", "crown", "lp", "milp"], all_neurons=True,
-                   time_limit_per_neuron=60.0, progress=False)
+    milp = tighten(
+        peaks, ["interval", "crown", "lp", "milp"], all_neurons=True, time_limit_per_neuron=60.0, progress=False
+    )
     assert len(peaks_truth) == milp.n_layers == 4
     for k, (lo, hi) in enumerate(peaks_truth):
         assert np.all(lp.lower[k] <= lo + TOL) and np.all(lp.upper[k] >= hi - TOL), k
@@ -173,9 +175,10 @@ def test_peaks_milp_is_exact_and_lp_contains_it(peaks, peaks_truth) -> None:
 # ---------------------------------------------------------------------- output bounds
 def test_output_bounds_tighten_backwards() -> None:
     """y = relu(x0 + x1) + relu(x0 - x1) <= 0.5 implies 2 x0 <= 0.5 in the LP relaxation."""
-    net = NetworkDefinition([DenseLayer([[1.0, 1.0], [1.0, -1.0]], [0.0, 0.0]),
-                             DenseLayer([[1.0, 1.0]], [0.0], "linear")],
-                            input_bounds=[(-1, 1), (-1, 1)])
+    net = NetworkDefinition(
+        [DenseLayer([[1.0, 1.0], [1.0, -1.0]], [0.0, 0.0]), DenseLayer([[1.0, 1.0]], [0.0], "linear")],
+        input_bounds=[(-1, 1), (-1, 1)],
+    )
     plain = tighten(net, ["interval", "lp"], progress=False)
     bounded = tighten(net, ["interval", "lp"], output_bounds=[(None, 0.5)], progress=False)
     assert plain.output_lower is None and plain.implied_input_lower is None
@@ -183,7 +186,7 @@ def test_output_bounds_tighten_backwards() -> None:
     assert bounded.output_lower[0] == -np.inf
     np.testing.assert_allclose(bounded.implied_input_upper[0], 0.25, atol=1e-5)
     np.testing.assert_array_equal(bounded.input_upper, [1.0, 1.0])  # the box asked for is kept
-    assert np.all(bounded.upper[0] < plain.upper[0] - 0.5)          # first layer: 2 -> 1.25
+    assert np.all(bounded.upper[0] < plain.upper[0] - 0.5)  # first layer: 2 -> 1.25
     assert bounded.upper[1][0] <= 0.5 + 1e-9
     X = sample_box(net.input_lower, net.input_upper, 20000)
     inside = X[net.evaluate(X)[:, 0] <= 0.5]
@@ -223,9 +226,10 @@ def test_output_bounds_without_points_raise(peaks) -> None:
 
 def test_output_bounds_met_only_at_the_edge_do_not_raise() -> None:
     """y = x0 + relu(x1) with x0 fixed at 0.5 and y <= 0.5: only x1 <= 0 remains (degenerate LP)."""
-    net = NetworkDefinition([DenseLayer([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0]),
-                             DenseLayer([[1.0, 1.0]], [0.0], "linear")],
-                            input_bounds=[(0.5, 0.5), (-1, 1)])
+    net = NetworkDefinition(
+        [DenseLayer([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0]), DenseLayer([[1.0, 1.0]], [0.0], "linear")],
+        input_bounds=[(0.5, 0.5), (-1, 1)],
+    )
     for chain in (["interval", "lp"], ["interval", "milp"]):
         bounds = tighten(net, chain, output_bounds=[(None, 0.5)], progress=False)
         assert 0.0 <= bounds.implied_input_upper[1] <= 1e-5, chain
@@ -239,18 +243,26 @@ def test_solver_infeasibility_is_rechecked() -> None:
     from pyomo_relu.bounds.rows import LinearProgram
 
     def one_row(lower: float) -> LinearProgram:  # x0 + x1 >= lower, 0 <= x <= 1
-        return LinearProgram(np.zeros(2), np.ones(2), np.array([lower]), np.array([np.inf]),
-                             np.array([0, 2], np.int32), np.array([0, 1], np.int32), np.ones(2),
-                             np.zeros(0, np.int32))
+        return LinearProgram(
+            np.zeros(2),
+            np.ones(2),
+            np.array([lower]),
+            np.array([np.inf]),
+            np.array([0, 2], np.int32),
+            np.array([0, 1], np.int32),
+            np.ones(2),
+            np.zeros(0, np.int32),
+        )
 
     assert _confirm_empty(one_row(2.5), integer=False)
     assert not _confirm_empty(one_row(2.0), integer=False)
 
 
 def test_output_bounds_survive_save_and_load(tmp_path: Path) -> None:
-    net = NetworkDefinition([DenseLayer([[1.0, 1.0], [1.0, -1.0]], [0.0, 0.0]),
-                             DenseLayer([[1.0, 1.0]], [0.0], "linear")],
-                            input_bounds=[(-1, 1), (-1, 1)])
+    net = NetworkDefinition(
+        [DenseLayer([[1.0, 1.0], [1.0, -1.0]], [0.0, 0.0]), DenseLayer([[1.0, 1.0]], [0.0], "linear")],
+        input_bounds=[(-1, 1), (-1, 1)],
+    )
     bounds = tighten(net, ["interval", "crown", "lp"], output_bounds=[(None, 0.5)], progress=False)
     for name in ("b.json", "b.npz"):
         bounds.save(tmp_path / name)
@@ -267,8 +279,10 @@ def test_process_pool_and_dask_give_the_serial_bounds(peaks) -> None:
     pooled = tighten(peaks, ["interval", "lp"], executor=2, progress=False)
     assert_same(pooled, serial)
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         on_dask = tighten(peaks, ["interval", "lp"], executor=client.get_executor(), progress=False)
     assert_same(on_dask, serial)
 
@@ -283,9 +297,12 @@ def assert_same(a: Bounds, b: Bounds) -> None:
 def wide_network(seed: int = 3) -> NetworkDefinition:
     rng = np.random.default_rng(seed)
     sizes = [5, 40, 40, 40, 3]
-    layers = [DenseLayer(rng.normal(size=(m, n)) / np.sqrt(n), rng.normal(size=m) * 0.1,
-                         "relu" if i < len(sizes) - 2 else "linear")
-              for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    layers = [
+        DenseLayer(
+            rng.normal(size=(m, n)) / np.sqrt(n), rng.normal(size=m) * 0.1, "relu" if i < len(sizes) - 2 else "linear"
+        )
+        for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]))
+    ]
     return NetworkDefinition(layers, input_bounds=[(-1, 1)] * 5)
 
 

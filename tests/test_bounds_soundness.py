@@ -59,8 +59,10 @@ def networks(draw: st.DrawFn) -> NetworkDefinition:
             draw(hnp.arrays(np.float64, (n_out,), elements=factor_values)),
         )
     return NetworkDefinition(
-        layers, input_bounds=(lower, lower + width),
-        input_scaling=input_scaling, output_scaling=output_scaling,
+        layers,
+        input_bounds=(lower, lower + width),
+        input_scaling=input_scaling,
+        output_scaling=output_scaling,
     )
 
 

@@ -40,8 +40,21 @@ def test_milp_route_with_default_auto_bounds_agrees_with_bnb(capsys):
 
 
 def test_maximize_keras_file_with_tightening_and_other_solver(capsys):
-    code, report = run_json(capsys, "optimize", str(PEAKS_H5), "--bounds", "-3:3", "--maximize", "0",
-                            "--method", "milp", "--solver", "glpk", "--tighten", "interval")
+    code, report = run_json(
+        capsys,
+        "optimize",
+        str(PEAKS_H5),
+        "--bounds",
+        "-3:3",
+        "--maximize",
+        "0",
+        "--method",
+        "milp",
+        "--solver",
+        "glpk",
+        "--tighten",
+        "interval",
+    )
     assert code == 0 and report["status"] == "optimal"
     assert report["objective"] == pytest.approx(8.580816, abs=1e-5)
 
@@ -52,8 +65,9 @@ def test_per_input_bounds_and_bounds_file(tmp_path, capsys):
     code, report = run_json(capsys, "optimize", str(PEAKS), "--bounds-file", str(box), "--minimize", "0")
     assert code == 0
     assert 0 <= report["x"][0] <= 1
-    code, tighter = run_json(capsys, "optimize", str(PEAKS), "--bounds-file", str(box),
-                             "--bounds", "1=-1:1", "--minimize", "0")
+    code, tighter = run_json(
+        capsys, "optimize", str(PEAKS), "--bounds-file", str(box), "--bounds", "1=-1:1", "--minimize", "0"
+    )
     assert -1 - 1e-9 <= tighter["x"][1] <= 1 + 1e-9
     assert tighter["objective"] >= report["objective"] - 1e-9
 
@@ -73,10 +87,15 @@ def test_text_output(capsys):
         (["optimize", str(PEAKS), "--bounds", "-3:x", "--minimize", "0"], "not a number"),
         (["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "5"], "out of range"),
         (["optimize", str(PEAKS), "--bounds", "7=-3:3", "--minimize", "0"], "network has 2 inputs"),
-        (["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "0", "--method", "milp", "--tighten", "magic"], "unknown bounds method"),
+        (
+            ["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "0", "--method", "milp", "--tighten", "magic"],
+            "unknown bounds method",
+        ),
         (["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "0", "--solver", "glpk"], "--method milp"),
-        (["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "0", "--method", "milp", "--gap", "0.1"],
-         "--method bnb"),
+        (
+            ["optimize", str(PEAKS), "--bounds", "-3:3", "--minimize", "0", "--method", "milp", "--gap", "0.1"],
+            "--method bnb",
+        ),
     ],
 )
 def test_bad_input_is_one_line_error(argv, message, capsys):

@@ -104,10 +104,17 @@ def test_code_blocks_found_and_failures_named() -> None:
 
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
     """The site builds with warnings as errors (what ``make docs`` runs)."""
-    env = dict(os.environ, DISABLE_MKDOCS_2_WARNING="true", NO_MKDOCS_2_WARNING="1", MPLBACKEND="Agg",
-               KERAS_BACKEND="torch")
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    env = dict(
+        os.environ, DISABLE_MKDOCS_2_WARNING="true", NO_MKDOCS_2_WARNING="1", MPLBACKEND="Agg", KERAS_BACKEND="torch"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     assert (tmp_path / "site" / "api" / "block" / "index.html").exists()
     assert (tmp_path / "site" / "gallery" / "index.html").exists()

@@ -19,8 +19,7 @@ from pyomo_relu.network import DenseLayer, NetworkDefinition
 from pyomo_relu.verify import check_counterexample, verify
 from pyomo_relu.verify.vnnlib import Case, Polytope, Specification
 
-FLOAT_SETTINGS = settings(max_examples=6, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow])
+FLOAT_SETTINGS = settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 def scaled_net(seed: int, n_in: int, scale: float, dtype=np.float64) -> NetworkDefinition:

@@ -116,8 +116,15 @@ def peaks() -> NetworkDefinition:
 
 # ------------------------------------------------------------ registration
 def test_registered_names():
-    for name in ("gdp", "gdp.bigm", "gdp.hull", "gdp.mbigm", "gdp.binary_multiplication",
-                 "complementarity", "relaxation"):
+    for name in (
+        "gdp",
+        "gdp.bigm",
+        "gdp.hull",
+        "gdp.mbigm",
+        "gdp.binary_multiplication",
+        "complementarity",
+        "relaxation",
+    ):
         assert FORMULATIONS[name].name == name
 
 
@@ -155,8 +162,11 @@ def test_binary_multiplication_with_scip():
     net = random_net(5, sizes=[2, 3, 1], box=[(-1, 1), (-1, 1)])
     expected = solved_value(model_for(net, "bigm"))
     m = model_for(net, "gdp.binary_multiplication")
-    products = [c for c in m.component_data_objects(pe.Constraint, active=True, descend_into=True)
-                if c.body.polynomial_degree() == 2]
+    products = [
+        c
+        for c in m.component_data_objects(pe.Constraint, active=True, descend_into=True)
+        if c.body.polynomial_degree() == 2
+    ]
     assert products, "binary_multiplication should give bilinear constraints"
     assert solved_value(m, "scip") == pytest.approx(expected, rel=1e-6, abs=1e-6)
     assert m.nn.get_error() < 1e-5
@@ -206,8 +216,14 @@ def test_gdp_leaves_user_disjunctions_alone():
 
 @pytest.mark.parametrize(
     "formulation",
-    ["gdp.bigm", "gdp.hull", "gdp.mbigm", ("complementarity", {"reformulation": "product"}),
-     ("complementarity", {"reformulation": "mpec.simple_nonlinear"}), "relaxation"],
+    [
+        "gdp.bigm",
+        "gdp.hull",
+        "gdp.mbigm",
+        ("complementarity", {"reformulation": "product"}),
+        ("complementarity", {"reformulation": "mpec.simple_nonlinear"}),
+        "relaxation",
+    ],
     ids=["gdp.bigm", "gdp.hull", "gdp.mbigm", "compl-product", "compl-mpec", "relaxation"],
 )
 def test_warm_start_is_feasible(formulation):
@@ -345,8 +361,9 @@ def test_complementarity_product_peaks_with_scip(peaks):
 
     With interval bounds SCIP also gets there, but in about 40 s (30 s with ``chord=True``).
     """
-    m = model_for(peaks, ("complementarity", {"reformulation": "product", "chord": True}),
-                  bounds=peaks_exact_bounds(peaks))
+    m = model_for(
+        peaks, ("complementarity", {"reformulation": "product", "chord": True}), bounds=peaks_exact_bounds(peaks)
+    )
     assert m.nn.stats()["binaries"] == 0
     result = solve(m, "scip", time_limit=50)
     assert result.status == "optimal"
@@ -380,10 +397,12 @@ def test_complementarity_eps_relaxes_the_product():
 
 @pytest.mark.parametrize(
     "options, message",
-    [({"reformulation": "nope"}, "unknown reformulation 'nope'"),
-     ({"eps": -1}, "eps must be >= 0"),
-     ({"chord": True}, "chord=True needs reformulation='product'"),
-     ({"colour": 1}, "unknown option 'colour'")],
+    [
+        ({"reformulation": "nope"}, "unknown reformulation 'nope'"),
+        ({"eps": -1}, "eps must be >= 0"),
+        ({"chord": True}, "chord=True needs reformulation='product'"),
+        ({"colour": 1}, "unknown option 'colour'"),
+    ],
 )
 def test_complementarity_bad_options(options, message):
     with pytest.raises(PyomoReluError, match=message):

@@ -96,8 +96,9 @@ def at_most(a: float, b: float, tol: float = LP_TOL) -> bool:
 
 @pytest.fixture(scope="module")
 def bigm_optima() -> dict:
-    return {(name, sense): milp(net, "bigm", sense)[0]
-            for name, net in NETS.items() for sense in (pe.minimize, pe.maximize)}
+    return {
+        (name, sense): milp(net, "bigm", sense)[0] for name, net in NETS.items() for sense in (pe.minimize, pe.maximize)
+    }
 
 
 # ------------------------------------------------------------------ registry
@@ -160,8 +161,10 @@ def test_warm_start_is_feasible(form):
 def test_lp_relaxations_are_ordered(net_name, sense):
     net = NETS[net_name]
     s = 1.0 if sense == pe.minimize else -1.0  # s * bound only grows with strength
-    b = {form: s * lp(net, FORMULATIONS[form], sense)
-         for form in ("bigm", "partition1", "partition2", "partition4", "partition_all", "extended")}
+    b = {
+        form: s * lp(net, FORMULATIONS[form], sense)
+        for form in ("bigm", "partition1", "partition2", "partition4", "partition_all", "extended")
+    }
     opt = s * milp(net, "bigm", sense)[0]
     assert close(b["partition1"], b["bigm"]), b
     assert at_most(b["bigm"], b["partition2"]), b
@@ -194,8 +197,7 @@ def test_partition_strategies_cover_inputs():
     lower, upper = -np.ones(9), np.ones(9)
     for strategy in ("equal_size", "equal_range", "random", "uneven_magnitude"):
         for n in (1, 2, 3, 9, 20):
-            groups = partition_inputs(weights, n, strategy, lower=lower, upper=upper,
-                                      rng=np.random.default_rng(0))
+            groups = partition_inputs(weights, n, strategy, lower=lower, upper=upper, rng=np.random.default_rng(0))
             flat = sorted(int(i) for g in groups for i in g)
             assert flat == list(range(9)), (strategy, n)
             assert 1 <= len(groups) <= min(n, 9) and all(len(g) for g in groups)
@@ -273,8 +275,12 @@ def test_ideal_cut_loop(net_name, sense):
         assert last <= 1e-4 * max(1.0, abs(report.lp_bounds[-2]))
     assert report.seconds > 0
     # integrality and the warm start are back
-    assert all(v.is_binary() for k in m.nn.layer if hasattr(m.nn.layer[k], "is_active")
-               for v in m.nn.layer[k].is_active.values())
+    assert all(
+        v.is_binary()
+        for k in m.nn.layer
+        if hasattr(m.nn.layer[k], "is_active")
+        for v in m.nn.layer[k].is_active.values()
+    )
     assert {v.name: v.value for v in m.component_data_objects(pe.Var)} == warm
     # a second call finds little or nothing new, and the MILP optimum is unchanged
     result = solve(m, mip_gap=GAP)
@@ -310,8 +316,7 @@ def test_most_violated_is_the_minimum_over_all_subsets():
         best = np.inf
         for bits in range(2**k):
             subset = np.array([(bits >> i) & 1 for i in range(k)], dtype=bool)
-            rhs = (w[subset] @ (x[subset] - low[subset] * (1 - sigma))
-                   + (b + w[~subset] @ high[~subset]) * sigma)
+            rhs = w[subset] @ (x[subset] - low[subset] * (1 - sigma)) + (b + w[~subset] @ high[~subset]) * sigma
             best = min(best, rhs)
         assert abs(violation - (y - best)) < 1e-12
 

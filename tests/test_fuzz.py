@@ -22,9 +22,10 @@ import subprocess
 import sys
 import zipfile
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import onnx
@@ -44,8 +45,13 @@ COUNTS: dict[str, Counter] = {}
 
 
 def _settings(ci_examples: int) -> settings:
-    return settings(max_examples=EXAMPLES or ci_examples, deadline=None, derandomize=not EXAMPLES,
-                    database=None, suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=EXAMPLES or ci_examples,
+        deadline=None,
+        derandomize=not EXAMPLES,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 class Hang(BaseException):
@@ -98,8 +104,12 @@ def _tensor(name: str, values: object, dtype: type = np.float32) -> onnx.TensorP
 
 def _model(nodes: list, input_shape: list, output_shape: list, initializers: list, opset: int = 13) -> onnx.ModelProto:
     graph = helper.make_graph(
-        nodes, "fuzz", [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, output_shape)], initializer=initializers)
+        nodes,
+        "fuzz",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, output_shape)],
+        initializer=initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model
@@ -109,67 +119,205 @@ def _base_models() -> list[onnx.ModelProto]:
     """Small valid models covering the reader's operators (and one file from a real exporter)."""
     rng = np.random.default_rng(0)
     r = lambda *shape: rng.normal(size=shape)  # noqa: E731
-    mlp = _model([helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], name="fc1", transB=1),
-                  helper.make_node("Relu", ["h"], ["a"], name="relu1"),
-                  helper.make_node("Gemm", ["a", "W2", "b2"], ["y"], name="fc2", transB=1)],
-                 ["N", 3], ["N", 2], [_tensor("W1", r(4, 3)), _tensor("b1", r(4)), _tensor("W2", r(2, 4)), _tensor("b2", r(2))])
-    mixed = _model([helper.make_node("Sub", ["x", "mu"], ["c"], name="centre"),
-                    helper.make_node("Div", ["c", "sd"], ["z"], name="scale"),
-                    helper.make_node("MatMul", ["z", "W1"], ["m"], name="mm1"),
-                    helper.make_node("Add", ["m", "b1"], ["h"], name="add1"),
-                    helper.make_node("LeakyRelu", ["h"], ["a"], name="leaky", alpha=0.1),
-                    helper.make_node("MatMul", ["a", "W2"], ["g"], name="mm2"),
-                    helper.make_node("Clip", ["g", "lo", "hi"], ["k"], name="clip"),
-                    helper.make_node("Reshape", ["k", "shape"], ["y"], name="reshape")],
-                   [1, 4], [1, 3], [_tensor("mu", r(4)), _tensor("sd", np.abs(r(4)) + 0.5), _tensor("W1", r(4, 5)),
-                                    _tensor("b1", r(5)), _tensor("W2", r(5, 3)), _tensor("lo", -0.5), _tensor("hi", 0.5),
-                                    _tensor("shape", [1, 3], np.int64)])
-    cnn = _model([helper.make_node("Conv", ["x", "K", "kb"], ["c"], name="conv", pads=[1, 1, 1, 1], strides=[1, 1]),
-                  helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["n"], name="bn"),
-                  helper.make_node("Relu", ["n"], ["a"], name="relu"),
-                  helper.make_node("MaxPool", ["a"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
-                  helper.make_node("Flatten", ["p"], ["f"], name="flat", axis=1),
-                  helper.make_node("Gemm", ["f", "W", "b"], ["y"], name="head", transB=1)],
-                 [1, 1, 4, 4], [1, 2], [_tensor("K", r(2, 1, 3, 3)), _tensor("kb", r(2)), _tensor("gamma", r(2)),
-                                        _tensor("beta", r(2)), _tensor("mean", r(2)), _tensor("var", np.abs(r(2)) + 0.1),
-                                        _tensor("W", r(2, 8)), _tensor("b", r(2))])
-    residual = _model([helper.make_node("AveragePool", ["x"], ["p"], name="avg", kernel_shape=[2, 2], strides=[2, 2]),
-                       helper.make_node("Flatten", ["p"], ["f"], name="flat"),
-                       helper.make_node("Gemm", ["f", "W1", "b1"], ["h"], name="fc1", transB=1),
-                       helper.make_node("Relu", ["h"], ["a"], name="relu1"),
-                       helper.make_node("Gemm", ["a", "W2", "b2"], ["g"], name="fc2", transB=1),
-                       helper.make_node("Add", ["g", "h"], ["s"], name="skip"),
-                       helper.make_node("Relu", ["s"], ["t"], name="relu2"),
-                       helper.make_node("Concat", ["t", "f"], ["u"], name="cat", axis=1),
-                       helper.make_node("Gemm", ["u", "W3", "b3"], ["y"], name="fc3", transB=1)],
-                      [1, 1, 4, 4], [1, 1], [_tensor("W1", r(3, 4)), _tensor("b1", r(3)), _tensor("W2", r(3, 3)),
-                                             _tensor("b2", r(3)), _tensor("W3", r(1, 7)), _tensor("b3", r(1))])
+    mlp = _model(
+        [
+            helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], name="fc1", transB=1),
+            helper.make_node("Relu", ["h"], ["a"], name="relu1"),
+            helper.make_node("Gemm", ["a", "W2", "b2"], ["y"], name="fc2", transB=1),
+        ],
+        ["N", 3],
+        ["N", 2],
+        [_tensor("W1", r(4, 3)), _tensor("b1", r(4)), _tensor("W2", r(2, 4)), _tensor("b2", r(2))],
+    )
+    mixed = _model(
+        [
+            helper.make_node("Sub", ["x", "mu"], ["c"], name="centre"),
+            helper.make_node("Div", ["c", "sd"], ["z"], name="scale"),
+            helper.make_node("MatMul", ["z", "W1"], ["m"], name="mm1"),
+            helper.make_node("Add", ["m", "b1"], ["h"], name="add1"),
+            helper.make_node("LeakyRelu", ["h"], ["a"], name="leaky", alpha=0.1),
+            helper.make_node("MatMul", ["a", "W2"], ["g"], name="mm2"),
+            helper.make_node("Clip", ["g", "lo", "hi"], ["k"], name="clip"),
+            helper.make_node("Reshape", ["k", "shape"], ["y"], name="reshape"),
+        ],
+        [1, 4],
+        [1, 3],
+        [
+            _tensor("mu", r(4)),
+            _tensor("sd", np.abs(r(4)) + 0.5),
+            _tensor("W1", r(4, 5)),
+            _tensor("b1", r(5)),
+            _tensor("W2", r(5, 3)),
+            _tensor("lo", -0.5),
+            _tensor("hi", 0.5),
+            _tensor("shape", [1, 3], np.int64),
+        ],
+    )
+    cnn = _model(
+        [
+            helper.make_node("Conv", ["x", "K", "kb"], ["c"], name="conv", pads=[1, 1, 1, 1], strides=[1, 1]),
+            helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["n"], name="bn"),
+            helper.make_node("Relu", ["n"], ["a"], name="relu"),
+            helper.make_node("MaxPool", ["a"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+            helper.make_node("Flatten", ["p"], ["f"], name="flat", axis=1),
+            helper.make_node("Gemm", ["f", "W", "b"], ["y"], name="head", transB=1),
+        ],
+        [1, 1, 4, 4],
+        [1, 2],
+        [
+            _tensor("K", r(2, 1, 3, 3)),
+            _tensor("kb", r(2)),
+            _tensor("gamma", r(2)),
+            _tensor("beta", r(2)),
+            _tensor("mean", r(2)),
+            _tensor("var", np.abs(r(2)) + 0.1),
+            _tensor("W", r(2, 8)),
+            _tensor("b", r(2)),
+        ],
+    )
+    residual = _model(
+        [
+            helper.make_node("AveragePool", ["x"], ["p"], name="avg", kernel_shape=[2, 2], strides=[2, 2]),
+            helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+            helper.make_node("Gemm", ["f", "W1", "b1"], ["h"], name="fc1", transB=1),
+            helper.make_node("Relu", ["h"], ["a"], name="relu1"),
+            helper.make_node("Gemm", ["a", "W2", "b2"], ["g"], name="fc2", transB=1),
+            helper.make_node("Add", ["g", "h"], ["s"], name="skip"),
+            helper.make_node("Relu", ["s"], ["t"], name="relu2"),
+            helper.make_node("Concat", ["t", "f"], ["u"], name="cat", axis=1),
+            helper.make_node("Gemm", ["u", "W3", "b3"], ["y"], name="fc3", transB=1),
+        ],
+        [1, 1, 4, 4],
+        [1, 1],
+        [
+            _tensor("W1", r(3, 4)),
+            _tensor("b1", r(3)),
+            _tensor("W2", r(3, 3)),
+            _tensor("b2", r(3)),
+            _tensor("W3", r(1, 7)),
+            _tensor("b3", r(1)),
+        ],
+    )
     return [mlp, mixed, cnn, residual, onnx.load(str(DATA / "relumip" / "peaks_3x10.onnx"))]
 
 
 BASE_MODELS = [m.SerializeToString() for m in _base_models()]
-ATTRIBUTES = ["transA", "transB", "alpha", "beta", "axis", "axes", "kernel_shape", "pads", "strides", "dilations",
-              "group", "perm", "to", "auto_pad", "ceil_mode", "count_include_pad", "epsilon", "min", "max", "shape",
-              "keepdims", "training_mode", "value", "storage_order"]
-OPS = ["Relu", "Gemm", "MatMul", "Add", "Mul", "Div", "Sub", "Conv", "MaxPool", "AveragePool", "Flatten", "Reshape",
-       "Transpose", "Concat", "Clip", "LeakyRelu", "PRelu", "Softmax", "Sigmoid", "Identity", "Squeeze", "Unsqueeze",
-       "BatchNormalization", "GlobalMaxPool", "Cast", "Shape", "Constant", "Abs", "Loop", "If", "NoSuchOp"]
-DTYPES = [TensorProto.UNDEFINED, TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.INT64,
-          TensorProto.INT32, TensorProto.INT8, TensorProto.UINT8, TensorProto.BOOL, TensorProto.STRING,
-          TensorProto.COMPLEX64, TensorProto.BFLOAT16, 999]
+ATTRIBUTES = [
+    "transA",
+    "transB",
+    "alpha",
+    "beta",
+    "axis",
+    "axes",
+    "kernel_shape",
+    "pads",
+    "strides",
+    "dilations",
+    "group",
+    "perm",
+    "to",
+    "auto_pad",
+    "ceil_mode",
+    "count_include_pad",
+    "epsilon",
+    "min",
+    "max",
+    "shape",
+    "keepdims",
+    "training_mode",
+    "value",
+    "storage_order",
+]
+OPS = [
+    "Relu",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Mul",
+    "Div",
+    "Sub",
+    "Conv",
+    "MaxPool",
+    "AveragePool",
+    "Flatten",
+    "Reshape",
+    "Transpose",
+    "Concat",
+    "Clip",
+    "LeakyRelu",
+    "PRelu",
+    "Softmax",
+    "Sigmoid",
+    "Identity",
+    "Squeeze",
+    "Unsqueeze",
+    "BatchNormalization",
+    "GlobalMaxPool",
+    "Cast",
+    "Shape",
+    "Constant",
+    "Abs",
+    "Loop",
+    "If",
+    "NoSuchOp",
+]
+DTYPES = [
+    TensorProto.UNDEFINED,
+    TensorProto.FLOAT,
+    TensorProto.DOUBLE,
+    TensorProto.FLOAT16,
+    TensorProto.INT64,
+    TensorProto.INT32,
+    TensorProto.INT8,
+    TensorProto.UINT8,
+    TensorProto.BOOL,
+    TensorProto.STRING,
+    TensorProto.COMPLEX64,
+    TensorProto.BFLOAT16,
+    999,
+]
 ints = st.sampled_from([-2, -1, 0, 1, 2, 3, 5, 7, 2**31 - 1, 10**6])
 floats = st.sampled_from([0.0, -1.0, 0.5, 2.0, 1e30, -1e30, float("nan"), float("inf"), float("-inf"), 1e-40])
-attribute_values = st.one_of(ints, floats, st.lists(ints, max_size=6), st.lists(floats, max_size=3),
-                             st.sampled_from(["", "VALID", "SAME_UPPER", "SAME_LOWER", "NOTSET", "x"]))
+attribute_values = st.one_of(
+    ints,
+    floats,
+    st.lists(ints, max_size=6),
+    st.lists(floats, max_size=3),
+    st.sampled_from(["", "VALID", "SAME_UPPER", "SAME_LOWER", "NOTSET", "x"]),
+)
 dims = st.lists(st.sampled_from([0, 1, 2, 3, 4, 8, -1, 10**7]), min_size=0, max_size=5)
 
 
 @st.composite
 def onnx_mutation(draw: st.DrawFn) -> tuple:
-    kind = draw(st.sampled_from(["attribute", "shape", "input_shape", "dtype", "drop_initializer", "cycle",
-                                 "rewire", "op", "drop_node", "values", "opset", "domain", "extra_io"]))
-    return kind, draw(st.integers(0, 10**6)), draw(attribute_values), draw(st.sampled_from(ATTRIBUTES)), \
-        draw(dims), draw(st.sampled_from(DTYPES)), draw(st.sampled_from(OPS))
+    kind = draw(
+        st.sampled_from(
+            [
+                "attribute",
+                "shape",
+                "input_shape",
+                "dtype",
+                "drop_initializer",
+                "cycle",
+                "rewire",
+                "op",
+                "drop_node",
+                "values",
+                "opset",
+                "domain",
+                "extra_io",
+            ]
+        )
+    )
+    return (
+        kind,
+        draw(st.integers(0, 10**6)),
+        draw(attribute_values),
+        draw(st.sampled_from(ATTRIBUTES)),
+        draw(dims),
+        draw(st.sampled_from(DTYPES)),
+        draw(st.sampled_from(OPS)),
+    )
 
 
 def _mutate(model: onnx.ModelProto, mutation: tuple) -> str:
@@ -277,8 +425,9 @@ def _onnxruntime(model: onnx.ModelProto, x: np.ndarray, shape: tuple | None) -> 
     try:
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        rows = [np.asarray(session.run(None, {name: row.reshape(shape).astype(np.float32)})[0], float).ravel()
-                for row in x]
+        rows = [
+            np.asarray(session.run(None, {name: row.reshape(shape).astype(np.float32)})[0], float).ravel() for row in x
+        ]
     except Exception:  # noqa: BLE001 - onnxruntime refusing a mutated model is fine
         return None
     return np.stack(rows)
@@ -302,7 +451,11 @@ def test_mutated_onnx_models(base: int, mutations: list) -> None:
 
 
 @_settings(300)
-@given(base=st.sampled_from(range(len(BASE_MODELS))), cut=st.floats(0.0, 1.0), flips=st.lists(st.integers(0, 10**6), max_size=4))
+@given(
+    base=st.sampled_from(range(len(BASE_MODELS))),
+    cut=st.floats(0.0, 1.0),
+    flips=st.lists(st.integers(0, 10**6), max_size=4),
+)
 def test_truncated_and_corrupted_onnx_bytes(base: int, cut: float, flips: list, tmp_path_factory: Any) -> None:
     from pyomo_relu.io.onnx import load_onnx
 
@@ -335,7 +488,11 @@ def test_onnx_regressions() -> None:
 #: (base model, mutations, expected message) that crashed the reader before it was fixed.
 REGRESSIONS: list[tuple] = [
     # TypeError: 'int' object is not iterable (an INT where the schema says INTS)
-    (2, [("attribute", 0, -2, "pads", [], 0, "Relu")], r"node 'conv' \(op Conv\): attribute 'pads' must be of type INTS"),
+    (
+        2,
+        [("attribute", 0, -2, "pads", [], 0, "Relu")],
+        r"node 'conv' \(op Conv\): attribute 'pads' must be of type INTS",
+    ),
     (2, [("attribute", 0, 3, "kernel_shape", [], 0, "Relu")], r"attribute 'kernel_shape' must be of type INTS"),
     # numpy ArrayMemoryError: a sparse identity of 10^14 entries for the input
     (0, [("input_shape", 0, 0, "axis", [1, 10**7, 10**7], 0, "Relu")], r"more than MAX_INPUT_SIZE"),
@@ -348,19 +505,61 @@ REGRESSIONS: list[tuple] = [
 
 # --------------------------------------------------------------------- VNN-LIB
 HEADER = "".join(f"(declare-const X_{i} Real)\n" for i in range(2)) + "".join(
-    f"(declare-const Y_{j} Real)\n" for j in range(3))
+    f"(declare-const Y_{j} Real)\n" for j in range(3)
+)
 VNNLIB_BASES = [
     HEADER + "(assert (>= X_0 -1))\n(assert (<= X_0 1))\n(assert (>= X_1 0))\n(assert (<= X_1 2))\n"
     "(assert (or (and (>= Y_0 Y_1) (<= Y_2 0.5)) (and (<= (+ Y_0 (* 2 Y_1)) -3))))\n",
     HEADER + "(assert (and (>= X_0 -0.5) (<= X_0 0.5) (>= X_1 -1e-3) (<= X_1 1e-3)))\n"
     "(assert (<= (- Y_0 Y_2) (/ 1 3)))\n(assert (>= Y_1 -1.5e2)) ; comment\n",
-    HEADER + "(assert (or (and (>= X_0 0) (<= X_0 1) (>= X_1 0) (<= X_1 1)) (and (>= X_0 2) (<= X_0 3) (>= X_1 2) (<= X_1 3))))\n"
+    HEADER
+    + "(assert (or (and (>= X_0 0) (<= X_0 1) (>= X_1 0) (<= X_1 1)) (and (>= X_0 2) (<= X_0 3) (>= X_1 2) (<= X_1 3))))\n"
     "(assert (> Y_0 Y_1))\n",
     (DATA / "acasxu" / "vnnlib" / "prop_2.vnnlib").read_text(),
 ]
-TOKENS = ["(", ")", "(", ")", "and", "or", "assert", "declare-const", "Real", "Int", "X_0", "X_1", "X_7", "Y_0", "Y_2",
-          "Y_9", "Z", "<=", ">=", "<", ">", "=", "+", "-", "*", "/", "0", "-1", "1e308", "1e999", "-1e999", "nan",
-          "inf", "1e-320", "0x10", "1.5.2", ";", "\n", "  ", "\u00e9", "\x00"]
+TOKENS = [
+    "(",
+    ")",
+    "(",
+    ")",
+    "and",
+    "or",
+    "assert",
+    "declare-const",
+    "Real",
+    "Int",
+    "X_0",
+    "X_1",
+    "X_7",
+    "Y_0",
+    "Y_2",
+    "Y_9",
+    "Z",
+    "<=",
+    ">=",
+    "<",
+    ">",
+    "=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "0",
+    "-1",
+    "1e308",
+    "1e999",
+    "-1e999",
+    "nan",
+    "inf",
+    "1e-320",
+    "0x10",
+    "1.5.2",
+    ";",
+    "\n",
+    "  ",
+    "\u00e9",
+    "\x00",
+]
 
 
 @st.composite
@@ -372,10 +571,12 @@ def vnnlib_text(draw: st.DrawFn) -> str:
         if kind == "insert":
             text = text[:position] + " " + draw(st.sampled_from(TOKENS)) + " " + text[position:]
         elif kind == "delete":
-            text = text[:position] + text[position + draw(st.integers(1, 12)):]
+            text = text[:position] + text[position + draw(st.integers(1, 12)) :]
         elif kind == "replace":
             lines = text.split("\n")
-            lines[position % len(lines)] = draw(st.sampled_from(TOKENS)).join(lines[position % len(lines)].split(" ", 1))
+            lines[position % len(lines)] = draw(st.sampled_from(TOKENS)).join(
+                lines[position % len(lines)].split(" ", 1)
+            )
             text = "\n".join(lines)
         elif kind == "duplicate":
             lines = text.split("\n")
@@ -384,8 +585,12 @@ def vnnlib_text(draw: st.DrawFn) -> str:
         elif kind == "truncate":
             text = text[:position]
         else:
-            number = draw(st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                                    st.sampled_from(["1e999", "-0", "1e-400", "00012", ".5", "5.", "-.e3"])))
+            number = draw(
+                st.one_of(
+                    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                    st.sampled_from(["1e999", "-0", "1e-400", "00012", ".5", "5.", "-.e3"]),
+                )
+            )
             text = text[:position] + " " + number + " " + text[position:]
     return text
 
@@ -432,8 +637,10 @@ def test_vnnlib_regressions() -> None:
     for text, message in cases.items():
         with pytest.raises(VnnlibError, match=message):
             parse_vnnlib(text)
-    for text, message in ((HEADER + "(assert (<= X_0 1))\n(assert (>= X_0 0))\n(assert (<= X_1 inf))\n", r"line 8: "),
-                          (HEADER + "(assert (<= X_0 nan))\n", r"line 6: ")):
+    for text, message in (
+        (HEADER + "(assert (<= X_0 1))\n(assert (>= X_0 0))\n(assert (<= X_1 inf))\n", r"line 8: "),
+        (HEADER + "(assert (<= X_0 nan))\n", r"line 6: "),
+    ):
         with pytest.raises(VnnlibError, match=message):
             parse_vnnlib(text)
     with pytest.raises(VnnlibError, match=r"line 1: expected a finite number, found 'nan'"):
@@ -447,8 +654,9 @@ def keras_archive(tmp_path_factory: Any) -> tuple[dict[str, bytes], dict]:
     real ``Lambda`` layer whose marshalled code creates :data:`LAMBDA_MARKER` when it runs."""
     keras = pytest.importorskip("keras")
     folder = tmp_path_factory.mktemp("keras")
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu", name="hidden"),
-                              keras.layers.Dense(2, name="head")])
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, activation="relu", name="hidden"), keras.layers.Dense(2, name="head")]
+    )
     model.save(folder / "model.keras")
     with zipfile.ZipFile(folder / "model.keras") as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
@@ -456,8 +664,13 @@ def keras_archive(tmp_path_factory: Any) -> tuple[dict[str, bytes], dict]:
     cwd = os.getcwd()
     os.chdir(folder)
     try:  # building the model runs the code once, here
-        evil = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(
-            lambda x: (open(LAMBDA_MARKER, "w").close(), x)[1], name="evil"), keras.layers.Dense(2)])
+        evil = keras.Sequential(
+            [
+                keras.Input((3,)),
+                keras.layers.Lambda(lambda x: (open(LAMBDA_MARKER, "w").close(), x)[1], name="evil"),
+                keras.layers.Dense(2),
+            ]
+        )
         evil.save(folder / "evil.keras")
     finally:
         os.chdir(cwd)
@@ -467,11 +680,20 @@ def keras_archive(tmp_path_factory: Any) -> tuple[dict[str, bytes], dict]:
     return members, next(layer for layer in layers if layer["class_name"] == "Lambda")
 
 
-JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.floats(allow_nan=True),
-                                     st.sampled_from(["relu", "linear", "Lambda", "Dense", "float32", "", "nope"])),
-                           lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                   st.dictionaries(st.sampled_from(["class_name", "config", "units", "name"]), inner, max_size=3)),
-                           max_leaves=6)
+JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-3, 10**6),
+        st.floats(allow_nan=True),
+        st.sampled_from(["relu", "linear", "Lambda", "Dense", "float32", "", "nope"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["class_name", "config", "units", "name"]), inner, max_size=3),
+    ),
+    max_leaves=6,
+)
 
 
 def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
@@ -501,10 +723,14 @@ def _mutate_json(data: Any, path: tuple, action: str, value: Any) -> Any:
 
 
 @_settings(150)
-@given(choice=st.integers(0, 10**6), action=st.sampled_from(["replace", "delete", "lambda", "truncate", "drop_member"]),
-       value=JSON_VALUES)
-def test_broken_keras_archives(keras_archive: tuple, choice: int, action: str, value: Any,
-                               tmp_path_factory: Any) -> None:
+@given(
+    choice=st.integers(0, 10**6),
+    action=st.sampled_from(["replace", "delete", "lambda", "truncate", "drop_member"]),
+    value=JSON_VALUES,
+)
+def test_broken_keras_archives(
+    keras_archive: tuple, choice: int, action: str, value: Any, tmp_path_factory: Any
+) -> None:
     from pyomo_relu.io.keras import load_keras
 
     members, lambda_layer = dict(keras_archive[0]), keras_archive[1]
@@ -542,13 +768,22 @@ def _small_network() -> Any:
     from pyomo_relu import DenseLayer, NetworkDefinition
 
     rng = np.random.default_rng(3)
-    return NetworkDefinition([DenseLayer(rng.normal(size=(3, 2)), rng.normal(size=3), "relu", "h"),
-                              DenseLayer(rng.normal(size=(1, 3)), [0.0], "linear", "out")], input_bounds=[(-1, 1)] * 2)
+    return NetworkDefinition(
+        [
+            DenseLayer(rng.normal(size=(3, 2)), rng.normal(size=3), "relu", "h"),
+            DenseLayer(rng.normal(size=(1, 3)), [0.0], "linear", "out"),
+        ],
+        input_bounds=[(-1, 1)] * 2,
+    )
 
 
 @_settings(500)
-@given(choice=st.integers(0, 10**6), action=st.sampled_from(["replace", "delete", "truncate", "nan"]),
-       value=JSON_VALUES, npz=st.booleans())
+@given(
+    choice=st.integers(0, 10**6),
+    action=st.sampled_from(["replace", "delete", "truncate", "nan"]),
+    value=JSON_VALUES,
+    npz=st.booleans(),
+)
 def test_mutated_bounds_files(choice: int, action: str, value: Any, npz: bool, tmp_path_factory: Any) -> None:
     import pyomo.environ as pe
 
@@ -581,8 +816,12 @@ def test_mutated_bounds_files(choice: int, action: str, value: Any, npz: bool, t
         paths = _paths(payload)
         if action == "nan":
             value = float("nan")
-        payload = _mutate_json(payload, paths[choice % len(paths)] if action != "delete" else paths[1 + choice % (len(paths) - 1)],
-                               "delete" if action == "delete" else "replace", value)
+        payload = _mutate_json(
+            payload,
+            paths[choice % len(paths)] if action != "delete" else paths[1 + choice % (len(paths) - 1)],
+            "delete" if action == "delete" else "replace",
+            value,
+        )
         text = json.dumps(payload)
         path.write_text(text[: choice % max(1, len(text))] if action == "truncate" else text)
 
@@ -607,8 +846,11 @@ def test_bounds_file_regressions(tmp_path: Path) -> None:
     payload = tighten(net, "interval")._payload()
     cases = [
         ({**payload, "input_lower": [float("nan"), -1.0]}, InvalidValueError, r"input_lower, entry 0 is NaN"),
-        ({**payload, "lower": [[0.0, float("nan"), 1.0], payload["lower"][1]]}, InvalidValueError,
-         r"lower bounds of layer 0, entry 1 is NaN"),
+        (
+            {**payload, "lower": [[0.0, float("nan"), 1.0], payload["lower"][1]]},
+            InvalidValueError,
+            r"lower bounds of layer 0, entry 1 is NaN",
+        ),
         ({**payload, "input_upper": [1.0, -2.0]}, InvalidValueError, r"input 1 has bounds \[-1.0, -2.0\]"),
         ({k: v for k, v in payload.items() if k != "upper"}, ModelLoadError, r"has no upper"),
         ({**payload, "format": "other/1"}, ModelLoadError, r"not a pyomo_relu bounds file"),
@@ -630,13 +872,21 @@ def test_bounds_file_regressions(tmp_path: Path) -> None:
 def cli_files(tmp_path_factory: Any) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("cli")
     model = onnx.ModelProto.FromString(BASE_MODELS[0])
-    files = {"model": folder / "mlp.onnx", "property": folder / "prop.vnnlib", "box": folder / "box.json",
-             "badbox": folder / "bad.json", "garbage": folder / "garbage.onnx", "keras": folder / "x.keras"}
+    files = {
+        "model": folder / "mlp.onnx",
+        "property": folder / "prop.vnnlib",
+        "box": folder / "box.json",
+        "badbox": folder / "bad.json",
+        "garbage": folder / "garbage.onnx",
+        "keras": folder / "x.keras",
+    }
     onnx.save(model, files["model"])
-    files["property"].write_text("".join(f"(declare-const X_{i} Real)\n" for i in range(3))
-                                 + "".join(f"(declare-const Y_{j} Real)\n" for j in range(2))
-                                 + "".join(f"(assert (>= X_{i} -1))\n(assert (<= X_{i} 1))\n" for i in range(3))
-                                 + "(assert (>= Y_0 100))\n")
+    files["property"].write_text(
+        "".join(f"(declare-const X_{i} Real)\n" for i in range(3))
+        + "".join(f"(declare-const Y_{j} Real)\n" for j in range(2))
+        + "".join(f"(assert (>= X_{i} -1))\n(assert (<= X_{i} 1))\n" for i in range(3))
+        + "(assert (>= Y_0 100))\n"
+    )
     files["box"].write_text(json.dumps([[-1, 1]] * 3))
     files["badbox"].write_text('[[-1, "a"], [NaN, 1], [1]]')
     files["garbage"].write_bytes(b"\x08\x07garbage")
@@ -644,18 +894,71 @@ def cli_files(tmp_path_factory: Any) -> dict[str, str]:
     return {name: str(path) for name, path in files.items()}
 
 
-CLI_TOKENS = ["--bounds", "-3:3", "0=-1:2", "a:b", "5=0:1", "nan:1", "inf:-inf", "-inf:inf", "3", ":", "=", "1=:",
-              "--bounds-file", "--minimize", "--maximize", "0", "1", "-1", "7", "x", "--solver", "highs", "glpk",
-              "gurobi", "--time-limit", "5", "0", "-1", "nan", "inf", "abc", "--tighten", "interval", "crown,lp", "",
-              ",", "magic", "--formulation", "bigm", "relaxation", "hull", "--json", "--no-split", "--jobs", "--out",
-              "--drop-softmax", "--help", "--version", "--bogus"]
+CLI_TOKENS = [
+    "--bounds",
+    "-3:3",
+    "0=-1:2",
+    "a:b",
+    "5=0:1",
+    "nan:1",
+    "inf:-inf",
+    "-inf:inf",
+    "3",
+    ":",
+    "=",
+    "1=:",
+    "--bounds-file",
+    "--minimize",
+    "--maximize",
+    "0",
+    "1",
+    "-1",
+    "7",
+    "x",
+    "--solver",
+    "highs",
+    "glpk",
+    "gurobi",
+    "--time-limit",
+    "5",
+    "0",
+    "-1",
+    "nan",
+    "inf",
+    "abc",
+    "--tighten",
+    "interval",
+    "crown,lp",
+    "",
+    ",",
+    "magic",
+    "--formulation",
+    "bigm",
+    "relaxation",
+    "hull",
+    "--json",
+    "--no-split",
+    "--jobs",
+    "--out",
+    "--drop-softmax",
+    "--help",
+    "--version",
+    "--bogus",
+]
 
 
 @st.composite
 def cli_arguments(draw: st.DrawFn, files: dict[str, str]) -> list[str]:
     """Mostly well-formed commands with adversarial values, sometimes random token soup."""
-    models = [files["model"], files["model"], files["garbage"], files["keras"], files["property"], "/nonexistent.onnx",
-              os.path.dirname(files["model"])]
+    models = [
+        files["model"],
+        files["model"],
+        files["garbage"],
+        files["keras"],
+        files["property"],
+        "/nonexistent.onnx",
+        os.path.dirname(files["model"]),
+    ]
     value = lambda options: draw(st.sampled_from(options))  # noqa: E731
     if draw(st.integers(0, 4)) == 0:  # token soup
         argv = [value(["optimize", "verify", "nope"])]
@@ -663,19 +966,48 @@ def cli_arguments(draw: st.DrawFn, files: dict[str, str]) -> list[str]:
             argv.append(value(CLI_TOKENS + models))
         return argv
     if draw(st.booleans()):
-        argv = ["optimize", value(models), value(["--minimize", "--maximize"]), value(["0", "1", "-1", "7", "x", "1e3"])]
-        options = {"--bounds": ["-3:3", "0=-1:2", "a:b", "5=0:1", "nan:1", "inf:-inf", "-inf:inf", "3", ":", "1=:",
-                                "2:1", "-1e308:1e308", "0=0:0"],
-                   "--bounds-file": [files["box"], files["badbox"], files["property"], "/nonexistent/x.json"],
-                   "--solver": ["highs", "glpk", "cbc", "gurobi"], "--tighten": ["interval", "crown,lp", "", ",", "magic"],
-                   "--formulation": ["bigm", "relaxation", "partition", "hull", ""], "--json": None,
-                   "--drop-softmax": None}
+        argv = [
+            "optimize",
+            value(models),
+            value(["--minimize", "--maximize"]),
+            value(["0", "1", "-1", "7", "x", "1e3"]),
+        ]
+        options = {
+            "--bounds": [
+                "-3:3",
+                "0=-1:2",
+                "a:b",
+                "5=0:1",
+                "nan:1",
+                "inf:-inf",
+                "-inf:inf",
+                "3",
+                ":",
+                "1=:",
+                "2:1",
+                "-1e308:1e308",
+                "0=0:0",
+            ],
+            "--bounds-file": [files["box"], files["badbox"], files["property"], "/nonexistent/x.json"],
+            "--solver": ["highs", "glpk", "cbc", "gurobi"],
+            "--tighten": ["interval", "crown,lp", "", ",", "magic"],
+            "--formulation": ["bigm", "relaxation", "partition", "hull", ""],
+            "--json": None,
+            "--drop-softmax": None,
+        }
     else:
-        argv = ["verify", value(models), value([files["property"], files["property"], files["badbox"], files["model"],
-                                                "/nonexistent.vnnlib"])]
-        options = {"--tighten": ["interval", "interval,crown", "", "magic"], "--jobs": ["1", "0", "-1", "x"],
-                   "--no-split": None, "--json": None,
-                   "--out": [str(Path(files["model"]).parent / "out.txt"), "/nonexistent/out.txt"]}
+        argv = [
+            "verify",
+            value(models),
+            value([files["property"], files["property"], files["badbox"], files["model"], "/nonexistent.vnnlib"]),
+        ]
+        options = {
+            "--tighten": ["interval", "interval,crown", "", "magic"],
+            "--jobs": ["1", "0", "-1", "x"],
+            "--no-split": None,
+            "--json": None,
+            "--out": [str(Path(files["model"]).parent / "out.txt"), "/nonexistent/out.txt"],
+        }
     options["--time-limit"] = ["5", "0", "-1", "nan", "inf", "abc", "1e-9"]
     for option in draw(st.lists(st.sampled_from(sorted(options)), max_size=5, unique=True)):
         argv.append(option)
@@ -722,12 +1054,16 @@ def test_cli_errors_are_package_errors_under_debug(cli_files: dict, data: Any) -
         pass  # a path the user named cannot be read or written: reported as such without --debug
 
 
-@pytest.mark.parametrize("option, value", [("--time-limit", "-1"), ("--time-limit", "nan"), ("--time-limit", "inf"),
-                                           ("--jobs", "0")])
+@pytest.mark.parametrize(
+    "option, value", [("--time-limit", "-1"), ("--time-limit", "nan"), ("--time-limit", "inf"), ("--jobs", "0")]
+)
 def test_cli_refuses_bad_time_limits_and_jobs(cli_files: dict, option: str, value: str) -> None:
     """Found by the fuzzer: --time-limit -1 reached Pyomo and printed its multi-line config error."""
-    command = ["verify", cli_files["model"], cli_files["property"]] if option == "--jobs" else \
-        ["optimize", cli_files["model"], "--bounds", "-1:1", "--minimize", "0"]
+    command = (
+        ["verify", cli_files["model"], cli_files["property"]]
+        if option == "--jobs"
+        else ["optimize", cli_files["model"], "--bounds", "-1:1", "--minimize", "0"]
+    )
     code, out, err = _run_cli(command + [option, value])
     assert code == 2 and out == "" and f"argument {option}: " in err and "Traceback" not in err
 
@@ -741,7 +1077,9 @@ def test_cli_subprocess_prints_one_line_and_exits_2(cli_files: dict, case: str) 
         "nan bounds": ["optimize", cli_files["model"], "--bounds", "nan:1", "--minimize", "0"],
     }[case]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
-    run = subprocess.run([sys.executable, "-m", "pyomo_relu", *argv], capture_output=True, text=True, timeout=120, env=env)
+    run = subprocess.run(
+        [sys.executable, "-m", "pyomo_relu", *argv], capture_output=True, text=True, timeout=120, env=env
+    )
     assert run.returncode == 2, run.stderr
     assert run.stderr.startswith("pyomo-relu: error: ") and run.stderr.count("\n") == 1, run.stderr
     assert "Traceback" not in run.stderr and run.stdout == ""

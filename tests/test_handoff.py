@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyomo.environ as pe
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st, example
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from pyomo_relu import DenseLayer, NetworkDefinition, ReLUNetBlock, load_onnx, solve, tighten
 from pyomo_relu.errors import SolverError
@@ -22,8 +23,10 @@ SLACK = 1.5
 
 def random_net(seed: int, sizes=(2, 12, 12, 2)) -> NetworkDefinition:
     rng = np.random.default_rng(seed)
-    layers = [DenseLayer(rng.normal(size=(o, i)), rng.normal(size=o) * 0.5, "relu" if k < len(sizes) - 2 else "linear")
-              for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    layers = [
+        DenseLayer(rng.normal(size=(o, i)), rng.normal(size=o) * 0.5, "relu" if k < len(sizes) - 2 else "linear")
+        for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))
+    ]
     return NetworkDefinition(layers, input_bounds=[(-1, 1)] * sizes[0])
 
 
@@ -45,8 +48,15 @@ def both_routes(m: pe.ConcreteModel) -> tuple[object, object]:
     return bulk, pyomo
 
 
-FORMULATIONS = ["bigm", "relaxation", ("partition", {"n": 2}), "extended", "gdp.bigm", "gdp.hull",
-                {"default": "bigm", 1: "extended"}]
+FORMULATIONS = [
+    "bigm",
+    "relaxation",
+    ("partition", {"n": 2}),
+    "extended",
+    "gdp.bigm",
+    "gdp.hull",
+    {"default": "bigm", 1: "extended"},
+]
 
 
 @pytest.mark.parametrize("formulation", FORMULATIONS, ids=str)
@@ -180,11 +190,14 @@ def test_max_layers_and_leaky_relu_rows() -> None:
     from pyomo_relu import MaxLayer
 
     rng = np.random.default_rng(11)
-    net = NetworkDefinition([
-        DenseLayer(rng.normal(size=(6, 2)), rng.normal(size=6) * 0.3, "leaky_relu", alpha=0.1),
-        MaxLayer(rng.normal(size=(6, 6)), rng.normal(size=6) * 0.1, [0, 0, 0, 1, 1, 1]),
-        DenseLayer(rng.normal(size=(2, 2)), np.zeros(2), "linear"),
-    ], input_bounds=[(-1, 1)] * 2)
+    net = NetworkDefinition(
+        [
+            DenseLayer(rng.normal(size=(6, 2)), rng.normal(size=6) * 0.3, "leaky_relu", alpha=0.1),
+            MaxLayer(rng.normal(size=(6, 6)), rng.normal(size=6) * 0.1, [0, 0, 0, 1, 1, 1]),
+            DenseLayer(rng.normal(size=(2, 2)), np.zeros(2), "linear"),
+        ],
+        input_bounds=[(-1, 1)] * 2,
+    )
     m = model_with(net)
     bulk, pyomo = both_routes(m)
     assert bulk.raw["handoff"] == "bulk" and bulk.status == pyomo.status == "optimal"

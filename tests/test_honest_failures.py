@@ -10,8 +10,7 @@ import numpy as np
 import pyomo.environ as pe
 import pytest
 
-from pyomo_relu import ReLUNetBlock, load_onnx, solve
-from pyomo_relu import solvers
+from pyomo_relu import ReLUNetBlock, load_onnx, solve, solvers
 from pyomo_relu.errors import SolverError
 
 PEAKS = Path(__file__).parent / "data" / "relumip" / "peaks_3x10.onnx"

@@ -16,14 +16,13 @@ pytest.importorskip("idaes")
 pd = pytest.importorskip("pandas")
 
 import pyomo.environ as pe  # noqa: E402
+from idaes.core.surrogate.base.surrogate_base import SurrogateBase  # noqa: E402
+from idaes.core.surrogate.surrogate_block import SurrogateBlock  # noqa: E402
+from idaes.core.util.model_statistics import degrees_of_freedom  # noqa: E402
 from pyomo.core.expr.visitor import identify_variables  # noqa: E402
 from pyomo.environ import units as pyunits  # noqa: E402
 from pyomo.gdp import Disjunct  # noqa: E402
 from pyomo.util.check_units import assert_units_consistent  # noqa: E402
-
-from idaes.core.surrogate.base.surrogate_base import SurrogateBase  # noqa: E402
-from idaes.core.surrogate.surrogate_block import SurrogateBlock  # noqa: E402
-from idaes.core.util.model_statistics import degrees_of_freedom  # noqa: E402
 
 from pyomo_relu import DenseLayer, NetworkDefinition, Scaling  # noqa: E402
 from pyomo_relu.errors import MissingBoundsError, PyomoReluError  # noqa: E402
@@ -48,16 +47,19 @@ SCALING = {"T": (320.0, 20.0), "F": (2.0e-3, 1.0e-3)}
 def _network(seed: int = 3) -> NetworkDefinition:
     """A 2-8-8-1 ReLU network on scaled inputs (seeded)."""
     rng = np.random.default_rng(seed)
-    return NetworkDefinition([
-        DenseLayer(rng.normal(size=(8, 2)), rng.normal(size=8)),
-        DenseLayer(rng.normal(size=(8, 8)) / 2, rng.normal(size=8)),
-        DenseLayer(rng.normal(size=(1, 8)), rng.normal(size=1), "linear"),
-    ])
+    return NetworkDefinition(
+        [
+            DenseLayer(rng.normal(size=(8, 2)), rng.normal(size=8)),
+            DenseLayer(rng.normal(size=(8, 8)) / 2, rng.normal(size=8)),
+            DenseLayer(rng.normal(size=(1, 8)), rng.normal(size=1), "linear"),
+        ]
+    )
 
 
 def _surrogate(**kwargs) -> ReLUSurrogate:
-    return ReLUSurrogate(_network(), ["T", "F"], ["X"], BOUNDS, input_scaling=SCALING,
-                         output_scaling={"X": (0.5, 0.25)}, **kwargs)
+    return ReLUSurrogate(
+        _network(), ["T", "F"], ["X"], BOUNDS, input_scaling=SCALING, output_scaling={"X": (0.5, 0.25)}, **kwargs
+    )
 
 
 def _model(surrogate=None, formulation="bigm", flow_ub=None, use_surrogate_bounds=True, **options):
@@ -68,8 +70,12 @@ def _model(surrogate=None, formulation="bigm", flow_ub=None, use_surrogate_bound
     m.X = pe.Var(units=pyunits.dimensionless)
     m.surrogate = SurrogateBlock()
     m.surrogate.build_model(
-        surrogate or _surrogate(), input_vars=[m.T, m.F], output_vars=[m.X],
-        formulation=formulation, use_surrogate_bounds=use_surrogate_bounds, **options,
+        surrogate or _surrogate(),
+        input_vars=[m.T, m.F],
+        output_vars=[m.X],
+        formulation=formulation,
+        use_surrogate_bounds=use_surrogate_bounds,
+        **options,
     )
     return m
 
@@ -147,9 +153,14 @@ def test_import_without_idaes_is_clean():
 
 def test_evaluate_surrogate_matches_network(surrogate):
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({
-        "F": rng.uniform(*BOUNDS["F"], 50), "other": 1.0, "T": rng.uniform(*BOUNDS["T"], 50),
-    }, index=[f"row{i}" for i in range(50)])
+    frame = pd.DataFrame(
+        {
+            "F": rng.uniform(*BOUNDS["F"], 50),
+            "other": 1.0,
+            "T": rng.uniform(*BOUNDS["T"], 50),
+        },
+        index=[f"row{i}" for i in range(50)],
+    )
     out = surrogate.evaluate_surrogate(frame)
     assert list(out.columns) == ["X"] and list(out.index) == list(frame.index)
     expected = surrogate.network.evaluate(frame[["T", "F"]].to_numpy())
@@ -218,8 +229,9 @@ def test_constructors_from_files_and_idaes_scaler():
 
     # an IDAES OffsetScaler is accepted as the scaling
     scaler = OffsetScaler(["T", "F"], pd.Series({"T": 320.0, "F": 2e-3}), pd.Series({"T": 20.0, "F": 1e-3}))
-    with_scaler = ReLUSurrogate(_network(), ["T", "F"], ["X"], BOUNDS, input_scaling=scaler,
-                                output_scaling=Scaling([0.5], [0.25]))
+    with_scaler = ReLUSurrogate(
+        _network(), ["T", "F"], ["X"], BOUNDS, input_scaling=scaler, output_scaling=Scaling([0.5], [0.25])
+    )
     assert with_scaler.network.content_hash() == _surrogate().network.content_hash()
     with pytest.raises(PyomoReluError, match="already has an input scaling"):
         ReLUSurrogate(with_scaler.network, ["T", "F"], ["X"], BOUNDS, input_scaling=scaler)
@@ -308,24 +320,33 @@ def test_idaes_onnx_surrogate_fails_the_same_units_check():
     """The contrast the docs draw: IDAES' OMLT ties compare K with a dimensionless variable."""
     pytest.importorskip("omlt")
     pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
     from idaes.core.surrogate.onnx_surrogate import ONNXSurrogate
     from idaes.core.surrogate.sampling.scaling import OffsetScaler
+    from onnx import TensorProto, helper, numpy_helper
     from pyomo.core.base.units_container import InconsistentUnitsError
 
     net, nodes, weights, previous = _network(), [], [], "x"
     for k, layer in enumerate(net.layers):
-        weights += [numpy_helper.from_array(layer.weights.astype(np.float32), f"W{k}"),
-                    numpy_helper.from_array(layer.bias.astype(np.float32), f"B{k}")]
-        nodes.append(helper.make_node("Gemm", [previous, f"W{k}", f"B{k}"], [f"g{k}"], name=f"gemm{k}",
-                                      transB=1, alpha=1.0, beta=1.0))
+        weights += [
+            numpy_helper.from_array(layer.weights.astype(np.float32), f"W{k}"),
+            numpy_helper.from_array(layer.bias.astype(np.float32), f"B{k}"),
+        ]
+        nodes.append(
+            helper.make_node(
+                "Gemm", [previous, f"W{k}", f"B{k}"], [f"g{k}"], name=f"gemm{k}", transB=1, alpha=1.0, beta=1.0
+            )
+        )
         previous = f"g{k}"
         if layer.activation == "relu":
             nodes.append(helper.make_node("Relu", [previous], [f"r{k}"], name=f"relu{k}"))
             previous = f"r{k}"
-    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
-                              [helper.make_tensor_value_info(previous, TensorProto.FLOAT, [None, 1])], weights)
+    graph = helper.make_graph(
+        nodes,
+        "net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, [None, 1])],
+        weights,
+    )
     scaler = OffsetScaler(["T", "F"], pd.Series({"T": 320.0, "F": 2e-3}), pd.Series({"T": 20.0, "F": 1e-3}))
     theirs = ONNXSurrogate(helper.make_model(graph), ["T", "F"], ["X"], BOUNDS, input_scaler=scaler)
     m = pe.ConcreteModel()
@@ -333,8 +354,7 @@ def test_idaes_onnx_surrogate_fails_the_same_units_check():
     m.F = pe.Var(units=pyunits.m**3 / pyunits.s)
     m.X = pe.Var()
     m.s = SurrogateBlock()
-    m.s.build_model(theirs, input_vars=[m.T, m.F], output_vars=[m.X],
-                    formulation=ONNXSurrogate.Formulation.RELU_BIGM)
+    m.s.build_model(theirs, input_vars=[m.T, m.F], output_vars=[m.X], formulation=ONNXSurrogate.Formulation.RELU_BIGM)
     with pytest.raises(InconsistentUnitsError, match="kelvin not compatible with dimensionless"):
         assert_units_consistent(m)
     assert_units_consistent(_model())  # ours, same network and variables
@@ -385,8 +405,11 @@ def test_unbounded_flowsheet_variable(surrogate, bigm_optima, formulation):
     m2.F, m2.T, m2.X = pe.Var(), pe.Var(), pe.Var()
     m2.s = SurrogateBlock()
     with pytest.raises(MissingBoundsError, match="'F'.*no upper bound"):
-        m2.s.build_model(ReLUSurrogate(_network(), ["T", "F"], ["X"], {"T": (300, 340), "F": (0, None)}),
-                         input_vars=[m2.T, m2.F], output_vars=[m2.X])
+        m2.s.build_model(
+            ReLUSurrogate(_network(), ["T", "F"], ["X"], {"T": (300, 340), "F": (0, None)}),
+            input_vars=[m2.T, m2.F],
+            output_vars=[m2.X],
+        )
 
 
 def _within(var, block) -> bool:
@@ -399,8 +422,18 @@ def _within(var, block) -> bool:
 
 
 # ------------------------------------------------------------ initialisation
-INIT_FORMULATIONS = ["bigm", "gdp", "gdp.bigm", "gdp.hull", "gdp.mbigm", "gdp.binary_multiplication",
-                     "partition", "extended", "ideal_cuts", "complementarity"]
+INIT_FORMULATIONS = [
+    "bigm",
+    "gdp",
+    "gdp.bigm",
+    "gdp.hull",
+    "gdp.mbigm",
+    "gdp.binary_multiplication",
+    "partition",
+    "extended",
+    "ideal_cuts",
+    "complementarity",
+]
 
 
 @pytest.mark.parametrize("formulation", INIT_FORMULATIONS)

@@ -11,7 +11,6 @@ scalers of IDAES's test; the ONNX pair is IDAES's file and one rewritten by
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -35,34 +34,64 @@ from pyomo_relu.solvers import solve  # noqa: E402
 DATA = Path(__file__).parent / "data" / "idaes"
 
 CALCITE_INPUTS = {
-    "feed_pH": 9.5, "pressure_bar_feed": 1.01325, "Na": 0.230858556000748, "Cl": 0.106701648328453,
-    "Ca": 0.0245274696499109, "Mg": 0.0311348703689873, "HCO3": 0.430482141673564, "SO4": 0.182204065,
-    "K": 0.000500561, "Sr": 0.000761853, "Ba": 2.50e-05, "HCl": 10,
+    "feed_pH": 9.5,
+    "pressure_bar_feed": 1.01325,
+    "Na": 0.230858556000748,
+    "Cl": 0.106701648328453,
+    "Ca": 0.0245274696499109,
+    "Mg": 0.0311348703689873,
+    "HCO3": 0.430482141673564,
+    "SO4": 0.182204065,
+    "K": 0.000500561,
+    "Sr": 0.000761853,
+    "Ba": 2.50e-05,
+    "HCl": 10,
 }
 CALCITE_ST = 40.4270772546529
 
-T_SCALERS = ({"Temperature_K": 369.873737}, {"Temperature_K": 5.776343},
-             {"EnthMol": 59519.621464, "VapFrac": 0.556033}, {"EnthMol": 14805.365235, "VapFrac": 0.432934})
-PT_SCALERS = ({"Temperature_K": 369.983611, "Pressure_Pa": 111421.319811},
-              {"Temperature_K": 5.836047, "Pressure_Pa": 5917.954504},
-              {"EnthMol": 54599.629980, "VapFrac": 0.403307}, {"EnthMol": 14654.226615, "VapFrac": 0.430181})
+T_SCALERS = (
+    {"Temperature_K": 369.873737},
+    {"Temperature_K": 5.776343},
+    {"EnthMol": 59519.621464, "VapFrac": 0.556033},
+    {"EnthMol": 14805.365235, "VapFrac": 0.432934},
+)
+PT_SCALERS = (
+    {"Temperature_K": 369.983611, "Pressure_Pa": 111421.319811},
+    {"Temperature_K": 5.836047, "Pressure_Pa": 5917.954504},
+    {"EnthMol": 54599.629980, "VapFrac": 0.403307},
+    {"EnthMol": 14654.226615, "VapFrac": 0.430181},
+)
 T_X = pd.DataFrame({"Temperature_K": [365, 370, 375]})
 PT_X = pd.DataFrame({"Temperature_K": [360, 370, 380], "Pressure_Pa": [1.05 * 101325, 1.10 * 101325, 1.15 * 101325]})
 KERAS_CASES = {
-    "T_data_1_10_10_2_sigmoid": (T_SCALERS, T_X, {"Temperature_K": (360, 380)},
-                                 [43156.97282890834, 63948.72663184423, 74702.24552784403],
-                                 [0.07331117299318313, 0.6918295409849882, 1.000048027182579]),
-    "T_data_1_10_10_2_relu": (T_SCALERS, T_X, {"Temperature_K": (360, 380)},
-                              [40938.491053831465, 63519.26581801092, 74745.56414331967],
-                              [0.005596130031824131, 0.6987006701708436, 0.9976383677420616]),
-    "PT_data_2_10_10_2_sigmoid": (PT_SCALERS, PT_X, {"Temperature_K": (360.0, 380.0),
-                                                     "Pressure_Pa": (101325.0, 1.2 * 101325.0)},
-                                  [40236.16508772767, 48622.339003030225, 75320.3854834533],
-                                  [-0.001982489345431271, 0.21764500665882233, 1.0025723664236068]),
-    "PT_data_2_10_10_2_relu": (PT_SCALERS, PT_X, {"Temperature_K": (360.0, 380.0),
-                                                  "Pressure_Pa": (101325.0, 1.2 * 101325.0)},
-                               [40138.906193322684, 48418.02972793587, 75247.95294182807],
-                               [0.002497340527117309, 0.2117767154205442, 0.9989431696164608]),
+    "T_data_1_10_10_2_sigmoid": (
+        T_SCALERS,
+        T_X,
+        {"Temperature_K": (360, 380)},
+        [43156.97282890834, 63948.72663184423, 74702.24552784403],
+        [0.07331117299318313, 0.6918295409849882, 1.000048027182579],
+    ),
+    "T_data_1_10_10_2_relu": (
+        T_SCALERS,
+        T_X,
+        {"Temperature_K": (360, 380)},
+        [40938.491053831465, 63519.26581801092, 74745.56414331967],
+        [0.005596130031824131, 0.6987006701708436, 0.9976383677420616],
+    ),
+    "PT_data_2_10_10_2_sigmoid": (
+        PT_SCALERS,
+        PT_X,
+        {"Temperature_K": (360.0, 380.0), "Pressure_Pa": (101325.0, 1.2 * 101325.0)},
+        [40236.16508772767, 48622.339003030225, 75320.3854834533],
+        [-0.001982489345431271, 0.21764500665882233, 1.0025723664236068],
+    ),
+    "PT_data_2_10_10_2_relu": (
+        PT_SCALERS,
+        PT_X,
+        {"Temperature_K": (360.0, 380.0), "Pressure_Pa": (101325.0, 1.2 * 101325.0)},
+        [40138.906193322684, 48418.02972793587, 75247.95294182807],
+        [0.002497340527117309, 0.2117767154205442, 0.9989431696164608],
+    ),
 }
 
 
@@ -72,9 +101,12 @@ def keras_folder(tmp_path: Path, name: str) -> Path:
     labels = list(in_off)
     surrogate = KerasSurrogate(
         keras.saving.load_model(DATA / f"{name}.keras", compile=False),
-        input_labels=labels, output_labels=["EnthMol", "VapFrac"], input_bounds=bounds,
+        input_labels=labels,
+        output_labels=["EnthMol", "VapFrac"],
+        input_bounds=bounds,
         input_scaler=OffsetScaler(labels, pd.Series(in_off), pd.Series(in_fac)),
-        output_scaler=OffsetScaler(["EnthMol", "VapFrac"], pd.Series(out_off), pd.Series(out_fac)))
+        output_scaler=OffsetScaler(["EnthMol", "VapFrac"], pd.Series(out_off), pd.Series(out_fac)),
+    )
     folder = tmp_path / name
     folder.mkdir()
     surrogate.save_to_folder(str(folder))
@@ -155,8 +187,9 @@ def test_mismatched_scaler_columns_are_refused(tmp_path):
 
 def test_lambda_layer_folder_is_refused(tmp_path):
     folder = keras_folder(tmp_path, "T_data_1_10_10_2_relu")
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2),
-                              keras.layers.Lambda(lambda t: t * 2.0, name="doubler")])
+    model = keras.Sequential(
+        [keras.Input((1,)), keras.layers.Dense(2), keras.layers.Lambda(lambda t: t * 2.0, name="doubler")]
+    )
     model.save(folder / "idaes_keras_model.keras")
     with pytest.raises(ModelLoadError, match="Lambda"):
         ReLUSurrogate.from_idaes(folder)
@@ -181,8 +214,10 @@ def test_custom_object_folder_is_refused(tmp_path):
 def test_to_idaes_refuses_what_omlt_cannot_read(tmp_path):
     from pyomo_relu import DenseLayer, NetworkDefinition
 
-    net = NetworkDefinition([DenseLayer([[1.0], [2.0]], [0.0, 0.0], ["relu", "tanh"]),
-                             DenseLayer([[1.0, 1.0]], [0.0], "linear")], input_bounds=[(0, 1)])
+    net = NetworkDefinition(
+        [DenseLayer([[1.0], [2.0]], [0.0, 0.0], ["relu", "tanh"]), DenseLayer([[1.0, 1.0]], [0.0], "linear")],
+        input_bounds=[(0, 1)],
+    )
     with pytest.raises(UnsupportedOperatorError, match="mixed"):
         ReLUSurrogate(net).to_idaes(tmp_path, "mixed")
 
@@ -194,8 +229,13 @@ def test_sigmoid_surrogate_optimised_with_pwl_has_a_certified_interval(tmp_path)
     m.H = pe.Var()
     m.V = pe.Var()
     m.s = SurrogateBlock()
-    m.s.build_model(surrogate, input_vars=[m.T], output_vars=[m.H, m.V],
-                    formulation=("pwl", {"tolerance": 1e-3}), bounds=["interval", "crown"])
+    m.s.build_model(
+        surrogate,
+        input_vars=[m.T],
+        output_vars=[m.H, m.V],
+        formulation=("pwl", {"tolerance": 1e-3}),
+        bounds=["interval", "crown"],
+    )
     m.obj = pe.Objective(expr=m.V, sense=pe.maximize)
     cert = solve(m).certified
     grid = pd.DataFrame({"Temperature_K": np.linspace(360, 380, 4001)})
@@ -203,8 +243,9 @@ def test_sigmoid_surrogate_optimised_with_pwl_has_a_certified_interval(tmp_path)
     assert cert.upper >= best - 1e-9 and cert.lower <= best + 1e-6
     assert cert.gap < 0.01
     assert pe.value(m.V) == pytest.approx(cert.value)  # the model holds the true-feasible point
-    assert float(surrogate.evaluate_surrogate(pd.DataFrame({"Temperature_K": [pe.value(m.T)]}))["VapFrac"][0]) \
-        == pytest.approx(cert.value, abs=1e-9)
+    assert float(
+        surrogate.evaluate_surrogate(pd.DataFrame({"Temperature_K": [pe.value(m.T)]}))["VapFrac"][0]
+    ) == pytest.approx(cert.value, abs=1e-9)
 
 
 def test_tanh_flowsheet_example_certifies_the_grid_optimum(capsys):

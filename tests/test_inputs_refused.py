@@ -14,15 +14,23 @@ from pyomo_relu.errors import InvalidNetworkError, InvalidValueError, PyomoReluE
 
 
 def _net(input_bounds: object = ((-1, 1), (-1, 1))) -> NetworkDefinition:
-    return NetworkDefinition([DenseLayer([[1.0, -1.0], [0.5, 0.5]], [0.0, -0.2], "relu", "h"),
-                              DenseLayer([[1.0, 2.0]], [0.1], "linear", "out")], input_bounds=input_bounds)
+    return NetworkDefinition(
+        [
+            DenseLayer([[1.0, -1.0], [0.5, 0.5]], [0.0, -0.2], "relu", "h"),
+            DenseLayer([[1.0, 2.0]], [0.1], "linear", "out"),
+        ],
+        input_bounds=input_bounds,
+    )
 
 
-@pytest.mark.parametrize("x, where", [
-    ([0.0, np.nan], r"nan \(input 1;"),
-    ([[0.0, 0.0], [np.inf, 0.0]], r"inf \(sample 1, input 0;"),
-    ([[-np.inf, np.nan]], r"-inf \(sample 0, input 0; 2 non-finite"),
-])
+@pytest.mark.parametrize(
+    "x, where",
+    [
+        ([0.0, np.nan], r"nan \(input 1;"),
+        ([[0.0, 0.0], [np.inf, 0.0]], r"inf \(sample 1, input 0;"),
+        ([[-np.inf, np.nan]], r"-inf \(sample 0, input 0; 2 non-finite"),
+    ],
+)
 def test_evaluate_refuses_non_finite_inputs(x: object, where: str) -> None:
     with pytest.raises(InvalidValueError, match=where):
         _net().evaluate(x)
@@ -33,16 +41,19 @@ def test_evaluate_refuses_non_numbers() -> None:
         _net().evaluate([["a", 1.0]])
 
 
-@pytest.mark.parametrize("bounds, message", [
-    ([(-1, 1), (np.nan, 1)], r"input 1 has lower bound nan"),
-    ({0: (-1, 1), 1: (0, np.nan)}, r"input 1 has upper bound nan"),
-    ((np.array([0.0, np.nan]), np.array([1.0, 1.0])), r"input 1 has lower bound nan"),
-    ((0.0, np.nan), r"input 0 has upper bound nan"),
-    (np.array([[0.0, 1.0], [np.nan, 1.0]]), r"input 1 has lower bound nan"),
-    ([(np.inf, np.inf), (0, 1)], r"input 0 has lower bound inf"),
-    ([(0, 1), (-np.inf, -np.inf)], r"input 1 has upper bound -inf"),
-    ([(0, 1), ("x", 1)], r"input_bounds, input 1, lower bound: 'x' is not a number"),
-])
+@pytest.mark.parametrize(
+    "bounds, message",
+    [
+        ([(-1, 1), (np.nan, 1)], r"input 1 has lower bound nan"),
+        ({0: (-1, 1), 1: (0, np.nan)}, r"input 1 has upper bound nan"),
+        ((np.array([0.0, np.nan]), np.array([1.0, 1.0])), r"input 1 has lower bound nan"),
+        ((0.0, np.nan), r"input 0 has upper bound nan"),
+        (np.array([[0.0, 1.0], [np.nan, 1.0]]), r"input 1 has lower bound nan"),
+        ([(np.inf, np.inf), (0, 1)], r"input 0 has lower bound inf"),
+        ([(0, 1), (-np.inf, -np.inf)], r"input 1 has upper bound -inf"),
+        ([(0, 1), ("x", 1)], r"input_bounds, input 1, lower bound: 'x' is not a number"),
+    ],
+)
 def test_input_bounds_refuse_nan_and_wrong_side_infinity_in_every_form(bounds: object, message: str) -> None:
     with pytest.raises(InvalidValueError, match=message):
         _net(bounds)
@@ -89,8 +100,11 @@ def test_a_fake_counterexample_from_a_search_is_never_reported_as_sat(monkeypatc
     from pyomo_relu.verify import verify
 
     net, spec = _holds()
-    monkeypatch.setattr(verify_module, "_verify_case",
-                        lambda ctx, case: verify_module._CaseOutcome("sat", np.array([0.5, 0.5]), method="attack"))
+    monkeypatch.setattr(
+        verify_module,
+        "_verify_case",
+        lambda ctx, case: verify_module._CaseOutcome("sat", np.array([0.5, 0.5]), method="attack"),
+    )
     result = verify(net, spec, time_limit=30)
     assert result.status == "unknown" and result.counterexample is None
 

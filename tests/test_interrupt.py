@@ -31,8 +31,10 @@ def hard_net(n: int = 8, width: int = 64, hidden: int = 4, seed: int = 0) -> Net
     """A random network whose maximum is slow to prove (many unstable neurons)."""
     rng = np.random.default_rng(seed)
     sizes = [n] + [width] * hidden
-    layers = [DenseLayer(rng.normal(size=(b, a)) / np.sqrt(a), rng.normal(size=b) * 0.1)
-              for a, b in zip(sizes[:-1], sizes[1:])]
+    layers = [
+        DenseLayer(rng.normal(size=(b, a)) / np.sqrt(a), rng.normal(size=b) * 0.1)
+        for a, b in zip(sizes[:-1], sizes[1:])
+    ]
     layers.append(DenseLayer(rng.normal(size=(1, width)) / np.sqrt(width), [0.0], "linear"))
     return NetworkDefinition(layers, input_bounds=[(-1, 1)] * n)
 
@@ -64,8 +66,9 @@ def test_tighten_interrupted_returns_sound_bounds_so_far(monkeypatch) -> None:
 def _start(argv: list[str], cwd: Path) -> tuple[subprocess.Popen, list[psutil.Process]]:
     """Start ``argv`` in a new session and wait until its two worker processes run."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
     children: list[psutil.Process] = []

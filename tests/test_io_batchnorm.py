@@ -43,8 +43,9 @@ def _torch_bn_model(seed: int, with_channels: bool = False):
         model = nn.Sequential(nn.BatchNorm1d(3), nn.ReLU(), nn.Flatten(), nn.Linear(12, 2))
         bns = [model[0]]
     else:
-        model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3),
-                              nn.BatchNorm1d(3, affine=False))
+        model = nn.Sequential(
+            nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3), nn.BatchNorm1d(3, affine=False)
+        )
         bns = [model[1], model[4]]
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -60,8 +61,15 @@ def _torch_bn_model(seed: int, with_channels: bool = False):
 def _export(torch, model, example) -> onnx.ModelProto:
     buffer = io.BytesIO()
     torch.onnx.export(
-        model, (example,), buffer, dynamo=False, opset_version=17, do_constant_folding=False,
-        input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+        model,
+        (example,),
+        buffer,
+        dynamo=False,
+        opset_version=17,
+        do_constant_folding=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
     )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -89,21 +97,24 @@ def test_onnx_batchnorm_on_channels_and_length() -> None:
     _compare_onnx(proto, (3, 4))
 
 
-def _handmade_bn_graph(training_mode: int | None = None, opset: int = 15,
-                       x_shape=("N", 3), param_shape=(3,)) -> onnx.ModelProto:
+def _handmade_bn_graph(
+    training_mode: int | None = None, opset: int = 15, x_shape=("N", 3), param_shape=(3,)
+) -> onnx.ModelProto:
     rng = np.random.default_rng(5)
     params = {
-        "scale": rng.normal(size=param_shape), "B": rng.normal(size=param_shape),
-        "mean": rng.normal(size=param_shape), "var": rng.uniform(0.1, 2.0, size=param_shape),
+        "scale": rng.normal(size=param_shape),
+        "B": rng.normal(size=param_shape),
+        "mean": rng.normal(size=param_shape),
+        "var": rng.uniform(0.1, 2.0, size=param_shape),
     }
     attrs = {"epsilon": 1e-3}
     if training_mode is not None:
         attrs["training_mode"] = training_mode
-    bn = helper.make_node("BatchNormalization", ["x", "scale", "B", "mean", "var"], ["h"],
-                          name="bn", **attrs)
+    bn = helper.make_node("BatchNormalization", ["x", "scale", "B", "mean", "var"], ["h"], name="bn", **attrs)
     relu = helper.make_node("Relu", ["h"], ["y"], name="relu")
     graph = helper.make_graph(
-        [bn, relu], "bn",
+        [bn, relu],
+        "bn",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x_shape))],
         [numpy_helper.from_array(v.astype(np.float32), k) for k, v in params.items()],
@@ -168,13 +179,15 @@ def test_keras_dense_batchnorm_relu_matches_predict(center: bool, scale: bool) -
 
     keras = _keras()
     L = keras.layers
-    model = keras.Sequential([
-        keras.Input((4,)),
-        L.Dense(6, name="dense"),
-        L.BatchNormalization(center=center, scale=scale, epsilon=0.01, name="bn"),
-        L.ReLU(name="relu"),
-        L.Dense(2, name="out"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            L.Dense(6, name="dense"),
+            L.BatchNormalization(center=center, scale=scale, epsilon=0.01, name="bn"),
+            L.ReLU(name="relu"),
+            L.Dense(2, name="out"),
+        ]
+    )
     rng = np.random.default_rng(3)
     for layer in model.layers:
         if isinstance(layer, L.BatchNormalization):
@@ -194,13 +207,15 @@ def test_keras_batchnorm_axis_on_tensor_then_flatten(axis: int) -> None:
 
     keras = _keras()
     L = keras.layers
-    model = keras.Sequential([
-        keras.Input((2, 3)),
-        L.BatchNormalization(axis=axis, name="bn"),
-        L.Flatten(),
-        L.Dense(5, activation="relu"),
-        L.Dense(1),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((2, 3)),
+            L.BatchNormalization(axis=axis, name="bn"),
+            L.Flatten(),
+            L.Dense(5, activation="relu"),
+            L.Dense(1),
+        ]
+    )
     _set_bn_weights(model.layers[0], 6)
     dense = model.layers[2:]
     rng = np.random.default_rng(7)
@@ -210,16 +225,20 @@ def test_keras_batchnorm_axis_on_tensor_then_flatten(axis: int) -> None:
 
 
 @keras_required
-def test_keras_batchnorm_h5_file_and_h5py_fallback(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keras_batchnorm_h5_file_and_h5py_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pyomo_relu.io.keras import load_keras
 
     keras = _keras()
     L = keras.layers
-    model = keras.Sequential([
-        keras.Input((3,)), L.Dense(5, name="d1"), L.BatchNormalization(scale=False, name="bn"),
-        L.Activation("relu", name="act"), L.Dense(2, name="d2"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            L.Dense(5, name="d1"),
+            L.BatchNormalization(scale=False, name="bn"),
+            L.Activation("relu", name="act"),
+            L.Dense(2, name="d2"),
+        ]
+    )
     _set_bn_weights(model.get_layer("bn"), 8)
     rng = np.random.default_rng(9)
     for name in ("d1", "d2"):

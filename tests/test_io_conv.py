@@ -16,9 +16,8 @@ import onnx
 import onnxruntime as ort
 import pyomo.environ as pe
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 import scipy.sparse as sp
+from onnx import TensorProto, helper, numpy_helper
 
 import pyomo_relu.io.onnx as onnx_reader
 from pyomo_relu.block import ReLUNetBlock
@@ -55,8 +54,13 @@ def _export(module, example) -> onnx.ModelProto:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module.eval(), (example,), buffer, dynamo=False, opset_version=17,
-            input_names=["x"], output_names=["y"],
+            module.eval(),
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=17,
+            input_names=["x"],
+            output_names=["y"],
             dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
         )
     return onnx.load_from_string(buffer.getvalue())
@@ -83,7 +87,10 @@ def _info(name: str, shape: list) -> onnx.ValueInfoProto:
 
 def _graph_model(nodes, in_shape, out_shape, inits=(), opset: int = 17) -> onnx.ModelProto:
     graph = helper.make_graph(
-        nodes, "conv-test", [_info("x", ["N", *in_shape])], [_info("y", ["N", *out_shape])],
+        nodes,
+        "conv-test",
+        [_info("x", ["N", *in_shape])],
+        [_info("y", ["N", *out_shape])],
         initializer=[numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
@@ -181,8 +188,12 @@ def test_conv2d_matches_torch(kwargs, rng):
 def test_conv1d_matches_torch(rng):
     torch.manual_seed(2)
     module = nn.Sequential(
-        nn.Conv1d(3, 5, 4, stride=2, padding=3, dilation=2), nn.ReLU(),
-        nn.Conv1d(5, 2, 3, groups=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 7, 2),
+        nn.Conv1d(3, 5, 4, stride=2, padding=3, dilation=2),
+        nn.ReLU(),
+        nn.Conv1d(5, 2, 3, groups=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(2 * 7, 2),
     )
     net = _check_against_torch(module, (3, 17), rng, ops={"Conv"})
     assert [layer.activation for layer in net.layers] == ["relu", "relu", "linear"]
@@ -211,7 +222,10 @@ def test_avgpool2d_matches_torch(kwargs, rng):
 def test_adaptive_avgpool_becomes_global_average_pool(rng):
     torch.manual_seed(3)
     module = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(8, 2),
     )
     net = _check_against_torch(module, (3, 6, 5), rng, ops={"GlobalAveragePool"})
@@ -238,9 +252,7 @@ def test_load_torch_sequential_with_conv_goes_through_onnx(rng):
     from pyomo_relu.io.torch import load_torch
 
     torch.manual_seed(5)
-    module = nn.Sequential(
-        nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 3, 1)
-    )
+    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 3, 1))
     net = load_torch(module, example_input=torch.zeros(1, 1, 8, 8))
     x = rng.uniform(0, 1, (50, 1, 8, 8)).astype(np.float32)
     with torch.no_grad():
@@ -252,9 +264,7 @@ def test_load_torch_sequential_with_conv_goes_through_onnx(rng):
 @pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
 def test_conv_auto_pad_matches_onnxruntime(auto_pad, rng):
     w = rng.normal(size=(3, 2, 2, 3))
-    node = helper.make_node(
-        "Conv", ["x", "W", "B"], ["y"], auto_pad=auto_pad, strides=[2, 2], name="conv"
-    )
+    node = helper.make_node("Conv", ["x", "W", "B"], ["y"], auto_pad=auto_pad, strides=[2, 2], name="conv")
     out = {"VALID": [3, 3, 3], "SAME_UPPER": [3, 4, 4], "SAME_LOWER": [3, 4, 4]}[auto_pad]
     model = _graph_model([node], [2, 7, 8], out, [("W", w), ("B", rng.normal(size=3))])
     _check_against_ort(model, rng)
@@ -263,8 +273,9 @@ def test_conv_auto_pad_matches_onnxruntime(auto_pad, rng):
 def test_conv_asymmetric_pads_and_avgpool_same_lower_match_onnxruntime(rng):
     nodes = [
         helper.make_node("Conv", ["x", "W"], ["c"], pads=[0, 2, 1, 0], name="conv"),
-        helper.make_node("AveragePool", ["c"], ["y"], kernel_shape=[2, 3], strides=[2, 2],
-                         auto_pad="SAME_LOWER", name="pool"),
+        helper.make_node(
+            "AveragePool", ["c"], ["y"], kernel_shape=[2, 3], strides=[2, 2], auto_pad="SAME_LOWER", name="pool"
+        ),
     ]
     model = _graph_model(nodes, [1, 5, 6], [2, 3, 4], [("W", rng.normal(size=(2, 1, 2, 2)))])
     _check_against_ort(model, rng)
@@ -288,8 +299,7 @@ def test_global_average_pool_on_hand_built_graph(rng):
         helper.make_node("Conv", ["x", "W", "B"], ["c"], group=2, name="conv"),
         helper.make_node("GlobalAveragePool", ["c"], ["y"], name="gap"),
     ]
-    model = _graph_model(nodes, [4, 5, 5], [6, 1, 1],
-                         [("W", rng.normal(size=(6, 2, 2, 2))), ("B", rng.normal(size=6))])
+    model = _graph_model(nodes, [4, 5, 5], [6, 1, 1], [("W", rng.normal(size=(6, 2, 2, 2))), ("B", rng.normal(size=6))])
     net = _check_against_ort(model, rng)
     assert net.n_outputs == 6
 
@@ -299,8 +309,9 @@ def test_conv_with_constant_input_is_folded(rng):
         helper.make_node("Conv", ["K", "W"], ["k"], name="const_conv"),
         helper.make_node("Add", ["x", "k"], ["y"], name="add"),
     ]
-    model = _graph_model(nodes, [1, 3, 3], [1, 3, 3],
-                         [("K", rng.normal(size=(1, 1, 4, 4))), ("W", rng.normal(size=(1, 1, 2, 2)))])
+    model = _graph_model(
+        nodes, [1, 3, 3], [1, 3, 3], [("K", rng.normal(size=(1, 1, 4, 4))), ("W", rng.normal(size=(1, 1, 2, 2)))]
+    )
     _check_against_ort(model, rng)
 
 
@@ -318,11 +329,19 @@ def test_conv_is_built_sparse_without_dense_maps(monkeypatch, rng):
 
     monkeypatch.setattr(onnx_reader, "MAX_DENSE_ENTRIES", 1000)
     monkeypatch.setattr(pyomo_relu.sparse, "SPARSE_MIN_ENTRIES", 0)  # keep even this small layer CSR
-    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c"], name="big_conv", pads=[1, 0, 1, 0], strides=[1, 2]),
-             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"]),
-             helper.make_node("Relu", ["n"], ["y"])]
-    inits = [("W", rng.normal(size=(4, 1, 3, 3))), ("B", rng.normal(size=4)), ("s", rng.uniform(0.5, 2, 4)),
-             ("b", rng.normal(size=4)), ("m", rng.normal(size=4)), ("v", rng.uniform(0.5, 2, 4))]
+    nodes = [
+        helper.make_node("Conv", ["x", "W", "B"], ["c"], name="big_conv", pads=[1, 0, 1, 0], strides=[1, 2]),
+        helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"]),
+        helper.make_node("Relu", ["n"], ["y"]),
+    ]
+    inits = [
+        ("W", rng.normal(size=(4, 1, 3, 3))),
+        ("B", rng.normal(size=4)),
+        ("s", rng.uniform(0.5, 2, 4)),
+        ("b", rng.normal(size=4)),
+        ("m", rng.normal(size=4)),
+        ("v", rng.uniform(0.5, 2, 4)),
+    ]
     model = _graph_model(nodes, [1, 8, 8], [4, 8, 3], inits)
     net = _check_against_ort(model, rng)
     weights = net.layers[0].weights
@@ -331,9 +350,13 @@ def test_conv_is_built_sparse_without_dense_maps(monkeypatch, rng):
 
 def test_op_without_sparse_form_is_refused_when_too_dense(monkeypatch, rng):
     monkeypatch.setattr(onnx_reader, "MAX_DENSE_ENTRIES", 1000)
-    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], name="conv"),
-             helper.make_node("MatMul", ["c", "M"], ["y"], name="big_matmul")]
-    model = _graph_model(nodes, [1, 8, 8], [4, 6, 6], [("W", rng.normal(size=(4, 1, 3, 3))), ("M", rng.normal(size=(6, 6)))])
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["c"], name="conv"),
+        helper.make_node("MatMul", ["c", "M"], ["y"], name="big_matmul"),
+    ]
+    model = _graph_model(
+        nodes, [1, 8, 8], [4, 6, 6], [("W", rng.normal(size=(4, 1, 3, 3))), ("M", rng.normal(size=(6, 6)))]
+    )
     with pytest.raises(UnsupportedOperatorError, match=r"'big_matmul' \(op MatMul\).*dense"):
         load_onnx(model)
 

@@ -107,7 +107,10 @@ def _onnx_peaks(x: np.ndarray) -> np.ndarray:
 def test_peaks_h5_matches_independent_onnx_and_keras() -> None:
     net = load_keras(PEAKS_H5)
     assert [(layer.n_inputs, layer.n_outputs, layer.activation) for layer in net.layers] == [
-        (2, 10, "relu"), (10, 10, "relu"), (10, 10, "relu"), (10, 1, "linear")
+        (2, 10, "relu"),
+        (10, 10, "relu"),
+        (10, 10, "relu"),
+        (10, 1, "linear"),
     ]
     assert net.input_shape == (2,)
     x = _peaks_points()
@@ -119,9 +122,7 @@ def test_peaks_h5_matches_independent_onnx_and_keras() -> None:
         pytest.skip("this Keras cannot load the legacy .h5 file itself")
     # Keras 3 turns the Keras 2 ``batch_input_shape [null, 2]`` into (None, None, 2)
     keras_x = x.astype("float32").reshape((200,) + (1,) * (len(model.input_shape) - 2) + (2,))
-    np.testing.assert_allclose(
-        y, model.predict(keras_x, verbose=0).reshape(200, 1), rtol=0, atol=1e-5
-    )
+    np.testing.assert_allclose(y, model.predict(keras_x, verbose=0).reshape(200, 1), rtol=0, atol=1e-5)
 
 
 def test_peaks_h5_read_with_h5py_when_keras_cannot(
@@ -136,9 +137,7 @@ def test_peaks_h5_read_with_h5py_when_keras_cannot(
     np.testing.assert_allclose(net.evaluate(x), _onnx_peaks(x), rtol=0, atol=1e-5)
 
 
-def test_h5py_fallback_reads_functional_chain(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_h5py_fallback_reads_functional_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inputs = keras.Input((4, 3), name="x")
     h = L.Flatten(name="flat")(inputs)
     h = L.Dense(6, name="lin")(h)
@@ -161,25 +160,35 @@ def _keras2_functional_h5(path: Path, branch: bool = False) -> dict[str, np.ndar
     """Write a Keras 2.3-style functional ``.h5`` by hand (nested node lists, ``:0`` names)."""
     rng = np.random.default_rng(21)
     arrays = {
-        "h1/kernel:0": rng.normal(size=(2, 4)), "h1/bias:0": rng.normal(size=4),
-        "o/kernel:0": rng.normal(size=(4, 1)), "o/bias:0": rng.normal(size=1),
+        "h1/kernel:0": rng.normal(size=(2, 4)),
+        "h1/bias:0": rng.normal(size=4),
+        "o/kernel:0": rng.normal(size=(4, 1)),
+        "o/bias:0": rng.normal(size=1),
     }
 
     def layer(cls: str, name: str, source: str, **config: object) -> dict:
-        return {"class_name": cls, "name": name, "config": {"name": name, **config},
-                "inbound_nodes": [[[source, 0, 0, {}]]]}
+        return {
+            "class_name": cls,
+            "name": name,
+            "config": {"name": name, **config},
+            "inbound_nodes": [[[source, 0, 0, {}]]],
+        }
 
     layers = [
-        {"class_name": "InputLayer", "name": "in", "inbound_nodes": [],
-         "config": {"name": "in", "batch_input_shape": [None, 2], "dtype": "float32"}},
+        {
+            "class_name": "InputLayer",
+            "name": "in",
+            "inbound_nodes": [],
+            "config": {"name": "in", "batch_input_shape": [None, 2], "dtype": "float32"},
+        },
         layer("Dense", "h1", "in", units=4, activation="linear", use_bias=True),
-        layer("ReLU", "act", "in" if branch else "h1", max_value=None, negative_slope=0.0,
-              threshold=0.0),
+        layer("ReLU", "act", "in" if branch else "h1", max_value=None, negative_slope=0.0, threshold=0.0),
         layer("Dense", "o", "act", units=1, activation="linear", use_bias=True),
     ]
-    config = {"class_name": "Model", "config": {
-        "name": "model_1", "layers": layers,
-        "input_layers": [["in", 0, 0]], "output_layers": [["o", 0, 0]]}}
+    config = {
+        "class_name": "Model",
+        "config": {"name": "model_1", "layers": layers, "input_layers": [["in", 0, 0]], "output_layers": [["o", 0, 0]]},
+    }
     with h5py.File(path, "w") as handle:
         handle.attrs["keras_version"] = b"2.3.1"
         handle.attrs["backend"] = b"tensorflow"
@@ -196,26 +205,20 @@ def _keras2_functional_h5(path: Path, branch: bool = False) -> dict[str, np.ndar
 
 
 @pytest.mark.parametrize("fallback", [False, True])
-def test_keras2_functional_h5(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: bool
-) -> None:
+def test_keras2_functional_h5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: bool) -> None:
     path = tmp_path / "keras2_functional.h5"
     w = _keras2_functional_h5(path)
     if fallback:
         _force_h5py_fallback(monkeypatch)
     net = load_keras(path)
-    assert [(layer.name, layer.activation) for layer in net.layers] == [
-        ("h1+act", "relu"), ("o", "linear")
-    ]
+    assert [(layer.name, layer.activation) for layer in net.layers] == [("h1+act", "relu"), ("o", "linear")]
     x = np.random.default_rng(22).uniform(-2, 2, (50, 2))
     hidden = np.maximum(x @ w["h1/kernel:0"] + w["h1/bias:0"], 0)
     expected = hidden @ w["o/kernel:0"] + w["o/bias:0"]
     np.testing.assert_allclose(net.evaluate(x), expected, rtol=0, atol=1e-5)
 
 
-def test_keras2_functional_h5_branch_refused_by_h5py_reader(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_keras2_functional_h5_branch_refused_by_h5py_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "keras2_branch.h5"
     _keras2_functional_h5(path, branch=True)
     _force_h5py_fallback(monkeypatch)
@@ -252,17 +255,23 @@ def test_relu_and_activation_layers() -> None:
     model = _sequential(
         (3,),
         [
-            L.Dense(6, name="d1"), L.ReLU(name="r1"),
-            L.Dense(5, name="d2"), L.Activation("relu", name="a2"),
+            L.Dense(6, name="d1"),
+            L.ReLU(name="r1"),
+            L.Dense(5, name="d2"),
+            L.Activation("relu", name="a2"),
             L.Activation("linear", name="noop"),
-            L.Dense(4, activation="relu", name="d3"), L.ReLU(name="again"),
+            L.Dense(4, activation="relu", name="d3"),
+            L.ReLU(name="again"),
             L.Dense(1, name="d4"),
         ],
         seed=5,
     )
     net = load_keras(model)
     assert [(layer.name, layer.activation) for layer in net.layers] == [
-        ("d1+r1", "relu"), ("d2+a2", "relu"), ("d3", "relu"), ("d4", "linear")
+        ("d1+r1", "relu"),
+        ("d2+a2", "relu"),
+        ("d3", "relu"),
+        ("d4", "linear"),
     ]
     _check_matches_predict(net, model)
 
@@ -276,9 +285,7 @@ def test_relu_directly_on_input() -> None:
 
 
 def test_flatten_on_2d_input() -> None:
-    model = _sequential(
-        (4, 3), [L.Flatten(), L.Dense(7, activation="relu"), L.Dense(2)], seed=7
-    )
+    model = _sequential((4, 3), [L.Flatten(), L.Dense(7, activation="relu"), L.Dense(2)], seed=7)
     net = load_keras(model)
     assert net.input_shape == (4, 3) and net.n_inputs == 12
     _check_matches_predict(net, model)
@@ -288,8 +295,10 @@ def test_flatten_channels_first_permutes() -> None:
     model = _sequential(
         (2, 3, 4),
         [
-            L.ReLU(), L.Flatten(data_format="channels_first"),
-            L.Dense(5, activation="relu"), L.Dense(1),
+            L.ReLU(),
+            L.Flatten(data_format="channels_first"),
+            L.Dense(5, activation="relu"),
+            L.Dense(1),
         ],
         seed=8,
     )
@@ -299,18 +308,14 @@ def test_flatten_channels_first_permutes() -> None:
 
 
 def test_dropout_is_identity() -> None:
-    model = _sequential(
-        (3,), [L.Dense(8, activation="relu"), L.Dropout(0.9), L.Dense(2)], seed=9
-    )
+    model = _sequential((3,), [L.Dense(8, activation="relu"), L.Dropout(0.9), L.Dense(2)], seed=9)
     net = load_keras(model)
     assert len(net.layers) == 2
     _check_matches_predict(net, model)
 
 
 def test_dense_without_bias() -> None:
-    model = _sequential(
-        (3,), [L.Dense(5, activation="relu", use_bias=False), L.Dense(2, use_bias=False)], seed=10
-    )
+    model = _sequential((3,), [L.Dense(5, activation="relu", use_bias=False), L.Dense(2, use_bias=False)], seed=10)
     net = load_keras(model)
     assert all(np.all(layer.bias == 0) for layer in net.layers)
     _check_matches_predict(net, model)
@@ -320,24 +325,22 @@ def test_linear_dense_layers_compose_into_one() -> None:
     model = _sequential(
         (4,),
         [
-            L.Dense(6, name="p"), L.Dense(5, activation="relu", name="q"),
-            L.Dense(7, name="r"), L.Dense(3, name="s"),
+            L.Dense(6, name="p"),
+            L.Dense(5, activation="relu", name="q"),
+            L.Dense(7, name="r"),
+            L.Dense(3, name="s"),
         ],
         seed=11,
     )
     net = load_keras(model)
     assert len(net.layers) == 2
-    assert [(layer.name, layer.activation) for layer in net.layers] == [
-        ("p+q", "relu"), ("r+s", "linear")
-    ]
+    assert [(layer.name, layer.activation) for layer in net.layers] == [("p+q", "relu"), ("r+s", "linear")]
     assert net.layers[0].weights.shape == (5, 4) and net.layers[1].weights.shape == (3, 5)
     _check_matches_predict(net, model)
 
 
 def test_nested_sequential_is_inlined() -> None:
-    inner = keras.Sequential(
-        [keras.Input((5,)), L.Dense(4, activation="relu", name="inner_a")], name="inner"
-    )
+    inner = keras.Sequential([keras.Input((5,)), L.Dense(4, activation="relu", name="inner_a")], name="inner")
     inputs = keras.Input((3,))
     outputs = L.Dense(2, name="head")(inner(L.Dense(5, activation="relu", name="stem")(inputs)))
     model = _randomize(keras.Model(inputs, outputs), seed=12)
@@ -347,9 +350,7 @@ def test_nested_sequential_is_inlined() -> None:
 
 
 def test_saved_keras_file_round_trip(tmp_path: Path) -> None:
-    model = _sequential(
-        (3,), [L.Dense(6, activation="relu"), L.ReLU(), L.Dense(4), L.Dense(2)], seed=13
-    )
+    model = _sequential((3,), [L.Dense(6, activation="relu"), L.ReLU(), L.Dense(4), L.Dense(2)], seed=13)
     path = tmp_path / "model.keras"
     model.save(path)
     net = load_keras(path)
@@ -373,11 +374,15 @@ def test_softmax_activation_layer_is_refused() -> None:
         load_keras(model)
 
 
-@pytest.mark.parametrize("layers", [
-    [L.Conv2D(2, 3, name="conv"), L.Flatten(), L.Dense(1)],
-    [L.Flatten(), L.Dense(3), L.ReLU(max_value=6.0, name="capped")],
-    [L.Flatten(), L.Dense(3), L.ReLU(negative_slope=0.1, name="leaky")],
-], ids=["conv2d", "relu6", "leaky"])
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [L.Conv2D(2, 3, name="conv"), L.Flatten(), L.Dense(1)],
+        [L.Flatten(), L.Dense(3), L.ReLU(max_value=6.0, name="capped")],
+        [L.Flatten(), L.Dense(3), L.ReLU(negative_slope=0.1, name="leaky")],
+    ],
+    ids=["conv2d", "relu6", "leaky"],
+)
 def test_layers_beyond_chains_are_read_as_a_graph(layers: list) -> None:
     model = _sequential((5, 5, 1), layers)
     _check_matches_predict(load_keras(model), model)
@@ -465,9 +470,7 @@ def test_keras_zip_that_is_not_a_model(tmp_path: Path) -> None:
 
 
 def test_lambda_layer_refused_by_safe_mode(tmp_path: Path) -> None:
-    model = keras.Sequential(
-        [keras.Input((3,)), L.Dense(2), L.Lambda(lambda t: t * 2.0, name="doubler")]
-    )
+    model = keras.Sequential([keras.Input((3,)), L.Dense(2), L.Lambda(lambda t: t * 2.0, name="doubler")])
     path = tmp_path / "lambda.keras"
     model.save(path)
     with pytest.raises(ModelLoadError, match=r"'doubler'.*safe_mode is on") as info:
@@ -476,9 +479,7 @@ def test_lambda_layer_refused_by_safe_mode(tmp_path: Path) -> None:
 
 
 def test_lambda_in_h5_is_never_executed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model = keras.Sequential(
-        [keras.Input((3,)), L.Dense(2), L.Lambda(lambda t: t * 2.0, name="doubler")]
-    )
+    model = keras.Sequential([keras.Input((3,)), L.Dense(2), L.Lambda(lambda t: t * 2.0, name="doubler")])
     path = tmp_path / "lambda.h5"
     model.save(path)
     with pytest.raises(UnsupportedOperatorError, match=r"'doubler' \(Lambda"):

@@ -18,7 +18,7 @@ from pyomo_relu import ReLUNetBlock, load_keras, solve  # noqa: E402
 from pyomo_relu.errors import UnsupportedOperatorError  # noqa: E402
 
 
-def _functional_cnn() -> "keras.Model":
+def _functional_cnn() -> keras.Model:
     keras.utils.set_random_seed(4)
     x = keras.Input(shape=(6, 6, 1))
     c = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="conv1")(x)
@@ -66,8 +66,15 @@ def test_functional_cnn_matches_predict_and_optimises(tmp_path, rng: np.random.G
 
 def test_sequential_conv_model(rng: np.random.Generator) -> None:
     keras.utils.set_random_seed(5)
-    model = keras.Sequential([keras.Input(shape=(8, 2)), keras.layers.Conv1D(3, 3, strides=2, activation="relu"),
-                              keras.layers.MaxPooling1D(2), keras.layers.Flatten(), keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(8, 2)),
+            keras.layers.Conv1D(3, 3, strides=2, activation="relu"),
+            keras.layers.MaxPooling1D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2),
+        ]
+    )
     net = load_keras(model)
     x = rng.uniform(-1, 1, size=(50, 16)).astype("float32")
     np.testing.assert_allclose(net.evaluate(x.astype(float)), model.predict(x.reshape(-1, 8, 2), verbose=0), atol=1e-5)

@@ -24,9 +24,11 @@ nn = torch.nn
 from pyomo_relu.io.torch import load_torch  # noqa: E402
 
 
-def _torch_outputs(module: "nn.Module", x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _torch_outputs(module: nn.Module, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     with torch.no_grad():
-        return module.eval()(torch.tensor(x.reshape(-1, *shape), dtype=torch.float32)).double().numpy().reshape(len(x), -1)
+        return (
+            module.eval()(torch.tensor(x.reshape(-1, *shape), dtype=torch.float32)).double().numpy().reshape(len(x), -1)
+        )
 
 
 def _milp_matches_samples(net, rng, output: int = 0, n_samples: int = 4000, time_limit: float = 120) -> None:
@@ -51,9 +53,13 @@ def _milp_matches_samples(net, rng, output: int = 0, n_samples: int = 4000, time
 
 # ------------------------------------------------------------------- torch
 ACTIVATIONS = {
-    "LeakyReLU": lambda: nn.LeakyReLU(0.07), "PReLU": lambda: nn.PReLU(4, init=0.3),
-    "ReLU6": nn.ReLU6, "Hardtanh": lambda: nn.Hardtanh(-0.5, 0.8),
-    "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh, "Softplus": nn.Softplus,
+    "LeakyReLU": lambda: nn.LeakyReLU(0.07),
+    "PReLU": lambda: nn.PReLU(4, init=0.3),
+    "ReLU6": nn.ReLU6,
+    "Hardtanh": lambda: nn.Hardtanh(-0.5, 0.8),
+    "Sigmoid": nn.Sigmoid,
+    "Tanh": nn.Tanh,
+    "Softplus": nn.Softplus,
 }
 
 
@@ -91,7 +97,7 @@ class _Residual(nn.Module):
         self.head = nn.Linear(8, 2)
         self.act = nn.LeakyReLU(0.1)
 
-    def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.stem(x))
         h = torch.relu(h + self.block1(h))
         h = h + self.block2(h)
@@ -112,14 +118,17 @@ class _SmallCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 3, 3, padding=1, stride=1), nn.BatchNorm2d(3), nn.ReLU(),
+            nn.Conv2d(1, 3, 3, padding=1, stride=1),
+            nn.BatchNorm2d(3),
+            nn.ReLU(),
             nn.MaxPool2d(2, stride=2, padding=1),
-            nn.Conv2d(3, 4, 2, stride=1, dilation=1, groups=1), nn.LeakyReLU(0.05),
+            nn.Conv2d(3, 4, 2, stride=1, dilation=1, groups=1),
+            nn.LeakyReLU(0.05),
             nn.MaxPool2d(2, stride=1),
         )
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * 2 * 2, 3))
 
-    def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
 
@@ -147,8 +156,13 @@ def test_torch_refuses_softplus_with_beta() -> None:
 # -------------------------------------------------------------------- ONNX
 def _model(nodes, in_shape, out_shape, inits=(), opset: int = 17) -> onnx.ModelProto:
     info = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape])  # noqa: E731
-    graph = helper.make_graph(nodes, "layers", [info("x", in_shape)], [info("y", out_shape)],
-                              initializer=[numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits])
+    graph = helper.make_graph(
+        nodes,
+        "layers",
+        [info("x", in_shape)],
+        [info("y", out_shape)],
+        initializer=[numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model
@@ -163,37 +177,54 @@ def _check_ort(model: onnx.ModelProto, rng: np.random.Generator, low: float = -2
     return net
 
 
-@pytest.mark.parametrize("node, inits, opset", [
-    (helper.make_node("LeakyRelu", ["h"], ["a"], alpha=0.2), [], 17),
-    (helper.make_node("PRelu", ["h", "slope"], ["a"]), [("slope", [0.1, -0.3, 0.7, 0.0])], 17),
-    (helper.make_node("Clip", ["h", "lo", "hi"], ["a"]), [("lo", -0.5), ("hi", 0.7)], 17),
-    (helper.make_node("Clip", ["h", "", "hi"], ["a"]), [("hi", 0.3)], 17),
-    (helper.make_node("Clip", ["h"], ["a"], min=0.0, max=6.0), [], 10),
-    (helper.make_node("HardSigmoid", ["h"], ["a"], alpha=0.3, beta=0.4), [], 17),
-    (helper.make_node("Sigmoid", ["h"], ["a"]), [], 17),
-    (helper.make_node("Tanh", ["h"], ["a"]), [], 17),
-    (helper.make_node("Softplus", ["h"], ["a"]), [], 17),
-], ids=["leaky", "prelu", "clip", "clip-max-only", "clip-attrs", "hardsigmoid", "sigmoid", "tanh", "softplus"])
+@pytest.mark.parametrize(
+    "node, inits, opset",
+    [
+        (helper.make_node("LeakyRelu", ["h"], ["a"], alpha=0.2), [], 17),
+        (helper.make_node("PRelu", ["h", "slope"], ["a"]), [("slope", [0.1, -0.3, 0.7, 0.0])], 17),
+        (helper.make_node("Clip", ["h", "lo", "hi"], ["a"]), [("lo", -0.5), ("hi", 0.7)], 17),
+        (helper.make_node("Clip", ["h", "", "hi"], ["a"]), [("hi", 0.3)], 17),
+        (helper.make_node("Clip", ["h"], ["a"], min=0.0, max=6.0), [], 10),
+        (helper.make_node("HardSigmoid", ["h"], ["a"], alpha=0.3, beta=0.4), [], 17),
+        (helper.make_node("Sigmoid", ["h"], ["a"]), [], 17),
+        (helper.make_node("Tanh", ["h"], ["a"]), [], 17),
+        (helper.make_node("Softplus", ["h"], ["a"]), [], 17),
+    ],
+    ids=["leaky", "prelu", "clip", "clip-max-only", "clip-attrs", "hardsigmoid", "sigmoid", "tanh", "softplus"],
+)
 def test_onnx_activation_matches_onnxruntime(node, inits, opset, rng: np.random.Generator) -> None:
-    nodes = [helper.make_node("Gemm", ["x", "W", "b"], ["h"], transB=1), node,
-             helper.make_node("Gemm", ["a", "W2", "b2"], ["y"], transB=1)]
-    inits = [("W", rng.normal(size=(4, 3)) * 2), ("b", rng.normal(size=4)), ("W2", rng.normal(size=(2, 4))),
-             ("b2", rng.normal(size=2))] + inits
+    nodes = [
+        helper.make_node("Gemm", ["x", "W", "b"], ["h"], transB=1),
+        node,
+        helper.make_node("Gemm", ["a", "W2", "b2"], ["y"], transB=1),
+    ]
+    inits = [
+        ("W", rng.normal(size=(4, 3)) * 2),
+        ("b", rng.normal(size=4)),
+        ("W2", rng.normal(size=(2, 4))),
+        ("b2", rng.normal(size=2)),
+    ] + inits
     net = _check_ort(_model(nodes, [3], [2], inits, opset), rng)
     if node.op_type not in ("Sigmoid", "Tanh", "Softplus"):
         _milp_matches_samples(net.with_input_bounds([(-1, 1)] * 3), rng)
 
 
-@pytest.mark.parametrize("attrs", [
-    {"kernel_shape": [2, 2]},
-    {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
-    {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1},
-    {"kernel_shape": [2, 3], "dilations": [2, 1]},
-], ids=["plain", "pads-strides", "ceil", "dilated"])
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"kernel_shape": [2, 2]},
+        {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
+        {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1},
+        {"kernel_shape": [2, 3], "dilations": [2, 1]},
+    ],
+    ids=["plain", "pads-strides", "ceil", "dilated"],
+)
 def test_onnx_max_pool_matches_onnxruntime(attrs: dict, rng: np.random.Generator) -> None:
-    nodes = [helper.make_node("Conv", ["x", "K"], ["c"], pads=[1, 1, 1, 1]),
-             helper.make_node("MaxPool", ["c"], ["p"], **attrs),
-             helper.make_node("Flatten", ["p"], ["y"])]
+    nodes = [
+        helper.make_node("Conv", ["x", "K"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("MaxPool", ["c"], ["p"], **attrs),
+        helper.make_node("Flatten", ["p"], ["y"]),
+    ]
     model = _model(nodes, [1, 5, 5], [None], [("K", rng.normal(size=(2, 1, 3, 3)))], 17)
     model.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "F"
     net = _check_ort(model, rng)
@@ -202,19 +233,23 @@ def test_onnx_max_pool_matches_onnxruntime(attrs: dict, rng: np.random.Generator
 
 def test_onnx_global_max_pool_and_residual_add(rng: np.random.Generator) -> None:
     """``y = flatten(globalmaxpool(relu(conv(x)) + conv(x)))``: a skip around a ReLU, then a max."""
-    nodes = [helper.make_node("Conv", ["x", "K"], ["c"]),
-             helper.make_node("Relu", ["c"], ["r"]),
-             helper.make_node("Add", ["r", "c"], ["s"]),
-             helper.make_node("GlobalMaxPool", ["s"], ["g"]),
-             helper.make_node("Flatten", ["g"], ["y"])]
+    nodes = [
+        helper.make_node("Conv", ["x", "K"], ["c"]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Add", ["r", "c"], ["s"]),
+        helper.make_node("GlobalMaxPool", ["s"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["y"]),
+    ]
     net = _check_ort(_model(nodes, [1, 4, 4], [2], [("K", rng.normal(size=(2, 1, 2, 2)))]), rng)
     assert [type(layer).__name__ for layer in net.layers] == ["DenseLayer", "MaxLayer"]
     _milp_matches_samples(net.with_input_bounds([(-1, 1)] * 16), rng)
 
 
 def test_unsupported_activation_is_named(rng: np.random.Generator) -> None:
-    nodes = [helper.make_node("Gemm", ["x", "W", "b"], ["h"], transB=1),
-             helper.make_node("Elu", ["h"], ["y"], name="elu")]
+    nodes = [
+        helper.make_node("Gemm", ["x", "W", "b"], ["h"], transB=1),
+        helper.make_node("Elu", ["h"], ["y"], name="elu"),
+    ]
     model = _model(nodes, [2], [2], [("W", np.eye(2)), ("b", np.zeros(2))])
     with pytest.raises(UnsupportedOperatorError, match=r"'elu' \(op Elu\) is not supported"):
         load_onnx(model)

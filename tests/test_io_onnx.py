@@ -46,16 +46,17 @@ def _info(name: str, shape: list) -> onnx.ValueInfoProto:
 def _model(nodes, inputs, outputs, initializers=(), opset: int = 13) -> onnx.ModelProto:
     """A model from lists of nodes and value infos (``inputs``/``outputs`` are (name, shape))."""
     graph = helper.make_graph(
-        nodes, "test", [_info(*i) for i in inputs], [_info(*o) for o in outputs],
+        nodes,
+        "test",
+        [_info(*i) for i in inputs],
+        [_info(*o) for o in outputs],
         initializer=list(initializers),
     )
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
     if model.ir_version < 4:  # IR 3 requires initializers to be listed as graph inputs too
-        model.graph.input.extend(
-            helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in initializers
-        )
+        model.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in initializers)
     return model
 
 
@@ -103,15 +104,13 @@ def _mlp(rng, sizes, *, names: bool = True, opset: int = 13, relu_last: bool = F
     """Gemm(+Relu) chain ``sizes[0] -> ... -> sizes[-1]`` with a batch input [N, sizes[0]]."""
     nodes, inits, current = [], [], "x"
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        inits += [_tensor(f"W{k}", rng.normal(size=(n_out, n_in))),
-                  _tensor(f"b{k}", rng.normal(size=n_out))]
-        nodes.append(helper.make_node("Gemm", [current, f"W{k}", f"b{k}"], [f"g{k}"],
-                                      name=f"gemm{k}" if names else "", transB=1))
+        inits += [_tensor(f"W{k}", rng.normal(size=(n_out, n_in))), _tensor(f"b{k}", rng.normal(size=n_out))]
+        nodes.append(
+            helper.make_node("Gemm", [current, f"W{k}", f"b{k}"], [f"g{k}"], name=f"gemm{k}" if names else "", transB=1)
+        )
         current = f"g{k}"
         if k < len(sizes) - 2 or relu_last:
-            nodes.append(
-                helper.make_node("Relu", [current], [f"r{k}"], name=f"relu{k}" if names else "")
-            )
+            nodes.append(helper.make_node("Relu", [current], [f"r{k}"], name=f"relu{k}" if names else ""))
             current = f"r{k}"
     nodes.append(helper.make_node("Identity", [current], ["y"], name="out" if names else ""))
     return _model(nodes, [("x", ["N", sizes[0]])], [("y", ["N", sizes[-1]])], inits, opset)
@@ -237,10 +236,14 @@ def _read_counterexample(path: Path) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize(
     "counterexample, network",
     [
-        ("acasxu/counterexamples/ACASXU_run2a_2_1_batch_2000_prop_2.counterexample.txt",
-         "acasxu/onnx/ACASXU_run2a_2_1_batch_2000.onnx"),
-        ("mnist_fc/counterexamples/mnist-net_256x2_prop_1_0.03.counterexample.txt",
-         "mnist_fc/onnx/mnist-net_256x2.onnx"),
+        (
+            "acasxu/counterexamples/ACASXU_run2a_2_1_batch_2000_prop_2.counterexample.txt",
+            "acasxu/onnx/ACASXU_run2a_2_1_batch_2000.onnx",
+        ),
+        (
+            "mnist_fc/counterexamples/mnist-net_256x2_prop_1_0.03.counterexample.txt",
+            "mnist_fc/onnx/mnist-net_256x2.onnx",
+        ),
     ],
 )
 def test_vnncomp_counterexample_outputs(counterexample, network):
@@ -255,17 +258,20 @@ def _opset_model(opset: int, rng) -> onnx.ModelProto:
     """Normalisation, Flatten, Gemm, Relu, (Un)squeeze, MatMul+Add, Reshape, Dropout, Gemm."""
     axes_as_input = opset >= 13
     inits = [
-        _tensor("mean", rng.normal(size=(1, 1, 1, 5))), _tensor("std", rng.uniform(0.5, 2, 5)),
-        _tensor("W1", rng.normal(size=(8, 5))), _tensor("b1", rng.normal(size=8)),
-        _tensor("W2", rng.normal(size=(8, 6))), _tensor("b2", rng.normal(size=6)),
-        _tensor("W3", rng.normal(size=(6, 3))), _tensor("b3", rng.normal(size=3)),
+        _tensor("mean", rng.normal(size=(1, 1, 1, 5))),
+        _tensor("std", rng.uniform(0.5, 2, 5)),
+        _tensor("W1", rng.normal(size=(8, 5))),
+        _tensor("b1", rng.normal(size=8)),
+        _tensor("W2", rng.normal(size=(8, 6))),
+        _tensor("b2", rng.normal(size=6)),
+        _tensor("W3", rng.normal(size=(6, 3))),
+        _tensor("b3", rng.normal(size=3)),
         _int_tensor("target", [0, -1]),
     ] + ([_int_tensor("axes", [1])] if axes_as_input else [])
     axes = {"inputs": ["axes"]} if axes_as_input else {"attrs": {"axes": [1]}}
 
     def squeeze_node(op, src, dst):
-        return helper.make_node(op, [src] + axes.get("inputs", []), [dst], name=op.lower(),
-                                **axes.get("attrs", {}))
+        return helper.make_node(op, [src] + axes.get("inputs", []), [dst], name=op.lower(), **axes.get("attrs", {}))
 
     nodes = [
         helper.make_node("Sub", ["x", "mean"], ["s"], name="sub"),
@@ -293,7 +299,9 @@ def test_opsets(opset, rng):
     assert net.source == "<ModelProto>"
     assert net.input_shape == (1, 1, 1, 5)
     assert [(layer.name, layer.activation) for layer in net.layers] == [
-        ("relu1", "relu"), ("relu2", "relu"), ("out", "linear")
+        ("relu1", "relu"),
+        ("relu2", "relu"),
+        ("out", "linear"),
     ]
     _check_against_ort(model, net, -2, 2, rng)
 
@@ -318,8 +326,10 @@ def test_gemm_variants(case, rng):
     if c_shape is not None:
         inits.append(_tensor("C", rng.normal(size=c_shape)))
         gemm_inputs.append("C")
-    nodes = [helper.make_node("Gemm", gemm_inputs, ["g"], name="gemm", **attrs),
-             helper.make_node("Relu", ["g"], ["y"], name="relu")]
+    nodes = [
+        helper.make_node("Gemm", gemm_inputs, ["g"], name="gemm", **attrs),
+        helper.make_node("Relu", ["g"], ["y"], name="relu"),
+    ]
     model = _model(nodes, [("x", shape)], [("y", None)], inits)
     net = load_onnx(model)
     assert [layer.activation for layer in net.layers] == ["relu"]  # no linear tail
@@ -330,15 +340,27 @@ MATMUL_CASES = {
     # weight on the left of a column vector, then a Flatten back to a row
     "weight_left": (
         [1, 4],
-        [("Transpose", ["x"], {}), ("MatMul", ["W", "@"], {}), ("Add", ["@", "b"], {}),
-         ("Relu", ["@"], {}), ("Flatten", ["@"], {"axis": 0}), ("MatMul", ["@", "V"], {})],
+        [
+            ("Transpose", ["x"], {}),
+            ("MatMul", ["W", "@"], {}),
+            ("Add", ["@", "b"], {}),
+            ("Relu", ["@"], {}),
+            ("Flatten", ["@"], {"axis": 0}),
+            ("MatMul", ["@", "V"], {}),
+        ],
         {"W": (3, 4), "b": (3, 1), "V": (3, 2)},
     ),
     # 1-D tensors on either side
     "vectors": (
         [1, 4],
-        [("Reshape", ["x", "flat"], {}), ("MatMul", ["W", "@"], {}), ("Add", ["b", "@"], {}),
-         ("Relu", ["@"], {}), ("MatMul", ["@", "V"], {}), ("MatMul", ["@", "u"], {})],
+        [
+            ("Reshape", ["x", "flat"], {}),
+            ("MatMul", ["W", "@"], {}),
+            ("Add", ["b", "@"], {}),
+            ("Relu", ["@"], {}),
+            ("MatMul", ["@", "V"], {}),
+            ("MatMul", ["@", "u"], {}),
+        ],
         {"W": (3, 4), "b": (3,), "V": (3, 2), "u": (2,)},
     ),
     # stacked weights broadcast over a rank-3 input, on the right and on the left
@@ -369,19 +391,30 @@ LAYOUT_CASES = {  # layout ops on a [1, 2, 3, 2] input
     "squeeze_axis": [("Squeeze", ["@", "axis0"], {})],  # (2, 3, 2)
     "transpose_perm": [("Transpose", ["@"], {"perm": [0, 3, 1, 2]})],  # (1, 2, 2, 3)
     "flatten_negative_axis": [("Flatten", ["@"], {"axis": -1})],  # (6, 2)
-    "identity_cast": [("Identity", ["@"], {}), ("Cast", ["@"], {"to": TensorProto.DOUBLE}),
-                      ("Cast", ["@"], {"to": TensorProto.FLOAT})],
+    "identity_cast": [
+        ("Identity", ["@"], {}),
+        ("Cast", ["@"], {"to": TensorProto.DOUBLE}),
+        ("Cast", ["@"], {"to": TensorProto.FLOAT}),
+    ],
 }
 
 
 @pytest.mark.parametrize("case", LAYOUT_CASES)
 def test_layout_ops(case, rng):
     """Each case, then Transpose (so the intermediate shape matters), Flatten, MatMul, Relu."""
-    ops = LAYOUT_CASES[case] + [("Transpose", ["@"], {}), ("Flatten", ["@"], {"axis": 0}),
-                                ("MatMul", ["@", "W"], {}), ("Relu", ["@"], {})]
-    inits = [_int_tensor("zero_zero_minus1", [0, 0, -1]), _int_tensor("minus1_6", [-1, 6]),
-             _int_tensor("axes", [-1, 0]), _int_tensor("axis0", [0]),
-             _tensor("W", rng.normal(size=(12, 4)))]
+    ops = LAYOUT_CASES[case] + [
+        ("Transpose", ["@"], {}),
+        ("Flatten", ["@"], {"axis": 0}),
+        ("MatMul", ["@", "W"], {}),
+        ("Relu", ["@"], {}),
+    ]
+    inits = [
+        _int_tensor("zero_zero_minus1", [0, 0, -1]),
+        _int_tensor("minus1_6", [-1, 6]),
+        _int_tensor("axes", [-1, 0]),
+        _int_tensor("axis0", [0]),
+        _tensor("W", rng.normal(size=(12, 4))),
+    ]
     model = _model(_sequence(ops), [("x", [1, 2, 3, 2])], [("y", [1, 4])], inits)
     net = load_onnx(model)
     assert len(net.layers) == 1
@@ -398,15 +431,30 @@ def test_invalid_reshape_target_is_reported():
 
 def test_normalisation_with_constants_on_either_side(rng):
     inits = [
-        _tensor("c", rng.normal(size=6)), _tensor("k", rng.uniform(0.5, 2, 6)),
-        _tensor("s", rng.uniform(0.5, 2, (1, 6))), _tensor("c2", rng.normal(size=(1, 6))),
-        _tensor("two", 2.0), _tensor("W", rng.normal(size=(6, 4))),
-        _tensor("b", rng.normal(size=4)), _tensor("V", rng.normal(size=(4, 2))),
+        _tensor("c", rng.normal(size=6)),
+        _tensor("k", rng.uniform(0.5, 2, 6)),
+        _tensor("s", rng.uniform(0.5, 2, (1, 6))),
+        _tensor("c2", rng.normal(size=(1, 6))),
+        _tensor("two", 2.0),
+        _tensor("W", rng.normal(size=(6, 4))),
+        _tensor("b", rng.normal(size=4)),
+        _tensor("V", rng.normal(size=(4, 2))),
     ]
-    chain = [("Sub", ["c", "@"]), ("Mul", ["k", "@"]), ("Div", ["@", "s"]), ("Neg", ["@"]),
-             ("Add", ["c2", "@"]), ("Mul", ["@", "two"]), ("Sub", ["@", "c"]),
-             ("Flatten", ["@"]), ("MatMul", ["@", "W"]), ("Add", ["@", "b"]), ("Relu", ["@"]),
-             ("MatMul", ["@", "V"]), ("Div", ["@", "two"])]
+    chain = [
+        ("Sub", ["c", "@"]),
+        ("Mul", ["k", "@"]),
+        ("Div", ["@", "s"]),
+        ("Neg", ["@"]),
+        ("Add", ["c2", "@"]),
+        ("Mul", ["@", "two"]),
+        ("Sub", ["@", "c"]),
+        ("Flatten", ["@"]),
+        ("MatMul", ["@", "W"]),
+        ("Add", ["@", "b"]),
+        ("Relu", ["@"]),
+        ("MatMul", ["@", "V"]),
+        ("Div", ["@", "two"]),
+    ]
     model = _model(_sequence(chain), [("x", ["N", 6])], [("y", ["N", 2])], inits)
     net = load_onnx(model)
     assert [layer.activation for layer in net.layers] == ["relu", "linear"]
@@ -451,9 +499,14 @@ def test_shape_computation_is_constant_folded(rng):
             helper.make_node("Gemm", ["z", "W", "b"], ["g"], transB=1),
             helper.make_node("Relu", ["g"], ["y"]),
         ]
-        inits = [_int_tensor("zero", 0), _int_tensor("axes0", [0]), _int_tensor("minus_one", [-1]),
-                 _tensor("var", rng.uniform(0.5, 2, 6)), _tensor("W", rng.normal(size=(4, 6))),
-                 _tensor("b_raw", rng.normal(size=4))]
+        inits = [
+            _int_tensor("zero", 0),
+            _int_tensor("axes0", [0]),
+            _int_tensor("minus_one", [-1]),
+            _tensor("var", rng.uniform(0.5, 2, 6)),
+            _tensor("W", rng.normal(size=(4, 6))),
+            _tensor("b_raw", rng.normal(size=4)),
+        ]
         model = _model(nodes, [("x", ["N", 2, 3])], [("y", ["N", 4])], inits, opset)
         net = load_onnx(model)
         assert len(net.layers) == 1 and net.input_shape == (1, 2, 3)
@@ -461,8 +514,10 @@ def test_shape_computation_is_constant_folded(rng):
 
 
 def test_reshape_shape_attribute_of_old_opsets(rng):
-    nodes = [helper.make_node("Reshape", ["x"], ["r"], shape=[1, 6]),
-             helper.make_node("MatMul", ["r", "W"], ["y"])]  # onnxruntime has no Relu-1
+    nodes = [
+        helper.make_node("Reshape", ["x"], ["r"], shape=[1, 6]),
+        helper.make_node("MatMul", ["r", "W"], ["y"]),
+    ]  # onnxruntime has no Relu-1
     inits = [_tensor("W", rng.normal(size=(6, 3)))]
     model = _model(nodes, [("x", [1, 2, 3])], [("y", [1, 3])], inits, opset=4)
     net = load_onnx(model)
@@ -482,12 +537,24 @@ def test_torch_export(rng):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     module = torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Dropout(0.2),
-        torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3),
+        torch.nn.Flatten(),
+        torch.nn.Linear(6, 8),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(8, 8),
+        torch.nn.ReLU(),
+        torch.nn.Linear(8, 3),
     ).eval()
     buffer = io.BytesIO()
-    torch.onnx.export(module, (torch.zeros(1, 2, 3),), buffer, dynamo=False,
-                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "batch"}})
+    torch.onnx.export(
+        module,
+        (torch.zeros(1, 2, 3),),
+        buffer,
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "batch"}},
+    )
     net = load_onnx(onnx.load_from_string(buffer.getvalue()))
     assert net.input_shape == (1, 2, 3)
     assert [layer.activation for layer in net.layers] == ["relu", "relu", "linear"]
@@ -520,8 +587,7 @@ def _chain(ops: list[str], rng, width: int = 3) -> onnx.ModelProto:
         output = "y" if k == len(ops) - 1 else f"t{k}"
         inputs = [previous]
         if op == "Gemm":
-            inits += [_tensor(f"W{k}", rng.normal(size=(width, width))),
-                      _tensor(f"b{k}", rng.normal(size=width))]
+            inits += [_tensor(f"W{k}", rng.normal(size=(width, width))), _tensor(f"b{k}", rng.normal(size=width))]
             inputs += [f"W{k}", f"b{k}"]
         nodes.append(helper.make_node(op, inputs, [output], name=f"{op.lower()}{k}"))
         previous = output
@@ -530,8 +596,14 @@ def _chain(ops: list[str], rng, width: int = 3) -> onnx.ModelProto:
 
 @pytest.mark.parametrize(
     "ops",
-    [["Gemm", "Gemm"], ["Gemm", "Relu", "Gemm", "Gemm"], ["Gemm", "Relu"],
-     ["Gemm", "Relu", "Relu"], ["Identity"], ["Relu", "Gemm", "Gemm", "Gemm", "Relu", "Gemm"]],
+    [
+        ["Gemm", "Gemm"],
+        ["Gemm", "Relu", "Gemm", "Gemm"],
+        ["Gemm", "Relu"],
+        ["Gemm", "Relu", "Relu"],
+        ["Identity"],
+        ["Relu", "Gemm", "Gemm", "Gemm", "Relu", "Gemm"],
+    ],
     ids="-".join,
 )
 def test_number_of_layers(ops, rng):
@@ -630,8 +702,10 @@ def test_nan_initializer_is_named(rng):
 
 def test_inf_constant_node_is_named(rng):
     weights = _tensor("w", [[1.0], [np.inf]])
-    nodes = [helper.make_node("Constant", [], ["W"], name="weights", value=weights),
-             helper.make_node("MatMul", ["x", "W"], ["y"])]
+    nodes = [
+        helper.make_node("Constant", [], ["W"], name="weights", value=weights),
+        helper.make_node("MatMul", ["x", "W"], ["y"]),
+    ]
     with pytest.raises(InvalidNetworkError, match=r"'weights' \(op Constant\) produces NaN or Inf"):
         load_onnx(_model(nodes, [("x", ["N", 2])], [("y", ["N", 1])]))
 
@@ -681,9 +755,11 @@ def test_matmul_shape_mismatch_names_node(rng):
 
 def test_skip_connection_is_carried_through_the_relu(rng):
     """``y = relu(h) + h``: ``h`` rides through the ReLU layer as linear neurons."""
-    nodes = [helper.make_node("Gemm", ["x", "W", "b"], ["h"], name="gemm"),
-             helper.make_node("Relu", ["h"], ["r"], name="relu"),
-             helper.make_node("Add", ["r", "h"], ["y"], name="residual")]
+    nodes = [
+        helper.make_node("Gemm", ["x", "W", "b"], ["h"], name="gemm"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("Add", ["r", "h"], ["y"], name="residual"),
+    ]
     inits = [_tensor("W", rng.normal(size=(2, 2))), _tensor("b", rng.normal(size=2))]
     model = _model(nodes, [("x", ["N", 2])], [("y", ["N", 2])], inits)
     net = load_onnx(model)
@@ -692,9 +768,11 @@ def test_skip_connection_is_carried_through_the_relu(rng):
 
 
 def test_sum_of_two_affine_tensors_in_one_basis_is_linear(rng):
-    nodes = [helper.make_node("Gemm", ["x", "W", "b"], ["h"]),
-             helper.make_node("Sub", ["h", "x"], ["d"]),
-             helper.make_node("Relu", ["d"], ["y"])]
+    nodes = [
+        helper.make_node("Gemm", ["x", "W", "b"], ["h"]),
+        helper.make_node("Sub", ["h", "x"], ["d"]),
+        helper.make_node("Relu", ["d"], ["y"]),
+    ]
     inits = [_tensor("W", rng.normal(size=(2, 2))), _tensor("b", rng.normal(size=2))]
     model = _model(nodes, [("x", ["N", 2])], [("y", ["N", 2])], inits)
     net = load_onnx(model)
@@ -703,13 +781,14 @@ def test_sum_of_two_affine_tensors_in_one_basis_is_linear(rng):
 
 @pytest.mark.parametrize(
     "op, inputs, message",
-    [("Mul", ["x", "x"], "multiplies two input-dependent tensors"),
-     ("MatMul", ["x", "xt"], "multiplies two input-dependent tensors"),
-     ("Div", ["two", "x"], "divides by an input-dependent tensor")],
+    [
+        ("Mul", ["x", "x"], "multiplies two input-dependent tensors"),
+        ("MatMul", ["x", "xt"], "multiplies two input-dependent tensors"),
+        ("Div", ["two", "x"], "divides by an input-dependent tensor"),
+    ],
 )
 def test_nonlinear_arithmetic_is_refused(op, inputs, message):
-    nodes = [helper.make_node("Transpose", ["x"], ["xt"]),
-             helper.make_node(op, inputs, ["y"], name="nl")]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"]), helper.make_node(op, inputs, ["y"], name="nl")]
     model = _model(nodes, [("x", [2, 2])], [("y", None)], [_tensor("two", 2.0)])
     with pytest.raises(UnsupportedOperatorError, match=rf"'nl' \(op {op}\) {message}"):
         load_onnx(model)

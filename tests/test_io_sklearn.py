@@ -17,7 +17,7 @@ from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
 from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
-from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler  # noqa: E402
+from sklearn.preprocessing import MinMaxScaler, StandardScaler  # noqa: E402
 from sklearn.svm import SVR  # noqa: E402
 
 from pyomo_relu.block import ReLUNetBlock  # noqa: E402
@@ -130,9 +130,9 @@ def test_transformed_target_regressor(regression_data) -> None:
     X, y = regression_data
     for transformer in (StandardScaler(), MinMaxScaler(), None):
         model = _fit(
-            TransformedTargetRegressor(make_pipeline(StandardScaler(), _mlp()),
-                                       transformer=transformer),
-            X, y * 100 + 1000,
+            TransformedTargetRegressor(make_pipeline(StandardScaler(), _mlp()), transformer=transformer),
+            X,
+            y * 100 + 1000,
         )
         net = load_sklearn(model)
         assert (net.output_scaling is None) == (transformer is None)
@@ -193,9 +193,9 @@ def test_tanh_and_logistic_are_read_as_smooth(regression_data) -> None:
         net = load_sklearn(model)
         assert net.layers[0].activation == kind and net.has_smooth_activations
         np.testing.assert_allclose(net.evaluate(X), model.predict(X).reshape(len(X), -1), atol=1e-8)
-    pipeline = _fit(Pipeline([("scale", StandardScaler()),
-                              ("net", _mlp(MLPClassifier, activation="tanh", max_iter=50))]),
-                    X, y > 0)
+    pipeline = _fit(
+        Pipeline([("scale", StandardScaler()), ("net", _mlp(MLPClassifier, activation="tanh", max_iter=50))]), X, y > 0
+    )
     assert load_sklearn(pipeline).has_smooth_activations
 
 
@@ -208,8 +208,7 @@ def test_poisson_regressor_refused(regression_data) -> None:
 
 def test_unsupported_steps_and_estimators_refused(regression_data) -> None:
     X, y = regression_data
-    pipeline = _fit(Pipeline([("scale", StandardScaler()), ("pca", PCA(3)), ("mlp", _mlp())]),
-                    X, y)
+    pipeline = _fit(Pipeline([("scale", StandardScaler()), ("pca", PCA(3)), ("mlp", _mlp())]), X, y)
     with pytest.raises(UnsupportedOperatorError, match=r"step 'pca' \(PCA\)"):
         load_sklearn(pipeline)
     pipeline = _fit(Pipeline([("scale", StandardScaler()), ("svr", SVR())]), X, y)
@@ -220,8 +219,7 @@ def test_unsupported_steps_and_estimators_refused(regression_data) -> None:
     clipped = _fit(make_pipeline(MinMaxScaler(clip=True), _mlp(max_iter=5)), X, y)
     with pytest.raises(UnsupportedOperatorError, match=r"MinMaxScaler.*clip=True"):
         load_sklearn(clipped)
-    logged = _fit(TransformedTargetRegressor(_mlp(max_iter=5), func=np.log1p,
-                                             inverse_func=np.expm1), X, np.abs(y))
+    logged = _fit(TransformedTargetRegressor(_mlp(max_iter=5), func=np.log1p, inverse_func=np.expm1), X, np.abs(y))
     with pytest.raises(UnsupportedOperatorError, match=r"func/inverse_func"):
         load_sklearn(logged)
     with pytest.raises(ModelLoadError, match="not fitted"):
@@ -267,8 +265,7 @@ def test_milp_maximum_of_sklearn_regressor() -> None:
 
     argmax = np.array([m.nn.inputs[i].value for i in range(2)])
     assert all(lo - 1e-7 <= v <= hi + 1e-7 for v, (lo, hi) in zip(argmax, box))
-    samples = np.random.default_rng(0).uniform([b[0] for b in box], [b[1] for b in box],
-                                               size=(10_000, 2))
+    samples = np.random.default_rng(0).uniform([b[0] for b in box], [b[1] for b in box], size=(10_000, 2))
     sampled_max = pipeline.predict(samples).max()
     assert result.objective >= sampled_max - 1e-6
     assert result.objective == pytest.approx(net.evaluate(argmax)[0], abs=1e-5)

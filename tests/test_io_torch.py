@@ -17,8 +17,7 @@ from pyomo_relu.network import NetworkDefinition  # noqa: E402
 
 
 # ------------------------------------------------------------------ helpers
-def _check_matches(net: NetworkDefinition, module: nn.Module, shape: tuple[int, ...],
-                   seed: int = 0) -> None:
+def _check_matches(net: NetworkDefinition, module: nn.Module, shape: tuple[int, ...], seed: int = 0) -> None:
     """``net.evaluate`` equals ``module(x)`` (eval mode) on 100 random inputs within 1e-5."""
     x = torch.from_numpy(np.random.default_rng(seed).uniform(-2, 2, (100, *shape))).float()
     training = module.training
@@ -90,8 +89,9 @@ def test_linear_on_last_axis_of_a_tensor() -> None:
 
 def test_batchnorm1d_running_stats_are_folded() -> None:
     torch.manual_seed(3)
-    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2),
-                          nn.BatchNorm1d(2, affine=False))
+    model = nn.Sequential(
+        nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2), nn.BatchNorm1d(2, affine=False)
+    )
     # a few training steps give non-trivial running statistics
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     model.train()
@@ -217,8 +217,7 @@ def test_unflatten_and_batchnorm2d_go_through_onnx() -> None:
     torch.manual_seed(8)
     bn = nn.BatchNorm2d(3)
     _randomize_batchnorm(bn, 8)
-    model = nn.Sequential(nn.Linear(4, 12), nn.Unflatten(1, (3, 2, 2)), bn, nn.ReLU(),
-                          nn.Flatten(), nn.Linear(12, 2))
+    model = nn.Sequential(nn.Linear(4, 12), nn.Unflatten(1, (3, 2, 2)), bn, nn.ReLU(), nn.Flatten(), nn.Linear(12, 2))
     with pytest.raises(ModelLoadError, match=r"'1' \(Unflatten\) is not read directly"):
         load_torch(model)
     net = load_torch(model, example_input=torch.zeros(1, 4))

@@ -75,14 +75,20 @@ def test_choices_by_name_and_index_solve_to_the_forward_pass() -> None:
     assert net.evaluate(grid).max() <= result.objective + 1e-6
 
 
-@pytest.mark.parametrize("key, message", [
-    (4, r"layer 4 does not exist: the network has 4 layer\(s\), numbered 0 \.\. 3.*0 \('first'\), 1 \('hardtanh'\)"),
-    (-1, r"layer -1 does not exist"),
-    ("hardtan", r"no layer is named 'hardtan' \(did you mean 'hardtanh'\?\)"),
-    ("Default", r"no layer is named 'Default'.*or 'default'"),
-    (1.0, r"not by float 1\.0"),
-    (True, r"not by bool True"),
-])
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        (
+            4,
+            r"layer 4 does not exist: the network has 4 layer\(s\), numbered 0 \.\. 3.*0 \('first'\), 1 \('hardtanh'\)",
+        ),
+        (-1, r"layer -1 does not exist"),
+        ("hardtan", r"no layer is named 'hardtan' \(did you mean 'hardtanh'\?\)"),
+        ("Default", r"no layer is named 'Default'.*or 'default'"),
+        (1.0, r"not by float 1\.0"),
+        (True, r"not by bool True"),
+    ],
+)
 def test_a_key_that_names_no_layer_is_refused_with_the_valid_keys(key: object, message: str) -> None:
     net = _network()
     m = pe.ConcreteModel()
@@ -98,8 +104,11 @@ def test_a_layer_named_twice_is_refused() -> None:
 
 
 def test_ambiguous_layer_name_is_refused() -> None:
-    layers = [DenseLayer(np.eye(2), np.zeros(2), "relu", "same"), DenseLayer(np.eye(2), np.zeros(2), "relu", "same"),
-              DenseLayer(np.ones((1, 2)), [0.0], "linear", "out")]
+    layers = [
+        DenseLayer(np.eye(2), np.zeros(2), "relu", "same"),
+        DenseLayer(np.eye(2), np.zeros(2), "relu", "same"),
+        DenseLayer(np.ones((1, 2)), [0.0], "linear", "out"),
+    ]
     net = NetworkDefinition(layers, input_bounds=[(-1, 1)] * 2)
     with pytest.raises(UnknownLayerError, match=r"'same' is ambiguous: layers \[0, 1\]"):
         net.layer_index("same")
@@ -128,8 +137,9 @@ def test_keras_layer_names_are_keys() -> None:
     keras = pytest.importorskip("keras")
     from pyomo_relu import load_keras
 
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4, activation="relu", name="hidden"),
-                              keras.layers.Dense(1, name="head")])
+    model = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(4, activation="relu", name="hidden"), keras.layers.Dense(1, name="head")]
+    )
     net = load_keras(model, input_bounds=[(-1, 1)] * 2)
     assert net.layer_index("hidden") == 0 and net.layer_index("head") == 1
 
@@ -145,9 +155,16 @@ def test_keras_graph_layers_are_keyed_by_their_keras_names() -> None:
     keras = pytest.importorskip("keras")
     from pyomo_relu import load_keras
 
-    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3, activation="relu", name="conv"),
-                              keras.layers.LeakyReLU(name="leak"), keras.layers.Flatten(name="flat"),
-                              keras.layers.Dense(3, activation="relu", name="fc"), keras.layers.Dense(1, name="head")])
+    model = keras.Sequential(
+        [
+            keras.Input((4, 4, 1)),
+            keras.layers.Conv2D(2, 3, activation="relu", name="conv"),
+            keras.layers.LeakyReLU(name="leak"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(3, activation="relu", name="fc"),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
     net = load_keras(model, input_bounds=[(-1, 1)] * 16)
     assert [net.layer_index(name) for name in ("conv", "leak", "fc", "head")] == [0, 1, 2, 3]
     assert net.layer_index("conv:Relu") == 0

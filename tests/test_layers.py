@@ -78,10 +78,16 @@ def test_canonical_chain_computes_the_layer(kind: str, rng: np.random.Generator)
 def test_lowering_keeps_the_last_layer_and_scalings(rng: np.random.Generator) -> None:
     from pyomo_relu.network import Scaling
 
-    layers = [DenseLayer(rng.normal(size=(3, 2)), rng.normal(size=3), "relu"),
-              DenseLayer(rng.normal(size=(2, 3)), rng.normal(size=2), "clip", clip_low=-0.2, clip_high=0.7)]
-    net = NetworkDefinition(layers, input_bounds=[(-1, 1)] * 2,
-                            input_scaling=Scaling([0.5, -1.0], [2.0, -3.0]), output_scaling=Scaling([1.0, 2.0], [-2.0, 0.5]))
+    layers = [
+        DenseLayer(rng.normal(size=(3, 2)), rng.normal(size=3), "relu"),
+        DenseLayer(rng.normal(size=(2, 3)), rng.normal(size=2), "clip", clip_low=-0.2, clip_high=0.7),
+    ]
+    net = NetworkDefinition(
+        layers,
+        input_bounds=[(-1, 1)] * 2,
+        input_scaling=Scaling([0.5, -1.0], [2.0, -3.0]),
+        output_scaling=Scaling([1.0, 2.0], [-2.0, 0.5]),
+    )
     x = rng.uniform(-1, 1, size=(300, 2))
     assert np.allclose(canonical_forward(net, x), net.evaluate(x), atol=1e-12)
     y = net.evaluate(x)
@@ -108,11 +114,16 @@ def test_bounds_are_sound(seed: int, kinds: list[str]) -> None:
 
 def test_smooth_lines_tighten_crown_and_lp(rng: np.random.Generator) -> None:
     """Through a wide sigmoid/tanh/softplus layer, CROWN and LP beat interval bounds on the output."""
-    layers = [DenseLayer(rng.normal(size=(6, 2)) * 2, rng.normal(size=6), ["sigmoid", "tanh", "softplus"] * 2),
-              DenseLayer(rng.normal(size=(1, 6)), [0.0], "linear")]
+    layers = [
+        DenseLayer(rng.normal(size=(6, 2)) * 2, rng.normal(size=6), ["sigmoid", "tanh", "softplus"] * 2),
+        DenseLayer(rng.normal(size=(1, 6)), [0.0], "linear"),
+    ]
     net = NetworkDefinition(layers, input_bounds=[(-1, 1)] * 2)
-    width = {chain[-1]: float(b.upper[-1][0] - b.lower[-1][0]) for chain in (["interval"], ["crown"], ["interval", "lp"])
-             for b in [tighten(net, chain, progress=False)]}
+    width = {
+        chain[-1]: float(b.upper[-1][0] - b.lower[-1][0])
+        for chain in (["interval"], ["crown"], ["interval", "lp"])
+        for b in [tighten(net, chain, progress=False)]
+    }
     assert width["crown"] < width["interval"] - 1e-3 and width["lp"] < width["interval"] - 1e-3
     samples = net.evaluate(rng.uniform(-1, 1, size=(20000, 2)))[:, 0]
     b = tighten(net, ["interval", "crown", "lp"], progress=False)
@@ -121,13 +132,17 @@ def test_smooth_lines_tighten_crown_and_lp(rng: np.random.Generator) -> None:
 
 def test_two_sided_clip_interval_bounds_are_exact() -> None:
     """The nested lowering keeps clip's range: [0, 6] for ReLU6 of a wide input."""
-    net = NetworkDefinition([DenseLayer([[10.0]], [0.0], "clip", clip_low=0.0, clip_high=6.0),
-                             DenseLayer([[1.0]], [0.0], "linear")], input_bounds=[(-1, 1)])
+    net = NetworkDefinition(
+        [DenseLayer([[10.0]], [0.0], "clip", clip_low=0.0, clip_high=6.0), DenseLayer([[1.0]], [0.0], "linear")],
+        input_bounds=[(-1, 1)],
+    )
     b = interval_bounds(net)
     assert (b.lower[-1][0], b.upper[-1][0]) == (0.0, 6.0)
 
 
-def optimise(net: NetworkDefinition, sense: int, formulation: object = "bigm", bounds: object = "interval") -> tuple[float, np.ndarray, float]:
+def optimise(
+    net: NetworkDefinition, sense: int, formulation: object = "bigm", bounds: object = "interval"
+) -> tuple[float, np.ndarray, float]:
     m = pe.ConcreteModel()
     m.x = pe.Var(range(net.n_inputs))
     m.y = pe.Var()
@@ -174,20 +189,32 @@ def test_max_layer_model_has_binaries_only_for_open_groups() -> None:
 
 def test_max_affine_big_m_uses_the_shared_input() -> None:
     """Anderson et al.'s constant: max over the box of z_k - z_i, smaller than u_max - l_i."""
-    from pyomo_relu.formulations.max_affine import big_m
     from pyomo_relu.formulations.base import LayerContext
+    from pyomo_relu.formulations.max_affine import big_m
 
     layer = MaxLayer([[1.0, 1.0], [1.0, 1.1]], [0.0, 0.0], [0, 0])
     lower, upper = np.array([-2.0, -2.1]), np.array([2.0, 2.1])
-    ctx = LayerContext(None, 0, layer, [object(), object()], None, np.array([-1.0, -1.0]), np.array([1.0, 1.0]),
-                       lower, upper, np.array([0, 1]))
+    ctx = LayerContext(
+        None,
+        0,
+        layer,
+        [object(), object()],
+        None,
+        np.array([-1.0, -1.0]),
+        np.array([1.0, 1.0]),
+        lower,
+        upper,
+        np.array([0, 1]),
+    )
     m = big_m(ctx, np.array([0, 1]))
     assert np.allclose(m, [0.1, 0.1])  # naive: 2.1 + 2 and 2.1 + 2.1
 
 
 def test_smooth_activations_are_refused_by_milp_formulations() -> None:
-    net = NetworkDefinition([DenseLayer([[1.0], [2.0]], [0.0, 0.5], ["tanh", "sigmoid"]),
-                             DenseLayer([[1.0, 1.0]], [0.0], "linear")], input_bounds=[(-1, 1)])
+    net = NetworkDefinition(
+        [DenseLayer([[1.0], [2.0]], [0.0, 0.5], ["tanh", "sigmoid"]), DenseLayer([[1.0, 1.0]], [0.0], "linear")],
+        input_bounds=[(-1, 1)],
+    )
     m = pe.ConcreteModel()
     m.nn = ReLUNetBlock()
     with pytest.raises(UnsupportedOperatorError, match="tanh.*complementarity"):
@@ -197,8 +224,13 @@ def test_smooth_activations_are_refused_by_milp_formulations() -> None:
 
 def test_smooth_activations_solve_with_scip() -> None:
     pytest.importorskip("pyscipopt")
-    net = NetworkDefinition([DenseLayer([[1.0], [-2.0], [1.5]], [0.0, 0.5, -0.2], ["sigmoid", "softplus", "relu"]),
-                             DenseLayer([[1.0, -1.0, 1.0]], [0.0], "linear")], input_bounds=[(-2, 2)])
+    net = NetworkDefinition(
+        [
+            DenseLayer([[1.0], [-2.0], [1.5]], [0.0, 0.5, -0.2], ["sigmoid", "softplus", "relu"]),
+            DenseLayer([[1.0, -1.0, 1.0]], [0.0], "linear"),
+        ],
+        input_bounds=[(-2, 2)],
+    )
     m = pe.ConcreteModel()
     m.x = pe.Var()
     m.y = pe.Var()
@@ -226,7 +258,9 @@ def test_layer_validation_names_the_problem() -> None:
 @pytest.mark.parametrize("kind", ["mixed", "max", "clip", "prelu"])
 def test_layers_round_trip_through_dicts(kind: str, rng: np.random.Generator) -> None:
     net = random_network(rng, [kind])
-    again = NetworkDefinition([layer_from_dict(layer_to_dict(layer)) for layer in net.layers], input_bounds=[(-1, 1)] * 2)
+    again = NetworkDefinition(
+        [layer_from_dict(layer_to_dict(layer)) for layer in net.layers], input_bounds=[(-1, 1)] * 2
+    )
     assert again.content_hash() == net.content_hash()
 
 
@@ -235,8 +269,9 @@ def _pool_network(rng: np.random.Generator) -> NetworkDefinition:
     hidden = DenseLayer(rng.normal(size=(6, 3)), rng.normal(size=6) * 0.3, "relu")
     windows = [0, 1, 2, 1, 2, 3, 3, 4, 5, 4, 5, 0]
     pool = MaxLayer(np.eye(6)[windows], np.zeros(len(windows)), np.repeat(np.arange(4), 3))
-    return NetworkDefinition([hidden, pool, DenseLayer(rng.normal(size=(1, 4)), [0.0], "linear")],
-                             input_bounds=[(-1, 1)] * 3)
+    return NetworkDefinition(
+        [hidden, pool, DenseLayer(rng.normal(size=(1, 4)), [0.0], "linear")], input_bounds=[(-1, 1)] * 3
+    )
 
 
 @pytest.mark.parametrize("formulation", ["gdp.hull", "gdp.bigm", "gdp.mbigm", "gdp"])
@@ -295,8 +330,13 @@ def test_verify_on_max_layer_networks_agrees_with_the_milp(seed: int) -> None:
 
 def test_leaky_relu_rows_are_written_once(rng: np.random.Generator) -> None:
     """The lowering's linear copy of z is tied to relu's pre-activation, not rebuilt from the weights."""
-    net = NetworkDefinition([DenseLayer(rng.normal(size=(5, 4)), rng.normal(size=5) * 0.2, "leaky_relu", alpha=0.1),
-                             DenseLayer(rng.normal(size=(1, 5)), [0.0], "linear")], input_bounds=[(-1, 1)] * 4)
+    net = NetworkDefinition(
+        [
+            DenseLayer(rng.normal(size=(5, 4)), rng.normal(size=5) * 0.2, "leaky_relu", alpha=0.1),
+            DenseLayer(rng.normal(size=(1, 5)), [0.0], "linear"),
+        ],
+        input_bounds=[(-1, 1)] * 4,
+    )
     m = pe.ConcreteModel()
     m.nn = ReLUNetBlock()
     m.nn.build(net)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pe
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyomo_relu import DenseLayer, NetworkDefinition, PyomoReluError, ReLUNetBlock, UnsupportedOperatorError
 from pyomo_relu.certify import certify_point
@@ -24,8 +25,9 @@ def random_net(seed: int, kind: str, sizes=(2, 6, 6, 1), scale: float = 1.5) -> 
     layers = []
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = k == len(sizes) - 2
-        layers.append(DenseLayer(rng.normal(0, scale, (n_out, n_in)), rng.normal(0, 0.5, n_out),
-                                 "linear" if last else kind))
+        layers.append(
+            DenseLayer(rng.normal(0, scale, (n_out, n_in)), rng.normal(0, 0.5, n_out), "linear" if last else kind)
+        )
     return NetworkDefinition(layers, input_bounds=[(-1.5, 1.5)] * sizes[0])
 
 
@@ -48,10 +50,15 @@ def sampled_optimum(net: NetworkDefinition, sense: str, n: int = 401) -> float:
 
 # ------------------------------------------------------------------ enclosure
 @settings(max_examples=25, deadline=None)
-@given(kind=st.sampled_from(["tanh", "sigmoid", "softplus"]),
-       lo=st.floats(-12, 6), width=st.floats(0, 14),
-       option=st.one_of(st.builds(lambda t: {"tolerance": t}, st.floats(1e-4, 0.5)),
-                        st.builds(lambda p: {"pieces": p}, st.integers(1, 9))))
+@given(
+    kind=st.sampled_from(["tanh", "sigmoid", "softplus"]),
+    lo=st.floats(-12, 6),
+    width=st.floats(0, 14),
+    option=st.one_of(
+        st.builds(lambda t: {"tolerance": t}, st.floats(1e-4, 0.5)),
+        st.builds(lambda p: {"pieces": p}, st.integers(1, 9)),
+    ),
+)
 def test_enclosure_is_sound_and_meets_its_tolerance(kind, lo, width, option):
     up = lo + width
     enc = enclosure(kind, np.array([lo]), np.array([up]), **option)
@@ -75,8 +82,12 @@ def test_breakpoint_at_the_inflection_point_and_fewer_pieces_where_saturated():
 
 def test_bad_options_are_refused_before_building():
     net = random_net(0, "tanh")
-    for options, match in (({"tolerance": 0.0}, "tolerance"), ({"pieces": 0}, "pieces"),
-                           ({"pieces": 3, "tolerance": 0.1}, "not both"), ({"tol": 0.1}, "unknown option 'tol'; valid options: pieces, tolerance")):
+    for options, match in (
+        ({"tolerance": 0.0}, "tolerance"),
+        ({"pieces": 0}, "pieces"),
+        ({"pieces": 3, "tolerance": 0.1}, "not both"),
+        ({"tol": 0.1}, "unknown option 'tol'; valid options: pieces, tolerance"),
+    ):
         m = pe.ConcreteModel()
         m.nn = ReLUNetBlock()
         with pytest.raises(PyomoReluError, match=match):
@@ -107,9 +118,12 @@ def test_forward_pass_is_feasible_and_error_bound_holds():
     m.nn = ReLUNetBlock()
     m.nn.build(net, formulation=("pwl", {"tolerance": 0.02}))
     m.nn.initialize([0.3, -0.7])
-    violated = [c.name for c in m.nn.component_data_objects(pe.Constraint, active=True, descend_into=True)
-                if (c.lower is not None and pe.value(c.body) < pe.value(c.lower) - 1e-9)
-                or (c.upper is not None and pe.value(c.body) > pe.value(c.upper) + 1e-9)]
+    violated = [
+        c.name
+        for c in m.nn.component_data_objects(pe.Constraint, active=True, descend_into=True)
+        if (c.lower is not None and pe.value(c.body) < pe.value(c.lower) - 1e-9)
+        or (c.upper is not None and pe.value(c.body) > pe.value(c.upper) + 1e-9)
+    ]
     assert not violated
     error = m.nn.approximation_error()
     assert error.shape == (2,) and np.all(error > 0)
@@ -128,8 +142,10 @@ def test_forward_pass_is_feasible_and_error_bound_holds():
                 m.del_component(m.obj)
 
 
-@pytest.mark.parametrize("kind,seed,sense", [("tanh", 1, "minimize"), ("sigmoid", 2, "maximize"),
-                                             ("tanh", 4, "maximize"), ("softplus", 6, "minimize")])
+@pytest.mark.parametrize(
+    "kind,seed,sense",
+    [("tanh", 1, "minimize"), ("sigmoid", 2, "maximize"), ("tanh", 4, "maximize"), ("softplus", 6, "minimize")],
+)
 def test_certified_interval_holds_the_true_optimum(kind, seed, sense):
     net = random_net(seed, kind)
     widths = []
@@ -190,8 +206,9 @@ def test_certify_point_is_plain_numpy():
 
 
 def test_relu_networks_have_no_certificate_and_zero_error():
-    net = NetworkDefinition([DenseLayer([[1.0, -1.0]], [0.0]), DenseLayer([[1.0]], [0.0], "linear")],
-                            input_bounds=[(-1, 1), (-1, 1)])
+    net = NetworkDefinition(
+        [DenseLayer([[1.0, -1.0]], [0.0]), DenseLayer([[1.0]], [0.0], "linear")], input_bounds=[(-1, 1), (-1, 1)]
+    )
     m = build(net, "bigm")
     assert solve(m).certified is None
     assert m.nn.approximation_error().tolist() == [0.0]
@@ -207,8 +224,12 @@ def test_relu_networks_have_no_certificate_and_zero_error():
 
 
 @settings(max_examples=25, deadline=None)
-@given(kind=st.sampled_from(["tanh", "sigmoid", "softplus"]), lo=st.floats(-8, 4), width=st.floats(0.01, 10),
-       tol=st.floats(1e-3, 0.3))
+@given(
+    kind=st.sampled_from(["tanh", "sigmoid", "softplus"]),
+    lo=st.floats(-8, 4),
+    width=st.floats(0.01, 10),
+    tol=st.floats(1e-3, 0.3),
+)
 def test_above_and_below_bound_the_band_everywhere(kind, lo, width, tol):
     enc = enclosure(kind, np.array([lo]), np.array([lo + width]), tolerance=tol)
     z = np.linspace(lo, lo + width, 4001)

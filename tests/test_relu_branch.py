@@ -6,17 +6,16 @@ import importlib
 
 import numpy as np
 import pytest
+from test_float_soundness import attained, threshold_spec
 
-from pyomo_relu.bounds.alpha import _backward, _forward, expand, initial_slopes
 from pyomo_relu.bounds import crown_bounds
+from pyomo_relu.bounds.alpha import _backward, _forward, expand, initial_slopes
 from pyomo_relu.bounds.crown import batch_crown, box_maximum
-from pyomo_relu.search.optimize import optimize
 from pyomo_relu.network import DenseLayer, NetworkDefinition
+from pyomo_relu.search.optimize import optimize
 from pyomo_relu.search.problem import SearchProblem, as_regions
 from pyomo_relu.search.relu_branch import relu_branch_and_bound
 from pyomo_relu.verify import verify
-
-from test_float_soundness import attained, threshold_spec
 
 verify_module = importlib.import_module("pyomo_relu.verify.verify")
 
@@ -24,22 +23,33 @@ verify_module = importlib.import_module("pyomo_relu.verify.verify")
 def _net(seed: int, n_in: int = 20) -> NetworkDefinition:
     rng = np.random.default_rng(seed)
     sizes = (n_in, 16, 16, 2)
-    layers = [DenseLayer(rng.normal(size=(sizes[k + 1], sizes[k])), rng.normal(size=sizes[k + 1]) * 0.3,
-                         "linear" if k == 2 else "relu") for k in range(3)]
+    layers = [
+        DenseLayer(
+            rng.normal(size=(sizes[k + 1], sizes[k])),
+            rng.normal(size=sizes[k + 1]) * 0.3,
+            "linear" if k == 2 else "relu",
+        )
+        for k in range(3)
+    ]
     return NetworkDefinition(layers, input_bounds=[(-1.0, 1.0)] * n_in)
 
 
 def _search(net: NetworkDefinition, threshold: float, seconds: float = 20.0, beta: bool = True):
     spec = threshold_spec(net, threshold)
     case = spec.cases[0]
-    problem = SearchProblem(net.canonical_layers, case.lower, case.upper, None,
-                            as_regions(case.polytopes, net.n_inputs, net.n_outputs))
+    problem = SearchProblem(
+        net.canonical_layers, case.lower, case.upper, None, as_regions(case.polytopes, net.n_inputs, net.n_outputs)
+    )
     root = batch_crown(problem.layers, problem.lower[None], problem.upper[None])
     import time
 
-    return relu_branch_and_bound(problem, verify_module._exact_margin(net, case),
-                                 ([a[0] for a in root.lower], [a[0] for a in root.upper]),
-                                 deadline=time.perf_counter() + seconds, beta=beta)
+    return relu_branch_and_bound(
+        problem,
+        verify_module._exact_margin(net, case),
+        ([a[0] for a in root.lower], [a[0] for a in root.upper]),
+        deadline=time.perf_counter() + seconds,
+        beta=beta,
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -68,7 +78,7 @@ def test_beta_tightens_split_domains() -> None:
     assert best.status == "optimal"
     crown = crown_bounds(net)
     high = float(crown.upper[-1][0] - crown.lower[-1][1])
-    threshold = best.objective + 0.2 * (high - best.objective)   # unsafe set empty, CROWN cannot show it
+    threshold = best.objective + 0.2 * (high - best.objective)  # unsafe set empty, CROWN cannot show it
     assert verify(net, threshold_spec(net, threshold), time_limit=1, relu_split=False, split=False).status != "sat"
     with_beta = _search(net, threshold, seconds=20, beta=True)
     without = _search(net, threshold, seconds=20, beta=False)

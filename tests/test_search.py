@@ -32,8 +32,10 @@ PEAKS = ROOT / "tests" / "data" / "relumip" / "peaks_3x10.onnx"
 def random_net(seed: int, n_in: int, hidden: tuple[int, ...], n_out: int) -> NetworkDefinition:
     rng = np.random.default_rng(seed)
     sizes = (n_in, *hidden, n_out)
-    layers = [DenseLayer(rng.normal(size=(b, a)), rng.normal(scale=0.5, size=b), "relu" if k < len(hidden) else "linear")
-              for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    layers = [
+        DenseLayer(rng.normal(size=(b, a)), rng.normal(scale=0.5, size=b), "relu" if k < len(hidden) else "linear")
+        for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+    ]
     return NetworkDefinition(layers, input_bounds=[(-1.0, 1.0)] * n_in)
 
 
@@ -43,8 +45,9 @@ def milp_optimum(net: NetworkDefinition, c: np.ndarray, sense: str, constraints:
     return None if solved is None else solved[0]
 
 
-def milp_solution(net: NetworkDefinition, c: np.ndarray, sense: str,
-                  constraints: dict | None = None) -> tuple[float, np.ndarray] | None:
+def milp_solution(
+    net: NetworkDefinition, c: np.ndarray, sense: str, constraints: dict | None = None
+) -> tuple[float, np.ndarray] | None:
     """One big-M MILP's objective and input point (``None`` when infeasible).
 
     The objective is the truth only up to HiGHS's feasibility and integrality tolerances (a
@@ -58,10 +61,15 @@ def milp_solution(net: NetworkDefinition, c: np.ndarray, sense: str,
         rows = LinearConstraints.of(constraints, net.n_inputs, net.n_outputs)
         m.spec = pe.ConstraintList()
         for a_x, a_y, b in zip(rows.A_x, rows.A_y, rows.b):
-            m.spec.add(sum(a_x[i] * m.nn.inputs[i] for i in range(net.n_inputs))
-                       + sum(a_y[j] * m.nn.outputs[j] for j in range(net.n_outputs)) <= b)
-    m.obj = pe.Objective(expr=sum(float(c[j]) * m.nn.outputs[j] for j in range(net.n_outputs)),
-                         sense=pe.minimize if sense == "minimize" else pe.maximize)
+            m.spec.add(
+                sum(a_x[i] * m.nn.inputs[i] for i in range(net.n_inputs))
+                + sum(a_y[j] * m.nn.outputs[j] for j in range(net.n_outputs))
+                <= b
+            )
+    m.obj = pe.Objective(
+        expr=sum(float(c[j]) * m.nn.outputs[j] for j in range(net.n_outputs)),
+        sense=pe.minimize if sense == "minimize" else pe.maximize,
+    )
     result = solve(m, "highs", mip_gap=0.0, options={"mip_abs_gap": 1e-9})
     if result.status == "infeasible":
         return None
@@ -70,8 +78,9 @@ def milp_solution(net: NetworkDefinition, c: np.ndarray, sense: str,
     return float(pe.value(m.obj)), x
 
 
-networks = st.tuples(st.integers(0, 10_000), st.integers(1, 3),
-                     st.lists(st.integers(2, 6), min_size=1, max_size=2), st.integers(1, 2))
+networks = st.tuples(
+    st.integers(0, 10_000), st.integers(1, 3), st.lists(st.integers(2, 6), min_size=1, max_size=2), st.integers(1, 2)
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -166,8 +175,12 @@ def test_executors_give_the_same_answer(executor):
     serial = optimize(net, 0, progress=False)
     if executor == "dask":
         distributed = pytest.importorskip("distributed")
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                      dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        with (
+            distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
             parallel = optimize(net, 0, progress=False, executor=client.get_executor())
     else:
         parallel = optimize(net, 0, progress=False, executor=executor)
@@ -176,12 +189,15 @@ def test_executors_give_the_same_answer(executor):
     assert parallel.bound <= serial.objective + 1e-9
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"sense": "min"}, "sense"),
-    ({"gap": -1.0}, "gap"),
-    ({"constraints": {"A_y": [[1.0, 2.0]], "b": [0.0]}}, "A_y"),
-    ({"constraints": {"A_y": [[1.0]], "b": [0.0], "A_z": [[1.0]]}}, "A_z"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sense": "min"}, "sense"),
+        ({"gap": -1.0}, "gap"),
+        ({"constraints": {"A_y": [[1.0, 2.0]], "b": [0.0]}}, "A_y"),
+        ({"constraints": {"A_y": [[1.0]], "b": [0.0], "A_z": [[1.0]]}}, "A_z"),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs, message):
     net = random_net(1, 2, (3,), 1)
     with pytest.raises(PyomoReluError, match=message):
@@ -199,7 +215,8 @@ def test_missing_input_bounds_are_refused():
 def test_ctrl_c_returns_what_is_known(tmp_path):
     """SIGINT in a running optimize(): it returns the incumbent and bound, status 'interrupted'."""
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
         import numpy as np
@@ -212,9 +229,11 @@ def test_ctrl_c_returns_what_is_known(tmp_path):
         print("started", flush=True)
         r = optimize(net, 0, progress=False, gap=0.0)
         print("status", r.status, r.objective is not None, r.bound is not None, flush=True)
-    """))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    """)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     assert proc.stdout.readline().strip() == "started"
     time.sleep(3.0)
     sent = time.perf_counter()

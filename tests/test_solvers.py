@@ -31,7 +31,9 @@ def knapsack(n: int, k: int, seed: int = 0, sense=pe.maximize) -> pe.ConcreteMod
     capacity = weights.sum(axis=1) // 2
     m = pe.ConcreteModel()
     m.x = pe.Var(range(n), within=pe.Binary)
-    m.cap = pe.Constraint(range(k), rule=lambda m, i: sum(int(weights[i, j]) * m.x[j] for j in range(n)) <= int(capacity[i]))
+    m.cap = pe.Constraint(
+        range(k), rule=lambda m, i: sum(int(weights[i, j]) * m.x[j] for j in range(n)) <= int(capacity[i])
+    )
     total = sum(int(value[j]) * m.x[j] for j in range(n))
     m.obj = pe.Objective(expr=total if sense == pe.maximize else -total, sense=sense)
     return m
@@ -115,7 +117,8 @@ def test_highs_tiny_time_limit():
 
 
 @pytest.mark.parametrize(
-    "solver, sense", [("cbc", pe.maximize), ("cbc", pe.minimize), ("glpk", pe.maximize)],
+    "solver, sense",
+    [("cbc", pe.maximize), ("cbc", pe.minimize), ("glpk", pe.maximize)],
     ids=["cbc-max", "cbc-min", "glpk-max"],
 )
 def test_shell_solver_time_limit(solver, sense):
@@ -189,8 +192,10 @@ def test_highs_gets_a_complete_start_and_no_partial_one(monkeypatch):
     """A start missing integer values would make HiGHS spend its time limit completing it."""
     from pyomo_relu import DenseLayer, NetworkDefinition, ReLUNetBlock
 
-    net = NetworkDefinition([DenseLayer([[1.0, -1.0], [1.0, 1.0]], [0.1, -0.2]),
-                             DenseLayer([[1.0, -2.0]], [0.0], "linear")], input_bounds=[(-1, 1)] * 2)
+    net = NetworkDefinition(
+        [DenseLayer([[1.0, -1.0], [1.0, 1.0]], [0.1, -0.2]), DenseLayer([[1.0, -2.0]], [0.0], "linear")],
+        input_bounds=[(-1, 1)] * 2,
+    )
     results = {}
     for initialize in (True, False):
         calls = _start_calls(monkeypatch)

@@ -13,9 +13,10 @@ from pyomo_relu.errors import PyomoReluError, SolverError
 
 def random_net(seed: int, sizes: tuple[int, ...], box: float = 1.0) -> NetworkDefinition:
     rng = np.random.default_rng(seed)
-    layers = [DenseLayer(rng.normal(size=(b, a)), rng.normal(scale=0.5, size=b),
-                         "relu" if k < len(sizes) - 2 else "linear")
-              for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    layers = [
+        DenseLayer(rng.normal(size=(b, a)), rng.normal(scale=0.5, size=b), "relu" if k < len(sizes) - 2 else "linear")
+        for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+    ]
     return NetworkDefinition(layers, input_bounds=[(-box, box)] * sizes[0])
 
 
@@ -111,8 +112,10 @@ def test_parallel_workers_give_the_same_answer():
 def test_dask_executor():
     distributed = pytest.importorskip("distributed")
     serial = solve(coupled_model(), "highs", strategy="split", mip_gap=1e-7)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         result = solve(coupled_model(), "highs", strategy="split", mip_gap=1e-7, executor=client.get_executor())
     assert result.status == "optimal"
     assert result.objective == pytest.approx(serial.objective, abs=1e-6)

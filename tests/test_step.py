@@ -18,10 +18,13 @@ from pyomo_relu.step import binarized_layer, binarized_parts, step_lines
 def _step_net(seed: int, n_in: int, kinds=("sign", "step", "relu", "sign", "step"), box=(0.0, 1.0)):
     rng = np.random.default_rng(seed)
     return NetworkDefinition(
-        [DenseLayer(rng.normal(size=(len(kinds), n_in)), rng.normal(size=len(kinds)), list(kinds)),
-         DenseLayer(rng.normal(size=(4, len(kinds))), 0.3 * rng.normal(size=4), "sign"),
-         DenseLayer(rng.normal(size=(1, 4)), rng.normal(size=1), "linear")],
-        input_bounds=[box] * n_in)
+        [
+            DenseLayer(rng.normal(size=(len(kinds), n_in)), rng.normal(size=len(kinds)), list(kinds)),
+            DenseLayer(rng.normal(size=(4, len(kinds))), 0.3 * rng.normal(size=4), "sign"),
+            DenseLayer(rng.normal(size=(1, 4)), rng.normal(size=1), "linear"),
+        ],
+        input_bounds=[box] * n_in,
+    )
 
 
 def _optimum(net: NetworkDefinition, sense, binary: bool, equal=False, **build):
@@ -49,8 +52,9 @@ def test_convention_at_zero_forward():
 @pytest.mark.parametrize("kind, level", [("sign", 1.0), ("step", 1.0)])
 def test_convention_at_zero_milp_agrees(kind, level):
     """At z = x0 - x1 = 0, the MILP is forced to the level the forward pass gives (both senses)."""
-    net = NetworkDefinition([DenseLayer([[1.0, -1.0]], [0.0], kind), DenseLayer([[1.0]], [0.0], "linear")],
-                            input_bounds=[(0, 1), (0, 1)])
+    net = NetworkDefinition(
+        [DenseLayer([[1.0, -1.0]], [0.0], kind), DenseLayer([[1.0]], [0.0], "linear")], input_bounds=[(0, 1), (0, 1)]
+    )
     assert net.evaluate([1.0, 1.0])[0] == level
     for sense in (pe.minimize, pe.maximize):
         value, _, _ = _optimum(net, sense, binary=False, equal=True)
@@ -119,9 +123,13 @@ def test_binarized_layers_integral_eps_one():
     """A binarized network on binary inputs: integral pre-activations, eps=1 is exact."""
     rng = np.random.default_rng(5)
     n = 7
-    net = NetworkDefinition([binarized_layer(rng.choice([-1, 1], size=(5, n)), rng.integers(-2, 3, 5).astype(float)),
-                             binarized_layer(rng.choice([-1, 0, 1], size=(1, 5)), [0.0], "linear", ternary=True)],
-                            input_bounds=[(0, 1)] * n)
+    net = NetworkDefinition(
+        [
+            binarized_layer(rng.choice([-1, 1], size=(5, n)), rng.integers(-2, 3, 5).astype(float)),
+            binarized_layer(rng.choice([-1, 0, 1], size=(1, 5)), [0.0], "linear", ternary=True),
+        ],
+        input_bounds=[(0, 1)] * n,
+    )
     grid = np.array(list(itertools.product([0.0, 1.0], repeat=n)))
     values = net.evaluate(grid)[:, 0]
     value, x, _ = _optimum(net, pe.maximize, binary=True, formulation=("step", {"eps": 1}))
@@ -162,9 +170,12 @@ def test_bounds_sound_on_random_step_networks(seed, n_in):
 
 
 @settings(max_examples=50, deadline=None)
-@given(kind=st.sampled_from(["step", "sign"]), low=st.floats(-5, 5) | st.sampled_from([-5e-324, 0.0, -1.0]),
-       width=st.floats(0, 10) | st.sampled_from([1e-320, 5e-324]),
-       z=st.floats(0, 1))
+@given(
+    kind=st.sampled_from(["step", "sign"]),
+    low=st.floats(-5, 5) | st.sampled_from([-5e-324, 0.0, -1.0]),
+    width=st.floats(0, 10) | st.sampled_from([1e-320, 5e-324]),
+    z=st.floats(0, 1),
+)
 def test_step_lines_sound(kind, low, width, z):
     lower, upper = np.array([low]), np.array([low + width])
     point = lower + z * (upper - lower)
@@ -186,9 +197,13 @@ def test_verifier_on_a_sign_network():
     from pyomo_relu.verify import robustness_property, verify
 
     rng = np.random.default_rng(2)
-    net = NetworkDefinition([DenseLayer(rng.normal(size=(8, 4)), rng.normal(size=8), "sign"),
-                             DenseLayer(rng.normal(size=(3, 8)), rng.normal(size=3), "linear")],
-                            input_bounds=[(-1, 1)] * 4)
+    net = NetworkDefinition(
+        [
+            DenseLayer(rng.normal(size=(8, 4)), rng.normal(size=8), "sign"),
+            DenseLayer(rng.normal(size=(3, 8)), rng.normal(size=3), "linear"),
+        ],
+        input_bounds=[(-1, 1)] * 4,
+    )
     x0 = rng.uniform(-1, 1, 4)
     label = int(np.argmax(net.evaluate(x0)))
     assert verify(net, robustness_property(x0, 0.01, label, 3), time_limit=30).status == "unsat"
@@ -210,10 +225,16 @@ def _torch_net(kind: str):
 
         def forward(self, x):
             z = self.a(x)
-            h = {"sign": lambda: torch.sign(z), "ste": lambda: z + (torch.sign(z) - z).detach(),
-                 "heaviside": lambda: (z > 0).float(), "le": lambda: (z <= 0.5).float(),
-                 "lt": lambda: (z < 0.25).float(), "where": lambda: torch.where(z >= 0, 1.0, -1.0),
-                 "round": lambda: torch.round(z), "eq": lambda: (z == 0).float()}[kind]()
+            h = {
+                "sign": lambda: torch.sign(z),
+                "ste": lambda: z + (torch.sign(z) - z).detach(),
+                "heaviside": lambda: (z > 0).float(),
+                "le": lambda: (z <= 0.5).float(),
+                "lt": lambda: (z < 0.25).float(),
+                "where": lambda: torch.where(z >= 0, 1.0, -1.0),
+                "round": lambda: torch.round(z),
+                "eq": lambda: (z == 0).float(),
+            }[kind]()
             return self.b(h)
 
     torch.manual_seed(0)
@@ -250,10 +271,15 @@ def test_onnx_where_with_input_branches_is_refused():
 
     zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
     graph = helper.make_graph(
-        [helper.make_node("GreaterOrEqual", ["x", "zero"], ["c"], name="ge"),
-         helper.make_node("Where", ["c", "x", "zero"], ["y"], name="where")],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [zero])
+        [
+            helper.make_node("GreaterOrEqual", ["x", "zero"], ["c"], name="ge"),
+            helper.make_node("Where", ["c", "x", "zero"], ["y"], name="where"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [zero],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     with pytest.raises(UnsupportedOperatorError, match="where"):
         load_onnx(model)

@@ -6,8 +6,6 @@ call site goes through the one helper :func:`pyomo_relu.options.check_options`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyomo.environ as pe
 import pytest
@@ -20,9 +18,10 @@ from pyomo_relu.network import DenseLayer, NetworkDefinition
 
 def small_net() -> NetworkDefinition:
     rng = np.random.default_rng(3)
-    return NetworkDefinition([DenseLayer(rng.normal(size=(6, 2)), rng.normal(size=6)),
-                              DenseLayer(rng.normal(size=(1, 6)), [0.0], "linear")],
-                             input_bounds=[(-1, 1), (-1, 1)])
+    return NetworkDefinition(
+        [DenseLayer(rng.normal(size=(6, 2)), rng.normal(size=6)), DenseLayer(rng.normal(size=(1, 6)), [0.0], "linear")],
+        input_bounds=[(-1, 1), (-1, 1)],
+    )
 
 
 def refused(match: str):
@@ -31,8 +30,10 @@ def refused(match: str):
 
 def test_tighten_refuses_the_issue_typos() -> None:
     net = small_net()
-    with refused(r"tighten\(\) got an unknown option 'time_limt' \(did you mean 'time_limit'\?\)"
-                 r" \(and 1 more: 'exectuor'\); valid options: .*executor"):
+    with refused(
+        r"tighten\(\) got an unknown option 'time_limt' \(did you mean 'time_limit'\?\)"
+        r" \(and 1 more: 'exectuor'\); valid options: .*executor"
+    ):
         tighten(net, ["interval", "lp"], time_limt=5, exectuor=4)
     with refused("'exectuor' .*did you mean 'executor'"):
         tighten(net, ["interval", "lp"], exectuor=4)
@@ -65,17 +66,26 @@ def test_build_bounds_options_and_keywords() -> None:
     assert m.nn.is_built
 
 
-@pytest.mark.parametrize("formulation, match", [
-    (("partition", {"m": 2}), r"formulation 'partition' got an unknown option 'm'.*valid options: n, seed, strategy"),
-    (("partition", {"strategi": "random"}), "did you mean 'strategy'"),
-    (("bigm", {"tight": True}), "formulation 'bigm' got an unknown option 'tight'; valid options: none"),
-    (("pwl", {"tolerence": 1e-3}), "did you mean 'tolerance'"),
-    (("complementarity", {"reformulaton": "product"}), "did you mean 'reformulation'"),
-    (("gdp", {"bigm_sufix": True}), "did you mean 'bigm_suffix'"),
-    (("gdp.bigm", {"tight_M": True}), "did you mean 'tight_m'"),
-    (("ideal_cuts", {"max_rounds": 3}), "formulation 'ideal_cuts' got an unknown option 'max_rounds'; valid options: none"),
-    ({"default": "bigm", 0: ("partition", {"N": 2})}, "did you mean 'n'"),
-])
+@pytest.mark.parametrize(
+    "formulation, match",
+    [
+        (
+            ("partition", {"m": 2}),
+            r"formulation 'partition' got an unknown option 'm'.*valid options: n, seed, strategy",
+        ),
+        (("partition", {"strategi": "random"}), "did you mean 'strategy'"),
+        (("bigm", {"tight": True}), "formulation 'bigm' got an unknown option 'tight'; valid options: none"),
+        (("pwl", {"tolerence": 1e-3}), "did you mean 'tolerance'"),
+        (("complementarity", {"reformulaton": "product"}), "did you mean 'reformulation'"),
+        (("gdp", {"bigm_sufix": True}), "did you mean 'bigm_suffix'"),
+        (("gdp.bigm", {"tight_M": True}), "did you mean 'tight_m'"),
+        (
+            ("ideal_cuts", {"max_rounds": 3}),
+            "formulation 'ideal_cuts' got an unknown option 'max_rounds'; valid options: none",
+        ),
+        ({"default": "bigm", 0: ("partition", {"N": 2})}, "did you mean 'n'"),
+    ],
+)
 def test_formulation_options(formulation, match) -> None:
     m = pe.ConcreteModel()
     m.nn = ReLUNetBlock()
@@ -103,8 +113,10 @@ def test_solve_keywords_and_highs_options() -> None:
     m.obj = pe.Objective(expr=-m.x)
     with refused(r"solve\(\) got an unknown option 'time_limt' \(did you mean 'time_limit'\?\)"):
         solve(m, time_limt=5)
-    with refused(r"solve\(options=...\) for HiGHS got an unknown option 'presolv' \(did you mean 'presolve'\?\)"
-                 r"; valid options: presolve, .*, \.\.\. \(\d+ in all\)"):
+    with refused(
+        r"solve\(options=...\) for HiGHS got an unknown option 'presolv' \(did you mean 'presolve'\?\)"
+        r"; valid options: presolve, .*, \.\.\. \(\d+ in all\)"
+    ):
         solve(m, options={"presolv": "off"})
     assert solve(m, options={"presolve": "off"}, time_limit=10).objective == pytest.approx(-3)
 
@@ -118,9 +130,10 @@ def test_optimize_and_verify_keywords() -> None:
         optimize(net, 0, time_limt=5)
     with refused("'exectuor' .*did you mean 'executor'"):
         optimize(net, 0, exectuor=2)
-    two = NetworkDefinition([DenseLayer([[1.0, -1.0], [0.5, 1.0]], [0.0, 0.0]),
-                             DenseLayer([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0], "linear")],
-                            input_bounds=[(-1, 1), (-1, 1)])
+    two = NetworkDefinition(
+        [DenseLayer([[1.0, -1.0], [0.5, 1.0]], [0.0, 0.0]), DenseLayer([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0], "linear")],
+        input_bounds=[(-1, 1), (-1, 1)],
+    )
     spec = robustness_property([0.5, 0.1], 0.05, 0, 2)
     with refused(r"verify\(\) got an unknown option 'time_limt' \(did you mean 'time_limit'\?\)"):
         verify(two, spec, time_limt=5)
@@ -134,18 +147,22 @@ def test_bounds_given_are_checked_for_layer_sizes() -> None:
     good = tighten(net, "interval")
     import dataclasses
 
-    altered = dataclasses.replace(good, lower=(good.lower[0][:4], good.lower[1]),
-                                  upper=(good.upper[0][:4], good.upper[1]))
+    altered = dataclasses.replace(
+        good, lower=(good.lower[0][:4], good.lower[1]), upper=(good.upper[0][:4], good.upper[1])
+    )
     with pytest.raises(BoundsMismatchError, match=r"sizes \[4, 1\].*\[6, 1\]"):
         resolve_bounds(net, altered, net.input_lower, net.input_upper)
 
 
-@pytest.mark.parametrize("bounds, match", [
-    ([(np.nan, 1.0)], "output 0 has lower bound nan"),
-    ([(np.inf, None)], "output 0 has lower bound inf"),
-    ([(None, -np.inf)], "output 0 has upper bound -inf"),
-    ([(0.0, np.nan)], "output 0 has upper bound nan"),
-])
+@pytest.mark.parametrize(
+    "bounds, match",
+    [
+        ([(np.nan, 1.0)], "output 0 has lower bound nan"),
+        ([(np.inf, None)], "output 0 has lower bound inf"),
+        ([(None, -np.inf)], "output 0 has upper bound -inf"),
+        ([(0.0, np.nan)], "output 0 has upper bound nan"),
+    ],
+)
 def test_output_box_refuses_nan_and_wrong_side_infinity(bounds, match) -> None:
     with pytest.raises(InvalidValueError, match=match):
         output_box(small_net(), bounds)

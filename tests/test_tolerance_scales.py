@@ -49,10 +49,19 @@ def roundoff(net: NetworkDefinition, x: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("seed, chain", [
-    (seed, chain) for seed in (0, 1, 2)
-    for chain in (["interval"], ["interval", "crown"], ["interval", "crown", "lp"], ["interval", "crown", "lp", "milp"])
-])
+@pytest.mark.parametrize(
+    "seed, chain",
+    [
+        (seed, chain)
+        for seed in (0, 1, 2)
+        for chain in (
+            ["interval"],
+            ["interval", "crown"],
+            ["interval", "crown", "lp"],
+            ["interval", "crown", "lp", "milp"],
+        )
+    ],
+)
 def test_no_bound_excludes_a_sampled_point(seed, chain) -> None:
     net = wide_net(seed)
     bounds = tighten(net, chain, **({"progress": False} if "lp" in chain else {}))
@@ -84,7 +93,7 @@ def test_no_wrong_verdict(seed) -> None:
             spec = parse_vnnlib(_property(net, j, float(level)))
             result = verify(net, spec, time_limit=60)
             if result.status == "sat":
-                assert not (reachable is False), "sat above a proven upper bound"
+                assert reachable is not False, "sat above a proven upper bound"
                 cx = np.asarray(result.counterexample[0], float)
                 assert np.all(np.abs(cx) <= 1.0) and net.evaluate(cx)[j] >= level
             if reachable:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyomo_relu import DenseLayer, NetworkDefinition
+from pyomo_relu.bounds.crown import batch_crown, linear_bounds
 from pyomo_relu.io.onnx import load_onnx
+from pyomo_relu.search.nodes import shrink_box
+from pyomo_relu.search.problem import SearchProblem, as_regions
 from pyomo_relu.verify import (
     check_counterexample,
     min_margin,
@@ -27,9 +30,6 @@ from pyomo_relu.verify import (
     read_vnnlib,
     verify,
 )
-from pyomo_relu.bounds.crown import batch_crown, linear_bounds
-from pyomo_relu.search.nodes import shrink_box
-from pyomo_relu.search.problem import SearchProblem, as_regions
 from pyomo_relu.verify.vnnlib import Polytope
 
 DATA = Path(__file__).parent / "data"
@@ -37,7 +37,7 @@ ACAS = DATA / "acasxu"
 MNIST = DATA / "mnist_fc"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _onnx(path: str) -> NetworkDefinition:
     return load_onnx(path)
 
@@ -61,9 +61,14 @@ def truth(benchmark: str) -> dict[tuple[str, str], str]:
 
 def random_net(seed: int, sizes: tuple[int, ...] = (2, 12, 12, 3), last: str = "linear") -> NetworkDefinition:
     rng = np.random.default_rng(seed)
-    layers = [DenseLayer(rng.normal(size=(n_out, n_in)) / np.sqrt(n_in), rng.normal(size=n_out) * 0.3,
-                         "relu" if k < len(sizes) - 2 else last)
-              for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]))]
+    layers = [
+        DenseLayer(
+            rng.normal(size=(n_out, n_in)) / np.sqrt(n_in),
+            rng.normal(size=n_out) * 0.3,
+            "relu" if k < len(sizes) - 2 else last,
+        )
+        for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]))
+    ]
     return NetworkDefinition(layers)
 
 
@@ -75,7 +80,10 @@ def test_box_bounds_contain_sampled_points(seed: int, radius: float, relu_last: 
     net = random_net(seed, (3, 10, 8, 4), "relu" if relu_last else "linear")
     rng = np.random.default_rng(seed)
     centre = rng.normal(size=(4, 3))
-    lower, upper = centre - radius * rng.uniform(0.1, 1, size=(4, 3)), centre + radius * rng.uniform(0.1, 1, size=(4, 3))
+    lower, upper = (
+        centre - radius * rng.uniform(0.1, 1, size=(4, 3)),
+        centre + radius * rng.uniform(0.1, 1, size=(4, 3)),
+    )
     rows, input_rows = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
     bounds = batch_crown(net.canonical_layers, lower, upper)
     forms, row_lower = linear_bounds(bounds, rows, input_rows)
@@ -140,8 +148,9 @@ def test_shared_counterexamples_are_unsafe(path: Path) -> None:
 
 def test_counterexample_check_is_strict_by_default() -> None:
     net = NetworkDefinition([DenseLayer([[1.0]], [0.0], "linear")])
-    spec = parse_vnnlib("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (>= X_0 0))(assert (<= X_0 1))"
-                        "(assert (>= Y_0 0.5))")
+    spec = parse_vnnlib(
+        "(declare-const X_0 Real)(declare-const Y_0 Real)(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= Y_0 0.5))"
+    )
     assert check_counterexample(net, spec, [0.5]).valid
     assert not check_counterexample(net, spec, [0.5 - 1e-12]).valid
     assert check_counterexample(net, spec, [0.5 - 1e-12], output_tol=1e-9).valid
@@ -212,9 +221,11 @@ def test_verdicts_agree_with_an_independent_pyomo_milp(seed: int, offset: float,
     model.nn.build(net, bounds="interval")
     model.objective = pe.Objective(expr=model.nn.outputs[0], sense=pe.maximize)
     best = solve(model, "highs").objective
-    spec = parse_vnnlib("(declare-const X_0 Real)(declare-const X_1 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)"
-                        "(assert (>= X_0 -1))(assert (<= X_0 1))(assert (>= X_1 -1))(assert (<= X_1 1))"
-                        f"(assert (>= Y_0 {best + offset!r}))")
+    spec = parse_vnnlib(
+        "(declare-const X_0 Real)(declare-const X_1 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)"
+        "(assert (>= X_0 -1))(assert (<= X_0 1))(assert (>= X_1 -1))(assert (<= X_1 1))"
+        f"(assert (>= Y_0 {best + offset!r}))"
+    )
     result = verify(net, spec, time_limit=30, split=split)
     assert result.status == ("unsat" if offset > 0 else "sat")
 
@@ -243,8 +254,8 @@ def test_min_margin_is_attained_and_below_every_sample(norm: str) -> None:
         assert np.all(np.abs(result.x - x0) <= 0.5 + 1e-12)
     y = net.evaluate(x0 + offsets)
     sampled = y[:, label] - np.max(np.delete(y, label, axis=1), axis=1)
-    assert result.margin <= sampled.min() + 1e-9          # the optimum is at least as bad as any sample
-    assert result.margin >= sampled.min() - 0.02           # and close to the finest sample (grid step 0.005)
+    assert result.margin <= sampled.min() + 1e-9  # the optimum is at least as bad as any sample
+    assert result.margin >= sampled.min() - 0.02  # and close to the finest sample (grid step 0.005)
     assert result.bound <= result.margin + 1e-7
     y_x = net.evaluate(result.x)
     assert result.margin == pytest.approx(y_x[label] - np.max(np.delete(y_x, label)), abs=1e-12)
@@ -295,8 +306,15 @@ def test_cli_verify_json_unsat_and_timeout(tmp_path: Path) -> None:
     assert report["status"] == "unsat" and report["counterexample"] is None
     assert report["subproblems"] >= 1 and report["seconds"] >= 0
     out = tmp_path / "result.txt"
-    done = _cli("verify", str(ACAS / "onnx" / "ACASXU_run2a_1_1_batch_2000.onnx"), str(ACAS / "vnnlib" / "prop_3.vnnlib"),
-                "--time-limit", "0.2", "--out", str(out))
+    done = _cli(
+        "verify",
+        str(ACAS / "onnx" / "ACASXU_run2a_1_1_batch_2000.onnx"),
+        str(ACAS / "vnnlib" / "prop_3.vnnlib"),
+        "--time-limit",
+        "0.2",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0 and done.stdout.strip() == "unknown"
     assert out.read_text().strip() == "timeout"
 
@@ -308,5 +326,7 @@ def test_cli_verify_bad_property_is_one_line_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "line 2" in done.stderr
-    done = _cli("verify", str(ACAS / "onnx" / "ACASXU_run2a_2_1_batch_2000.onnx"), str(MNIST / "vnnlib" / "prop_0_0.03.vnnlib"))
+    done = _cli(
+        "verify", str(ACAS / "onnx" / "ACASXU_run2a_2_1_batch_2000.onnx"), str(MNIST / "vnnlib" / "prop_0_0.03.vnnlib")
+    )
     assert done.returncode == 2 and "784 inputs" in done.stderr

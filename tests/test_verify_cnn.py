@@ -26,7 +26,10 @@ def robustness_vnnlib(x0: np.ndarray, eps: float, label: int, n_out: int) -> str
     lines = [f"(declare-const X_{i} Real)" for i in range(x0.size)]
     lines += [f"(declare-const Y_{j} Real)" for j in range(n_out)]
     for i, v in enumerate(x0):
-        lines += [f"(assert (>= X_{i} {float(max(0.0, v - eps))!r}))", f"(assert (<= X_{i} {float(min(1.0, v + eps))!r}))"]
+        lines += [
+            f"(assert (>= X_{i} {float(max(0.0, v - eps))!r}))",
+            f"(assert (<= X_{i} {float(min(1.0, v + eps))!r}))",
+        ]
     others = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(n_out) if j != label)
     lines.append(f"(assert (or {others}))")
     return "\n".join(lines)
@@ -39,8 +42,15 @@ def trained() -> tuple:
     X = (digits.images / 16.0).astype(np.float32)[:, None]
     y = digits.target
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(4, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 2 * 2, 10))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 2 * 2, 10),
+    )
     optimiser = torch.optim.Adam(model.parameters(), lr=0.03)
     inputs, targets = torch.tensor(X[:1200]), torch.tensor(y[:1200])
     for _ in range(30):
@@ -53,12 +63,12 @@ def trained() -> tuple:
     return model, X, y
 
 
-def _torch_labels(model: "nn.Module", points: np.ndarray) -> np.ndarray:
+def _torch_labels(model: nn.Module, points: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model(torch.tensor(points.reshape(-1, 1, 8, 8), dtype=torch.float32)).argmax(1).numpy()
 
 
-def _torch_attack(model: "nn.Module", lower: np.ndarray, upper: np.ndarray, label: int) -> np.ndarray:
+def _torch_attack(model: nn.Module, lower: np.ndarray, upper: np.ndarray, label: int) -> np.ndarray:
     """Projected gradient steps on the margin from 8 random starts."""
     rng = np.random.default_rng(0)
     x = torch.tensor(rng.uniform(lower, upper, size=(8, lower.size)), dtype=torch.float32, requires_grad=True)
@@ -101,6 +111,8 @@ def test_cnn_local_robustness_verdicts_are_confirmed(trained: tuple) -> None:
                     theirs = model(torch.tensor(x.reshape(1, 1, 8, 8), dtype=torch.float32))[0].double().numpy()
                 assert np.delete(theirs, label).max() >= theirs[label] - 1e-4  # the torch model agrees
             elif result.status == "unsat":
-                points = np.vstack([rng.uniform(lower, upper, size=(2000, 64)), _torch_attack(model, lower, upper, label)])
+                points = np.vstack(
+                    [rng.uniform(lower, upper, size=(2000, 64)), _torch_attack(model, lower, upper, label)]
+                )
                 assert np.all(_torch_labels(model, points) == label), (index, eps)
     assert "sat" in verdicts and "unsat" in verdicts, verdicts

@@ -97,23 +97,30 @@ def _timed(function) -> float:
 
 # ------------------------------------------------------------ richer syntax
 def test_linear_combinations_and_constants_on_either_side() -> None:
-    spec = parse_vnnlib(HEADER + BOX + """
+    spec = parse_vnnlib(
+        HEADER
+        + BOX
+        + """
         (assert (<= (+ Y_0 (* 2 Y_1) (- 1.5)) 3))
         (assert (>= (- Y_0 Y_1) 0.5))
         (assert (<= 0.25 (* -1 Y_1)))
         (assert (>= (/ Y_0 4) (- Y_1)))
-    """)
+    """
+    )
     (polytope,) = spec.polytopes
     np.testing.assert_allclose(polytope.A, [[1, 2], [-1, 1], [0, 1], [-0.25, -1]])
     np.testing.assert_allclose(polytope.b, [4.5, -0.5, -0.25, 0.0])
 
 
 def test_scaled_and_reversed_input_bounds() -> None:
-    spec = parse_vnnlib(HEADER + """
+    spec = parse_vnnlib(
+        HEADER
+        + """
         (assert (<= (* 2 X_0) 1)) (assert (<= -3 X_0))
         (assert (>= (* -1 X_1) -4)) (assert (> X_1 (- 2)))
         (assert (<= Y_0 Y_1))
-    """)
+    """
+    )
     lower, upper = spec.input_boxes[0]
     np.testing.assert_allclose(lower, [-3, -2])
     np.testing.assert_allclose(upper, [0.5, 4])
@@ -121,11 +128,14 @@ def test_scaled_and_reversed_input_bounds() -> None:
 
 def test_disjunction_of_input_boxes_gives_cases() -> None:
     """ACAS Xu property 6 style: two boxes, one output region."""
-    spec = parse_vnnlib(HEADER + """
+    spec = parse_vnnlib(
+        HEADER
+        + """
         (assert (or (and (>= X_0 -1) (<= X_0 -0.5) (>= X_1 0) (<= X_1 1))
                     (and (>= X_0 0.5) (<= X_0 1) (>= X_1 0) (<= X_1 1))))
         (assert (<= Y_0 Y_1))
-    """)
+    """
+    )
     assert len(spec.cases) == 2
     boxes = sorted((tuple(lo), tuple(hi)) for lo, hi in spec.input_boxes)
     assert boxes == [((-1.0, 0.0), (-0.5, 1.0)), ((0.5, 0.0), (1.0, 1.0))]
@@ -134,11 +144,15 @@ def test_disjunction_of_input_boxes_gives_cases() -> None:
 
 
 def test_or_terms_mixing_inputs_and_outputs() -> None:
-    spec = parse_vnnlib(HEADER + BOX + """
+    spec = parse_vnnlib(
+        HEADER
+        + BOX
+        + """
         (assert (or (and (<= X_0 0) (>= Y_0 1))
                     (and (>= X_0 0) (>= Y_1 1))
                     (and (>= X_0 0) (<= Y_1 -1))))
-    """)
+    """
+    )
     assert len(spec.cases) == 2
     by_box = {float(case.upper[0]): case for case in spec.cases}
     assert len(by_box[0.0].polytopes) == 1 and len(by_box[1.0].polytopes) == 2
@@ -146,10 +160,14 @@ def test_or_terms_mixing_inputs_and_outputs() -> None:
 
 
 def test_and_of_ors_is_multiplied_out_and_empty_boxes_dropped() -> None:
-    spec = parse_vnnlib(HEADER + BOX + """
+    spec = parse_vnnlib(
+        HEADER
+        + BOX
+        + """
         (assert (or (<= X_0 -2) (>= X_0 0)))
         (assert (or (<= Y_0 0) (<= Y_1 0)))
-    """)
+    """
+    )
     assert len(spec.cases) == 1  # X_0 <= -2 contradicts X_0 >= -1
     assert spec.cases[0].lower[0] == 0.0 and len(spec.cases[0].polytopes) == 2
 
@@ -204,9 +222,13 @@ def test_read_vnnlib_names_the_file(tmp_path: Path) -> None:
 # ------------------------------------------------------------- round trips
 @settings(max_examples=40, deadline=None)
 @given(
-    st.integers(1, 4), st.integers(1, 4),
-    st.lists(st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3), st.floats(-5, 5)), min_size=1, max_size=3),
-             min_size=1, max_size=3),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.lists(
+        st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3), st.floats(-5, 5)), min_size=1, max_size=3),
+        min_size=1,
+        max_size=3,
+    ),
 )
 def test_written_polytopes_read_back(n_in: int, n_out: int, terms: list) -> None:
     """Polytopes written as VNN-LIB text (random coefficients) come back unchanged."""

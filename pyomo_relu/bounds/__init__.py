@@ -7,9 +7,9 @@ Methods: ``"interval"``, ``"crown"``, ``"lp"`` and ``"milp"`` (:mod:`pyomo_relu.
 from __future__ import annotations
 
 from pyomo_relu.bounds.base import Bounds
+from pyomo_relu.bounds.chain import METHODS, tighten
 from pyomo_relu.bounds.crown import crown_bounds
 from pyomo_relu.bounds.interval import interval_bounds
-from pyomo_relu.bounds.chain import METHODS, tighten
 from pyomo_relu.bounds.obbt import lp_bounds, milp_bounds
 
 __all__ = ["METHODS", "Bounds", "crown_bounds", "interval_bounds", "lp_bounds", "milp_bounds", "tighten"]

@@ -40,15 +40,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.crown import (
-    BatchBounds, DenseRelaxation, MaxRelaxation, Relaxation, _crossed_to, _dot, _interval, _times,
-    batch_crown, box_maximum, relax,
+    BatchBounds,
+    DenseRelaxation,
+    MaxRelaxation,
+    Relaxation,
+    _crossed_to,
+    _dot,
+    _interval,
+    _times,
+    batch_crown,
+    box_maximum,
+    relax,
 )
 from pyomo_relu.errors import ShapeMismatchError
 from pyomo_relu.network import MaxLayer, NetworkDefinition
@@ -92,11 +101,17 @@ def _times_transpose(grad: np.ndarray, weights) -> np.ndarray:
 def _take(relaxed: Relaxation, boxes: np.ndarray) -> Relaxation:
     """The relaxation of the boxes ``boxes`` of a batch."""
     if isinstance(relaxed, MaxRelaxation):
-        return replace(relaxed, mask_u=relaxed.mask_u[boxes], intercept_u=relaxed.intercept_u[boxes],
-                       mask_l=relaxed.mask_l[boxes])
-    return replace(relaxed, slope_u=relaxed.slope_u[boxes], intercept_u=relaxed.intercept_u[boxes],
-                   slope_l=relaxed.slope_l[boxes], intercept_l=relaxed.intercept_l[boxes],
-                   unstable=relaxed.unstable[boxes])
+        return replace(
+            relaxed, mask_u=relaxed.mask_u[boxes], intercept_u=relaxed.intercept_u[boxes], mask_l=relaxed.mask_l[boxes]
+        )
+    return replace(
+        relaxed,
+        slope_u=relaxed.slope_u[boxes],
+        intercept_u=relaxed.intercept_u[boxes],
+        slope_l=relaxed.slope_l[boxes],
+        intercept_l=relaxed.intercept_l[boxes],
+        unstable=relaxed.unstable[boxes],
+    )
 
 
 def expand(relaxed: Relaxation, layer) -> Relaxation:
@@ -110,9 +125,16 @@ def expand(relaxed: Relaxation, layer) -> Relaxation:
         out[:, relaxed.keep] = values
         return out
 
-    return DenseRelaxation(full(relaxed.slope_u), full(relaxed.intercept_u), full(relaxed.slope_l),
-                           full(relaxed.intercept_l), full(relaxed.unstable, False), np.arange(n),
-                           layer.weights, layer.bias)
+    return DenseRelaxation(
+        full(relaxed.slope_u),
+        full(relaxed.intercept_u),
+        full(relaxed.slope_l),
+        full(relaxed.intercept_l),
+        full(relaxed.unstable, False),
+        np.arange(n),
+        layer.weights,
+        layer.bias,
+    )
 
 
 def initial_slopes(relaxations: Sequence[Relaxation], n_rows: int, widths: Sequence[int]) -> Slopes:
@@ -128,8 +150,14 @@ def initial_slopes(relaxations: Sequence[Relaxation], n_rows: int, widths: Seque
     return slopes
 
 
-def _forward(relaxations: Sequence[Relaxation], coef: np.ndarray, const: np.ndarray, slopes: Slopes,
-             betas: Slopes | None = None, signs: Slopes | None = None):
+def _forward(
+    relaxations: Sequence[Relaxation],
+    coef: np.ndarray,
+    const: np.ndarray,
+    slopes: Slopes,
+    betas: Slopes | None = None,
+    signs: Slopes | None = None,
+):
     """The back-substitution with per-row lower slopes, and the tape :func:`_backward` needs.
 
     ``signs[j]`` (``(B, n_j)``: ``+1`` for a neuron split active, ``-1`` inactive, 0 otherwise)
@@ -187,8 +215,11 @@ def _backward(tape, grad: np.ndarray, widths: Sequence[int]) -> tuple[Slopes, Sl
             d_beta = np.zeros_like(d_alpha)
             d_beta[..., relaxed.keep] = d_g * kept_sign
             out_beta.append(d_beta)
-        d_lam = np.where(positive, d_g * relaxed.slope_u[:, None, :] + relaxed.intercept_u[:, None, :],
-                         d_g * slope_l + relaxed.intercept_l[:, None, :])
+        d_lam = np.where(
+            positive,
+            d_g * relaxed.slope_u[:, None, :] + relaxed.intercept_u[:, None, :],
+            d_g * slope_l + relaxed.intercept_l[:, None, :],
+        )
         if relaxed.keep.size == widths[j]:
             grad = d_lam
         else:
@@ -197,8 +228,9 @@ def _backward(tape, grad: np.ndarray, widths: Sequence[int]) -> tuple[Slopes, Sl
     return out, out_beta
 
 
-def intercept_scores(relaxations: Sequence[Relaxation], widths: Sequence[int], coef: np.ndarray,
-                     slopes: Slopes) -> Slopes:
+def intercept_scores(
+    relaxations: Sequence[Relaxation], widths: Sequence[int], coef: np.ndarray, slopes: Slopes
+) -> Slopes:
     """BaBSR's intercept term per unstable ReLU: ``max(Λ_j, 0) · c_U`` for the upper forms ``coef`` ``(B, r, n)``.
 
     The chord's intercept ``c_U = -u l / (u - l)`` is what the bound loses to neuron ``j``'s
@@ -211,8 +243,9 @@ def intercept_scores(relaxations: Sequence[Relaxation], widths: Sequence[int], c
             out.append(None)
             continue
         score = np.zeros(lam.shape[:2] + (width,))
-        score[..., relaxed.keep] = np.where(relaxed.unstable[:, None, :],
-                                            np.maximum(lam, 0.0) * relaxed.intercept_u[:, None, :], 0.0)
+        score[..., relaxed.keep] = np.where(
+            relaxed.unstable[:, None, :], np.maximum(lam, 0.0) * relaxed.intercept_u[:, None, :], 0.0
+        )
         out.append(score)
     return out
 
@@ -236,16 +269,25 @@ class _Adam:
                 continue
             self.m[i] = 0.9 * self.m[i] + 0.1 * g
             self.v[i] = 0.999 * self.v[i] + 0.001 * g * g
-            m_hat = self.m[i] / (1 - 0.9 ** self.t)
-            v_hat = self.v[i] / (1 - 0.999 ** self.t)
+            m_hat = self.m[i] / (1 - 0.9**self.t)
+            v_hat = self.v[i] / (1 - 0.999**self.t)
             new.append(np.clip(p - self.rate * m_hat / (np.sqrt(v_hat) + 1e-12), 0.0, self.limits[i]))
         return new
 
 
 def optimise_upper(
-    relaxations: Sequence[Relaxation], widths: Sequence[int], coef: np.ndarray, const: np.ndarray,
-    lower: np.ndarray, upper: np.ndarray, *, slopes: Slopes | None = None, steps: int = ALPHA_STEPS,
-    rate: float = LEARNING_RATE, deadline: float | None = None, shift: np.ndarray | None = None,
+    relaxations: Sequence[Relaxation],
+    widths: Sequence[int],
+    coef: np.ndarray,
+    const: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    *,
+    slopes: Slopes | None = None,
+    steps: int = ALPHA_STEPS,
+    rate: float = LEARNING_RATE,
+    deadline: float | None = None,
+    shift: np.ndarray | None = None,
     signs: Slopes | None = None,
 ) -> AlphaRows:
     """Minimise ``max_x U(x)`` of the forms ``coef·h + const`` (``(B, r, n)``, ``(B, r)``) over the slopes.
@@ -264,8 +306,12 @@ def optimise_upper(
     n = len(slopes)
     betas: Slopes = [None] * n
     if signs is not None:
-        betas = [None if sign is None or not np.any(sign) or isinstance(relaxed, MaxRelaxation)
-                 else np.zeros(coef.shape[:2] + (sign.shape[1],)) for sign, relaxed in zip(signs, relaxations)]
+        betas = [
+            None
+            if sign is None or not np.any(sign) or isinstance(relaxed, MaxRelaxation)
+            else np.zeros(coef.shape[:2] + (sign.shape[1],))
+            for sign, relaxed in zip(signs, relaxations)
+        ]
     adam = _Adam(slopes + betas, rate, [1.0] * n + [np.inf] * n)
     best: AlphaRows | None = None
     for step in range(steps + 1):
@@ -277,10 +323,12 @@ def optimise_upper(
             best = AlphaRows(value, form, offset, slopes)
         else:
             better = value < best.upper
-            best = AlphaRows(np.where(better, value, best.upper), np.where(better[..., None], form, best.coef),
-                             np.where(better, offset, best.const),
-                             [None if s is None else np.where(better[..., None], s, b)
-                              for s, b in zip(slopes, best.slopes)])
+            best = AlphaRows(
+                np.where(better, value, best.upper),
+                np.where(better[..., None], form, best.coef),
+                np.where(better, offset, best.const),
+                [None if s is None else np.where(better[..., None], s, b) for s, b in zip(slopes, best.slopes)],
+            )
         if step == steps or (deadline is not None and time.perf_counter() > deadline):
             break
         grad = np.where(form > 0, upper[:, None, :], lower[:, None, :])
@@ -292,9 +340,16 @@ def optimise_upper(
 
 
 def optimise_rows(
-    bounds: BatchBounds, widths: Sequence[int], rows: np.ndarray, input_rows: np.ndarray | None = None,
-    boxes: np.ndarray | None = None, *, slopes: Slopes | None = None, steps: int = ALPHA_STEPS,
-    deadline: float | None = None, signs: Slopes | None = None,
+    bounds: BatchBounds,
+    widths: Sequence[int],
+    rows: np.ndarray,
+    input_rows: np.ndarray | None = None,
+    boxes: np.ndarray | None = None,
+    *,
+    slopes: Slopes | None = None,
+    steps: int = ALPHA_STEPS,
+    deadline: float | None = None,
+    signs: Slopes | None = None,
 ) -> tuple[AlphaRows, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """alpha-CROWN lower bounds of ``rows @ f(x) + input_rows @ x`` on the boxes ``boxes`` of a batch.
 
@@ -310,9 +365,19 @@ def optimise_rows(
     lower, upper = bounds.input_lower[boxes], bounds.input_upper[boxes]
     # the input term -input_rows·x joins at the end: fold it in as a layer-free offset of the form
     shift = None if input_rows is None else -np.asarray(input_rows, float)
-    best = optimise_upper(relaxations, widths, coef, const, lower, upper, slopes=slopes, steps=steps,
-                          deadline=deadline, shift=shift,
-                          signs=None if signs is None else [None if g is None else g[boxes] for g in signs])
+    best = optimise_upper(
+        relaxations,
+        widths,
+        coef,
+        const,
+        lower,
+        upper,
+        slopes=slopes,
+        steps=steps,
+        deadline=deadline,
+        shift=shift,
+        signs=None if signs is None else [None if g is None else g[boxes] for g in signs],
+    )
     return best, -best.upper, (-best.coef, -best.const)
 
 
@@ -330,7 +395,12 @@ def rows_to_optimise(layer, low: np.ndarray, high: np.ndarray) -> np.ndarray:
 
 
 def alpha_layer_bounds(
-    layers: Sequence, lower: np.ndarray, upper: np.ndarray, start=None, *, steps: int = ALPHA_STEPS,
+    layers: Sequence,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    start=None,
+    *,
+    steps: int = ALPHA_STEPS,
     deadline: float | None = None,
 ) -> BatchBounds:
     """alpha-CROWN bounds of every layer over ``B`` boxes, never looser than :func:`batch_crown`'s.
@@ -347,18 +417,27 @@ def alpha_layer_bounds(
     for k in range(1, len(layers)):
         layer = layers[k]
         low, high = _interval(layer, h_low, h_high)
-        low, high = _crossed_to(np.maximum(low, pre_lower[k]), np.minimum(high, pre_upper[k]),
-                                (pre_lower[k], pre_upper[k]))
+        low, high = _crossed_to(
+            np.maximum(low, pre_lower[k]), np.minimum(high, pre_upper[k]), (pre_lower[k], pre_upper[k])
+        )
         sel = rows_to_optimise(layer, low, high)
         if sel.size and (deadline is None or time.perf_counter() < deadline):
             rows = rows_dense(layer.weights, sel)
             coef = np.broadcast_to(np.concatenate([rows, -rows]), (low.shape[0], 2 * sel.size, rows.shape[1]))
             const = np.broadcast_to(np.concatenate([layer.bias[sel], -layer.bias[sel]]), (low.shape[0], 2 * sel.size))
-            best = optimise_upper(relaxations[:k], widths[:k], coef, const, crown.input_lower, crown.input_upper,
-                                  steps=steps, deadline=deadline)
+            best = optimise_upper(
+                relaxations[:k],
+                widths[:k],
+                coef,
+                const,
+                crown.input_lower,
+                crown.input_upper,
+                steps=steps,
+                deadline=deadline,
+            )
             new_low, new_high = low.copy(), high.copy()
-            new_low[:, sel] = np.maximum(low[:, sel], -best.upper[:, sel.size:])
-            new_high[:, sel] = np.minimum(high[:, sel], best.upper[:, :sel.size])
+            new_low[:, sel] = np.maximum(low[:, sel], -best.upper[:, sel.size :])
+            new_high[:, sel] = np.minimum(high[:, sel], best.upper[:, : sel.size])
             low, high = _crossed_to(new_low, new_high, (low, high))
         pre_lower[k], pre_upper[k] = low, high
         relaxations[k] = relax(layer, low, high)
@@ -367,8 +446,13 @@ def alpha_layer_bounds(
 
 
 def alpha_crown_bounds(
-    net: NetworkDefinition, input_lower: np.ndarray | None = None, input_upper: np.ndarray | None = None,
-    start: Bounds | None = None, *, steps: int = ALPHA_STEPS, time_limit: float | None = None,
+    net: NetworkDefinition,
+    input_lower: np.ndarray | None = None,
+    input_upper: np.ndarray | None = None,
+    start: Bounds | None = None,
+    *,
+    steps: int = ALPHA_STEPS,
+    time_limit: float | None = None,
 ) -> Bounds:
     """alpha-CROWN bounds of every canonical layer over the box (``tighten``'s ``"alpha-crown"``).
 
@@ -379,8 +463,9 @@ def alpha_crown_bounds(
     lower = net.input_lower if input_lower is None else np.asarray(input_lower, float)
     upper = net.input_upper if input_upper is None else np.asarray(input_upper, float)
     if lower.shape != (net.n_inputs,) or upper.shape != (net.n_inputs,):
-        raise ShapeMismatchError(f"input box has shapes {lower.shape} / {upper.shape}, the network has "
-                                 f"{net.n_inputs} inputs")
+        raise ShapeMismatchError(
+            f"input box has shapes {lower.shape} / {upper.shape}, the network has {net.n_inputs} inputs"
+        )
     layers = net.canonical_layers
     first = None
     if start is not None:
@@ -393,5 +478,4 @@ def alpha_crown_bounds(
     else:
         result = alpha_layer_bounds(layers, lower[None], upper[None], first, steps=steps, deadline=deadline)
     methods = (start.methods if start is not None else ()) + ("alpha-crown",)
-    return Bounds([a[0] for a in result.lower], [a[0] for a in result.upper], lower, upper,
-                  net.content_hash(), methods)
+    return Bounds([a[0] for a in result.lower], [a[0] for a in result.upper], lower, upper, net.content_hash(), methods)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -99,21 +99,24 @@ class Bounds:
         return self.upper[layer] - self.lower[layer]
 
     # --------------------------------------------------------- combination
-    def intersect(self, other: "Bounds") -> "Bounds":
+    def intersect(self, other: Bounds) -> Bounds:
         """Elementwise tightest of two bounds of the same network and box."""
         self.check_compatible(other.network_hash, other.input_lower, other.input_upper)
         methods = self.methods + tuple(m for m in other.methods if m not in self.methods)
-        extra = [_tightest(getattr(self, name), getattr(other, name), name.endswith("lower"))
-                 for name in _OPTIONAL_ARRAYS]
+        extra = [
+            _tightest(getattr(self, name), getattr(other, name), name.endswith("lower")) for name in _OPTIONAL_ARRAYS
+        ]
         return Bounds(
             [np.maximum(a, b) for a, b in zip(self.lower, other.lower)],
             [np.minimum(a, b) for a, b in zip(self.upper, other.upper)],
-            self.input_lower, self.input_upper, self.network_hash, methods, *extra,
+            self.input_lower,
+            self.input_upper,
+            self.network_hash,
+            methods,
+            *extra,
         )
 
-    def check_compatible(
-        self, network_hash: str, input_lower: np.ndarray, input_upper: np.ndarray
-    ) -> None:
+    def check_compatible(self, network_hash: str, input_lower: np.ndarray, input_upper: np.ndarray) -> None:
         """Raise :class:`BoundsMismatchError` unless these bounds hold for that network and box.
 
         Bounds computed on a larger box remain valid on a smaller one, so a box contained
@@ -126,9 +129,7 @@ class Bounds:
             )
         lo, hi = np.asarray(input_lower, float), np.asarray(input_upper, float)
         if lo.shape != self.input_lower.shape:
-            raise BoundsMismatchError(
-                f"these bounds are for {self.input_lower.size} inputs, not {lo.size}"
-            )
+            raise BoundsMismatchError(f"these bounds are for {self.input_lower.size} inputs, not {lo.size}")
         outside = np.flatnonzero((lo < self.input_lower) | (hi > self.input_upper))
         if outside.size:
             i = int(outside[0])
@@ -147,7 +148,8 @@ class Bounds:
         if not layer_sizes_match(self, sizes):
             raise BoundsMismatchError(
                 f"{where}: neuron bounds for layers of sizes {[a.size for a in self.lower]}, the network's "
-                f"canonical layers have {list(sizes)}; recompute them with tighten()")
+                f"canonical layers have {list(sizes)}; recompute them with tighten()"
+            )
 
     # ---------------------------------------------------------- reporting
     def summary(self) -> list[dict[str, float]]:
@@ -156,12 +158,14 @@ class Bounds:
         for k in range(self.n_layers):
             width = self.width(k)
             finite = width[np.isfinite(width)]
-            rows.append({
-                "layer": k,
-                "neurons": int(width.size),
-                "unstable": int(self.unstable(k).sum()),
-                "mean_width": float(finite.mean()) if finite.size else float("inf"),
-            })
+            rows.append(
+                {
+                    "layer": k,
+                    "neurons": int(width.size),
+                    "unstable": int(self.unstable(k).sum()),
+                    "mean_width": float(finite.mean()) if finite.size else float("inf"),
+                }
+            )
         return rows
 
     # -------------------------------------------------------- persistence
@@ -173,8 +177,7 @@ class Bounds:
             arrays = {f"lower_{k}": a for k, a in enumerate(self.lower)}
             arrays.update({f"upper_{k}": a for k, a in enumerate(self.upper)})
             arrays["input_lower"], arrays["input_upper"] = self.input_lower, self.input_upper
-            arrays.update({name: getattr(self, name) for name in _OPTIONAL_ARRAYS
-                           if getattr(self, name) is not None})
+            arrays.update({name: getattr(self, name) for name in _OPTIONAL_ARRAYS if getattr(self, name) is not None})
             meta = {key: payload[key] for key in ("format", "network_hash", "methods")}
             np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
         else:
@@ -190,12 +193,11 @@ class Bounds:
             "input_upper": [float(v) for v in self.input_upper],
             "lower": [as_list(a) for a in self.lower],
             "upper": [as_list(a) for a in self.upper],
-            **{name: as_list(getattr(self, name)) for name in _OPTIONAL_ARRAYS
-               if getattr(self, name) is not None},
+            **{name: as_list(getattr(self, name)) for name in _OPTIONAL_ARRAYS if getattr(self, name) is not None},
         }
 
     @classmethod
-    def load(cls, path: str | Path, network: object | None = None) -> "Bounds":
+    def load(cls, path: str | Path, network: object | None = None) -> Bounds:
         """Read bounds written by :meth:`save`; with ``network``, check they belong to it.
 
         A file that cannot be read or is not a bounds file raises :class:`ModelLoadError`;
@@ -206,27 +208,33 @@ class Bounds:
         where = f"bounds file {str(path)!r}"
         try:
             fields = _read_npz(path) if path.suffix == ".npz" else json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, EOFError, RecursionError,
-                zipfile.BadZipFile) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, EOFError, RecursionError, zipfile.BadZipFile) as exc:
             raise ModelLoadError(f"cannot read {where}: {type(exc).__name__}: {exc}") from None
         bounds = cls._from_fields(fields, where)
         if network is not None:
             bounds.check_compatible(
-                network.content_hash(), network.input_lower, network.input_upper  # type: ignore[attr-defined]
+                network.content_hash(),
+                network.input_lower,
+                network.input_upper,  # type: ignore[attr-defined]
             )
-            bounds.check_layer_sizes([layer.n_pre for layer in network.canonical_layers],  # type: ignore[attr-defined]
-                                     f"{where} (altered?)")
+            bounds.check_layer_sizes(
+                [layer.n_pre for layer in network.canonical_layers],  # type: ignore[attr-defined]
+                f"{where} (altered?)",
+            )
         return bounds
 
     @classmethod
-    def _from_fields(cls, fields: object, where: str) -> "Bounds":
+    def _from_fields(cls, fields: object, where: str) -> Bounds:
         """Validate what :meth:`save` wrote (JSON payload or ``.npz`` arrays) and build the Bounds."""
         expected = f"pyomo_relu.bounds/{FORMAT_VERSION}"
         if not isinstance(fields, dict) or fields.get("format") != expected:
             found = fields.get("format") if isinstance(fields, dict) else type(fields).__name__
             raise ModelLoadError(f"{where} is not a pyomo_relu bounds file (format {found!r}, expected {expected!r})")
-        missing = [key for key in ("network_hash", "methods", "input_lower", "input_upper", "lower", "upper")
-                   if key not in fields]
+        missing = [
+            key
+            for key in ("network_hash", "methods", "input_lower", "input_upper", "lower", "upper")
+            if key not in fields
+        ]
         if missing:
             raise ModelLoadError(f"{where} has no {', '.join(missing)}; write it with Bounds.save()")
         if not isinstance(fields["network_hash"], str):
@@ -250,13 +258,18 @@ class Bounds:
         optional = []
         for name in _OPTIONAL_ARRAYS:
             value = fields.get(name)
-            optional.append(None if value is None else
-                            _vector(value, -np.inf if name.endswith("lower") else np.inf, f"{where}: {name}"))
+            optional.append(
+                None
+                if value is None
+                else _vector(value, -np.inf if name.endswith("lower") else np.inf, f"{where}: {name}")
+            )
         for prefix, lo, hi in (("output", optional[0], optional[1]), ("implied input", optional[2], optional[3])):
             if (lo is None) != (hi is None) or (lo is not None and lo.size != hi.size):
                 raise ModelLoadError(f"{where}: {prefix} lower and upper bounds must both be given, of one size")
         if optional[2] is not None and optional[2].size != input_lower.size:
-            raise ModelLoadError(f"{where}: the implied input box has {optional[2].size} entries, not {input_lower.size}")
+            raise ModelLoadError(
+                f"{where}: the implied input box has {optional[2].size} entries, not {input_lower.size}"
+            )
         return cls(layers[0], layers[1], input_lower, input_upper, fields["network_hash"], methods, *optional)
 
 
@@ -268,7 +281,8 @@ def _read_npz(path: Path) -> dict:
             raise ValueError("the 'meta' entry is not a JSON object")
         n = sum(1 for key in data.files if key.startswith("lower_"))
         if sorted(data.files) != sorted(set(data.files)) or any(
-                f"{side}_{k}" not in data.files for side in ("lower", "upper") for k in range(n)):
+            f"{side}_{k}" not in data.files for side in ("lower", "upper") for k in range(n)
+        ):
             raise KeyError(f"the arrays lower_0 .. lower_{n - 1} and upper_0 .. upper_{n - 1} are not all there")
         fields["lower"] = [data[f"lower_{k}"] for k in range(n)]
         fields["upper"] = [data[f"upper_{k}"] for k in range(n)]
@@ -285,7 +299,8 @@ def _vector(values: object, fill: float, where: str) -> np.ndarray:
             raise ModelLoadError(f"{where} holds {values.dtype} values, not numbers")
         array = values.astype(float).reshape(-1) if values.ndim <= 1 else None
     elif isinstance(values, (list, tuple)) and all(
-            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values):
+        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values
+    ):
         array = np.array([fill if v is None else v for v in values], dtype=float)
     else:
         array = None

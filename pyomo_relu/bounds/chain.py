@@ -14,7 +14,8 @@ import dataclasses
 import inspect
 import logging
 import time
-from typing import Any, Callable, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any, Union
 
 import numpy as np
 
@@ -42,8 +43,14 @@ def _crown(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: 
     return crown_bounds(net, lower, upper, start)
 
 
-def _alpha_crown(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None, *,
-                 time_limit: float | None = None) -> Bounds:
+def _alpha_crown(
+    net: NetworkDefinition,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    start: Bounds | None,
+    *,
+    time_limit: float | None = None,
+) -> Bounds:
     return alpha_crown_bounds(net, lower, upper, start, time_limit=time_limit)
 
 
@@ -59,9 +66,16 @@ AUTO_MILP_SECONDS_PER_NEURON = 0.05
 AUTO_STEP_SECONDS = 20.0
 
 
-def _auto(net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None, *,
-          output_bounds: tuple[np.ndarray, np.ndarray] | None = None, time_limit: float | None = None,
-          **options: Any) -> Bounds:
+def _auto(
+    net: NetworkDefinition,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    start: Bounds | None,
+    *,
+    output_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    time_limit: float | None = None,
+    **options: Any,
+) -> Bounds:
     """The default chain (registered as ``"auto"``), chosen from the network's size and the box.
 
     ``interval`` and ``crown`` always (cheap even on million-weight networks); then
@@ -108,8 +122,14 @@ def net_weights(net: NetworkDefinition) -> int:
 
 
 #: Bounds methods by name: ``method(net, lower, upper, start, **options) -> Bounds``.
-METHODS: dict[str, Method] = {"interval": _interval, "crown": _crown, "alpha-crown": _alpha_crown,
-                              "lp": lp_bounds, "milp": milp_bounds, "auto": _auto}
+METHODS: dict[str, Method] = {
+    "interval": _interval,
+    "crown": _crown,
+    "alpha-crown": _alpha_crown,
+    "lp": lp_bounds,
+    "milp": milp_bounds,
+    "auto": _auto,
+}
 
 
 def tighten(
@@ -171,12 +191,14 @@ def tighten(
             raise PyomoReluError(
                 "tighten(mode='model') needs the Pyomo model and the network's variables: "
                 "tighten(net, method, mode='model', model=m, input_vars=[...], output_vars=[...], "
-                "exclude=<the ReLU block or None>)")
+                "exclude=<the ReLU block or None>)"
+            )
         input_vars, output_vars = list(input_vars), list(output_vars)
         if len(input_vars) != net.n_inputs or len(output_vars) != net.n_outputs:
             raise ShapeMismatchError(
                 f"tighten(mode='model'): {len(input_vars)} input and {len(output_vars)} output "
-                f"variables given, the network has {net.n_inputs} inputs and {net.n_outputs} outputs")
+                f"variables given, the network has {net.n_inputs} inputs and {net.n_outputs} outputs"
+            )
         from pyomo_relu.bounds.model import linear_side_constraints
 
         options["side_constraints"] = linear_side_constraints(model, input_vars, output_vars, exclude)
@@ -223,9 +245,16 @@ def run_chain(
     return bounds
 
 
-def run_method(net: NetworkDefinition, name: str, lower: np.ndarray, upper: np.ndarray, bounds: Bounds | None,
-               outputs: tuple[np.ndarray, np.ndarray] | None, deadline: float | None,
-               options: dict[str, Any]) -> Bounds:
+def run_method(
+    net: NetworkDefinition,
+    name: str,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    bounds: Bounds | None,
+    outputs: tuple[np.ndarray, np.ndarray] | None,
+    deadline: float | None,
+    options: dict[str, Any],
+) -> Bounds:
     """One step of a chain: method ``name`` from ``bounds``, within the output box and the deadline."""
     start = time.perf_counter()
     if bounds is None and name not in ("interval", "auto"):
@@ -245,8 +274,12 @@ def run_method(net: NetworkDefinition, name: str, lower: np.ndarray, upper: np.n
         bounds = dataclasses.replace(bounds, methods=bounds.methods + (f"{name}(interrupted)",))
     if outputs is not None:
         bounds = apply_output_bounds(net, bounds, *outputs)
-    logger.info("bounds %s: %.3f s, unstable per layer %s", name, time.perf_counter() - start,
-                [row["unstable"] for row in bounds.summary()])
+    logger.info(
+        "bounds %s: %.3f s, unstable per layer %s",
+        name,
+        time.perf_counter() - start,
+        [row["unstable"] for row in bounds.summary()],
+    )
     return bounds
 
 
@@ -266,7 +299,8 @@ def output_box(net: NetworkDefinition, output_bounds: object) -> tuple[np.ndarra
             j = int(bad[0])
             raise InvalidValueError(
                 f"output_bounds: output {j} has {side} bound {values[j]}; give a finite number, or None "
-                f"(or {-wrong}) for no {side} bound")
+                f"(or {-wrong}) for no {side} bound"
+            )
     if np.any(lower > upper):
         bad = int(np.flatnonzero(lower > upper)[0])
         raise PyomoReluError(f"output_bounds: output {bad} has lower {lower[bad]} > upper {upper[bad]}")
@@ -289,8 +323,11 @@ def method_options(name: str) -> set[str]:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         for other in METHODS:
             if other != name and METHODS[other] is not method:
-                names |= {p.name for p in inspect.signature(METHODS[other]).parameters.values()
-                          if p.kind is inspect.Parameter.KEYWORD_ONLY}
+                names |= {
+                    p.name
+                    for p in inspect.signature(METHODS[other]).parameters.values()
+                    if p.kind is inspect.Parameter.KEYWORD_ONLY
+                }
     return names - set(_INTERNAL)
 
 
@@ -348,13 +385,18 @@ def _restrict(net: NetworkDefinition, bounds: Bounds, lower: np.ndarray, upper: 
     tighter = interval_bounds(net, lower, upper, start=None)
     implied = {}
     if bounds.implied_input_lower is not None:
-        implied = {"implied_input_lower": np.maximum(bounds.implied_input_lower, lower),
-                   "implied_input_upper": np.minimum(bounds.implied_input_upper, upper)}
+        implied = {
+            "implied_input_lower": np.maximum(bounds.implied_input_lower, lower),
+            "implied_input_upper": np.minimum(bounds.implied_input_upper, upper),
+        }
     return dataclasses.replace(
         bounds,
         lower=[np.maximum(a, b) for a, b in zip(bounds.lower, tighter.lower)],
         upper=[np.minimum(a, b) for a, b in zip(bounds.upper, tighter.upper)],
-        input_lower=lower, input_upper=upper, methods=bounds.methods + ("interval",), **implied,
+        input_lower=lower,
+        input_upper=upper,
+        methods=bounds.methods + ("interval",),
+        **implied,
     )
 
 

@@ -73,8 +73,9 @@ array([4.])
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence, Union
+from typing import Union
 
 import numpy as np
 
@@ -82,21 +83,28 @@ from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import affine_interval
 from pyomo_relu.errors import ShapeMismatchError
 from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition, group_max, smooth_lines
-from pyomo_relu.step import step_lines, unstable_step
 from pyomo_relu.sparse import Weights, dense, is_sparse, negative_part, positive_part, rows_dense
+from pyomo_relu.step import step_lines, unstable_step
 
 __all__ = [
-    "BatchBounds", "DenseRelaxation", "MaxRelaxation", "batch_crown", "box_maximum", "crown_bounds",
-    "first_argmax", "linear_bounds", "max_relaxation", "relax", "relaxation",
+    "BatchBounds",
+    "DenseRelaxation",
+    "MaxRelaxation",
+    "batch_crown",
+    "box_maximum",
+    "crown_bounds",
+    "first_argmax",
+    "linear_bounds",
+    "max_relaxation",
+    "relax",
+    "relaxation",
 ]
 
 #: Lower-slope choices tried by :func:`linear_bounds` (CROWN's adaptive one first).
 SLOPE_VARIANTS = ("adaptive", "zero", "one")
 
 
-def relaxation(
-    lower: np.ndarray, upper: np.ndarray, activation: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def relaxation(lower: np.ndarray, upper: np.ndarray, activation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Slopes and intercept ``(a_U, c_U, a_L)`` of the lines around ``activation`` on ``[l, u]``.
 
     ``a_L z <= σ(z) <= a_U z + c_U`` for ``lower <= z <= upper`` (the lower intercept is 0).
@@ -121,9 +129,7 @@ def relaxation(
         with np.errstate(invalid="ignore", divide="ignore"):
             chord = hi / (hi - lo)
             slope = np.where(hi_inf, 1.0, np.where(lo_inf, 0.0, chord))
-            intercept = np.where(
-                lo_inf, np.where(hi_inf, np.inf, hi), np.where(hi_inf, -lo, -chord * lo)
-            )
+            intercept = np.where(lo_inf, np.where(hi_inf, np.inf, hi), np.where(hi_inf, -lo, -chord * lo))
         slope_u[unstable] = slope
         intercept_u[unstable] = intercept
         slope_l[unstable] = (hi >= -lo).astype(float)
@@ -138,7 +144,9 @@ def first_argmax(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return np.arange(n) == first[..., groups]
 
 
-def max_relaxation(groups: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def max_relaxation(
+    groups: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lines around ``y_g = max_{i in g} z_i`` on the box, for any leading batch axes.
 
     Below: ``y_g >= z_{i*}``, ``i*`` the first row of largest lower bound (``mask_l``).
@@ -189,7 +197,7 @@ class DenseRelaxation:
     bias: np.ndarray
     unstable_steps: np.ndarray | None = None  # step neurons that take both levels (counted, never re-sloped)
 
-    def with_lower_slope(self, value: float) -> "DenseRelaxation":
+    def with_lower_slope(self, value: float) -> DenseRelaxation:
         """The same lines with the lower slope of every unstable ReLU set to ``value``."""
         return replace(self, slope_l=np.where(self.unstable, value, self.slope_l))
 
@@ -215,14 +223,16 @@ class MaxRelaxation:
     weights: Weights
     bias: np.ndarray
 
-    def with_lower_slope(self, value: float) -> "MaxRelaxation":
+    def with_lower_slope(self, value: float) -> MaxRelaxation:
         return self
 
     def substitute(self, coef: np.ndarray, const: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         positive = np.maximum(coef, 0.0)
         negative = coef - positive
         const = const + _dot(positive, self.intercept_u)
-        coef_z = positive[..., self.groups] * self.mask_u[:, None, :] + negative[..., self.groups] * self.mask_l[:, None, :]
+        coef_z = (
+            positive[..., self.groups] * self.mask_u[:, None, :] + negative[..., self.groups] * self.mask_l[:, None, :]
+        )
         return _times(coef_z, self.weights), const + coef_z @ self.bias
 
 
@@ -240,8 +250,9 @@ def relax(layer: Layer, lower: np.ndarray, upper: np.ndarray, lower_slope: np.nd
     """
     if isinstance(layer, MaxLayer):
         mask_u, intercept_u, mask_l = max_relaxation(layer.groups, lower, upper)
-        return MaxRelaxation(layer.groups, mask_u.astype(float), intercept_u, mask_l.astype(float),
-                             layer.weights, layer.bias)
+        return MaxRelaxation(
+            layer.groups, mask_u.astype(float), intercept_u, mask_l.astype(float), layer.weights, layer.bias
+        )
     relu, smooth = layer.relu_mask, layer.smooth_mask
     slope_u, intercept_u, slope_l = relaxation(lower, upper, "relu")
     unstable = relu & (lower < 0) & (upper > 0)
@@ -258,18 +269,29 @@ def relax(layer: Layer, lower: np.ndarray, upper: np.ndarray, lower_slope: np.nd
     stepped = layer.step_mask
     if stepped.any():  # step/sign: the lines of pyomo_relu.step.step_lines
         lines = step_lines(layer.kinds, lower, upper)
-        slope_u, intercept_u, slope_l, intercept_l = (np.where(stepped, line, mine) for line, mine in
-                                                      zip(lines, (slope_u, intercept_u, slope_l, intercept_l)))
+        slope_u, intercept_u, slope_l, intercept_l = (
+            np.where(stepped, line, mine) for line, mine in zip(lines, (slope_u, intercept_u, slope_l, intercept_l))
+        )
     switching = (stepped & unstable_step(lower, upper)) if stepped.any() else None
     used = (slope_u != 0) | (slope_l != 0) | (intercept_u != 0) | (intercept_l != 0)
     keep = np.flatnonzero(used.any(axis=0))
     weights = layer.weights if keep.size == layer.n_pre else layer.weights[keep]
-    return DenseRelaxation(slope_u[:, keep], intercept_u[:, keep], slope_l[:, keep], intercept_l[:, keep],
-                           unstable[:, keep], keep, weights, layer.bias[keep],
-                           None if switching is None else switching[:, keep])
+    return DenseRelaxation(
+        slope_u[:, keep],
+        intercept_u[:, keep],
+        slope_l[:, keep],
+        intercept_l[:, keep],
+        unstable[:, keep],
+        keep,
+        weights,
+        layer.bias[keep],
+        None if switching is None else switching[:, keep],
+    )
 
 
-def back_substitute(coef: np.ndarray, const: np.ndarray, relaxations: Sequence[Relaxation]) -> tuple[np.ndarray, np.ndarray]:
+def back_substitute(
+    coef: np.ndarray, const: np.ndarray, relaxations: Sequence[Relaxation]
+) -> tuple[np.ndarray, np.ndarray]:
     """Rewrite the upper-bound form ``coef·h_{k-1} + const`` (``(B, r, n)``, ``(B, r)``) as a form in ``x``.
 
     ``relaxations`` are those of layers ``0 .. k-1``; the result bounds the form from above
@@ -330,7 +352,9 @@ def _interval(layer: Layer, h_low: np.ndarray, h_high: np.ndarray) -> tuple[np.n
     return low, high
 
 
-def _crossed_to(low: np.ndarray, high: np.ndarray, fallback: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _crossed_to(
+    low: np.ndarray, high: np.ndarray, fallback: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """Where two sound bounds crossed by round-off (a constant neuron), the earlier consistent pair."""
     crossed = low > high
     if crossed.any():
@@ -364,8 +388,11 @@ def batch_crown(
             low, high = _crossed_to(np.maximum(low, start[0][k]), np.minimum(high, start[1][k]), (low, high))
         if k > 0:
             # CROWN only where it can matter: not for ReLUs inactive in every box (their output is 0).
-            open_ = np.arange(layer.n_pre) if isinstance(layer, MaxLayer) else \
-                np.flatnonzero((high > 0).any(axis=0) | ~layer.relu_mask)
+            open_ = (
+                np.arange(layer.n_pre)
+                if isinstance(layer, MaxLayer)
+                else np.flatnonzero((high > 0).any(axis=0) | ~layer.relu_mask)
+            )
             if open_.size:
                 rows = rows_dense(layer.weights, open_) if open_.size < layer.n_pre else dense(layer.weights)
                 m, bias = open_.size, layer.bias[open_]
@@ -384,7 +411,9 @@ def batch_crown(
 
 
 def linear_bounds(
-    bounds: BatchBounds, rows: np.ndarray, input_rows: np.ndarray | None = None,
+    bounds: BatchBounds,
+    rows: np.ndarray,
+    input_rows: np.ndarray | None = None,
     variants: Sequence[str] = SLOPE_VARIANTS,
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """Linear lower bounds of ``rows @ f(x) + input_rows @ x`` on each box, and their minima.
@@ -399,8 +428,11 @@ def linear_bounds(
     forms: list[tuple[np.ndarray, np.ndarray]] = []
     best = np.full((batch, r), -np.inf)
     for variant in variants:
-        relaxed = bounds.relaxations if variant == "adaptive" else \
-            [rel.with_lower_slope(0.0 if variant == "zero" else 1.0) for rel in bounds.relaxations]
+        relaxed = (
+            bounds.relaxations
+            if variant == "adaptive"
+            else [rel.with_lower_slope(0.0 if variant == "zero" else 1.0) for rel in bounds.relaxations]
+        )
         # rows @ f(x) = rows @ σ_L(z_L): the rows act as one more linear layer.
         coef = np.broadcast_to(-rows, (batch, r, rows.shape[1]))
         coef, const = back_substitute(coef, np.zeros((batch, r)), relaxed)
@@ -441,19 +473,15 @@ def crown_bounds(
     upper = net.input_upper if input_upper is None else np.asarray(input_upper, float)
     if lower.shape != (net.n_inputs,) or upper.shape != (net.n_inputs,):
         raise ShapeMismatchError(
-            f"input box has shapes {lower.shape} / {upper.shape}, the network has "
-            f"{net.n_inputs} inputs"
+            f"input box has shapes {lower.shape} / {upper.shape}, the network has {net.n_inputs} inputs"
         )
     layers = net.canonical_layers
     first = None
     if start is not None:
         start.check_compatible(net.content_hash(), lower, upper)
         if start.n_layers != len(layers):
-            raise ShapeMismatchError(
-                f"start bounds have {start.n_layers} layers, the network has {len(layers)}"
-            )
+            raise ShapeMismatchError(f"start bounds have {start.n_layers} layers, the network has {len(layers)}")
         first = (start.lower, start.upper)
     result = batch_crown(layers, lower[None], upper[None], first)
     methods = (start.methods if start is not None else ()) + ("crown",)
-    return Bounds([a[0] for a in result.lower], [a[0] for a in result.upper], lower, upper,
-                  net.content_hash(), methods)
+    return Bounds([a[0] for a in result.lower], [a[0] for a in result.upper], lower, upper, net.content_hash(), methods)

@@ -20,7 +20,8 @@ for every point of the model:
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -127,13 +128,17 @@ def linear_side_constraints(
             index.append(col)
             values.append(coef)
         start.append(len(index))
-    logger.info("mode='model': %d linear row(s), %d extra variable(s) linked to the network",
-                len(rows), len(extra))
+    logger.info("mode='model': %d linear row(s), %d extra variable(s) linked to the network", len(rows), len(extra))
     return SideConstraints(
-        n_inputs=len(input_vars), n_outputs=len(output_vars),
-        extra_lower=np.array(extra_lower, float), extra_upper=np.array(extra_upper, float),
-        row_lower=np.array([r[0] for r in rows], float), row_upper=np.array([r[1] for r in rows], float),
-        start=np.array(start, np.int64), index=np.array(index, np.int64), value=np.array(values, float),
+        n_inputs=len(input_vars),
+        n_outputs=len(output_vars),
+        extra_lower=np.array(extra_lower, float),
+        extra_upper=np.array(extra_upper, float),
+        row_lower=np.array([r[0] for r in rows], float),
+        row_upper=np.array([r[1] for r in rows], float),
+        start=np.array(start, np.int64),
+        index=np.array(index, np.int64),
+        value=np.array(values, float),
         names=tuple(r[3] for r in rows),
     )
 

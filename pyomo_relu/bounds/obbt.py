@@ -92,17 +92,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import interval_bounds
-from pyomo_relu.errors import EmptyBoxError, PyomoReluError, SolverError
-from pyomo_relu.bounds.rows import (HIGHS_TIME_LIMIT_OPTIONS, TRUSTED_BIG_M_ERROR, LinearProgram, SideConstraints,
-                                    build_lp, highs_model, largest_big_m)
+from pyomo_relu.bounds.rows import (
+    HIGHS_TIME_LIMIT_OPTIONS,
+    TRUSTED_BIG_M_ERROR,
+    LinearProgram,
+    SideConstraints,
+    build_lp,
+    highs_model,
+    largest_big_m,
+)
+from pyomo_relu.errors import EmptyBoxError, SolverError
 from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition
 from pyomo_relu.parallel import Workers
 from pyomo_relu.sparse import rows_dense
@@ -127,8 +135,6 @@ class SolveSettings:
     deadline: float | None = None  # absolute ``time.time()``
     time_per_solve: float | None = None
     mip_gap: float = 1e-6
-
-
 
 
 # ------------------------------------------------------------------- worker
@@ -183,8 +189,12 @@ def _make_highs(lp: LinearProgram, settings: SolveSettings) -> Any:
         "dual_feasibility_tolerance": SOLVER_FEASIBILITY_TOLERANCE,
     }
     if settings.integer and lp.integer.size:
-        options.update(mip_feasibility_tolerance=SOLVER_FEASIBILITY_TOLERANCE,
-                       mip_rel_gap=settings.mip_gap, mip_abs_gap=settings.mip_gap, **HIGHS_TIME_LIMIT_OPTIONS)
+        options.update(
+            mip_feasibility_tolerance=SOLVER_FEASIBILITY_TOLERANCE,
+            mip_rel_gap=settings.mip_gap,
+            mip_abs_gap=settings.mip_gap,
+            **HIGHS_TIME_LIMIT_OPTIONS,
+        )
     else:
         options["presolve"] = "off"  # keep the basis between solves
     for key, value in options.items():
@@ -272,8 +282,9 @@ class _Progress:
             from tqdm.auto import tqdm
         except ImportError:  # optional dependency: no bar
             return
-        self.bar = tqdm(total=total, desc=desc, unit="neuron", leave=False,
-                        delay=0.0 if progress else 1.0, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total, desc=desc, unit="neuron", leave=False, delay=0.0 if progress else 1.0, dynamic_ncols=True
+        )
 
     def update(self, n: int = 1) -> None:
         if self.bar is not None and n:
@@ -298,8 +309,12 @@ class _Runner:
         self.pool.close(cancel=cancel)
 
     def solve(
-        self, lp: LinearProgram, cols: np.ndarray, coefficients: np.ndarray,
-        constants: np.ndarray, skip_lower: np.ndarray,
+        self,
+        lp: LinearProgram,
+        cols: np.ndarray,
+        coefficients: np.ndarray,
+        constants: np.ndarray,
+        skip_lower: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, int]:
         if self.executor is None:
             return solve_chunk(lp, cols, coefficients, constants, skip_lower, self.settings, self.progress.update)
@@ -307,8 +322,9 @@ class _Runner:
         n_chunks = max(1, min(CHUNKS_PER_WORKER * self.workers, n // MIN_CHUNK))
         futures: dict[Future, np.ndarray] = {}
         for part in np.array_split(np.arange(n), n_chunks):
-            future = self.executor.submit(solve_chunk, lp, cols, coefficients[part], constants[part],
-                                          skip_lower[part], self.settings)
+            future = self.executor.submit(
+                solve_chunk, lp, cols, coefficients[part], constants[part], skip_lower[part], self.settings
+            )
             futures[future] = part
         lower, upper, infeasible = np.full(n, np.nan), np.full(n, np.nan), 0
         for future in as_completed(futures):
@@ -332,10 +348,19 @@ def apply_output_bounds(
     if bounds.output_lower is not None:
         out_lo, out_hi = np.maximum(out_lo, bounds.output_lower), np.minimum(out_hi, bounds.output_upper)
     lower, upper = list(bounds.lower), list(bounds.upper)
-    lower[-1], upper[-1] = _final_preactivation_box(
-        net.canonical_layers[-1], lower[-1], upper[-1], out_lo, out_hi)
-    return Bounds(lower, upper, bounds.input_lower, bounds.input_upper, bounds.network_hash,
-                  bounds.methods, out_lo, out_hi, bounds.implied_input_lower, bounds.implied_input_upper)
+    lower[-1], upper[-1] = _final_preactivation_box(net.canonical_layers[-1], lower[-1], upper[-1], out_lo, out_hi)
+    return Bounds(
+        lower,
+        upper,
+        bounds.input_lower,
+        bounds.input_upper,
+        bounds.network_hash,
+        bounds.methods,
+        out_lo,
+        out_hi,
+        bounds.implied_input_lower,
+        bounds.implied_input_upper,
+    )
 
 
 def _final_preactivation_box(
@@ -365,8 +390,10 @@ def _final_preactivation_box(
     crossed = np.flatnonzero(new_lower > new_upper)
     if crossed.size:
         i = int(crossed[0])
-        _raise_empty(f"output {i} lies in [{lower[i]:.6g}, {upper[i]:.6g}] over the input box, "
-                     f"outside the output bounds [{pre_lo[i]:.6g}, {pre_hi[i]:.6g}]")
+        _raise_empty(
+            f"output {i} lies in [{lower[i]:.6g}, {upper[i]:.6g}] over the input box, "
+            f"outside the output bounds [{pre_lo[i]:.6g}, {pre_hi[i]:.6g}]"
+        )
     return new_lower, new_upper
 
 
@@ -378,8 +405,7 @@ def _raise_empty(why: str, model: bool = False) -> None:
             "network's inputs and outputs, or enlarge the input box"
         )
     raise EmptyBoxError(
-        f"the input box and output bounds admit no point ({why}); "
-        "loosen the output bounds or enlarge the input box"
+        f"the input box and output bounds admit no point ({why}); loosen the output bounds or enlarge the input box"
     )
 
 
@@ -424,14 +450,21 @@ def obbt_bounds(
     bounds = start if start is not None else interval_bounds(net, lower, upper)
     if output_bounds is not None:
         bounds = apply_output_bounds(net, bounds, *output_bounds)
-    state = _State(net.canonical_layers, [a.copy() for a in bounds.lower], [a.copy() for a in bounds.upper],
-                   np.array(lower, float), np.array(upper, float), output_bounds is not None, all_neurons,
-                   integer, side_constraints)
+    state = _State(
+        net.canonical_layers,
+        [a.copy() for a in bounds.lower],
+        [a.copy() for a in bounds.upper],
+        np.array(lower, float),
+        np.array(upper, float),
+        output_bounds is not None,
+        all_neurons,
+        integer,
+        side_constraints,
+    )
     if bounds.implied_input_lower is not None:
         state.input_lower = np.maximum(state.input_lower, bounds.implied_input_lower)
         state.input_upper = np.minimum(state.input_upper, bounds.implied_input_upper)
-    settings = SolveSettings(integer, tolerance, deadline,
-                             time_limit_per_neuron if integer else None, mip_gap)
+    settings = SolveSettings(integer, tolerance, deadline, time_limit_per_neuron if integer else None, mip_gap)
     name = "milp" if integer else "lp"
     stages = list(_stages(state))
     planned = [_targets(state, k).size for k, _ in stages]  # neurons only become stable
@@ -446,8 +479,11 @@ def obbt_bounds(
             progress_bar.update(n_planned - _run_stage(state, stage, runner))
     except KeyboardInterrupt:  # the stages finished so far only ever tightened sound bounds
         interrupted = True
-        logger.warning("%s bounds interrupted (Ctrl-C): returning the bounds tightened so far (sound); "
-                       "later neurons keep their bounds", name)
+        logger.warning(
+            "%s bounds interrupted (Ctrl-C): returning the bounds tightened so far (sound); "
+            "later neurons keep their bounds",
+            name,
+        )
     finally:
         runner.close(cancel=interrupted)
         progress_bar.close()
@@ -495,12 +531,24 @@ def _run_stage(state: _State, stage: tuple[int, int], runner: _Runner) -> int:
     targets = _targets(state, k)
     if targets.size == 0:
         return 0
-    if runner.settings.integer and largest_big_m(state.lower[:max(n_layers, 0)], state.upper[:max(n_layers, 0)]) \
-            * SOLVER_FEASIBILITY_TOLERANCE > TRUSTED_BIG_M_ERROR:
+    if (
+        runner.settings.integer
+        and largest_big_m(state.lower[: max(n_layers, 0)], state.upper[: max(n_layers, 0)])
+        * SOLVER_FEASIBILITY_TOLERANCE
+        > TRUSTED_BIG_M_ERROR
+    ):
         logger.info("milp bounds: layer %d kept (big-M too large for the solver's tolerances)", k)
         return int(targets.size)
-    lp, columns = build_lp(state.layers, state.lower, state.upper, state.input_lower,
-                           state.input_upper, n_layers, runner.settings.integer, state.side)
+    lp, columns = build_lp(
+        state.layers,
+        state.lower,
+        state.upper,
+        state.input_lower,
+        state.input_upper,
+        n_layers,
+        runner.settings.integer,
+        state.side,
+    )
     if k < 0:
         lower, upper, bad = _solve_inputs(runner, lp, columns[0][targets])
     else:
@@ -547,14 +595,19 @@ def _infeasible(state: _State, k: int, lp: LinearProgram, proven: bool) -> None:
     assumed = state.with_outputs or state.side is not None
     model = state.side is not None
     if assumed and proven:
-        _raise_empty(f"the {what} bounds of {where} contradict the "
-                     + ("output bounds or the model's constraints" if model else "output bounds"), model)
+        _raise_empty(
+            f"the {what} bounds of {where} contradict the "
+            + ("output bounds or the model's constraints" if model else "output bounds"),
+            model,
+        )
     if assumed and _confirm_empty(lp, state.integer):
         _raise_empty(f"the {what} is infeasible, proven while tightening {where}", model)
-    logger.warning("the bound-tightening %s for %s looks infeasible%s; the bounds concerned are "
-                   "left unchanged", what, where,
-                   " but a re-check did not confirm it" if assumed
-                   else " (inconsistent starting bounds or numerical trouble)")
+    logger.warning(
+        "the bound-tightening %s for %s looks infeasible%s; the bounds concerned are left unchanged",
+        what,
+        where,
+        " but a re-check did not confirm it" if assumed else " (inconsistent starting bounds or numerical trouble)",
+    )
 
 
 def _confirm_empty(lp: LinearProgram, integer: bool, time_limit: float = 60.0) -> bool:
@@ -569,23 +622,40 @@ def _confirm_empty(lp: LinearProgram, integer: bool, time_limit: float = 60.0) -
     return highs.getModelStatus() == highspy.HighsModelStatus.kInfeasible
 
 
-def _result(net: NetworkDefinition, bounds: Bounds, state: _State, lower: np.ndarray,
-            upper: np.ndarray, name: str) -> Bounds:
+def _result(
+    net: NetworkDefinition, bounds: Bounds, state: _State, lower: np.ndarray, upper: np.ndarray, name: str
+) -> Bounds:
     implied = (None, None)
     if state.with_outputs or state.side is not None or bounds.implied_input_lower is not None:
         implied = (state.input_lower, state.input_upper)
     methods = bounds.methods + (name,)
     if state.side is not None and "model" not in methods:
         methods += ("model",)
-    return Bounds(state.lower, state.upper, lower, upper, net.content_hash(), methods,
-                  bounds.output_lower, bounds.output_upper, *implied)
+    return Bounds(
+        state.lower,
+        state.upper,
+        lower,
+        upper,
+        net.content_hash(),
+        methods,
+        bounds.output_lower,
+        bounds.output_upper,
+        *implied,
+    )
 
 
 def lp_bounds(
-    net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None,
-    *, output_bounds: tuple[np.ndarray, np.ndarray] | None = None, time_limit: float | None = None,
-    executor: Executor | int | None = None, progress: bool | None = None,
-    all_neurons: bool = False, tolerance: float = DEFAULT_TOLERANCE,
+    net: NetworkDefinition,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    start: Bounds | None,
+    *,
+    output_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    time_limit: float | None = None,
+    executor: Executor | int | None = None,
+    progress: bool | None = None,
+    all_neurons: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
     side_constraints: SideConstraints | None = None,
 ) -> Bounds:
     """LP-based bound tightening over the triangle relaxation (registered as ``"lp"``).
@@ -605,17 +675,36 @@ def lp_bounds(
             the bounds are then valid only for points that satisfy them (``"model"`` is
             added to :attr:`Bounds.methods`).
     """
-    return obbt_bounds(net, lower, upper, start, integer=False, output_bounds=output_bounds,
-                       time_limit=time_limit, executor=executor, progress=progress,
-                       all_neurons=all_neurons, tolerance=tolerance, side_constraints=side_constraints)
+    return obbt_bounds(
+        net,
+        lower,
+        upper,
+        start,
+        integer=False,
+        output_bounds=output_bounds,
+        time_limit=time_limit,
+        executor=executor,
+        progress=progress,
+        all_neurons=all_neurons,
+        tolerance=tolerance,
+        side_constraints=side_constraints,
+    )
 
 
 def milp_bounds(
-    net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Bounds | None,
-    *, output_bounds: tuple[np.ndarray, np.ndarray] | None = None, time_limit: float | None = None,
-    executor: Executor | int | None = None, progress: bool | None = None,
-    time_limit_per_neuron: float | None = 1.0, all_neurons: bool = False,
-    tolerance: float = DEFAULT_TOLERANCE, mip_gap: float = 1e-6,
+    net: NetworkDefinition,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    start: Bounds | None,
+    *,
+    output_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    time_limit: float | None = None,
+    executor: Executor | int | None = None,
+    progress: bool | None = None,
+    time_limit_per_neuron: float | None = 1.0,
+    all_neurons: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
+    mip_gap: float = 1e-6,
     side_constraints: SideConstraints | None = None,
 ) -> Bounds:
     """MILP-based bound tightening with the big-M binaries kept (registered as ``"milp"``).
@@ -624,7 +713,19 @@ def milp_bounds(
     of the two solves of a neuron; the proven dual bound is used when it runs out) and
     ``mip_gap`` (relative and absolute gap at which HiGHS stops).
     """
-    return obbt_bounds(net, lower, upper, start, integer=True, output_bounds=output_bounds,
-                       time_limit=time_limit, executor=executor, progress=progress,
-                       time_limit_per_neuron=time_limit_per_neuron, all_neurons=all_neurons,
-                       tolerance=tolerance, mip_gap=mip_gap, side_constraints=side_constraints)
+    return obbt_bounds(
+        net,
+        lower,
+        upper,
+        start,
+        integer=True,
+        output_bounds=output_bounds,
+        time_limit=time_limit,
+        executor=executor,
+        progress=progress,
+        time_limit_per_neuron=time_limit_per_neuron,
+        all_neurons=all_neurons,
+        tolerance=tolerance,
+        mip_gap=mip_gap,
+        side_constraints=side_constraints,
+    )

@@ -25,18 +25,28 @@ numpy only (highspy when :func:`highs_model` is called), never Pyomo.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from pyomo_relu.network import Layer, MaxLayer, smooth_lines
-from pyomo_relu.step import levels, unstable_step
 from pyomo_relu.sparse import triplets
+from pyomo_relu.step import levels, unstable_step
 
-__all__ = ["BOUND_RELAXATION", "HIGHS_TIME_LIMIT_OPTIONS", "TRUSTED_BIG_M_ERROR", "LinearProgram", "RowBuilder",
-           "SideConstraints", "build_lp", "highs_model", "largest_big_m",
-           "relaxed_box"]
+__all__ = [
+    "BOUND_RELAXATION",
+    "HIGHS_TIME_LIMIT_OPTIONS",
+    "TRUSTED_BIG_M_ERROR",
+    "LinearProgram",
+    "RowBuilder",
+    "SideConstraints",
+    "build_lp",
+    "highs_model",
+    "largest_big_m",
+    "relaxed_box",
+]
 
 #: HiGHS options for every MILP solved under a time limit (``solve``, ``tighten("milp")``, the
 #: search engine's leaves; a user's own options win): presolve's "sparsify" rule (bit 14 of
@@ -114,9 +124,8 @@ class SideConstraints:
 
             raise ShapeMismatchError(
                 f"side constraints are over {self.n_inputs} inputs and {self.n_outputs} outputs, "
-                f"the network has {n_inputs} and {n_outputs}")
-
-
+                f"the network has {n_inputs} and {n_outputs}"
+            )
 
 
 class RowBuilder:
@@ -170,12 +179,14 @@ class RowBuilder:
         self.row_upper.append(upper.ravel())
         self.n_rows += n
 
-    def add_sparse_rows(self, lower: np.ndarray, upper: np.ndarray, rows: np.ndarray,
-                        cols: np.ndarray, values: np.ndarray) -> None:
+    def add_sparse_rows(
+        self, lower: np.ndarray, upper: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray
+    ) -> None:
         """Rows ``lower[r] <= sum(values[t] * x[cols[t]] for t with rows[t] == r) <= upper[r]``."""
         n = int(np.asarray(lower).size)
-        self.triplets.append((self.n_rows + np.asarray(rows, np.int64), np.asarray(cols, np.int64),
-                              np.asarray(values, float)))
+        self.triplets.append(
+            (self.n_rows + np.asarray(rows, np.int64), np.asarray(cols, np.int64), np.asarray(values, float))
+        )
         self.row_lower.append(np.asarray(lower, float).ravel())
         self.row_upper.append(np.asarray(upper, float).ravel())
         self.n_rows += n
@@ -188,8 +199,10 @@ class RowBuilder:
         order = np.argsort(rows, kind="stable")
         counts = np.bincount(rows, minlength=self.n_rows)
         return LinearProgram(
-            col_lower=cat(self.col_lower), col_upper=cat(self.col_upper),
-            row_lower=cat(self.row_lower), row_upper=cat(self.row_upper),
+            col_lower=cat(self.col_lower),
+            col_upper=cat(self.col_upper),
+            row_lower=cat(self.row_lower),
+            row_upper=cat(self.row_upper),
             start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int32),
             index=cat([t[1] for t in self.triplets], np.int32)[order],
             value=cat([t[2] for t in self.triplets])[order],
@@ -223,8 +236,7 @@ def build_lp(
     return builder.finish(), columns
 
 
-def _add_side(builder: RowBuilder, side: SideConstraints, inputs: np.ndarray,
-              outputs: np.ndarray | None) -> None:
+def _add_side(builder: RowBuilder, side: SideConstraints, inputs: np.ndarray, outputs: np.ndarray | None) -> None:
     """Append the extra columns and the rows of ``side`` that this LP can express.
 
     ``outputs`` (``None`` when the LP stops before the final layer) holds the column of
@@ -244,13 +256,18 @@ def _add_side(builder: RowBuilder, side: SideConstraints, inputs: np.ndarray,
     if kept.size == 0:
         return
     new_row = np.cumsum(keep_row) - 1
-    builder.add_sparse_rows(side.row_lower[kept], side.row_upper[kept], new_row[rows[entry]],
-                            cols[entry], side.value[entry])
+    builder.add_sparse_rows(
+        side.row_lower[kept], side.row_upper[kept], new_row[rows[entry]], cols[entry], side.value[entry]
+    )
 
 
 def _add_layer(
-    builder: RowBuilder, layer: Layer, lower: np.ndarray, upper: np.ndarray,
-    previous: np.ndarray, integer: bool,
+    builder: RowBuilder,
+    layer: Layer,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    previous: np.ndarray,
+    integer: bool,
 ) -> np.ndarray:
     kept = previous >= 0
     cols, weights, bias = previous[kept], layer.weights[:, kept], layer.bias
@@ -265,9 +282,15 @@ def _add_layer(
     out[linear] = h
     unstable = np.flatnonzero(relu & (lower < 0) & (upper > 0))
     if unstable.size:
-        out[unstable] = _add_relu(builder, lower[unstable], upper[unstable],
-                                  (box[0][unstable], box[1][unstable]),
-                                  (cols, -weights[unstable]), bias[unstable], integer)
+        out[unstable] = _add_relu(
+            builder,
+            lower[unstable],
+            upper[unstable],
+            (box[0][unstable], box[1][unstable]),
+            (cols, -weights[unstable]),
+            bias[unstable],
+            integer,
+        )
     curved = np.flatnonzero(smooth)
     if curved.size:  # a smooth neuron: its range and the two least-slope lines (smooth_lines)
         low, high = relaxed_box(*layer.output_bounds(lower, upper))
@@ -280,14 +303,27 @@ def _add_layer(
         out[curved] = h
     jumps = np.flatnonzero(stepped)
     if jumps.size:
-        out[jumps] = _add_step(builder, layer.kinds[jumps], lower[jumps], upper[jumps],
-                               (box[0][jumps], box[1][jumps]), (cols, -weights[jumps]), bias[jumps], integer)
+        out[jumps] = _add_step(
+            builder,
+            layer.kinds[jumps],
+            lower[jumps],
+            upper[jumps],
+            (box[0][jumps], box[1][jumps]),
+            (cols, -weights[jumps]),
+            bias[jumps],
+            integer,
+        )
     return out
 
 
 def _add_step(
-    builder: RowBuilder, kinds: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-    box: tuple[np.ndarray, np.ndarray], affine: tuple[np.ndarray, np.ndarray], bias: np.ndarray,
+    builder: RowBuilder,
+    kinds: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    box: tuple[np.ndarray, np.ndarray],
+    affine: tuple[np.ndarray, np.ndarray],
+    bias: np.ndarray,
     integer: bool,
 ) -> np.ndarray:
     """Step neurons ``h = a + (b - a) σ``: stable ones a fixed column, unstable ones ``z``, ``σ`` and
@@ -296,8 +332,11 @@ def _add_step(
     """
     low, high = levels(kinds)
     value = np.where(lower >= 0, high, low)
-    h = builder.add_cols(*relaxed_box(np.where(unstable_step(lower, upper), low, value),
-                                      np.where(unstable_step(lower, upper), high, value)))
+    h = builder.add_cols(
+        *relaxed_box(
+            np.where(unstable_step(lower, upper), low, value), np.where(unstable_step(lower, upper), high, value)
+        )
+    )
     loose = np.flatnonzero(unstable_step(lower, upper))
     if loose.size == 0:
         return h
@@ -316,8 +355,12 @@ def _add_step(
 
 
 def _add_max(
-    builder: RowBuilder, layer: MaxLayer, lower: np.ndarray, upper: np.ndarray,
-    affine: tuple[np.ndarray, np.ndarray], integer: bool,
+    builder: RowBuilder,
+    layer: MaxLayer,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    affine: tuple[np.ndarray, np.ndarray],
+    integer: bool,
 ) -> np.ndarray:
     """``y_g = max_i z_i``: ``y_g >= z_i`` and, per group with several candidates, big-M rows
     ``y_g <= z_i + (u_g - l_i)(1 - σ_i)``, ``Σ σ_i = 1`` and ``y_g <= Σ u_i σ_i``.
@@ -345,9 +388,13 @@ def _add_max(
         owners = np.unique(g)
         rank = np.searchsorted(owners, g)
         builder.add_sparse_rows(np.ones(owners.size), np.ones(owners.size), rank, sigma, np.ones(finite.size))
-        builder.add_sparse_rows(np.full(owners.size, -np.inf), np.zeros(owners.size),
-                                np.r_[np.arange(owners.size), rank], np.r_[y[owners], sigma],
-                                np.r_[np.ones(owners.size), -upper[finite]])
+        builder.add_sparse_rows(
+            np.full(owners.size, -np.inf),
+            np.zeros(owners.size),
+            np.r_[np.arange(owners.size), rank],
+            np.r_[y[owners], sigma],
+            np.r_[np.ones(owners.size), -upper[finite]],
+        )
     return y
 
 
@@ -364,8 +411,13 @@ def relaxed_box(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _add_relu(
-    builder: RowBuilder, lower: np.ndarray, upper: np.ndarray, box: tuple[np.ndarray, np.ndarray],
-    affine: tuple[np.ndarray, np.ndarray], bias: np.ndarray, integer: bool,
+    builder: RowBuilder,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    box: tuple[np.ndarray, np.ndarray],
+    affine: tuple[np.ndarray, np.ndarray],
+    bias: np.ndarray,
+    integer: bool,
 ) -> np.ndarray:
     """Unstable neurons: ``z = W h + b``, ``h >= z``, ``h >= 0`` and the triangle or big-M.
 
@@ -407,7 +459,6 @@ def highs_model(lp: LinearProgram, integer: bool) -> Any:
         kinds[lp.integer] = highspy.HighsVarType.kInteger
         model.integrality_ = list(kinds)
     return model
-
 
 
 #: A MILP with big-M rows (OBBT's ``"milp"``, the engine's leaves) is trusted only when its

@@ -17,14 +17,13 @@ surrogate) refuses any other name with a did-you-mean, then lets the module's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Mapping, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from pyomo_relu.errors import PyomoReluError, UnknownLayerError
+from pyomo_relu.formulations import bigm, complementarity, extended, gdp, ideal_cuts, partition, pwl, relaxation, step
 from pyomo_relu.options import check_options
-from pyomo_relu.formulations import bigm
-from pyomo_relu.formulations import complementarity, gdp, relaxation
-from pyomo_relu.formulations import extended, ideal_cuts, partition, pwl, step
 
 if TYPE_CHECKING:
     from pyomo_relu.network import NetworkDefinition
@@ -42,12 +41,12 @@ def get_formulation(name: str) -> ModuleType:
     try:
         return FORMULATIONS[name]
     except KeyError:
-        raise PyomoReluError(
-            f"unknown formulation {name!r}; available: {', '.join(sorted(FORMULATIONS))}"
-        ) from None
+        raise PyomoReluError(f"unknown formulation {name!r}; available: {', '.join(sorted(FORMULATIONS))}") from None
 
 
-def formulation_for_layer(spec: FormulationSpec, layer: int, net: "NetworkDefinition") -> tuple[ModuleType, dict[str, Any]]:
+def formulation_for_layer(
+    spec: FormulationSpec, layer: int, net: NetworkDefinition
+) -> tuple[ModuleType, dict[str, Any]]:
     """The formulation module and options of canonical layer ``layer`` of ``net``.
 
     ``spec`` is a name, ``(name, options)``, or a dict whose keys are ``"default"`` and
@@ -63,7 +62,7 @@ def formulation_for_layer(spec: FormulationSpec, layer: int, net: "NetworkDefini
     return _resolve_choice(chosen)
 
 
-def _per_user_layer(spec: Mapping[Any, Any], net: "NetworkDefinition") -> dict[int, Any]:
+def _per_user_layer(spec: Mapping[Any, Any], net: NetworkDefinition) -> dict[int, Any]:
     """``{user layer index: choice}`` from a per-layer dict, every key checked."""
     chosen: dict[int, Any] = {}
     named_by: dict[int, Any] = {}
@@ -78,7 +77,8 @@ def _per_user_layer(spec: Mapping[Any, Any], net: "NetworkDefinition") -> dict[i
             ) from None
         if index in chosen:
             raise UnknownLayerError(
-                f"formulation={{...}} names layer {index} twice, as {named_by[index]!r} and {key!r}; keep one")
+                f"formulation={{...}} names layer {index} twice, as {named_by[index]!r} and {key!r}; keep one"
+            )
         chosen[index], named_by[index] = value, key
     return chosen
 
@@ -99,10 +99,15 @@ def check_formulation_options(module: Any, options: Mapping[str, Any]) -> None:
 def _resolve_choice(chosen: Any) -> tuple[ModuleType, dict[str, Any]]:
     if isinstance(chosen, str):
         return get_formulation(chosen), {}
-    if isinstance(chosen, (tuple, list)) and len(chosen) == 2 and isinstance(chosen[0], str) \
-            and isinstance(chosen[1], Mapping):
+    if (
+        isinstance(chosen, (tuple, list))
+        and len(chosen) == 2
+        and isinstance(chosen[0], str)
+        and isinstance(chosen[1], Mapping)
+    ):
         module = get_formulation(chosen[0])
         check_formulation_options(module, chosen[1])
         return module, dict(chosen[1])
     raise PyomoReluError(
-        f"a formulation is a name or a (name, options) pair such as ('partition', {{'n': 2}}), not {chosen!r}")
+        f"a formulation is a name or a (name, options) pair such as ('partition', {{'n': 2}}), not {chosen!r}"
+    )

@@ -55,9 +55,7 @@ def build(ctx: LayerContext) -> None:
         neurons,
         rule=lambda b, j: post[j] - pre[j] - float(lower[j]) * active[j] <= -float(lower[j]),
     )
-    block.post_zero_when_inactive = pe.Constraint(
-        neurons, rule=lambda b, j: post[j] - float(upper[j]) * active[j] <= 0
-    )
+    block.post_zero_when_inactive = pe.Constraint(neurons, rule=lambda b, j: post[j] - float(upper[j]) * active[j] <= 0)
 
 
 def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:

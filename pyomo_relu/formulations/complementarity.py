@@ -100,17 +100,13 @@ def build(ctx: LayerContext) -> None:
     pre, post = ctx.pre, ctx.post
     if reformulation == "product":
         block.post_at_least_pre = pe.Constraint(neurons, rule=lambda b, j: post[j] - pre[j] >= 0)
-        block.complementarity_product = pe.Constraint(
-            neurons, rule=lambda b, j: post[j] * (post[j] - pre[j]) <= eps
-        )
+        block.complementarity_product = pe.Constraint(neurons, rule=lambda b, j: post[j] * (post[j] - pre[j]) <= eps)
         if ctx.options.get("chord", False):
             from pyomo_relu.formulations import relaxation
 
             relaxation.add_chord(ctx)
         return
-    block.complementarity = Complementarity(
-        neurons, rule=lambda b, j: complements(post[j] >= 0, post[j] - pre[j] >= 0)
-    )
+    block.complementarity = Complementarity(neurons, rule=lambda b, j: complements(post[j] >= 0, post[j] - pre[j] >= 0))
     if reformulation is not None:
         transformation = pe.TransformationFactory(reformulation)
         kwargs = {"mpec_bound": eps} if reformulation == "mpec.simple_nonlinear" else {}

@@ -88,15 +88,20 @@ def build(ctx: LayerContext) -> None:
 
     block.is_active = pe.Var(neurons, within=pe.Binary, doc="1 when the neuron is active")
     block.active_copy = pe.Var(
-        keys, bounds=lambda b, j, i: (min(0.0, float(lo[i])), max(0.0, float(hi[i]))),
+        keys,
+        bounds=lambda b, j, i: (min(0.0, float(lo[i])), max(0.0, float(hi[i]))),
         doc="the active disjunct's copy x¹ of input i",
     )
     active, copy = block.is_active, block.active_copy
 
     block.post_from_active_copy = pe.Constraint(
         neurons,
-        rule=lambda b, j: post[j] - linear(layer.weights[j, support[j]], [copy[j, i] for i in support[j]])
-        - float(bias[j]) * active[j] == 0,
+        rule=lambda b, j: (
+            post[j]
+            - linear(layer.weights[j, support[j]], [copy[j, i] for i in support[j]])
+            - float(bias[j]) * active[j]
+            == 0
+        ),
     )
     block.post_at_least_pre = pe.Constraint(neurons, rule=lambda b, j: post[j] - pre[j] >= 0)
     block.active_copy_lower = pe.Constraint(

@@ -183,9 +183,7 @@ def _add_disjunctions(ctx: LayerContext) -> None:
 
     block.active_disjunct = Disjunct(neurons, rule=active_rule)
     block.inactive_disjunct = Disjunct(neurons, rule=inactive_rule)
-    block.disjunction = Disjunction(
-        neurons, rule=lambda b, j: [b.active_disjunct[j], b.inactive_disjunct[j]]
-    )
+    block.disjunction = Disjunction(neurons, rule=lambda b, j: [b.active_disjunct[j], b.inactive_disjunct[j]])
 
 
 def _hull_transformed(disjunct: Any) -> bool:

@@ -122,9 +122,9 @@ class _Neuron:
     """What separation needs for one unstable neuron."""
 
     layer_block: Any
-    weights: np.ndarray   # non-zero weights, on the neuron's present inputs
-    low: np.ndarray       # L̆
-    high: np.ndarray      # Ŭ
+    weights: np.ndarray  # non-zero weights, on the neuron's present inputs
+    low: np.ndarray  # L̆
+    high: np.ndarray  # Ŭ
     inputs: list[Any]
     bias: float
     post: Any
@@ -140,15 +140,24 @@ def _neurons(ctx: LayerContext) -> list[_Neuron]:
         keep = columns[row != 0]
         w = ctx.layer.weights[j, keep]
         lo, hi = ctx.input_lower[keep], ctx.input_upper[keep]
-        out.append(_Neuron(
-            ctx.block, w, np.where(w >= 0, lo, hi), np.where(w >= 0, hi, lo),
-            [ctx.inputs[i] for i in keep], float(ctx.layer.bias[j]), ctx.post[j], ctx.block.is_active[j],
-        ))
+        out.append(
+            _Neuron(
+                ctx.block,
+                w,
+                np.where(w >= 0, lo, hi),
+                np.where(w >= 0, hi, lo),
+                [ctx.inputs[i] for i in keep],
+                float(ctx.layer.bias[j]),
+                ctx.post[j],
+                ctx.block.is_active[j],
+            )
+        )
     return out
 
 
-def most_violated(weights: np.ndarray, low: np.ndarray, high: np.ndarray, bias: float,
-                  x: np.ndarray, y: float, sigma: float) -> tuple[np.ndarray, float]:
+def most_violated(
+    weights: np.ndarray, low: np.ndarray, high: np.ndarray, bias: float, x: np.ndarray, y: float, sigma: float
+) -> tuple[np.ndarray, float]:
     """The subset ``I`` (boolean mask) minimising the right side of (*) and the violation.
 
     >>> mask, v = most_violated(np.array([1.0, 1.0]), np.array([-1.0, -1.0]), np.array([1.0, 1.0]),
@@ -256,6 +265,7 @@ def add_ideal_cuts(
     stopped = "max_rounds"
     solves = 0
     try:
+
         def lp_bound() -> float:
             nonlocal solves
             result = solve(model, solver, time_limit=time_limit)
@@ -275,8 +285,9 @@ def add_ideal_cuts(
                 y, sigma = neuron.post.value, neuron.active.value
                 if y is None or sigma is None:
                     continue
-                mask, violation = most_violated(neuron.weights, neuron.low, neuron.high, neuron.bias,
-                                                x, float(y), float(sigma))
+                mask, violation = most_violated(
+                    neuron.weights, neuron.low, neuron.high, neuron.bias, x, float(y), float(sigma)
+                )
                 if violation > violation_tol:
                     neuron.layer_block.ideal_cuts.add(_cut(neuron, mask))
                     added += 1

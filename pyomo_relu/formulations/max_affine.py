@@ -101,14 +101,19 @@ def build(ctx: LayerContext) -> None:
     sigma = block.is_max
     block.post_at_least_pre = pe.Constraint(rows, rule=lambda b, i: post[group_of[i]] - pre[i] >= 0)
     block.post_at_most_pre_when_max = pe.Constraint(
-        rows, rule=lambda b, i: post[group_of[i]] - pre[i] + constants[i] * sigma[i] <= constants[i])
+        rows, rule=lambda b, i: post[group_of[i]] - pre[i] + constants[i] * sigma[i] <= constants[i]
+    )
     group_index = sorted(members)
     block.one_max = pe.Constraint(
-        group_index, rule=lambda b, g: LinearExpression(linear_coefs=[1.0] * len(members[g]),
-                                                        linear_vars=[sigma[i] for i in members[g]]) == 1)
+        group_index,
+        rule=lambda b, g: (
+            LinearExpression(linear_coefs=[1.0] * len(members[g]), linear_vars=[sigma[i] for i in members[g]]) == 1
+        ),
+    )
     upper = ctx.upper
     block.post_at_most_selected_upper = pe.Constraint(
-        group_index, rule=lambda b, g: post[g] - sum(float(upper[i]) * sigma[i] for i in members[g]) <= 0)
+        group_index, rule=lambda b, g: post[g] - sum(float(upper[i]) * sigma[i] for i in members[g]) <= 0
+    )
 
 
 def _members(ctx: LayerContext) -> dict[int, list[int]]:

@@ -153,8 +153,8 @@ def partition_inputs(
         hi = np.ones(m) if upper is None else np.asarray(upper, float)
         width = np.abs(weights) * (hi - lo)
         order = np.argsort(-width, kind="stable")
-        groups = [order[k:k + 1] for k in range(n - 1)]
-        groups.append(np.sort(order[n - 1:]))
+        groups = [order[k : k + 1] for k in range(n - 1)]
+        groups.append(np.sort(order[n - 1 :]))
         return groups
     raise PyomoReluError(f"unknown partition strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
 
@@ -163,7 +163,7 @@ def _cut(order: np.ndarray, n: int) -> list[np.ndarray]:
     """Contiguous pieces of ``order`` split at ``⌊k·m/n⌋`` (nested when n divides n')."""
     m = order.size
     edges = [(k * m) // n for k in range(n + 1)]
-    return [order[edges[k]:edges[k + 1]] for k in range(n)]
+    return [order[edges[k] : edges[k + 1]] for k in range(n)]
 
 
 def validate_options(options: dict[str, Any]) -> None:
@@ -255,8 +255,9 @@ def build(ctx: LayerContext) -> None:
         row = layer.weights[j, columns]
         idx = columns[row != 0]
         rng = np.random.default_rng((int(opts["seed"]), int(ctx.index), j))
-        parts = partition_inputs(layer.weights[j, idx], opts["n"], opts["strategy"],
-                                 lower=lo[idx], upper=hi[idx], rng=rng)
+        parts = partition_inputs(
+            layer.weights[j, idx], opts["n"], opts["strategy"], lower=lo[idx], upper=hi[idx], rng=rng
+        )
         groups[j] = [[int(i) for i in idx[p]] for p in parts]
         for n, group in enumerate(groups[j]):
             w = layer.weights[j, group]
@@ -267,7 +268,8 @@ def build(ctx: LayerContext) -> None:
 
     block.is_active = pe.Var(neurons, within=pe.Binary, doc="1 when the neuron is active")
     block.active_part = pe.Var(
-        keys, bounds=lambda b, j, n: (min(0.0, bounds[j, n][0]), max(0.0, bounds[j, n][1])),
+        keys,
+        bounds=lambda b, j, n: (min(0.0, bounds[j, n][0]), max(0.0, bounds[j, n][1])),
         doc="active part z_n of group n's partial sum",
     )
     active, part = block.is_active, block.active_part
@@ -278,8 +280,7 @@ def build(ctx: LayerContext) -> None:
 
     block.post_from_active_parts = pe.Constraint(
         neurons,
-        rule=lambda b, j: post[j] - sum(part[j, n] for n in range(len(groups[j])))
-        - float(bias[j]) * active[j] == 0,
+        rule=lambda b, j: post[j] - sum(part[j, n] for n in range(len(groups[j]))) - float(bias[j]) * active[j] == 0,
     )
     block.post_at_least_pre = pe.Constraint(neurons, rule=lambda b, j: post[j] - pre[j] >= 0)
     block.active_part_lower = pe.Constraint(

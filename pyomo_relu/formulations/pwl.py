@@ -125,8 +125,11 @@ def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
 def bands(ctx: LayerContext, neurons: np.ndarray) -> NeuronBands:
     """Enclose the smooth ``neurons`` of the layer over their pre-activation bounds."""
     validate_options(ctx.options)
-    option = {"pieces": int(ctx.options["pieces"])} if "pieces" in ctx.options else \
-        {"tolerance": float(ctx.options.get("tolerance", DEFAULT_TOLERANCE))}
+    option = (
+        {"pieces": int(ctx.options["pieces"])}
+        if "pieces" in ctx.options
+        else {"tolerance": float(ctx.options.get("tolerance", DEFAULT_TOLERANCE))}
+    )
     kinds = ctx.layer.kinds[neurons]
     points: list = [None] * neurons.size
     upper, lower = list(points), list(points)
@@ -150,10 +153,16 @@ def build_smooth(ctx: LayerContext, neurons: np.ndarray) -> None:
     multi = [int(j) for j, b in zip(data.neurons, data.breakpoints) if len(b) > 2]
     fills = [(j, k) for j in multi for k in range(len(data.breakpoints[by_neuron[j]]) - 1)]
     steps = [(j, k) for j in multi for k in range(len(data.breakpoints[by_neuron[j]]) - 2)]
-    block.pwl_fill = pe.Var(pe.Set(initialize=fills, dimen=2, ordered=True), bounds=(0.0, 1.0),
-                            doc="how much of segment k the pre-activation has passed")
-    block.pwl_beyond = pe.Var(pe.Set(initialize=steps, dimen=2, ordered=True), within=pe.Binary,
-                              doc="1 when the pre-activation is beyond breakpoint k + 1")
+    block.pwl_fill = pe.Var(
+        pe.Set(initialize=fills, dimen=2, ordered=True),
+        bounds=(0.0, 1.0),
+        doc="how much of segment k the pre-activation has passed",
+    )
+    block.pwl_beyond = pe.Var(
+        pe.Set(initialize=steps, dimen=2, ordered=True),
+        within=pe.Binary,
+        doc="1 when the pre-activation is beyond breakpoint k + 1",
+    )
     fill, beyond = block.pwl_fill, block.pwl_beyond
 
     def filled(j: int, values: np.ndarray) -> list:
@@ -172,15 +181,21 @@ def build_smooth(ctx: LayerContext, neurons: np.ndarray) -> None:
             rhs = float(values[0] - slope * b[0])
         return (None, expr, rhs) if which == "upper" else (rhs, expr, None)
 
-    block.pwl_pre = pe.Constraint(pe.Set(initialize=multi, dimen=1, ordered=True), rule=lambda b, j: (
-        float(data.breakpoints[by_neuron[j]][0]),
-        LinearExpression([MonomialTermExpression((1.0, pre[j]))] + filled(j, data.breakpoints[by_neuron[j]])),
-        float(data.breakpoints[by_neuron[j]][0])))
+    block.pwl_pre = pe.Constraint(
+        pe.Set(initialize=multi, dimen=1, ordered=True),
+        rule=lambda b, j: (
+            float(data.breakpoints[by_neuron[j]][0]),
+            LinearExpression([MonomialTermExpression((1.0, pre[j]))] + filled(j, data.breakpoints[by_neuron[j]])),
+            float(data.breakpoints[by_neuron[j]][0]),
+        ),
+    )
     curved = pe.Set(initialize=[int(j) for j in data.neurons], dimen=1, ordered=True)
     block.pwl_upper = pe.Constraint(curved, rule=lambda b, j: side(j, "upper"))
     block.pwl_lower = pe.Constraint(curved, rule=lambda b, j: side(j, "lower"))
     block.pwl_beyond_needs_fill = pe.Constraint(beyond.index_set(), rule=lambda b, j, k: beyond[j, k] - fill[j, k] <= 0)
-    block.pwl_fill_needs_beyond = pe.Constraint(beyond.index_set(), rule=lambda b, j, k: fill[j, k + 1] - beyond[j, k] <= 0)
+    block.pwl_fill_needs_beyond = pe.Constraint(
+        beyond.index_set(), rule=lambda b, j, k: fill[j, k + 1] - beyond[j, k] <= 0
+    )
 
 
 def initialize_smooth(ctx: LayerContext, pre_values: np.ndarray) -> None:
@@ -237,4 +252,3 @@ def approximation_error(layers: list, bounds: Any, contexts: list[tuple[str, Lay
         return np.zeros(layers[-1].n_outputs)
     low, high = propagate_error(layers, list(bounds.lower), list(bounds.upper), errors)
     return np.maximum(-low, high)
-

@@ -94,20 +94,25 @@ def build_step(ctx: LayerContext, neurons: np.ndarray, eps: float | None = None)
         raise MissingBoundsError(
             f"layer {ctx.index} ({layer.name or 'dense'}), {layer.kinds[j]} neuron {j}: its pre-activation "
             f"bounds [{ctx.lower[j]}, {ctx.upper[j]}] are not finite, so it has no big-M; bound the "
-            "network's inputs (input_bounds=...) or the input variables")
+            "network's inputs (input_bounds=...) or the input variables"
+        )
     jumps = [int(j) for j in neurons[loose]]
     at = {int(j): k for k, j in enumerate(neurons)}
     block.is_up = pe.Var(jumps, within=pe.Binary, doc="1 when the step neuron is on its upper level")
     up = block.is_up
     block.up_when_nonnegative = pe.Constraint(
-        jumps, rule=lambda b, j: pre[j] + float(ctx.lower[j]) * up[j] >= float(ctx.lower[j]))
+        jumps, rule=lambda b, j: pre[j] + float(ctx.lower[j]) * up[j] >= float(ctx.lower[j])
+    )
     block.down_when_negative = pe.Constraint(
-        jumps, rule=lambda b, j: pre[j] - (float(ctx.upper[j]) + eps) * up[j] <= -eps)
+        jumps, rule=lambda b, j: pre[j] - (float(ctx.upper[j]) + eps) * up[j] <= -eps
+    )
     block.level = pe.Constraint(
-        jumps, rule=lambda b, j: post[j] - float(high[at[j]] - low[at[j]]) * up[j] == float(low[at[j]]))
+        jumps, rule=lambda b, j: post[j] - float(high[at[j]] - low[at[j]]) * up[j] == float(low[at[j]])
+    )
     fixed = [int(j) for j in neurons[~loose]]
     block.stable_level = pe.Constraint(
-        fixed, rule=lambda b, j: post[j] == float(high[at[j]] if ctx.lower[j] >= 0 else low[at[j]]))
+        fixed, rule=lambda b, j: post[j] == float(high[at[j]] if ctx.lower[j] >= 0 else low[at[j]])
+    )
     ctx.steps = np.asarray(jumps, dtype=int)
 
 

@@ -30,9 +30,10 @@ import json
 import logging
 import os
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,7 @@ class _Affine:
     bias: np.ndarray
     names: list[str] = field(default_factory=list)
 
-    def then(self, weights: np.ndarray, bias: np.ndarray, name: str) -> "_Affine":
+    def then(self, weights: np.ndarray, bias: np.ndarray, name: str) -> _Affine:
         """Compose: apply ``self`` first, then ``(weights, bias)``."""
         return _Affine(weights @ self.weights, weights @ self.bias + bias, self.names + [name])
 
@@ -129,8 +130,13 @@ def _check_plain_relu(name: str, max_value: Any, negative_slope: Any, threshold:
 
 
 def _batchnorm_step(
-    name: str, axis: Any, epsilon: float, moving_mean: np.ndarray, moving_variance: np.ndarray,
-    gamma: np.ndarray | None, beta: np.ndarray | None,
+    name: str,
+    axis: Any,
+    epsilon: float,
+    moving_mean: np.ndarray,
+    moving_variance: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
 ) -> _Step:
     """A BatchNormalization layer at inference as a per-channel ``x * factor + shift``."""
     if isinstance(axis, (list, tuple)):
@@ -143,9 +149,7 @@ def _batchnorm_step(
     mean = np.asarray(moving_mean, dtype=np.float64).reshape(-1)
     variance = np.asarray(moving_variance, dtype=np.float64).reshape(-1)
     if np.any(variance + float(epsilon) <= 0):
-        raise ModelLoadError(
-            f"Keras layer {name!r} (BatchNormalization): moving_variance + epsilon is not positive"
-        )
+        raise ModelLoadError(f"Keras layer {name!r} (BatchNormalization): moving_variance + epsilon is not positive")
     factor = 1.0 / np.sqrt(variance + float(epsilon))
     if gamma is not None:
         factor = factor * np.asarray(gamma, dtype=np.float64).reshape(-1)
@@ -233,18 +237,12 @@ def _build_layers(steps: Sequence[_Step], input_shape: tuple[int, ...]) -> list[
         kernel = np.asarray(step.kernel, dtype=np.float64)
         if kernel.ndim != 2 or kernel.shape[0] != shape[0]:
             raise ShapeMismatchError(
-                f"Keras layer {step.name!r} (Dense) has a kernel of shape {kernel.shape} "
-                f"but receives {shape[0]} inputs"
+                f"Keras layer {step.name!r} (Dense) has a kernel of shape {kernel.shape} but receives {shape[0]} inputs"
             )
-        bias = (
-            np.zeros(kernel.shape[1])
-            if step.bias is None
-            else np.asarray(step.bias, dtype=np.float64).reshape(-1)
-        )
+        bias = np.zeros(kernel.shape[1]) if step.bias is None else np.asarray(step.bias, dtype=np.float64).reshape(-1)
         if bias.shape != (kernel.shape[1],):
             raise ShapeMismatchError(
-                f"Keras layer {step.name!r} (Dense): bias has {bias.size} entries, kernel "
-                f"{kernel.shape[1]} units"
+                f"Keras layer {step.name!r} (Dense): bias has {bias.size} entries, kernel {kernel.shape[1]} units"
             )
         if pending is None:
             pending = _Affine(kernel.T.copy(), bias, [step.name])
@@ -406,27 +404,27 @@ def _steps_from_layer(layer: Any, keras: Any) -> list[_Step]:
         _check_plain_relu(name, layer.max_value, layer.negative_slope, layer.threshold)
         return [_Step(name, "relu")]
     if kind is layers.Activation:
-        activation = _dense_activation(
-            name, _activation_name(layer.activation, keras), "Activation"
-        )
+        activation = _dense_activation(name, _activation_name(layer.activation, keras), "Activation")
         return [_Step(name, "relu" if activation == "relu" else "identity")]
     if kind is layers.Flatten:
         return [_Step(name, "flatten", channels_first=layer.data_format == "channels_first")]
     if kind is layers.BatchNormalization:
         if not layer.built:
-            raise ModelLoadError(
-                f"Keras layer {name!r} (BatchNormalization) is not built (no weights yet)"
-            )
+            raise ModelLoadError(f"Keras layer {name!r} (BatchNormalization) is not built (no weights yet)")
         numpy = keras.ops.convert_to_numpy
-        return [_batchnorm_step(
-            name, layer.axis, layer.epsilon, numpy(layer.moving_mean),
-            numpy(layer.moving_variance), numpy(layer.gamma) if layer.scale else None,
-            numpy(layer.beta) if layer.center else None,
-        )]
+        return [
+            _batchnorm_step(
+                name,
+                layer.axis,
+                layer.epsilon,
+                numpy(layer.moving_mean),
+                numpy(layer.moving_variance),
+                numpy(layer.gamma) if layer.scale else None,
+                numpy(layer.beta) if layer.center else None,
+            )
+        ]
     activation = getattr(layer, "activation", None)
-    raise _unsupported(
-        name, kind.__name__, None if activation is None else _activation_name(activation, keras)
-    )
+    raise _unsupported(name, kind.__name__, None if activation is None else _activation_name(activation, keras))
 
 
 def _functional_class(keras: Any) -> type | None:
@@ -461,9 +459,7 @@ def _steps_from_model(model: Any, keras: Any) -> list[_Step]:
     except Exception as exc:  # custom layers without get_config: name the culprit
         for layer in model.layers:
             _steps_from_layer(layer, keras)
-        raise ModelLoadError(
-            f"cannot read the structure of Keras model {model.name!r}: {exc}"
-        ) from exc
+        raise ModelLoadError(f"cannot read the structure of Keras model {model.name!r}: {exc}") from exc
     steps = []
     for entry in _chain_entries("Functional", config):
         if entry.get("class_name") == "InputLayer" and not entry.get("inbound_nodes"):
@@ -482,9 +478,7 @@ def _model_input_shape(model: Any) -> tuple[int, ...]:
             "start it with keras.Input(shape=...) or call it on data first"
         ) from exc
     if isinstance(shape, list) or (shape and isinstance(shape[0], (tuple, list))):
-        raise UnsupportedOperatorError(
-            f"Keras model {model.name!r} has {len(shape)} inputs; only one is supported"
-        )
+        raise UnsupportedOperatorError(f"Keras model {model.name!r} has {len(shape)} inputs; only one is supported")
     dims = tuple(shape[1:])
     if any(d is None for d in dims):
         raise UnsupportedOperatorError(
@@ -535,9 +529,7 @@ def _h5_activation(name: str, value: Any, class_name: str) -> str:
     return _dense_activation(name, str(value), class_name)
 
 
-def _h5_dense_weights(
-    group: Any, name: str, use_bias: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _h5_dense_weights(group: Any, name: str, use_bias: bool) -> tuple[np.ndarray, np.ndarray | None]:
     if name not in group:
         raise ModelLoadError(f"no weights for Keras layer {name!r} in the file's 'model_weights'")
     layer_group = group[name]
@@ -546,9 +538,7 @@ def _h5_dense_weights(
     for weight_name in names:
         dataset = layer_group[weight_name]
         if dataset.dtype.kind not in "fiu":
-            raise ModelLoadError(
-                f"weight {weight_name!r} of Keras layer {name!r} has dtype {dataset.dtype}"
-            )
+            raise ModelLoadError(f"weight {weight_name!r} of Keras layer {name!r} has dtype {dataset.dtype}")
         key = weight_name.rsplit("/", 1)[-1].split(":")[0]
         found[key] = np.asarray(dataset[()], dtype=np.float64)
     unexpected = set(found) - {"kernel", "bias"}
@@ -566,20 +556,20 @@ def _h5_batchnorm_step(group: Any, name: str, config: dict) -> _Step:
         raise ModelLoadError(f"no weights for Keras layer {name!r} in the file's 'model_weights'")
     layer_group = group[name]
     names = [_decode(n) for n in layer_group.attrs.get("weight_names", [])]
-    found = {
-        n.rsplit("/", 1)[-1].split(":")[0]: np.asarray(layer_group[n][()], dtype=np.float64)
-        for n in names
-    }
+    found = {n.rsplit("/", 1)[-1].split(":")[0]: np.asarray(layer_group[n][()], dtype=np.float64) for n in names}
     center, scale = bool(config.get("center", True)), bool(config.get("scale", True))
     needed = ["moving_mean", "moving_variance"] + ["gamma"] * scale + ["beta"] * center
     if any(key not in found for key in needed):
         raise ModelLoadError(
-            f"Keras layer {name!r} (BatchNormalization) stores weights {names}; expected "
-            f"{', '.join(needed)}"
+            f"Keras layer {name!r} (BatchNormalization) stores weights {names}; expected {', '.join(needed)}"
         )
     return _batchnorm_step(
-        name, config.get("axis", -1), float(config.get("epsilon", 1e-3)), found["moving_mean"],
-        found["moving_variance"], found.get("gamma") if scale else None,
+        name,
+        config.get("axis", -1),
+        float(config.get("epsilon", 1e-3)),
+        found["moving_mean"],
+        found["moving_variance"],
+        found.get("gamma") if scale else None,
         found.get("beta") if center else None,
     )
 
@@ -591,8 +581,7 @@ def _steps_from_h5(path: Path, model_config: dict) -> list[_Step]:
     class_name = model_config["class_name"]
     if class_name not in _MODEL_CLASSES:
         raise UnsupportedOperatorError(
-            f"{path}: the saved model is a {class_name!r}; only Sequential or functional "
-            "models can be read"
+            f"{path}: the saved model is a {class_name!r}; only Sequential or functional models can be read"
         )
     entries = _chain_entries(class_name, model_config.get("config"))
     steps: list[_Step] = []
@@ -616,7 +605,9 @@ def _steps_from_h5(path: Path, model_config: dict) -> list[_Step]:
                 steps.append(_Step(name, "dense", kernel, bias if use_bias else None, activation))
             elif cls == "ReLU":
                 _check_plain_relu(
-                    name, config.get("max_value"), config.get("negative_slope", 0.0),
+                    name,
+                    config.get("max_value"),
+                    config.get("negative_slope", 0.0),
                     config.get("threshold", 0.0),
                 )
                 steps.append(_Step(name, "relu"))
@@ -651,8 +642,7 @@ def _import_keras() -> Any:
     major = int(str(getattr(keras, "__version__", "0")).split(".")[0] or 0)
     if major < 3:
         raise KerasNotInstalledError(
-            f"Keras {keras.__version__} is installed but pyomo_relu needs Keras 3: "
-            "pip install pyomo_relu[keras]"
+            f"Keras {keras.__version__} is installed but pyomo_relu needs Keras 3: pip install pyomo_relu[keras]"
         )
     return keras
 
@@ -709,9 +699,7 @@ def _load_path(path: Path) -> tuple[list[_Step], tuple[int, ...]]:
         )
     suffix = path.suffix.lower()
     if suffix not in (".keras",) + _H5_SUFFIXES:
-        raise ModelLoadError(
-            f"{path}: expected a Keras 3 '.keras' file or a legacy '.h5'/'.hdf5' file"
-        )
+        raise ModelLoadError(f"{path}: expected a Keras 3 '.keras' file or a legacy '.h5'/'.hdf5' file")
     keras = _import_keras()
     if suffix == ".keras":
         if not zipfile.is_zipfile(path):
@@ -732,7 +720,9 @@ def _load_path(path: Path) -> tuple[list[_Step], tuple[int, ...]]:
     except Exception as exc:
         logger.warning(
             "Keras 3 cannot load %s (%s: %s); reading its config and weights with h5py",
-            path, type(exc).__name__, exc,
+            path,
+            type(exc).__name__,
+            exc,
         )
         steps = _steps_from_h5(path, model_config)
         shape = _config_input_shape(model_config)
@@ -756,15 +746,19 @@ class _GraphModel(Exception):
         self.model, self.chain_error = model, chain_error
 
 
-def _load_graph(model: Any, keras: Any, input_bounds: object, source: str,
-                chain_error: UnsupportedOperatorError) -> NetworkDefinition:
+def _load_graph(
+    model: Any, keras: Any, input_bounds: object, source: str, chain_error: UnsupportedOperatorError
+) -> NetworkDefinition:
     """Models beyond plain chains (convolutions, pooling, merges): Keras -> ONNX graph -> reader."""
     from pyomo_relu.io.keras_graph import keras_to_onnx
     from pyomo_relu.io.onnx import load_onnx
 
     functional = _functional_class(keras)
-    plain = isinstance(model, keras.Sequential) and type(model).call is keras.Sequential.call or (
-        functional is not None and isinstance(model, functional) and type(model).call is functional.call)
+    plain = (
+        isinstance(model, keras.Sequential)
+        and type(model).call is keras.Sequential.call
+        or (functional is not None and isinstance(model, functional) and type(model).call is functional.call)
+    )
     if not plain or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise chain_error  # subclassed, several inputs or outputs: the chain reader said why
     logger.info("Keras model %s is not a plain chain (%s); reading it as a graph", source, chain_error)
@@ -795,8 +789,7 @@ def load_keras(model_or_path: Any, input_bounds: object = None) -> NetworkDefini
         keras = _import_keras()
         if not isinstance(model_or_path, keras.Model):
             raise ModelLoadError(
-                f"expected a Keras model or a path to a .keras/.h5 file, got "
-                f"{type(model_or_path).__name__}"
+                f"expected a Keras model or a path to a .keras/.h5 file, got {type(model_or_path).__name__}"
             )
         source = "<keras model>"
         try:
@@ -805,11 +798,12 @@ def load_keras(model_or_path: Any, input_bounds: object = None) -> NetworkDefini
             return _load_graph(model_or_path, keras, input_bounds, source, chain_error)
         input_shape = _model_input_shape(model_or_path)
     layers = _build_layers(steps, input_shape)
-    network = NetworkDefinition(
-        layers, input_bounds=input_bounds, input_shape=input_shape or None, source=source
-    )
+    network = NetworkDefinition(layers, input_bounds=input_bounds, input_shape=input_shape or None, source=source)
     logger.info(
         "read Keras model %s: %d layers, %d inputs -> %d outputs",
-        source, len(network.layers), network.n_inputs, network.n_outputs,
+        source,
+        len(network.layers),
+        network.n_inputs,
+        network.n_outputs,
     )
     return network

@@ -19,7 +19,8 @@ layer activations ``relu``, ``linear``, ``leaky_relu``, ``relu6``, ``sigmoid``, 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import onnx
@@ -70,7 +71,8 @@ def _activation(g: _Graph, x: str, name: str, label: str) -> str:
         return g.node(name.capitalize(), [x], label)
     raise UnsupportedOperatorError(
         f"Keras layer {label!r}: activation {name!r} has no formulation; use relu, linear, "
-        "leaky_relu, relu6, or sigmoid/tanh/softplus (NLP only)")
+        "leaky_relu, relu6, or sigmoid/tanh/softplus (NLP only)"
+    )
 
 
 def _activation_name(layer: Any) -> str:
@@ -109,8 +111,15 @@ def _conv(g: _Graph, keras: Any, layer: Any, inputs: list[str], label: str) -> s
     weights = np.transpose(kernel, (dims + 1, dims, *range(dims)))
     x = _channels_first(g, inputs[0], dims + 2, label)
     args = [x, g.const("W", weights)] + ([g.const("B", _numpy(keras, layer.bias))] if layer.use_bias else [])
-    y = g.node("Conv", args, label, strides=_tuple(layer.strides, dims), dilations=_tuple(layer.dilation_rate, dims),
-               group=int(getattr(layer, "groups", 1)), **_padding(layer, label))
+    y = g.node(
+        "Conv",
+        args,
+        label,
+        strides=_tuple(layer.strides, dims),
+        dilations=_tuple(layer.dilation_rate, dims),
+        group=int(getattr(layer, "groups", 1)),
+        **_padding(layer, label),
+    )
     return _activation(g, _channels_last(g, y, dims + 2, label), _activation_name(layer), label)
 
 
@@ -120,9 +129,17 @@ def _pool(op: str) -> Callable:
         dims = len(_tuple(layer.pool_size, 1 if "1D" in type(layer).__name__ else 2))
         x = _channels_first(g, inputs[0], dims + 2, label)
         extra = {"count_include_pad": 0} if op == "AveragePool" else {}
-        y = g.node(op, [x], label, kernel_shape=_tuple(layer.pool_size, dims),
-                   strides=_tuple(layer.strides or layer.pool_size, dims), **_padding(layer, label), **extra)
+        y = g.node(
+            op,
+            [x],
+            label,
+            kernel_shape=_tuple(layer.pool_size, dims),
+            strides=_tuple(layer.strides or layer.pool_size, dims),
+            **_padding(layer, label),
+            **extra,
+        )
         return _channels_last(g, y, dims + 2, label)
+
     return build
 
 
@@ -134,6 +151,7 @@ def _global_pool(op: str) -> Callable:
         if getattr(layer, "keepdims", False):
             return _channels_last(g, y, rank, label)
         return g.node("Flatten", [y], label, axis=1)
+
     return build
 
 
@@ -173,21 +191,31 @@ def _merge(op: str) -> Callable:
         for other in inputs[1:]:
             out = g.node(op, [out, other], label)
         return out
+
     return build
 
 
 _BUILDERS: dict[str, Callable] = {
-    "Dense": _dense, "Conv1D": _conv, "Conv2D": _conv,
-    "MaxPooling1D": _pool("MaxPool"), "MaxPooling2D": _pool("MaxPool"),
-    "AveragePooling1D": _pool("AveragePool"), "AveragePooling2D": _pool("AveragePool"),
-    "GlobalMaxPooling1D": _global_pool("GlobalMaxPool"), "GlobalMaxPooling2D": _global_pool("GlobalMaxPool"),
+    "Dense": _dense,
+    "Conv1D": _conv,
+    "Conv2D": _conv,
+    "MaxPooling1D": _pool("MaxPool"),
+    "MaxPooling2D": _pool("MaxPool"),
+    "AveragePooling1D": _pool("AveragePool"),
+    "AveragePooling2D": _pool("AveragePool"),
+    "GlobalMaxPooling1D": _global_pool("GlobalMaxPool"),
+    "GlobalMaxPooling2D": _global_pool("GlobalMaxPool"),
     "GlobalAveragePooling1D": _global_pool("GlobalAveragePool"),
     "GlobalAveragePooling2D": _global_pool("GlobalAveragePool"),
-    "BatchNormalization": _batchnorm, "ReLU": _relu, "Add": _merge("Add"), "Subtract": _merge("Sub"),
+    "BatchNormalization": _batchnorm,
+    "ReLU": _relu,
+    "Add": _merge("Add"),
+    "Subtract": _merge("Sub"),
     "Concatenate": lambda g, k, layer, i, label: g.node("Concat", i, label, axis=int(layer.axis)),
     "Flatten": lambda g, k, layer, i, label: g.node("Flatten", i, label, axis=1),
     "Reshape": lambda g, k, layer, i, label: g.node(
-        "Reshape", [i[0], g.const("shape", [-1, *layer.target_shape], np.int64)], label),
+        "Reshape", [i[0], g.const("shape", [-1, *layer.target_shape], np.int64)], label
+    ),
     "Dropout": lambda g, k, layer, i, label: i[0],
     "LeakyReLU": lambda g, k, layer, i, label: g.node("LeakyRelu", i, label, alpha=float(layer.negative_slope)),
     "PReLU": lambda g, k, layer, i, label: g.node("PRelu", [i[0], g.const("slope", _numpy(k, layer.alpha))], label),
@@ -216,7 +244,9 @@ def _calls(model: Any) -> list[tuple[Any, list[str], str]]:
         if entry.get("class_name") == "InputLayer":
             continue
         if len(nodes) != 1:
-            raise UnsupportedOperatorError(f"Keras layer {name!r} is called {len(nodes)} times; shared layers are not supported")
+            raise UnsupportedOperatorError(
+                f"Keras layer {name!r} is called {len(nodes)} times; shared layers are not supported"
+            )
         sources = [f"{s[0]}:{s[1]}:{s[2]}" for s in _node_sources(nodes[0])]
         calls.append((model.get_layer(name), sources, f"{name}:0:0"))
     return calls
@@ -246,7 +276,8 @@ def keras_to_onnx(model: Any, keras: Any, input_shape: tuple[int, ...]) -> onnx.
         builder = _BUILDERS.get(kind)
         if builder is None:
             raise UnsupportedOperatorError(
-                f"Keras layer {layer.name!r} ({kind}) is not supported; supported: {', '.join(GRAPH_LAYERS)}")
+                f"Keras layer {layer.name!r} ({kind}) is not supported; supported: {', '.join(GRAPH_LAYERS)}"
+            )
         try:
             names[key] = builder(g, keras, layer, [names[s] for s in sources], layer.name)
         except KeyError as exc:
@@ -254,8 +285,12 @@ def keras_to_onnx(model: Any, keras: Any, input_shape: tuple[int, ...]) -> onnx.
     last = output_key.rsplit(":", 2)[0]  # the output layer's name: the last network layer is named after it
     g.nodes.append(helper.make_node("Identity", [names[output_key]], ["output"], name=f"{last}:output"))
     graph = helper.make_graph(
-        g.nodes, "keras", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *input_shape])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], initializer=g.inits)
+        g.nodes,
+        "keras",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *input_shape])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)],
+        initializer=g.inits,
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8
     return proto

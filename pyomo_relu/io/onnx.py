@@ -51,9 +51,10 @@ import functools
 import heapq
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 import onnx
@@ -101,14 +102,21 @@ class _Affine:
 
     __slots__ = ("_stack", "basis", "_matrix", "_const", "_shape")
 
-    def __init__(self, stack: np.ndarray | None, basis: int, *, matrix: Any = None,
-                 const: np.ndarray | None = None, shape: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        stack: np.ndarray | None,
+        basis: int,
+        *,
+        matrix: Any = None,
+        const: np.ndarray | None = None,
+        shape: Sequence[int] | None = None,
+    ) -> None:
         self._stack, self.basis = stack, basis
         self._matrix, self._const = matrix, const
         self._shape = tuple(stack.shape[1:]) if stack is not None else tuple(int(d) for d in shape)
 
     @classmethod
-    def sparse(cls, matrix: Any, const: np.ndarray, shape: Sequence[int], basis: int) -> "_Affine":
+    def sparse(cls, matrix: Any, const: np.ndarray, shape: Sequence[int], basis: int) -> _Affine:
         return cls(None, basis, matrix=sp.csr_array(matrix), const=np.asarray(const, float), shape=shape)
 
     @property
@@ -132,7 +140,8 @@ class _Affine:
                     f"a dense map of {n} basis entries x {self.size} outputs (more than "
                     f"MAX_DENSE_ENTRIES = {MAX_DENSE_ENTRIES}) would be needed; this operator has no "
                     "sparse implementation here (Conv, pooling, BatchNormalization, Add/Mul by constants, "
-                    "Concat, Flatten/Reshape/Transpose and the activations do)")
+                    "Concat, Flatten/Reshape/Transpose and the activations do)"
+                )
             stack = np.empty((n + 1, self.size))
             stack[0] = self._const
             stack[1:] = self._matrix.T.toarray()
@@ -146,15 +155,15 @@ class _Affine:
         n = self._stack.shape[0] - 1
         return self._stack[1:].reshape(n, -1).T, self._stack[0].reshape(-1)
 
-    def with_stack(self, stack: np.ndarray) -> "_Affine":
+    def with_stack(self, stack: np.ndarray) -> _Affine:
         return _Affine(stack, self.basis)
 
-    def with_rows(self, matrix: Any, const: np.ndarray, shape: Sequence[int]) -> "_Affine":
+    def with_rows(self, matrix: Any, const: np.ndarray, shape: Sequence[int]) -> _Affine:
         return _Affine.sparse(matrix, const, shape, self.basis)
 
 
 Value = Union[np.ndarray, _Affine]
-Inputs = list[Union[Value, None]]  # a node's inputs, None for an absent optional input
+Inputs = list[Value | None]  # a node's inputs, None for an absent optional input
 
 
 @dataclass(frozen=True)
@@ -178,7 +187,8 @@ class _Node:
                     raise ModelLoadError(
                         f"{self.where()}: attribute {name!r} must be of type "
                         f"{onnx.AttributeProto.AttributeType.Name(expected)}, the file has "
-                        f"{onnx.AttributeProto.AttributeType.Name(attribute.type)}; re-export the model")
+                        f"{onnx.AttributeProto.AttributeType.Name(attribute.type)}; re-export the model"
+                    )
                 return helper.get_attribute_value(attribute)
         return default
 
@@ -186,7 +196,7 @@ class _Node:
         return f"ONNX node {self.label!r} (op {self.op})"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _attribute_type(op: str, opset: int, name: str) -> int | None:
     """The attribute type the ONNX schema of ``op`` (at ``opset``) declares for ``name``, if any."""
     try:
@@ -300,8 +310,7 @@ def _matmul(node: _Node, a: Value, b: Value) -> Value:
         raise
     except ValueError:
         raise ShapeMismatchError(
-            f"{node.where()}: cannot multiply matrices of shapes {_shape_of(a)} and "
-            f"{_shape_of(b)}"
+            f"{node.where()}: cannot multiply matrices of shapes {_shape_of(a)} and {_shape_of(b)}"
         ) from None
 
 
@@ -350,12 +359,12 @@ def _transpose(value: Value, perm: Sequence[int]) -> Value:
     return np.transpose(value, perm)
 
 
-def _sparse_rows(value: "_Affine") -> tuple[Any, np.ndarray]:
+def _sparse_rows(value: _Affine) -> tuple[Any, np.ndarray]:
     matrix, const = value.rows()
     return sp.csr_array(matrix), const
 
 
-def _apply_rows(value: "_Affine", operator: Any, offset: np.ndarray, shape: Sequence[int]) -> "_Affine":
+def _apply_rows(value: _Affine, operator: Any, offset: np.ndarray, shape: Sequence[int]) -> _Affine:
     """``operator @ value + offset`` for a sparse linear ``operator`` on the flattened tensor."""
     matrix, const = value.rows()
     return value.with_rows(sp.csr_array(operator @ sp.csr_array(matrix)), operator @ const + offset, shape)
@@ -389,8 +398,7 @@ def _reshape_target(node: _Node, in_shape: tuple[int, ...], spec: Sequence[int])
         if dim == 0 and not allowzero:
             if index >= len(in_shape):
                 raise ShapeMismatchError(
-                    f"{node.where()}: shape entry {index} is 0 (copy) but the input has rank "
-                    f"{len(in_shape)}"
+                    f"{node.where()}: shape entry {index} is 0 (copy) but the input has rank {len(in_shape)}"
                 )
             dim = in_shape[index]
         out.append(dim)
@@ -400,14 +408,10 @@ def _reshape_target(node: _Node, in_shape: tuple[int, ...], spec: Sequence[int])
     if -1 in out:
         known = int(np.prod([d for d in out if d != -1]))
         if known == 0 or total % known:
-            raise ShapeMismatchError(
-                f"{node.where()}: cannot reshape {in_shape} ({total} entries) to {list(spec)}"
-            )
+            raise ShapeMismatchError(f"{node.where()}: cannot reshape {in_shape} ({total} entries) to {list(spec)}")
         out[out.index(-1)] = total // known
     if int(np.prod(out)) != total:
-        raise ShapeMismatchError(
-            f"{node.where()}: cannot reshape {in_shape} ({total} entries) to {tuple(out)}"
-        )
+        raise ShapeMismatchError(f"{node.where()}: cannot reshape {in_shape} ({total} entries) to {tuple(out)}")
     return tuple(out)
 
 
@@ -419,9 +423,7 @@ def _check_finite(node: _Node, values: list[Value]) -> None:
         else:
             array = value.stack if isinstance(value, _Affine) else np.asarray(value)
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
-            raise InvalidNetworkError(
-                f"{node.where()} produces NaN or Inf values; check the exported weights"
-            )
+            raise InvalidNetworkError(f"{node.where()} produces NaN or Inf values; check the exported weights")
 
 
 # ------------------------------------------------------------------ op handlers
@@ -429,14 +431,12 @@ def _check_finite(node: _Node, values: list[Value]) -> None:
 Handler = Callable[["_GraphConverter", _Node, Inputs], Inputs]
 
 
-def _op_gemm(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_gemm(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     a, b = inputs[0], inputs[1]
     c = inputs[2] if len(inputs) > 2 else None
     for name, value in (("A", a), ("B", b)):
         if len(_shape_of(value)) != 2:
-            raise ShapeMismatchError(
-                f"{node.where()}: input {name} must be 2-D, got shape {_shape_of(value)}"
-            )
+            raise ShapeMismatchError(f"{node.where()}: input {name} must be 2-D, got shape {_shape_of(value)}")
     if node.attr("transA", 0):
         a = _transpose(a, (1, 0))
     if node.attr("transB", 0):
@@ -450,37 +450,37 @@ def _op_gemm(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     return [result]
 
 
-def _op_matmul(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_matmul(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     return [_matmul(node, inputs[0], inputs[1])]
 
 
-def _op_add(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_add(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     return [_add(node, inputs[0], inputs[1])]
 
 
-def _op_sub(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_sub(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     a, b = inputs
     if not isinstance(a, _Affine) and not isinstance(b, _Affine):
         return [np.subtract(a, b)]
     return [_add(node, a, _mul(node, b, np.float64(-1.0)))]
 
 
-def _op_mul(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_mul(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     return [_mul(node, inputs[0], inputs[1])]
 
 
-def _op_div(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_div(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     return [_div(node, inputs[0], inputs[1])]
 
 
-def _op_neg(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_neg(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     value = inputs[0]
     if isinstance(value, _Affine):
         return [_mul(node, value, np.float64(-1.0))]
     return [np.negative(value)]
 
 
-def _op_flatten(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_flatten(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     shape = _shape_of(inputs[0])
     axis = int(node.attr("axis", 1))
     if not -len(shape) <= axis <= len(shape):
@@ -490,7 +490,7 @@ def _op_flatten(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     return [_reshape(inputs[0], (int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))))]
 
 
-def _op_reshape(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_reshape(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     if len(inputs) > 1 and inputs[1] is not None:
         spec = _constant_input(node, inputs[1], "target shape")
     else:  # opsets 1-4: the target shape is an attribute
@@ -508,7 +508,7 @@ def _axes(node: _Node, inputs: Inputs) -> list[int] | None:
     return None if axes is None else [int(a) for a in axes]
 
 
-def _op_squeeze(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_squeeze(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     shape = _shape_of(inputs[0])
     axes = _axes(node, inputs)
     if axes is None:
@@ -516,13 +516,11 @@ def _op_squeeze(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     else:
         drop = _normalise_axes(node, axes, len(shape))
         if any(shape[i] != 1 for i in drop):
-            raise ShapeMismatchError(
-                f"{node.where()}: cannot squeeze axes {axes} of shape {shape} (size is not 1)"
-            )
+            raise ShapeMismatchError(f"{node.where()}: cannot squeeze axes {axes} of shape {shape} (size is not 1)")
     return [_reshape(inputs[0], [d for i, d in enumerate(shape) if i not in drop])]
 
 
-def _op_unsqueeze(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_unsqueeze(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     shape = _shape_of(inputs[0])
     axes = _axes(node, inputs)
     if axes is None:
@@ -533,26 +531,24 @@ def _op_unsqueeze(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     return [_reshape(inputs[0], [1 if i in positions else next(dims) for i in range(rank)])]
 
 
-def _op_transpose(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_transpose(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     rank = len(_shape_of(inputs[0]))
     perm = node.attr("perm") or list(reversed(range(rank)))
     return [_transpose(inputs[0], perm)]
 
 
-def _op_identity(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_identity(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     return [inputs[0]]
 
 
-def _op_dropout(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_dropout(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     training = inputs[2] if len(inputs) > 2 else None
     if training is not None and bool(np.any(_constant_input(node, training, "training_mode"))):
-        raise UnsupportedOperatorError(
-            f"{node.where()} is in training mode; export the model in inference mode"
-        )
+        raise UnsupportedOperatorError(f"{node.where()} is in training mode; export the model in inference mode")
     return [inputs[0], np.ones(_shape_of(inputs[0]), dtype=bool)]
 
 
-def _op_cast(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_cast(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     to = node.attr("to")
     if to is None:
         raise ModelLoadError(f"{node.where()} has no 'to' attribute (the target type)")
@@ -564,19 +560,18 @@ def _op_cast(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
         return [np.asarray(inputs[0]).astype(dtype)]
     if not np.issubdtype(dtype, np.floating):
         raise UnsupportedOperatorError(
-            f"{node.where()} casts an input-dependent tensor to {dtype}; only float casts "
-            "are supported"
+            f"{node.where()} casts an input-dependent tensor to {dtype}; only float casts are supported"
         )
     return [inputs[0]]
 
 
-def _op_shape(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_shape(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     shape = _shape_of(inputs[0])
     start, end = node.attr("start", 0), node.attr("end")
     return [np.array(shape[start:end], dtype=np.int64)]
 
 
-def _op_constant(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_constant(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     for attribute in node.proto.attribute:
         if attribute.name == "value":
             return [numpy_helper.to_array(attribute.t)]
@@ -587,7 +582,7 @@ def _op_constant(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     return cv.fold(node, inputs)  # sparse or string constants
 
 
-def _op_batchnorm(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_batchnorm(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     """Inference BatchNormalization: ``(x - mean) / sqrt(var + eps) * scale + B`` per channel."""
     if node.attr("training_mode", 0):
         raise UnsupportedOperatorError(
@@ -597,9 +592,7 @@ def _op_batchnorm(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     x = inputs[0]
     shape = _shape_of(x)
     if len(shape) < 2:
-        raise ShapeMismatchError(
-            f"{node.where()}: input must be (N, C, ...), got shape {shape}"
-        )
+        raise ShapeMismatchError(f"{node.where()}: input must be (N, C, ...), got shape {shape}")
     channel_shape = (shape[1],) + (1,) * (len(shape) - 2)
     params = []
     for what, value in zip(("scale", "B", "mean", "var"), inputs[1:5]):
@@ -610,8 +603,7 @@ def _op_batchnorm(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
             np.broadcast_shapes(array.shape, shape[1:])
         except ValueError:
             raise ShapeMismatchError(
-                f"{node.where()}: {what} has shape {np.shape(value)}, which does not fit an "
-                f"input of shape {shape}"
+                f"{node.where()}: {what} has shape {np.shape(value)}, which does not fit an input of shape {shape}"
             ) from None
         params.append(array)
     scale, bias, mean, var = params
@@ -624,19 +616,19 @@ def _op_batchnorm(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     return [result, *extra]
 
 
-def _op_relu(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_relu(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     if not isinstance(inputs[0], _Affine):
         return [np.maximum(inputs[0], 0)]
     return [cv.emit_activation(node, inputs[0], "relu")]
 
 
-def _op_leaky_relu(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_leaky_relu(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     if not isinstance(inputs[0], _Affine):
         return cv.fold(node, inputs)
     return [cv.emit_activation(node, inputs[0], "leaky_relu", alpha=float(node.attr("alpha", 0.01)))]
 
 
-def _op_prelu(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_prelu(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
@@ -646,19 +638,23 @@ def _op_prelu(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     try:
         alpha = np.broadcast_to(_as_float(slope), x.shape)
     except ValueError:
-        raise ShapeMismatchError(f"{node.where()}: slope of shape {np.shape(slope)} does not broadcast to {x.shape}") from None
+        raise ShapeMismatchError(
+            f"{node.where()}: slope of shape {np.shape(slope)} does not broadcast to {x.shape}"
+        ) from None
     return [cv.emit_activation(node, x, "leaky_relu", alpha=alpha.reshape(-1))]
 
 
-def _op_clip(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_clip(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
     if node.opset < 11:
         low, high = node.attr("min", -np.inf), node.attr("max", np.inf)
     else:
-        sides = [None if len(inputs) <= k or inputs[k] is None else _constant_input(node, inputs[k], name)
-                 for k, name in ((1, "min"), (2, "max"))]
+        sides = [
+            None if len(inputs) <= k or inputs[k] is None else _constant_input(node, inputs[k], name)
+            for k, name in ((1, "min"), (2, "max"))
+        ]
         if any(len(inputs) > k and inputs[k] is not None and side is None for k, side in zip((1, 2), sides)):
             raise UnsupportedOperatorError(f"{node.where()}: min and max must be constants")
         low = -np.inf if sides[0] is None else float(np.asarray(sides[0]).reshape(-1)[0])
@@ -676,7 +672,7 @@ def _finite_or_inf(value: float) -> float:
     return value
 
 
-def _op_hard_sigmoid(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_hard_sigmoid(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
@@ -686,8 +682,8 @@ def _op_hard_sigmoid(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inpu
     return [cv.emit_activation(node, scaled, "clip", clip_low=0.0, clip_high=1.0)]
 
 
-def _smooth_handler(kind: str) -> "Handler":
-    def handler(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _smooth_handler(kind: str) -> Handler:
+    def handler(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
         if not isinstance(inputs[0], _Affine):
             return cv.fold(node, inputs)
         return [cv.emit_activation(node, inputs[0], kind)]
@@ -712,9 +708,7 @@ def _int_list(node: _Node, name: str, default: Sequence[int], length: int) -> li
     value = node.attr(name)
     values = [int(v) for v in (default if value is None else value)]
     if len(values) != length:
-        raise ShapeMismatchError(
-            f"{node.where()}: attribute {name}={values} should have {length} entries"
-        )
+        raise ShapeMismatchError(f"{node.where()}: attribute {name}={values} should have {length} entries")
     return values
 
 
@@ -730,8 +724,7 @@ def _window_geometry(
     dilations = _int_list(node, "dilations", [1] * dims, dims)
     if any(v < 1 for v in strides + dilations + list(kernel)):
         raise ShapeMismatchError(
-            f"{node.where()}: kernel {list(kernel)}, strides {strides} and dilations "
-            f"{dilations} must be positive"
+            f"{node.where()}: kernel {list(kernel)}, strides {strides} and dilations {dilations} must be positive"
         )
     auto_pad = node.attr("auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
@@ -799,8 +792,7 @@ def _window_sums(
         result = np.zeros((rows, groups, per_group_out, *out_shape))
     for offset in itertools.product(*(range(k) for k in kernel)):
         index = tuple(
-            slice(o * d, o * d + s * (n - 1) + 1, s)
-            for o, d, s, n in zip(offset, dilations, strides, out_shape)
+            slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in zip(offset, dilations, strides, out_shape)
         )
         window = data[(slice(None), slice(None)) + index]
         if weights is None:
@@ -820,14 +812,22 @@ def _spatial_shape(node: _Node, value: _Affine) -> tuple[int, int, tuple[int, ..
     if shape[0] != 1:
         raise ShapeMismatchError(
             f"{node.where()}: batch dimension of the input is {shape[0]}; only batch size 1 "
-            "(or a symbolic batch) is supported")
+            "(or a symbolic batch) is supported"
+        )
     rows = value.rows()[0].shape[1] + 1
     return rows, int(shape[1]), tuple(int(d) for d in shape[2:])
 
 
-def _conv_operator(weights: np.ndarray, channels: int, spatial: Sequence[int], groups: int,
-                   strides: Sequence[int], dilations: Sequence[int], begin: Sequence[int],
-                   out: Sequence[int]) -> Any:
+def _conv_operator(
+    weights: np.ndarray,
+    channels: int,
+    spatial: Sequence[int],
+    groups: int,
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    begin: Sequence[int],
+    out: Sequence[int],
+) -> Any:
     """The convolution as a CSR matrix ``(maps * prod(out), channels * prod(spatial))``.
 
     Built from index arithmetic, one kernel offset and input channel at a time: never a
@@ -842,7 +842,10 @@ def _conv_operator(weights: np.ndarray, channels: int, spatial: Sequence[int], g
     maps_index = np.arange(maps)
     rows, cols, values = [], [], []
     for offset in itertools.product(*(range(k) for k in weights.shape[2:])):
-        coords = grid * np.asarray(strides)[:, None] + (np.asarray(offset) * np.asarray(dilations) - np.asarray(begin))[:, None]
+        coords = (
+            grid * np.asarray(strides)[:, None]
+            + (np.asarray(offset) * np.asarray(dilations) - np.asarray(begin))[:, None]
+        )
         valid = np.all((coords >= 0) & (coords < np.asarray(spatial)[:, None]), axis=0)
         if not valid.any():
             continue
@@ -856,8 +859,9 @@ def _conv_operator(weights: np.ndarray, channels: int, spatial: Sequence[int], g
             cols.append((channel[keep, None] * in_size + flat_in[None, :]).ravel())
             values.append(np.repeat(w[keep], where.size))
     cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)  # noqa: E731
-    return sp.csr_array((cat(values, float), (cat(rows, np.int64), cat(cols, np.int64))),
-                        shape=(maps * positions, channels * in_size))
+    return sp.csr_array(
+        (cat(values, float), (cat(rows, np.int64), cat(cols, np.int64))), shape=(maps * positions, channels * in_size)
+    )
 
 
 def _pool_operator(members: np.ndarray, divisor: np.ndarray, n_inputs: int) -> Any:
@@ -872,9 +876,7 @@ def _spatial_input(node: _Node, value: _Affine, what: str = "input") -> np.ndarr
     """The stack of an ``(1, C, *spatial)`` tensor as ``(R, C, *spatial)``."""
     shape = value.shape
     if len(shape) < 3:
-        raise ShapeMismatchError(
-            f"{node.where()}: {what} must be (N, C, D1, ...), got shape {shape}"
-        )
+        raise ShapeMismatchError(f"{node.where()}: {what} must be (N, C, D1, ...), got shape {shape}")
     if shape[0] != 1:
         raise ShapeMismatchError(
             f"{node.where()}: batch dimension of the {what} is {shape[0]}; only batch size 1 "
@@ -889,7 +891,7 @@ def _pad(data: np.ndarray, begin: Sequence[int], end: Sequence[int]) -> np.ndarr
     return np.pad(data, [(0, 0), (0, 0)] + [(int(b), int(e)) for b, e in zip(begin, end)])
 
 
-def _op_conv(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_conv(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
@@ -900,15 +902,13 @@ def _op_conv(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     groups = int(node.attr("group", 1))
     if weights.ndim != len(spatial) + 2:
         raise ShapeMismatchError(
-            f"{node.where()}: weight W of shape {weights.shape} does not fit an input of "
-            f"shape {x.shape}"
+            f"{node.where()}: weight W of shape {weights.shape} does not fit an input of shape {x.shape}"
         )
     maps, kernel = weights.shape[0], tuple(weights.shape[2:])
     declared = node.attr("kernel_shape")
     if declared is not None and tuple(int(k) for k in declared) != kernel:
         raise ShapeMismatchError(
-            f"{node.where()}: kernel_shape {list(declared)} differs from the weight shape "
-            f"{weights.shape}"
+            f"{node.where()}: kernel_shape {list(declared)} differs from the weight shape {weights.shape}"
         )
     if groups < 1 or channels % groups or maps % groups or weights.shape[1] * groups != channels:
         raise ShapeMismatchError(
@@ -916,9 +916,7 @@ def _op_conv(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
             f"{weights.shape} and group={groups} do not fit together"
         )
     if bias is not None and bias.shape != (maps,):
-        raise ShapeMismatchError(
-            f"{node.where()}: bias B has shape {bias.shape}, expected ({maps},)"
-        )
+        raise ShapeMismatchError(f"{node.where()}: bias B has shape {bias.shape}, expected ({maps},)")
     strides, dilations, begin, end, out = _window_geometry(node, spatial, kernel)
     if x.is_sparse:
         operator = _conv_operator(weights, channels, spatial, groups, strides, dilations, begin, out)
@@ -932,7 +930,7 @@ def _op_conv(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     return [x.with_stack(result[:, None])]
 
 
-def _op_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_average_pool(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
@@ -942,22 +940,16 @@ def _op_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inpu
         raise ModelLoadError(f"{node.where()} has no kernel_shape")
     kernel = [int(k) for k in kernel]
     if len(kernel) != len(spatial):
-        raise ShapeMismatchError(
-            f"{node.where()}: kernel_shape {kernel} does not fit an input of shape {x.shape}"
-        )
+        raise ShapeMismatchError(f"{node.where()}: kernel_shape {kernel} does not fit an input of shape {x.shape}")
     ceil_mode = bool(node.attr("ceil_mode", 0))
     include_pad = bool(node.attr("count_include_pad", 0))
-    strides, dilations, begin, end, out = _window_geometry(
-        node, spatial, kernel, ceil_mode=ceil_mode
-    )
+    strides, dilations, begin, end, out = _window_geometry(node, spatial, kernel, ceil_mode=ceil_mode)
     # the divisor: the window positions inside the input (or inside input + explicit pads
     # with count_include_pad), counted by the same sliding window over an indicator array
     if include_pad:
         explicit = _window_geometry(node, spatial, kernel)[3]  # pads without ceil overhang
         padded = [n + b + e for n, b, e in zip(spatial, begin, explicit)]
-        indicator = _pad(
-            np.ones((1, 1, *padded)), [0] * len(end), [e - p for e, p in zip(end, explicit)]
-        )
+        indicator = _pad(np.ones((1, 1, *padded)), [0] * len(end), [e - p for e, p in zip(end, explicit)])
     else:
         indicator = _pad(np.ones((1, 1, *spatial)), begin, end)
     counts = _window_sums(indicator, kernel, strides, dilations, out)[0, 0]
@@ -980,7 +972,7 @@ def _global_window(node: _Node, x: _Affine) -> tuple[int, tuple[int, ...], np.nd
     return channels, spatial, np.arange(channels * size).reshape(channels, size)
 
 
-def _op_global_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_global_average_pool(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
@@ -993,7 +985,7 @@ def _op_global_average_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) 
     return [x.with_stack(data.mean(axis=axes, keepdims=True)[:, None])]
 
 
-def _op_concat(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_concat(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     values = [v for v in inputs if v is not None]
     if not any(isinstance(v, _Affine) for v in values):
         return cv.fold(node, inputs)
@@ -1005,10 +997,8 @@ def _op_concat(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     if axis is None:
         raise ModelLoadError(f"{node.where()} has no axis")
     axis = _normalise_axes(node, [int(axis)], rank)[0]
-    if any(s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes):
-        raise ShapeMismatchError(
-            f"{node.where()}: cannot concatenate shapes {shapes} along axis {axis}"
-        )
+    if any(s[:axis] + s[axis + 1 :] != shapes[0][:axis] + shapes[0][axis + 1 :] for s in shapes):
+        raise ShapeMismatchError(f"{node.where()}: cannot concatenate shapes {shapes} along axis {axis}")
     affine = next(v for v in values if isinstance(v, _Affine))
     out_shape = list(shapes[0])
     out_shape[axis] = sum(s[axis] for s in shapes)
@@ -1047,8 +1037,14 @@ def _sparse_concat(affine: _Affine, values: list, shapes: list, axis: int, out_s
 
 
 def _window_members(
-    spatial: Sequence[int], channels: int, kernel: Sequence[int], strides: Sequence[int],
-    dilations: Sequence[int], begin: Sequence[int], end: Sequence[int], out: Sequence[int],
+    spatial: Sequence[int],
+    channels: int,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    begin: Sequence[int],
+    end: Sequence[int],
+    out: Sequence[int],
 ) -> np.ndarray:
     """``(C * prod(out), K)``: flat input index of every window entry, ``-1`` in the padding."""
     import itertools
@@ -1062,7 +1058,7 @@ def _window_members(
     return np.stack(entries, axis=1)
 
 
-def _op_max_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_max_pool(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
@@ -1072,12 +1068,14 @@ def _op_max_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
     kernel = [int(k) for k in (node.attr("kernel_shape") or [])]
     if len(kernel) != len(spatial):
         raise ShapeMismatchError(f"{node.where()}: kernel_shape {kernel} does not fit an input of shape {x.shape}")
-    strides, dilations, begin, end, out = _window_geometry(node, spatial, kernel, ceil_mode=bool(node.attr("ceil_mode", 0)))
+    strides, dilations, begin, end, out = _window_geometry(
+        node, spatial, kernel, ceil_mode=bool(node.attr("ceil_mode", 0))
+    )
     members = _window_members(spatial, channels, kernel, strides, dilations, begin, end, out)
     return [cv.emit_max(node, x, members, (1, channels, *out))]
 
 
-def _op_global_max_pool(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_global_max_pool(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
@@ -1125,9 +1123,21 @@ from pyomo_relu.io.onnx_step import STEP_HANDLERS  # noqa: E402  (needs the name
 _HANDLERS.update(STEP_HANDLERS)
 
 _REQUIRED_INPUTS = {
-    "Constant": 0, "Add": 2, "Sub": 2, "Mul": 2, "Div": 2, "MatMul": 2, "Gemm": 2,
-    "BatchNormalization": 5, "Conv": 2, "PRelu": 2, "Where": 3, "GreaterOrEqual": 2, "Greater": 2,
-    "LessOrEqual": 2, "Less": 2,
+    "Constant": 0,
+    "Add": 2,
+    "Sub": 2,
+    "Mul": 2,
+    "Div": 2,
+    "MatMul": 2,
+    "Gemm": 2,
+    "BatchNormalization": 5,
+    "Conv": 2,
+    "PRelu": 2,
+    "Where": 3,
+    "GreaterOrEqual": 2,
+    "Greater": 2,
+    "LessOrEqual": 2,
+    "Less": 2,
 }
 
 #: Operators accepted on input-dependent tensors (Softmax/LogSoftmax only at the output).
@@ -1159,7 +1169,8 @@ class _GraphConverter:
         if int(np.prod(self.input_shape, dtype=float)) > MAX_INPUT_SIZE:
             raise ShapeMismatchError(
                 f"graph input {self.input_info.name!r} of {source!r} has shape {self.input_shape}, more than "
-                f"MAX_INPUT_SIZE = {MAX_INPUT_SIZE} entries; is the shape in the file right?")
+                f"MAX_INPUT_SIZE = {MAX_INPUT_SIZE} entries; is the shape in the file right?"
+            )
         self.values: dict[str, Value] = {}
         self.producer_label: dict[str, str] = {}
         self.layers: list[Layer] = []
@@ -1193,8 +1204,16 @@ class _GraphConverter:
         logger.debug("layer %s: %d -> %d, %s", name, weights.shape[1], bias.size, activation)
         return value
 
-    def emit_activation(self, node: _Node, value: _Affine, kind: str, *, alpha: object = None,
-                        clip_low: float = -np.inf, clip_high: float = np.inf) -> _Affine:
+    def emit_activation(
+        self,
+        node: _Node,
+        value: _Affine,
+        kind: str,
+        *,
+        alpha: object = None,
+        clip_low: float = -np.inf,
+        clip_high: float = np.inf,
+    ) -> _Affine:
         """Append ``kind(value)`` as a layer and make its output the new basis.
 
         Tensors of the current basis that later nodes still read (skip and residual
@@ -1212,8 +1231,15 @@ class _GraphConverter:
         alphas[:n_act] = 0.0 if alpha is None else alpha
         lows, highs = np.full(n, -np.inf), np.full(n, np.inf)
         lows[:n_act], highs[:n_act] = clip_low, clip_high
-        layer = DenseLayer(weights, bias, tuple(kinds) if live else kind, node.label,
-                           alphas if kind == "leaky_relu" else None, lows, highs)
+        layer = DenseLayer(
+            weights,
+            bias,
+            tuple(kinds) if live else kind,
+            node.label,
+            alphas if kind == "leaky_relu" else None,
+            lows,
+            highs,
+        )
         return self._start_basis(node, layer, [value.shape] + [t.shape for t, _ in live], live)
 
     def emit_max(self, node: _Node, value: _Affine, members: np.ndarray, shape: tuple[int, ...]) -> _Affine:
@@ -1229,8 +1255,12 @@ class _GraphConverter:
         first = members.shape[0]
         sizes = [w.shape[0] for w, _ in extra]
         groups = np.concatenate([groups, first + np.arange(sum(sizes), dtype=np.int64)])
-        layer = MaxLayer(_layer_weights(_stack_rows([weights[rows]] + [w for w, _ in extra])),
-                         np.concatenate([bias[rows]] + [b for _, b in extra]), groups, node.label)
+        layer = MaxLayer(
+            _layer_weights(_stack_rows([weights[rows]] + [w for w, _ in extra])),
+            np.concatenate([bias[rows]] + [b for _, b in extra]),
+            groups,
+            node.label,
+        )
         return self._start_basis(node, layer, [shape] + [t.shape for t, _ in live], live)
 
     def _live(self, node: _Node) -> list[tuple[_Affine, list[str]]]:
@@ -1238,26 +1268,37 @@ class _GraphConverter:
         own = set(node.proto.output)
         groups: dict[int, tuple[_Affine, list[str]]] = {}
         for name, value in self.values.items():
-            if (isinstance(value, _Affine) and value.basis == self.basis and name not in own
-                    and self.last_use.get(name, -1) > self.position):
+            if (
+                isinstance(value, _Affine)
+                and value.basis == self.basis
+                and name not in own
+                and self.last_use.get(name, -1) > self.position
+            ):
                 groups.setdefault(id(value), (value, []))[1].append(name)
         return list(groups.values())
 
-    def _start_basis(self, node: _Node, layer: Layer, shapes: list[tuple[int, ...]],
-                     live: list[tuple[_Affine, list[str]]]) -> _Affine:
+    def _start_basis(
+        self, node: _Node, layer: Layer, shapes: list[tuple[int, ...]], live: list[tuple[_Affine, list[str]]]
+    ) -> _Affine:
         """Append ``layer``; its outputs become the basis, split into the node's output and the carried tensors."""
         self.layers.append(layer)
         self.basis += 1
         self.basis_size = layer.n_outputs
         self.basis_label = f"node {node.label!r}"
-        logger.debug("layer %s: %d -> %d (%d carried)", node.label, layer.n_inputs, layer.n_outputs,
-                     sum(_size(t) for t, _ in live))
+        logger.debug(
+            "layer %s: %d -> %d (%d carried)",
+            node.label,
+            layer.n_inputs,
+            layer.n_outputs,
+            sum(_size(t) for t, _ in live),
+        )
         offset = 0
         pieces = []
         for shape in shapes:
             size = int(np.prod(shape))
-            select = sp.csr_array((np.ones(size), (np.arange(size), offset + np.arange(size))),
-                                  shape=(size, self.basis_size))
+            select = sp.csr_array(
+                (np.ones(size), (np.arange(size), offset + np.arange(size))), shape=(size, self.basis_size)
+            )
             pieces.append(_Affine.sparse(select, np.zeros(size), shape, self.basis))
             offset += size
         for piece, (_, names) in zip(pieces[1:], live):
@@ -1299,8 +1340,7 @@ class _GraphConverter:
             required = _REQUIRED_INPUTS.get(node.op, 1)
             if len(inputs) < required or any(v is None for v in inputs[:required]):
                 raise ModelLoadError(
-                    f"{node.where()} in {self.source!r} needs {required} input(s), got "
-                    f"{list(node.proto.input)}"
+                    f"{node.where()} in {self.source!r} needs {required} input(s), got {list(node.proto.input)}"
                 )
             try:
                 return _HANDLERS[node.op](self, node, inputs)
@@ -1308,12 +1348,21 @@ class _GraphConverter:
                 raise UnsupportedOperatorError(f"{node.where()}: {exc}") from None
             except PyomoReluError:
                 raise
-            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError,
-                    StopIteration, MemoryError) as exc:  # attribute values or shapes outside what the operator allows
+            except (
+                ValueError,
+                TypeError,
+                IndexError,
+                KeyError,
+                ZeroDivisionError,
+                OverflowError,
+                StopIteration,
+                MemoryError,
+            ) as exc:  # attribute values or shapes outside what the operator allows
                 raise ModelLoadError(
                     f"{node.where()} in {self.source!r} cannot be read: its attributes or input shapes "
                     f"are invalid for this operator ({type(exc).__name__}: {exc}); check the node in the "
-                    "exported model") from None
+                    "exported model"
+                ) from None
         if node.op in _SOFTMAX_OPS and isinstance(inputs[0], _Affine):
             return self._softmax(node, inputs)
         if all(not isinstance(v, _Affine) for v in inputs):
@@ -1356,9 +1405,7 @@ class _GraphConverter:
         try:
             array = numpy_helper.to_array(self.initializers[name])
         except Exception as exc:
-            raise ModelLoadError(
-                f"cannot read initializer {name!r} of {self.source!r}: {exc}"
-            ) from exc
+            raise ModelLoadError(f"cannot read initializer {name!r} of {self.source!r}: {exc}") from exc
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
             raise InvalidNetworkError(
                 f"ONNX initializer {name!r} in {self.source!r} contains NaN or Inf; "
@@ -1377,10 +1424,7 @@ class _GraphConverter:
             if index is not None and index not in needed:
                 needed.add(index)
                 pending.extend(name for name in nodes[index].input if name)
-        deps = {
-            i: {producer[n] for n in nodes[i].input if n in producer and producer[n] != i}
-            for i in needed
-        }
+        deps = {i: {producer[n] for n in nodes[i].input if n in producer and producer[n] != i} for i in needed}
         users: dict[int, list[int]] = {i: [] for i in needed}
         for i, before in deps.items():
             for j in before:
@@ -1400,9 +1444,7 @@ class _GraphConverter:
         skipped = len(nodes) - len(order)
         if skipped:
             logger.debug("%d node(s) do not feed the output and are ignored", skipped)
-        return [
-            _Node(nodes[i], nodes[i].name or f"{nodes[i].op_type}_{i}", self.opset) for i in order
-        ]
+        return [_Node(nodes[i], nodes[i].name or f"{nodes[i].op_type}_{i}", self.opset) for i in order]
 
     def _finish(self) -> None:
         """Turn what is left at the graph output into a final linear layer if needed."""
@@ -1458,8 +1500,12 @@ def _is_identity(value: _Affine) -> bool:
     size = int(np.prod(value.shape))
     if value.is_sparse:
         matrix, const = value.rows()
-        return (matrix.shape == (size, size) and matrix.nnz == size and not np.any(const)
-                and bool(np.all(matrix.diagonal() == 1.0)))
+        return (
+            matrix.shape == (size, size)
+            and matrix.nnz == size
+            and not np.any(const)
+            and bool(np.all(matrix.diagonal() == 1.0))
+        )
     if value.stack.shape[0] != size + 1 or np.any(value.stack[0]):
         return False
     return bool(np.array_equal(value.stack[1:].reshape(size, size), np.eye(size)))
@@ -1475,9 +1521,7 @@ def _default_opset(model: onnx.ModelProto, source: str) -> int:
     return latest
 
 
-def _single_input(
-    graph: onnx.GraphProto, initializers: dict, source: str
-) -> onnx.ValueInfoProto:
+def _single_input(graph: onnx.GraphProto, initializers: dict, source: str) -> onnx.ValueInfoProto:
     """The one graph input that is not an initializer (old exporters list weights too)."""
     inputs = [i for i in graph.input if i.name not in initializers]
     if not inputs:
@@ -1506,9 +1550,7 @@ def _single_output(graph: onnx.GraphProto, source: str) -> str:
 def _static_input_shape(info: onnx.ValueInfoProto) -> tuple[int, ...]:
     """The input's shape with the batch dimension (first, when symbolic) set to 1."""
     if not info.type.HasField("tensor_type") or not info.type.tensor_type.HasField("shape"):
-        raise ShapeMismatchError(
-            f"graph input {info.name!r} has no shape information; export with a static shape"
-        )
+        raise ShapeMismatchError(f"graph input {info.name!r} has no shape information; export with a static shape")
     dims = list(info.type.tensor_type.shape.dim)
     shape = []
     for axis, dim in enumerate(dims):
@@ -1534,13 +1576,9 @@ def _read_model(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelP
         try:
             proto = onnx.load(source)
         except Exception as exc:  # protobuf DecodeError, OSError, external data errors
-            raise ModelLoadError(
-                f"cannot read ONNX file {source!r}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise ModelLoadError(f"cannot read ONNX file {source!r}: {type(exc).__name__}: {exc}") from exc
     else:
-        raise TypeError(
-            f"load_onnx expects a path or an onnx.ModelProto, got {type(model).__name__}"
-        )
+        raise TypeError(f"load_onnx expects a path or an onnx.ModelProto, got {type(model).__name__}")
     if not proto.HasField("graph") or not proto.graph.output:
         raise ModelLoadError(f"{source!r} is not an ONNX model (it holds no graph)")
     try:
@@ -1588,8 +1626,6 @@ def load_onnx(
     proto, source = _read_model(model)
     converter = _GraphConverter(proto, source, drop_softmax)
     layers = converter.convert()
-    network = NetworkDefinition(
-        layers, input_bounds, input_shape=converter.input_shape, source=source
-    )
+    network = NetworkDefinition(layers, input_bounds, input_shape=converter.input_shape, source=source)
     logger.info("loaded %s from %s", network, source)
     return network

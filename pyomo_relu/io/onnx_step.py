@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pyomo_relu.errors import UnsupportedOperatorError
-from pyomo_relu.io.onnx import Inputs, _Affine, _add, _mul, _Node
+from pyomo_relu.io.onnx import Inputs, _add, _Affine, _mul, _Node
 
 if TYPE_CHECKING:
     from pyomo_relu.io.onnx import _GraphConverter
@@ -39,7 +39,7 @@ def _stack_signed(value: _Affine) -> _Affine:
     return value.with_rows(both, np.concatenate([const, -const]), (2 * value.size,))
 
 
-def _op_sign(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_sign(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     x = inputs[0]
     if not isinstance(x, _Affine):
         return cv.fold(node, inputs)
@@ -52,7 +52,7 @@ def _op_sign(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
 def _comparison(negate: bool, strict: bool):
     """``a >= b`` family: ``step(a - b)`` (``step(b - a)`` when ``negate``), ``1 - step`` when ``strict``."""
 
-    def handler(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+    def handler(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
         a, b = inputs
         if not isinstance(a, _Affine) and not isinstance(b, _Affine):
             return cv.fold(node, inputs)
@@ -65,14 +65,15 @@ def _comparison(negate: bool, strict: bool):
     return handler
 
 
-def _op_where(cv: "_GraphConverter", node: _Node, inputs: Inputs) -> Inputs:
+def _op_where(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     condition, then, otherwise = inputs
     if not isinstance(condition, _Affine) and not isinstance(then, _Affine) and not isinstance(otherwise, _Affine):
         return cv.fold(node, inputs)
     if isinstance(then, _Affine) or isinstance(otherwise, _Affine) or not isinstance(condition, _Affine):
         raise UnsupportedOperatorError(
             f"{node.where()}: Where is read only with a condition computed from the input "
-            "(a comparison) and constant branches, e.g. torch.where(x >= 0, 1.0, -1.0)")
+            "(a comparison) and constant branches, e.g. torch.where(x >= 0, 1.0, -1.0)"
+        )
     then, otherwise = np.asarray(then, np.float64), np.asarray(otherwise, np.float64)
     return [_add(node, otherwise, _mul(node, condition, then - otherwise))]
 

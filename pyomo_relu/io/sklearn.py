@@ -69,8 +69,11 @@ def _import_sklearn() -> Any:
             "reading scikit-learn models needs scikit-learn: pip install pyomo_relu[sklearn]"
         ) from exc
     return {
-        "MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor, "Pipeline": Pipeline,
-        "StandardScaler": StandardScaler, "MinMaxScaler": MinMaxScaler,
+        "MLPClassifier": MLPClassifier,
+        "MLPRegressor": MLPRegressor,
+        "Pipeline": Pipeline,
+        "StandardScaler": StandardScaler,
+        "MinMaxScaler": MinMaxScaler,
         "TransformedTargetRegressor": TransformedTargetRegressor,
         "FunctionTransformer": FunctionTransformer,
     }
@@ -114,7 +117,8 @@ def _scaler_scaling(scaler: Any, what: str, sk: dict) -> Scaling:
         _require_fitted(scaler, "scale_", what)
         if scaler.clip:
             raise _unsupported(
-                what, "has clip=True, which clips to feature_range (not affine); refit with "
+                what,
+                "has clip=True, which clips to feature_range (not affine); refit with "
                 "clip=False and bound the inputs to the training range instead",
             )
         scale = np.asarray(scaler.scale_, dtype=np.float64)
@@ -123,8 +127,8 @@ def _scaler_scaling(scaler: Any, what: str, sk: dict) -> Scaling:
         # transform: x * scale_ + min_  ==  (x - (-min_ / scale_)) / (1 / scale_)
         return Scaling(-np.asarray(scaler.min_, dtype=np.float64) / scale, 1.0 / scale)
     raise _unsupported(
-        what, "is not supported as a preprocessing step (only StandardScaler and "
-        "MinMaxScaler(clip=False), which are affine)",
+        what,
+        "is not supported as a preprocessing step (only StandardScaler and MinMaxScaler(clip=False), which are affine)",
     )
 
 
@@ -133,9 +137,7 @@ def _compose(first: Scaling | None, second: Scaling) -> Scaling:
     if first is None:
         return second
     if first.size != second.size:
-        raise ShapeMismatchError(
-            f"consecutive scalers have {first.size} and {second.size} features"
-        )
+        raise ShapeMismatchError(f"consecutive scalers have {first.size} and {second.size} features")
     # ((x - o1) / f1 - o2) / f2 == (x - (o1 + o2 f1)) / (f1 f2)
     return Scaling(first.offset + second.offset * first.factor, first.factor * second.factor)
 
@@ -152,7 +154,8 @@ def _mlp_layers(mlp: Any, what: str, sk: dict) -> list[DenseLayer]:
     allowed = ("softmax", "logistic") if is_classifier else ("identity",)
     if output_activation not in allowed:
         raise _unsupported(
-            what, f"has output activation {output_activation!r} (loss={mlp.loss!r}); only "
+            what,
+            f"has output activation {output_activation!r} (loss={mlp.loss!r}); only "
             "the identity output of the squared-error loss is supported for regressors",
         )
     hidden = _HIDDEN_ACTIVATIONS[activation]
@@ -206,8 +209,9 @@ def _unpack(model: Any, sk: dict) -> tuple[Any, Scaling | None, Scaling | None, 
                     "transformer=StandardScaler() or MinMaxScaler()",
                 )
         else:
-            scaling = _scaler_scaling(transformer, "TransformedTargetRegressor transformer "
-                                      f"({type(transformer).__name__})", sk)
+            scaling = _scaler_scaling(
+                transformer, f"TransformedTargetRegressor transformer ({type(transformer).__name__})", sk
+            )
             output_scaling = scaling  # y = y_scaled * factor + offset
         inner = model.regressor_
         if _plain(inner, sk["MLPClassifier"]):
@@ -258,9 +262,7 @@ def load_sklearn(model: Any, input_bounds: object = None) -> NetworkDefinition:
     layers = _mlp_layers(mlp, what, sk)
     n_in = layers[0].n_inputs
     if input_scaling is not None and input_scaling.size != n_in:
-        raise ShapeMismatchError(
-            f"the scalers see {input_scaling.size} features but {what} takes {n_in}"
-        )
+        raise ShapeMismatchError(f"the scalers see {input_scaling.size} features but {what} takes {n_in}")
     names = getattr(named, "feature_names_in_", None)
     if names is None:
         names = getattr(mlp, "feature_names_in_", None)

@@ -45,8 +45,9 @@ import io
 import logging
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -74,10 +75,16 @@ SUPPORTED_MODULES = (
 
 _ONNX_OPSET = 17
 #: torch.nn activations read directly (their parameters in :func:`_activation_params`).
-_ACTIVATION_MODULES = {"LeakyReLU": "leaky_relu", "PReLU": "prelu", "ReLU6": "relu6", "Hardtanh": "hardtanh",
-                       "Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus"}
-_DROPOUT_NAMES = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
-                  "FeatureAlphaDropout")
+_ACTIVATION_MODULES = {
+    "LeakyReLU": "leaky_relu",
+    "PReLU": "prelu",
+    "ReLU6": "relu6",
+    "Hardtanh": "hardtanh",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Softplus": "softplus",
+}
+_DROPOUT_NAMES = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")
 
 
 class TorchNotInstalledError(ModelLoadError, ImportError):
@@ -88,9 +95,7 @@ def _import_torch() -> Any:
     try:
         import torch
     except ImportError as exc:
-        raise TorchNotInstalledError(
-            "reading PyTorch modules needs PyTorch: pip install pyomo_relu[torch]"
-        ) from exc
+        raise TorchNotInstalledError("reading PyTorch modules needs PyTorch: pip install pyomo_relu[torch]") from exc
     return torch
 
 
@@ -103,7 +108,7 @@ class _Affine:
     bias: np.ndarray
     names: list[str] = field(default_factory=list)
 
-    def then(self, weights: np.ndarray, bias: np.ndarray, name: str) -> "_Affine":
+    def then(self, weights: np.ndarray, bias: np.ndarray, name: str) -> _Affine:
         """Compose: apply ``self`` first, then ``(weights, bias)``."""
         return _Affine(weights @ self.weights, weights @ self.bias + bias, self.names + [name])
 
@@ -216,7 +221,8 @@ def _leaves(module: Any, nn: Any, prefix: str = "") -> Iterator[tuple[str, Any, 
 def _check_batchnorm(path: str, module: Any) -> None:
     if not module.track_running_stats or module.running_mean is None:
         raise _unsupported(
-            path, module,
+            path,
+            module,
             "with track_running_stats=False: it normalises with the statistics of each batch "
             "even in eval mode, which is not a fixed affine map",
         )
@@ -241,9 +247,7 @@ def _guess_input_shape(layers: list[tuple[str, Any, str | None]]) -> tuple[int, 
     )
 
 
-def _read_sequential(
-    layers: list[tuple[str, Any, str | None]], shape: tuple[int, ...]
-) -> list[DenseLayer]:
+def _read_sequential(layers: list[tuple[str, Any, str | None]], shape: tuple[int, ...]) -> list[DenseLayer]:
     chain = _Chain(shape)
     for path, module, kind in layers:
         if kind == "identity":
@@ -300,8 +304,8 @@ def _flattened_shape(path: str, module: Any, shape: tuple[int, ...]) -> tuple[in
             f"do not fit an input of shape {shape} (without the batch)"
         )
     dims = list(shape)
-    merged = int(np.prod(dims[start - 1:end]))
-    return tuple(dims[:start - 1] + [merged] + dims[end:])
+    merged = int(np.prod(dims[start - 1 : end]))
+    return tuple(dims[: start - 1] + [merged] + dims[end:])
 
 
 def _linear(chain: _Chain, path: str, module: Any) -> None:
@@ -367,9 +371,19 @@ def _called_modules(torch: Any, module: Any, example: Any) -> list[tuple[str, An
 def _onnx_only_builtin(sub: Any, nn: Any) -> bool:
     """torch.nn layers read through ONNX only (the direct reader does not handle them)."""
     linear_via_onnx = (
-        nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-        nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-        nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.Hardsigmoid,
+        nn.Conv1d,
+        nn.Conv2d,
+        nn.Conv3d,
+        nn.AvgPool1d,
+        nn.AvgPool2d,
+        nn.AvgPool3d,
+        nn.AdaptiveAvgPool1d,
+        nn.AdaptiveAvgPool2d,
+        nn.AdaptiveAvgPool3d,
+        nn.MaxPool1d,
+        nn.MaxPool2d,
+        nn.MaxPool3d,
+        nn.Hardsigmoid,
     )
     return _is_plain(sub, nn.Unflatten) or (
         isinstance(sub, (nn.modules.batchnorm._BatchNorm, *linear_via_onnx)) and _is_torch_builtin(sub)
@@ -416,8 +430,13 @@ def _export(torch: Any, module: Any, example: Any) -> Any:
         with warnings.catch_warnings():  # the TorchScript exporter is deprecated but exact
             warnings.filterwarnings("ignore", ".*legacy TorchScript", DeprecationWarning)
             torch.onnx.export(
-                module, (example,), buffer, dynamo=False, opset_version=_ONNX_OPSET,
-                input_names=["input"], output_names=["output"],
+                module,
+                (example,),
+                buffer,
+                dynamo=False,
+                opset_version=_ONNX_OPSET,
+                input_names=["input"],
+                output_names=["output"],
                 dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
             )
     except Exception as exc:
@@ -439,10 +458,7 @@ def _read_through_onnx(torch: Any, module: Any, example: Any) -> NetworkDefiniti
         if match is None:
             raise
         found = _module_for_scope(module, match.group(1))
-        where = (
-            _where(*found) if found is not None
-            else f"the forward() of {type(module).__name__} itself"
-        )
+        where = _where(*found) if found is not None else f"the forward() of {type(module).__name__} itself"
         raise UnsupportedOperatorError(
             f"{where} computes ONNX op {match.group(2)} (node {match.group(1)!r} of the "
             "export) on the input, which is not piecewise linear or not supported. pyomo_relu "
@@ -455,8 +471,7 @@ def _example_tensor(torch: Any, module: Any, example_input: Any) -> Any:
     if isinstance(example_input, (tuple, list)):
         if len(example_input) != 1:
             raise UnsupportedOperatorError(
-                f"example_input has {len(example_input)} tensors; only single-input modules "
-                "are supported"
+                f"example_input has {len(example_input)} tensors; only single-input modules are supported"
             )
         example_input = example_input[0]
     parameter = next(iter(module.parameters()), None)
@@ -492,10 +507,7 @@ def _check_against_module(torch: Any, net: NetworkDefinition, module: Any, examp
     expected = _array(expected).reshape(example.shape[0], -1)
     got = net.evaluate(_array(example).reshape(example.shape[0], -1))
     if got.shape != expected.shape:
-        raise ShapeMismatchError(
-            f"the translated network gives {got.shape[1]} outputs, the module "
-            f"{expected.shape[1]}"
-        )
+        raise ShapeMismatchError(f"the translated network gives {got.shape[1]} outputs, the module {expected.shape[1]}")
     error = float(np.max(np.abs(got - expected))) if got.size else 0.0
     tolerance = 1e-4 * (1.0 + float(np.max(np.abs(expected))) if expected.size else 1.0)
     if error > tolerance:
@@ -507,9 +519,7 @@ def _check_against_module(torch: Any, net: NetworkDefinition, module: Any, examp
 
 
 # ------------------------------------------------------------------------ API
-def load_torch(
-    module: Any, example_input: Any = None, input_bounds: object = None
-) -> NetworkDefinition:
+def load_torch(module: Any, example_input: Any = None, input_bounds: object = None) -> NetworkDefinition:
     """Read a PyTorch ``nn.Module`` into a :class:`~pyomo_relu.network.NetworkDefinition`.
 
     ``module`` is an ``nn.Sequential`` of supported layers (read directly) or any other
@@ -535,9 +545,7 @@ def load_torch(
     torch = _import_torch()
     nn = torch.nn
     if not isinstance(module, nn.Module):
-        raise ModelLoadError(
-            f"expected a torch.nn.Module, got {type(module).__name__}"
-        )
+        raise ModelLoadError(f"expected a torch.nn.Module, got {type(module).__name__}")
     example = None if example_input is None else _example_tensor(torch, module, example_input)
     name = type(module).__name__
     if _direct_kind(module, nn) == "sequential":
@@ -567,9 +575,7 @@ def load_torch(
             network = NetworkDefinition(_read_sequential(layers, shape), input_shape=shape)
             route = "parameters"
         shape = tuple(example.shape[1:]) if example is not None else network.input_shape
-        network = NetworkDefinition(
-            network.layers, input_bounds, input_shape=shape, source=f"<torch {name}>"
-        )
+        network = NetworkDefinition(network.layers, input_bounds, input_shape=shape, source=f"<torch {name}>")
         if example is not None:
             module.eval()
             _check_against_module(torch, network, module, example)

@@ -22,5 +22,12 @@ from pyomo_relu.search.leaf import NetworkMilp
 from pyomo_relu.search.optimize import OptimizeResult, optimize
 from pyomo_relu.search.problem import LinearConstraints, SearchProblem
 
-__all__ = ["LinearConstraints", "NetworkMilp", "OptimizeResult", "SearchProblem", "SearchResult",
-           "branch_and_bound", "optimize"]
+__all__ = [
+    "LinearConstraints",
+    "NetworkMilp",
+    "OptimizeResult",
+    "SearchProblem",
+    "SearchResult",
+    "branch_and_bound",
+    "optimize",
+]

@@ -26,7 +26,7 @@ candidate: the engine confirms it with the exact forward pass.
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -97,10 +97,10 @@ def descend(
     if starts is not None and len(starts):
         given = np.clip(np.atleast_2d(starts), lower, upper)[: max(0, restarts - 1)]
         for p in range(n_regions):
-            x[p * restarts + 1: p * restarts + 1 + len(given)] = given
+            x[p * restarts + 1 : p * restarts + 1 + len(given)] = given
     width = upper - lower
     best_x, best = x.copy(), np.full(owner.size, np.inf)
-    own = problem.owner[None, :] == owner[:, None]              # (N, r): rows of each point's region
+    own = problem.owner[None, :] == owner[:, None]  # (N, r): rows of each point's region
     objective = problem.objective
     for t in range(steps + 1):
         y, masks = forward_with_masks(problem.layers, x)
@@ -157,9 +157,18 @@ def pgd(
     for k in range(max(1, rounds)):
         if k and deadline is not None and time.perf_counter() > deadline:
             break
-        high = 0.1 / 2 ** k
-        points = descend(problem, lower, upper, restarts=restarts * 2 ** k, steps=steps, seed=seed + k,
-                         deadline=deadline, starts=best, step_range=(high, high / 20))
+        high = 0.1 / 2**k
+        points = descend(
+            problem,
+            lower,
+            upper,
+            restarts=restarts * 2**k,
+            steps=steps,
+            seed=seed + k,
+            deadline=deadline,
+            starts=best,
+            step_range=(high, high / 20),
+        )
         margins = problem.region_margins(points, problem.forward(points)).max(axis=1)
         order = np.argsort(-margins, kind="stable")
         promising = points[order[margins[order] >= -1e-6]][:keep]

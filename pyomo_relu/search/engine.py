@@ -37,9 +37,10 @@ import heapq
 import itertools
 import logging
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -157,22 +158,31 @@ class _Runner:
         slopes = _stack_slopes(nodes)
         executor = self.workers.executor
         if executor is None or len(nodes) < 8:
-            return process_batch(self.problem, lower, upper, start, self.root_width, cutoff, slopes,
-                                 self.alpha_steps)
+            return process_batch(self.problem, lower, upper, start, self.root_width, cutoff, slopes, self.alpha_steps)
         parts = np.array_split(np.arange(len(nodes)), min(self.workers.count, len(nodes) // 4))
-        futures = [executor.submit(process_batch, self.problem, lower[p], upper[p],
-                                   None if start is None else ([a[p] for a in start[0]], [a[p] for a in start[1]]),
-                                   self.root_width, cutoff,
-                                   None if slopes is None else [None if a is None else a[p] for a in slopes],
-                                   self.alpha_steps) for p in parts]
+        futures = [
+            executor.submit(
+                process_batch,
+                self.problem,
+                lower[p],
+                upper[p],
+                None if start is None else ([a[p] for a in start[0]], [a[p] for a in start[1]]),
+                self.root_width,
+                cutoff,
+                None if slopes is None else [None if a is None else a[p] for a in slopes],
+                self.alpha_steps,
+            )
+            for p in parts
+        ]
         return NodeBatch.concatenate([future.result() for future in futures])
 
     def leaves(self, nodes: list[_Node], cutoff: float, time_limit: float, gap: float) -> list[LeafOutcome]:
         executor = self.workers.executor
         if executor is None or len(nodes) < 2:
             return [solve_leaf(self.problem, n.lower, n.upper, n.start, cutoff, time_limit, gap) for n in nodes]
-        futures: list[Future] = [executor.submit(solve_leaf, self.problem, n.lower, n.upper, n.start, cutoff,
-                                                 time_limit, gap) for n in nodes]
+        futures: list[Future] = [
+            executor.submit(solve_leaf, self.problem, n.lower, n.upper, n.start, cutoff, time_limit, gap) for n in nodes
+        ]
         return [future.result() for future in futures]
 
 
@@ -180,8 +190,10 @@ def _stack_start(nodes: list[_Node]) -> tuple[list[np.ndarray], list[np.ndarray]
     if any(node.start is None for node in nodes):
         return None
     n_layers = len(nodes[0].start[0])
-    return ([np.stack([node.start[0][k] for node in nodes]) for k in range(n_layers)],
-            [np.stack([node.start[1][k] for node in nodes]) for k in range(n_layers)])
+    return (
+        [np.stack([node.start[0][k] for node in nodes]) for k in range(n_layers)],
+        [np.stack([node.start[1][k] for node in nodes]) for k in range(n_layers)],
+    )
 
 
 def _stack_slopes(nodes: list[_Node]) -> list | None:
@@ -207,9 +219,21 @@ def _batch_size(done: int, limit: int) -> int:
 class _Search:
     """The state of one branch and bound (see the module docstring)."""
 
-    def __init__(self, problem: Any, check: Check, gap: float, stop_at: float, cutoff: float,
-                 deadline: float | None, leaf_unstable: int, leaf_time_limit: float, batch_size: int,
-                 max_nodes: int | None, local_attacks: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        problem: Any,
+        check: Check,
+        gap: float,
+        stop_at: float,
+        cutoff: float,
+        deadline: float | None,
+        leaf_unstable: int,
+        leaf_time_limit: float,
+        batch_size: int,
+        max_nodes: int | None,
+        local_attacks: int = 0,
+        seed: int = 0,
+    ) -> None:
         self.problem, self.check = problem, check
         self.local_attacks, self.seed, self.attacks = int(local_attacks), int(seed), 0
         self.gap, self.stop_at, self.cutoff = float(gap), float(stop_at), float(cutoff)
@@ -217,8 +241,8 @@ class _Search:
         self.leaf_unstable = leaf_unstable if problem.milp_ok else -1
         self.leaf_time_limit = leaf_time_limit
         self.value, self.x = np.inf, None
-        self.pruned_bound = np.inf     # least bound of a discarded box
-        self.margin_bound = -np.inf    # largest margin bound of a discarded box (feasibility problems)
+        self.pruned_bound = np.inf  # least bound of a discarded box
+        self.margin_bound = -np.inf  # largest margin bound of a discarded box (feasibility problems)
         self.unresolved_bound = np.inf  # least bound of a box too small to split
         self.nodes = self.leaves = self.max_depth = self.unresolved = 0
         self.queue: list[_Node] = []
@@ -260,8 +284,9 @@ class _Search:
     def open_bound(self) -> float:
         """The least bound of every box not yet discarded (the queue and the batch in hand)."""
         # with an objective a queued node's priority is its bound, so the heap's top is the least
-        queued = [self.queue[0].bound] if self.problem.has_objective and self.queue else \
-            [node.bound for node in self.queue]
+        queued = (
+            [self.queue[0].bound] if self.problem.has_objective and self.queue else [node.bound for node in self.queue]
+        )
         bounds = queued + [node.bound for node in self.in_flight]
         return min(bounds) if bounds else np.inf
 
@@ -285,8 +310,10 @@ class _Search:
         middle = 0.5 * (node.lower[d] + node.upper[d])
         left_upper, right_lower = node.upper.copy(), node.lower.copy()
         left_upper[d], right_lower[d] = middle, middle
-        return [_Node(node.priority, next(self.counter), lo, hi, node.bound, node.depth + 1, node.start, node.slopes)
-                for lo, hi in ((node.lower, left_upper), (right_lower, node.upper))]
+        return [
+            _Node(node.priority, next(self.counter), lo, hi, node.bound, node.depth + 1, node.start, node.slopes)
+            for lo, hi in ((node.lower, left_upper), (right_lower, node.upper))
+        ]
 
     def take(self) -> list[_Node]:
         size = _batch_size(self.nodes, self.batch_size)
@@ -355,8 +382,17 @@ class _Search:
         best = sorted(nodes, key=lambda node: node.priority)[: self.local_attacks]
         for node in best:
             self.attacks += 1
-            self.offer(descend(self.problem, node.lower, node.upper, restarts=LOCAL_RESTARTS, steps=LOCAL_STEPS,
-                               seed=self.seed + self.attacks, deadline=self.deadline))
+            self.offer(
+                descend(
+                    self.problem,
+                    node.lower,
+                    node.upper,
+                    restarts=LOCAL_RESTARTS,
+                    steps=LOCAL_STEPS,
+                    seed=self.seed + self.attacks,
+                    deadline=self.deadline,
+                )
+            )
             if self.decided:
                 return
 
@@ -426,8 +462,20 @@ def branch_and_bound(
     began = time.perf_counter()
     if time_limit is not None:
         deadline = min(deadline if deadline is not None else np.inf, began + float(time_limit))
-    search = _Search(problem, check, gap, stop_at, cutoff, deadline, leaf_unstable, leaf_time_limit, batch_size,
-                     max_nodes, local_attacks if attack or not problem.has_objective else 0, seed)
+    search = _Search(
+        problem,
+        check,
+        gap,
+        stop_at,
+        cutoff,
+        deadline,
+        leaf_unstable,
+        leaf_time_limit,
+        batch_size,
+        max_nodes,
+        local_attacks if attack or not problem.has_objective else 0,
+        seed,
+    )
     lower, upper = np.asarray(problem.lower, float), np.asarray(problem.upper, float)
     bar = _Progress(progress)
     status, reason = "", ""
@@ -438,8 +486,11 @@ def branch_and_bound(
                 search.offer(np.clip(np.atleast_2d(starts), lower, upper))
             if attack:
                 search.offer(descend(problem, lower, upper, seed=seed, deadline=deadline, starts=starts))
-            root_start = None if root_bounds is None else ([np.asarray(a, float) for a in root_bounds[0]],
-                                                           [np.asarray(a, float) for a in root_bounds[1]])
+            root_start = (
+                None
+                if root_bounds is None
+                else ([np.asarray(a, float) for a in root_bounds[0]], [np.asarray(a, float) for a in root_bounds[1]])
+            )
             search.push(_Node(-np.inf, next(search.counter), lower, upper, start=root_start))
             while search.queue and not search.decided:
                 if search.converged():
@@ -480,9 +531,26 @@ def _result(search: _Search, status: str, reason: str, seconds: float) -> Search
             status, bound = "infeasible", np.inf
     if status == "feasible" and not problem.has_objective:
         bound = -np.inf  # a decision proves no bound
-    result = SearchResult(status, search.x, search.value, bound, search.nodes, search.leaves, seconds,
-                          search.max_depth, search.unresolved, reason, search.margin_bound)
-    logger.info("branch and bound: %s, value %.9g, bound %.9g, %d boxes, %d leaf MILPs, %.2f s",
-                status, result.value, result.bound, result.nodes, result.leaves, seconds)
+    result = SearchResult(
+        status,
+        search.x,
+        search.value,
+        bound,
+        search.nodes,
+        search.leaves,
+        seconds,
+        search.max_depth,
+        search.unresolved,
+        reason,
+        search.margin_bound,
+    )
+    logger.info(
+        "branch and bound: %s, value %.9g, bound %.9g, %d boxes, %d leaf MILPs, %.2f s",
+        status,
+        result.value,
+        result.bound,
+        result.nodes,
+        result.leaves,
+        seconds,
+    )
     return result
-

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -76,8 +77,12 @@ class NetworkMilp:
     """
 
     def __init__(
-        self, layers: Sequence[Layer], pre_lower: Sequence[np.ndarray], pre_upper: Sequence[np.ndarray],
-        lower: np.ndarray, upper: np.ndarray,
+        self,
+        layers: Sequence[Layer],
+        pre_lower: Sequence[np.ndarray],
+        pre_upper: Sequence[np.ndarray],
+        lower: np.ndarray,
+        upper: np.ndarray,
     ) -> None:
         import highspy
 
@@ -86,9 +91,13 @@ class NetworkMilp:
         self.x_cols, self.y_cols = np.asarray(columns[0]), np.asarray(columns[-1])
         self.y_lower, self.y_upper = layers[-1].output_bounds(np.asarray(pre_lower[-1]), np.asarray(pre_upper[-1]))
         self.highs = highspy.Highs()
-        for key, value in {"output_flag": False, "primal_feasibility_tolerance": SOLVER_TOLERANCE,
-                           "mip_feasibility_tolerance": SOLVER_TOLERANCE, "threads": 1,
-                           **HIGHS_TIME_LIMIT_OPTIONS}.items():
+        for key, value in {
+            "output_flag": False,
+            "primal_feasibility_tolerance": SOLVER_TOLERANCE,
+            "mip_feasibility_tolerance": SOLVER_TOLERANCE,
+            "threads": 1,
+            **HIGHS_TIME_LIMIT_OPTIONS,
+        }.items():
             self.highs.setOptionValue(key, value)
         if self.highs.passModel(highs_model(lp, True)) != highspy.HighsStatus.kOk:
             raise SolverError("HiGHS rejected the network MILP")
@@ -127,15 +136,21 @@ class NetworkMilp:
         d_cols = []
         for i, col in enumerate(self.x_cols):
             d = self._add_col(0.0, 0.0, np.inf)
-            self._add_row(-x0[i], np.inf, [d, int(col)], [1.0, -1.0])   # d - x >= -x0
-            self._add_row(x0[i], np.inf, [d, int(col)], [1.0, 1.0])     # d + x >= x0
+            self._add_row(-x0[i], np.inf, [d, int(col)], [1.0, -1.0])  # d - x >= -x0
+            self._add_row(x0[i], np.inf, [d, int(col)], [1.0, 1.0])  # d + x >= x0
             d_cols.append(d)
         self._add_row(-np.inf, float(eps), d_cols, [1.0] * len(d_cols))
 
     # -------------------------------------------------------------- solving
     def minimize(
-        self, c_y: np.ndarray, c_x: np.ndarray, region: LinearConstraints, *, cutoff: float = np.inf,
-        time_limit: float | None = None, gap: float = 1e-7,
+        self,
+        c_y: np.ndarray,
+        c_x: np.ndarray,
+        region: LinearConstraints,
+        *,
+        cutoff: float = np.inf,
+        time_limit: float | None = None,
+        gap: float = 1e-7,
     ) -> MilpOutcome:
         """``min c_y·y + c_x·x`` over the box and ``region``; only values below ``cutoff`` are searched."""
         import highspy
@@ -152,8 +167,12 @@ class NetworkMilp:
         return self._outcome([], cutoff, time.perf_counter() - start)
 
     def maximize_margin(
-        self, region: LinearConstraints, *, cutoff: float | None = -UNSAT_TOLERANCE,
-        time_limit: float | None = None, stop_check: Callable[[np.ndarray], np.ndarray] | None = None,
+        self,
+        region: LinearConstraints,
+        *,
+        cutoff: float | None = -UNSAT_TOLERANCE,
+        time_limit: float | None = None,
+        stop_check: Callable[[np.ndarray], np.ndarray] | None = None,
         gap: float | None = None,
     ) -> MilpOutcome:
         """``max t`` s.t. ``A_i y + A^x_i x + t <= b_i``; only ``t > cutoff`` is searched (``None``: all).
@@ -190,10 +209,12 @@ class NetworkMilp:
 
     def _margin_upper(self, region: LinearConstraints) -> float:
         """``min_i (b_i - min A_i (y, x))`` over the output and input boxes: an upper bound of ``t``."""
+
         def least(A: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
             positive = np.maximum(A, 0.0)
             with np.errstate(invalid="ignore"):
                 return np.nan_to_num(positive @ lo + (A - positive) @ hi, nan=-np.inf)
+
         bound = region.b - least(region.A_y, self.y_lower, self.y_upper) - least(region.A_x, self.lower, self.upper)
         return float(np.min(bound))
 
@@ -265,8 +286,12 @@ def widen(value: float) -> float:
 
 
 def solve_leaf(
-    problem: SearchProblem, lower: np.ndarray, upper: np.ndarray,
-    start: tuple[Sequence[np.ndarray], Sequence[np.ndarray]], cutoff: float, time_limit: float,
+    problem: SearchProblem,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    start: tuple[Sequence[np.ndarray], Sequence[np.ndarray]],
+    cutoff: float,
+    time_limit: float,
     gap: float = 1e-7,
 ) -> LeafOutcome:
     """Decide the box ``[lower, upper]`` of ``problem`` with one MILP per region.
@@ -295,12 +320,14 @@ def solve_leaf(
                 bounds.append(widen(outcome.bound) if outcome.bound is not None else -np.inf)
                 closed &= outcome.status == "optimal"
         else:
+
             def check(x: np.ndarray, _p: int = p) -> np.ndarray:
                 return problem.region_margins(x, problem.forward(x))[:, _p]
 
             outcome = milp.maximize_margin(region, time_limit=left, stop_check=check)
             excluded = outcome.status == "infeasible" or (
-                outcome.status == "optimal" and outcome.bound is not None and outcome.bound < -UNSAT_TOLERANCE)
+                outcome.status == "optimal" and outcome.bound is not None and outcome.bound < -UNSAT_TOLERANCE
+            )
             bounds.append(np.inf if excluded else 0.0)
             closed &= excluded  # a point found is only a candidate until the caller confirms it
         if outcome.x is not None:

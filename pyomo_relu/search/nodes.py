@@ -29,8 +29,8 @@ It is a pure function of plain data, so batches can run in worker processes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -78,17 +78,26 @@ class NodeBatch:
     slopes: Slopes | None = None
 
     @staticmethod
-    def concatenate(parts: Sequence["NodeBatch"]) -> "NodeBatch":
+    def concatenate(parts: Sequence[NodeBatch]) -> NodeBatch:
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
         n_layers = len(parts[0].lower)
         return NodeBatch(
-            cat("bound"), cat("margin_bound"), cat("split_dim"), cat("unstable"), cat("candidates"),
+            cat("bound"),
+            cat("margin_bound"),
+            cat("split_dim"),
+            cat("unstable"),
+            cat("candidates"),
             cat("candidate_values"),
             [np.concatenate([p.lower[k] for p in parts]) for k in range(n_layers)],
             [np.concatenate([p.upper[k] for p in parts]) for k in range(n_layers)],
-            cat("box_lower"), cat("box_upper"),
-            None if parts[0].slopes is None else
-            [None if s is None else np.concatenate([p.slopes[k] for p in parts]) for k, s in enumerate(parts[0].slopes)],
+            cat("box_lower"),
+            cat("box_upper"),
+            None
+            if parts[0].slopes is None
+            else [
+                None if s is None else np.concatenate([p.slopes[k] for p in parts])
+                for k, s in enumerate(parts[0].slopes)
+            ],
         )
 
 
@@ -98,8 +107,12 @@ def safe_margin(rhs: np.ndarray) -> np.ndarray:
 
 
 def shrink_box(
-    forms: Sequence[tuple[np.ndarray, np.ndarray]], problem: SearchProblem, lower: np.ndarray, upper: np.ndarray,
-    cutoff: float = np.inf, passes: int = 2,
+    forms: Sequence[tuple[np.ndarray, np.ndarray]],
+    problem: SearchProblem,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    cutoff: float = np.inf,
+    passes: int = 2,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The smallest boxes that keep every feasible point with objective below ``cutoff``.
 
@@ -132,8 +145,9 @@ def shrink_box(
                 total = least.sum(axis=1, keepdims=True)
                 room = (rhs[i] - const[:, i])[:, None] - (total - least)
                 # Round-off in the sums may only loosen the cut, never tighten it.
-                room = room + 1e-10 * (1.0 + abs(rhs[i]) + np.abs(const[:, i])[:, None]
-                                       + np.abs(least).sum(axis=1, keepdims=True))
+                room = room + 1e-10 * (
+                    1.0 + abs(rhs[i]) + np.abs(const[:, i])[:, None] + np.abs(least).sum(axis=1, keepdims=True)
+                )
                 with np.errstate(divide="ignore", invalid="ignore"):
                     limit = room / lam
                 cut_hi = np.where(lam > 0, np.minimum(hi, limit + pad), hi)
@@ -171,8 +185,14 @@ def _minimum(coef: np.ndarray, const: np.ndarray, lower: np.ndarray, upper: np.n
 
 
 def alpha_rows(
-    problem: SearchProblem, bounds: BatchBounds, forms: list, row_lower: np.ndarray, cutoff: float,
-    slopes: Slopes | None, steps: int, signs: Slopes | None = None,
+    problem: SearchProblem,
+    bounds: BatchBounds,
+    forms: list,
+    row_lower: np.ndarray,
+    cutoff: float,
+    slopes: Slopes | None,
+    steps: int,
+    signs: Slopes | None = None,
 ) -> tuple[list, np.ndarray, Slopes | None]:
     """alpha-CROWN on the boxes that CROWN's ``row_lower`` does not prune; the forms get one more.
 
@@ -193,11 +213,14 @@ def alpha_rows(
     rows = problem.rows_y.shape[0]
     start = initial_slopes([relaxed for relaxed in bounds.relaxations], rows, widths)
     if slopes is not None:  # warm start from the parent where it has slopes
-        start = [None if s is None else np.where(np.isnan(given), s, given)
-                 for s, given in zip(start, (np.asarray(g, float) if g is not None else None for g in slopes))]
+        start = [
+            None if s is None else np.where(np.isnan(given), s, given)
+            for s, given in zip(start, (np.asarray(g, float) if g is not None else None for g in slopes))
+        ]
     warm = [None if s is None else s[boxes] for s in start]
-    best, alpha_lower, (coef, const) = optimise_rows(bounds, widths, problem.rows_y, problem.rows_x, boxes,
-                                                     slopes=warm, steps=steps, signs=signs)
+    best, alpha_lower, (coef, const) = optimise_rows(
+        bounds, widths, problem.rows_y, problem.rows_x, boxes, slopes=warm, steps=steps, signs=signs
+    )
     row_lower = row_lower.copy()
     row_lower[boxes] = np.maximum(row_lower[boxes], alpha_lower)
     full_coef, full_const = forms[0][0].copy(), forms[0][1].copy()
@@ -209,8 +232,13 @@ def alpha_rows(
 
 
 def process_batch(
-    problem: SearchProblem, lower: np.ndarray, upper: np.ndarray, start: Start | None,
-    root_width: np.ndarray, cutoff: float = np.inf, slopes: Slopes | None = None,
+    problem: SearchProblem,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    start: Start | None,
+    root_width: np.ndarray,
+    cutoff: float = np.inf,
+    slopes: Slopes | None = None,
     alpha_steps: int = SEARCH_ALPHA_STEPS,
 ) -> NodeBatch:
     """Bounds, cuts, candidates and split choices for the boxes ``[lower, upper]`` (see the module docstring).
@@ -221,8 +249,8 @@ def process_batch(
     bounds = batch_crown(problem.layers, lower, upper, start)
     forms, row_lower = linear_bounds(bounds, problem.rows_y, problem.rows_x)
     forms, row_lower, slopes = alpha_rows(problem, bounds, forms, row_lower, cutoff, slopes, alpha_steps)
-    slack_bound = problem.rhs - row_lower                               # (B, r) >= b_i - g_i(x)
-    margin_bound = problem.reduce_min(slack_bound)                      # (B, P)
+    slack_bound = problem.rhs - row_lower  # (B, r) >= b_i - g_i(x)
+    margin_bound = problem.reduce_min(slack_bound)  # (B, P)
     # a region is excluded when one of its rows is exceeded by more than its safe margin
     excluded = np.all(problem.reduce_min(slack_bound + safe_margin(problem.rhs)) < 0, axis=1)
     box_lower, box_upper, empty = shrink_box(forms, problem, lower, upper, cutoff)
@@ -244,7 +272,7 @@ def process_batch(
         rows = problem.region_rows(p)
         if rows.size == 0:
             continue
-        best = rows[np.argmin(slack_bound[:, rows], axis=1)]                 # the row that bounds region p
+        best = rows[np.argmin(slack_bound[:, rows], axis=1)]  # the row that bounds region p
         open_ = (margin_bound[:, p] >= -SAFE_MARGIN)[:, None]
         score += np.where(open_, np.abs(first_coef[np.arange(len(best)), best]) * width, 0.0)
     split_dim = split_dimension(score, width, root_width)
@@ -253,5 +281,16 @@ def process_batch(
     candidates = np.concatenate([((box_lower + box_upper) / 2)[:, None, :], corners], axis=1)
     flat = candidates.reshape(-1, lower.shape[1])
     values = problem.values(flat, problem.forward(flat)).reshape(candidates.shape[:2])
-    return NodeBatch(bound, margin_bound, split_dim, bounds.unstable(), candidates, values,
-                     bounds.lower, bounds.upper, box_lower, box_upper, slopes)
+    return NodeBatch(
+        bound,
+        margin_bound,
+        split_dim,
+        bounds.unstable(),
+        candidates,
+        values,
+        bounds.lower,
+        bounds.upper,
+        box_lower,
+        box_upper,
+        slopes,
+    )

@@ -69,9 +69,18 @@ class OptimizeResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
         as_list = lambda v: None if v is None else [float(a) for a in v]  # noqa: E731
-        return {"status": self.status, "objective": self.objective, "bound": self.bound, "gap": self.gap,
-                "x": as_list(self.x), "y": as_list(self.y), "nodes": self.nodes, "leaves": self.leaves,
-                "seconds": round(self.seconds, 4), "message": self.message}
+        return {
+            "status": self.status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "gap": self.gap,
+            "x": as_list(self.x),
+            "y": as_list(self.y),
+            "nodes": self.nodes,
+            "leaves": self.leaves,
+            "seconds": round(self.seconds, 4),
+            "message": self.message,
+        }
 
 
 @strict_keywords
@@ -116,8 +125,9 @@ def optimize(
     lower, upper = _box(net, input_bounds)
     c_y, c_x, sign = unit_objective(net.n_outputs, net.n_inputs, objective, sense)
     region = LinearConstraints.of(constraints, net.n_inputs, net.n_outputs)
-    problem = SearchProblem(net.canonical_layers, lower, upper, (sign * c_y, sign * c_x), (region,),
-                            FEASIBILITY_TOLERANCE)
+    problem = SearchProblem(
+        net.canonical_layers, lower, upper, (sign * c_y, sign * c_x), (region,), FEASIBILITY_TOLERANCE
+    )
 
     def check(points: np.ndarray) -> np.ndarray:
         points = np.atleast_2d(points)
@@ -137,7 +147,8 @@ def _box(net: NetworkDefinition, input_bounds: object) -> tuple[np.ndarray, np.n
         raise MissingBoundsError(
             f"input {int(missing[0])} has no finite {'lower' if not np.isfinite(lower[missing[0]]) else 'upper'} "
             f"bound{f' (and {missing.size - 1} more)' if missing.size > 1 else ''}; optimize() searches a bounded "
-            "box: pass input_bounds= (or bounds to the reader)")
+            "box: pass input_bounds= (or bounds to the reader)"
+        )
     crossed = np.flatnonzero(lower > upper)
     if crossed.size:
         i = int(crossed[0])
@@ -145,10 +156,12 @@ def _box(net: NetworkDefinition, input_bounds: object) -> tuple[np.ndarray, np.n
     return np.asarray(lower, float), np.asarray(upper, float)
 
 
-def _result(net: NetworkDefinition, found: SearchResult, sign: float, c_y: np.ndarray,
-            region: LinearConstraints, seconds: float) -> OptimizeResult:
+def _result(
+    net: NetworkDefinition, found: SearchResult, sign: float, c_y: np.ndarray, region: LinearConstraints, seconds: float
+) -> OptimizeResult:
     status = {"optimal": "optimal", "infeasible": "infeasible", "interrupted": "interrupted"}.get(
-        found.status, "time_limit")
+        found.status, "time_limit"
+    )
     x = y = objective = None
     if found.x is not None:
         x = np.asarray(found.x, float)
@@ -167,7 +180,25 @@ def _result(net: NetworkDefinition, found: SearchResult, sign: float, c_y: np.nd
     message = found.reason
     if found.status in ("node_limit", "unresolved"):
         message = found.reason
-    logger.info("optimize: %s objective=%s bound=%s gap=%s in %.2f s (%d boxes)", status, objective, bound, gap,
-                seconds, found.nodes)
-    return OptimizeResult(status, x, y, objective, bound, gap, found.nodes, seconds, found.leaves, message,
-                          {"engine_status": found.status, "max_depth": found.max_depth})
+    logger.info(
+        "optimize: %s objective=%s bound=%s gap=%s in %.2f s (%d boxes)",
+        status,
+        objective,
+        bound,
+        gap,
+        seconds,
+        found.nodes,
+    )
+    return OptimizeResult(
+        status,
+        x,
+        y,
+        objective,
+        bound,
+        gap,
+        found.nodes,
+        seconds,
+        found.leaves,
+        message,
+        {"engine_status": found.status, "max_depth": found.max_depth},
+    )

@@ -21,8 +21,9 @@ processes and Dask workers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +38,7 @@ def _matrix(value: Any, rows: int | None, cols: int, what: str) -> np.ndarray:
     if array.size == 0:
         array = array.reshape(rows or 0, cols)
     if array.ndim != 2 or array.shape[1] != cols or (rows is not None and array.shape[0] != rows):
-        raise ShapeMismatchError(f"{what} must have shape ({'m' if rows is None else rows}, {cols}), "
-                                 f"got {array.shape}")
+        raise ShapeMismatchError(f"{what} must have shape ({'m' if rows is None else rows}, {cols}), got {array.shape}")
     if not np.all(np.isfinite(array)):
         raise PyomoReluError(f"{what} contains NaN or Inf (first at {tuple(np.argwhere(~np.isfinite(array))[0])})")
     return array
@@ -70,7 +70,7 @@ class LinearConstraints:
         return int(self.b.size)
 
     @classmethod
-    def of(cls, value: Any, n_inputs: int, n_outputs: int) -> "LinearConstraints":
+    def of(cls, value: Any, n_inputs: int, n_outputs: int) -> LinearConstraints:
         """Validate ``value`` (``None``, this class, or a dict) for a network of that size."""
         if value is None:
             return cls(np.zeros((0, n_inputs)), np.zeros((0, n_outputs)), np.zeros(0))
@@ -79,7 +79,8 @@ class LinearConstraints:
         if not isinstance(value, Mapping):
             raise PyomoReluError(
                 f"constraints must be a LinearConstraints or a dict with keys A_x, A_y, b (and names), "
-                f"not {type(value).__name__}")
+                f"not {type(value).__name__}"
+            )
         from pyomo_relu.options import check_options
 
         check_options(value, ("A_x", "A_y", "b", "names"), "constraints")
@@ -200,7 +201,7 @@ class SearchProblem:
         value = np.zeros(x.shape[0]) if self.objective is None else y @ self.objective[0] + x @ self.objective[1]
         return np.where(feasible & inside, value, np.inf)
 
-    def restricted(self, lower: np.ndarray, upper: np.ndarray) -> "SearchProblem":
+    def restricted(self, lower: np.ndarray, upper: np.ndarray) -> SearchProblem:
         """The same problem on another box."""
         return SearchProblem(self.layers, lower, upper, self.objective, self.regions, self.feasibility_tol)
 
@@ -223,7 +224,8 @@ def unit_objective(n_outputs: int, n_inputs: int, objective: Any, sense: str) ->
             c_y = np.asarray(objective, dtype=float).ravel()
         except (TypeError, ValueError):
             raise PyomoReluError(
-                f"objective must be an output index or a vector of {n_outputs} coefficients, not {objective!r}") from None
+                f"objective must be an output index or a vector of {n_outputs} coefficients, not {objective!r}"
+            ) from None
         if c_y.size != n_outputs:
             raise ShapeMismatchError(f"objective has {c_y.size} coefficients, the network has {n_outputs} outputs")
         if not np.all(np.isfinite(c_y)):
@@ -233,5 +235,9 @@ def unit_objective(n_outputs: int, n_inputs: int, objective: Any, sense: str) ->
 
 def as_regions(polytopes: Sequence[Any], n_inputs: int, n_outputs: int) -> tuple[LinearConstraints, ...]:
     """Output polytopes ``A y <= b`` (objects with ``A`` and ``b``) as regions without input terms."""
-    return tuple(LinearConstraints(np.zeros((p.b.size, n_inputs)), np.asarray(p.A, float).reshape(-1, n_outputs),
-                                   np.asarray(p.b, float)) for p in polytopes)
+    return tuple(
+        LinearConstraints(
+            np.zeros((p.b.size, n_inputs)), np.asarray(p.A, float).reshape(-1, n_outputs), np.asarray(p.b, float)
+        )
+        for p in polytopes
+    )

@@ -32,8 +32,8 @@ import heapq
 import itertools
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -74,24 +74,32 @@ class _Domain:
 
 def _stack(domains: list[_Domain]) -> tuple[tuple[list, list], list, list | None]:
     n = len(domains[0].lower)
-    start = ([np.stack([d.lower[k] for d in domains]) for k in range(n)],
-             [np.stack([d.upper[k] for d in domains]) for k in range(n)])
+    start = (
+        [np.stack([d.lower[k] for d in domains]) for k in range(n)],
+        [np.stack([d.upper[k] for d in domains]) for k in range(n)],
+    )
     signs = [np.stack([d.signs[k] for d in domains]) for k in range(n)]
     if any(d.slopes is None for d in domains):
         return start, signs, None
-    return start, signs, [None if s is None else np.stack([d.slopes[k] for d in domains])
-                          for k, s in enumerate(domains[0].slopes)]
+    return (
+        start,
+        signs,
+        [None if s is None else np.stack([d.slopes[k] for d in domains]) for k, s in enumerate(domains[0].slopes)],
+    )
 
 
-def _choose(problem: SearchProblem, bounds, slopes, slack: np.ndarray, margin: np.ndarray) -> list[tuple[int, int] | None]:
+def _choose(
+    problem: SearchProblem, bounds, slopes, slack: np.ndarray, margin: np.ndarray
+) -> list[tuple[int, int] | None]:
     """Per domain, ``(layer, neuron)`` of the largest BaBSR score over its open regions' bounding rows."""
     widths = [layer.n_outputs for layer in problem.layers]
     batch = slack.shape[0]
     if slopes is None:
         slopes = initial_slopes(bounds.relaxations, problem.rows_y.shape[0], widths)
     coef = np.broadcast_to(-problem.rows_y, (batch,) + problem.rows_y.shape)
-    scores = intercept_scores(bounds.relaxations, widths, coef, [None if s is None else np.asarray(s, float)
-                                                                 for s in slopes])
+    scores = intercept_scores(
+        bounds.relaxations, widths, coef, [None if s is None else np.asarray(s, float) for s in slopes]
+    )
     weight = np.zeros(slack.shape)
     for p in range(problem.n_regions):
         rows = problem.region_rows(p)
@@ -138,8 +146,15 @@ def relu_branch_and_bound(
     ``beta`` adds the split constraints to the bounds with optimised multipliers (beta-CROWN).
     """
     counter = itertools.count()
-    queue = [_Domain(0.0, next(counter), [np.asarray(a, float) for a in root[0]], [np.asarray(a, float) for a in root[1]],
-                     [np.zeros(layer.n_outputs, np.int8) for layer in problem.layers])]
+    queue = [
+        _Domain(
+            0.0,
+            next(counter),
+            [np.asarray(a, float) for a in root[0]],
+            [np.asarray(a, float) for a in root[1]],
+            [np.zeros(layer.n_outputs, np.int8) for layer in problem.layers],
+        )
+    ]
     processed, best_margin, stuck = 0, -np.inf, 0
     while queue:
         if deadline is not None and time.perf_counter() >= deadline:
@@ -154,10 +169,23 @@ def relu_branch_and_bound(
         bounds = batch_crown(problem.layers, lower, upper, start)
         forms, row_lower = linear_bounds(bounds, problem.rows_y, problem.rows_x)
         if beta:
-            bounds = replace(bounds, relaxations=[expand(r, layer) if np.any(sign) else r for r, layer, sign
-                                                  in zip(bounds.relaxations, problem.layers, signs)])
-        forms, row_lower, slopes = alpha_rows(problem, bounds, forms, row_lower, np.inf, slopes, alpha_steps,
-                                              [s.astype(float) for s in signs] if beta else None)
+            bounds = replace(
+                bounds,
+                relaxations=[
+                    expand(r, layer) if np.any(sign) else r
+                    for r, layer, sign in zip(bounds.relaxations, problem.layers, signs)
+                ],
+            )
+        forms, row_lower, slopes = alpha_rows(
+            problem,
+            bounds,
+            forms,
+            row_lower,
+            np.inf,
+            slopes,
+            alpha_steps,
+            [s.astype(float) for s in signs] if beta else None,
+        )
         slack = problem.rhs - row_lower
         margin = problem.reduce_min(slack)
         excluded = np.all(problem.reduce_min(slack + safe_margin(problem.rhs)) < 0, axis=1)
@@ -188,6 +216,7 @@ def relu_branch_and_bound(
                     child_lo[k][j] = 0.0
                 heapq.heappush(queue, _Domain(priority, next(counter), child_lo, child_hi, child_signs, own))
     if stuck:
-        return ReluSearchResult("unknown", None, processed, best_margin,
-                                f"{stuck} domain(s) without unstable neurons left open")
+        return ReluSearchResult(
+            "unknown", None, processed, best_margin, f"{stuck} domain(s) without unstable neurons left open"
+        )
     return ReluSearchResult("infeasible", None, processed, best_margin)

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pyomo.environ as pe
@@ -95,12 +95,10 @@ def _add_layer_variables(m: pe.ConcreteModel, sizes: list[int], R: int, bias_ran
     m.nonzero_lo = pe.Constraint(index, rule=lambda m, *t: m.W[t] >= -R * m.s[t])
     m.nonzero_hi = pe.Constraint(index, rule=lambda m, *t: m.W[t] <= R * m.s[t])
     bias_index = [(l, j) for l in layers for j in range(sizes[l + 1])]
-    m.b = pe.Var(bias_index, within=pe.Integers, bounds=lambda m, l, j: (-bias_range[l], bias_range[l]),
-                 initialize=0)
+    m.b = pe.Var(bias_index, within=pe.Integers, bounds=lambda m, l, j: (-bias_range[l], bias_range[l]), initialize=0)
 
 
-def _layer_expressions(m: pe.ConcreteModel, X: np.ndarray, sizes: list[int], R: int,
-                       bias_range: Sequence[int]) -> dict:
+def _layer_expressions(m: pe.ConcreteModel, X: np.ndarray, sizes: list[int], R: int, bias_range: Sequence[int]) -> dict:
     """The pre-activations ``z[i, l, j]`` (Pyomo expressions) and their big-M ``M[i, l]``."""
     N, depth = X.shape[0], len(sizes) - 1
     z, big_m = {}, {}
@@ -126,13 +124,21 @@ def _layer_expressions(m: pe.ConcreteModel, X: np.ndarray, sizes: list[int], R: 
         for i in range(N):
             big_m[i, l] = R * n_in + bias_range[l]
             for j in range(sizes[l + 1]):
-                z[i, l, j] = (2 * sum(q[i, l, j, k] for k in range(n_in))
-                              - sum(m.W[l, j, k] for k in range(n_in)) + m.b[l, j])
+                z[i, l, j] = (
+                    2 * sum(q[i, l, j, k] for k in range(n_in)) - sum(m.W[l, j, k] for k in range(n_in)) + m.b[l, j]
+                )
     return {"z": z, "M": big_m}
 
 
-def build_training_model(X: np.ndarray, y: np.ndarray, n_classes: int, hidden: Sequence[int], weight_range: int,
-                         bias_range: Sequence[int], margin: float) -> pe.ConcreteModel:
+def build_training_model(
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    hidden: Sequence[int],
+    weight_range: int,
+    bias_range: Sequence[int],
+    margin: float,
+) -> pe.ConcreteModel:
     """The MIP of the module doc (accuracy objective ``m.accuracy``; ``m.n_nonzero`` deactivated)."""
     sizes = [X.shape[1], *hidden, n_classes]
     N, depth, R = X.shape[0], len(sizes) - 1, weight_range
@@ -143,13 +149,16 @@ def build_training_model(X: np.ndarray, y: np.ndarray, n_classes: int, hidden: S
     exprs = _layer_expressions(m, X, sizes, R, bias_range)
     z, big_m = exprs["z"], exprs["M"]
     m.up = pe.Constraint(hidden_index, rule=lambda m, i, l, j: z[i, l, j] >= -big_m[i, l] * (1 - m.u[i, l, j]))
-    m.down = pe.Constraint(hidden_index,
-                           rule=lambda m, i, l, j: z[i, l, j] <= (big_m[i, l] + 1) * m.u[i, l, j] - 1)
+    m.down = pe.Constraint(hidden_index, rule=lambda m, i, l, j: z[i, l, j] <= (big_m[i, l] + 1) * m.u[i, l, j] - 1)
     m.ok = pe.Var(range(N), within=pe.Binary, initialize=0)
     last = depth - 1
     pairs = [(i, c) for i in range(N) for c in range(n_classes) if c != y[i]]
-    m.margin = pe.Constraint(pairs, rule=lambda m, i, c: z[i, last, int(y[i])] - z[i, last, c]
-                             >= margin - (margin + 2 * big_m[i, last]) * (1 - m.ok[i]))
+    m.margin = pe.Constraint(
+        pairs,
+        rule=lambda m, i, c: (
+            z[i, last, int(y[i])] - z[i, last, c] >= margin - (margin + 2 * big_m[i, last]) * (1 - m.ok[i])
+        ),
+    )
     m.accuracy = pe.Objective(expr=sum(m.ok[i] for i in range(N)), sense=pe.maximize)
     m.n_nonzero = pe.Objective(expr=sum(m.s.values()), sense=pe.minimize)
     m.n_nonzero.deactivate()
@@ -162,18 +171,34 @@ def _network(m: pe.ConcreteModel) -> NetworkDefinition:
     sizes = m._sizes
     layers = []
     for l in range(len(sizes) - 1):
-        W = np.array([[round(pe.value(m.W[l, j, k], exception=False) or 0.0) for k in range(sizes[l])]
-                      for j in range(sizes[l + 1])], dtype=float)
+        W = np.array(
+            [
+                [round(pe.value(m.W[l, j, k], exception=False) or 0.0) for k in range(sizes[l])]
+                for j in range(sizes[l + 1])
+            ],
+            dtype=float,
+        )
         b = np.array([round(pe.value(m.b[l, j], exception=False) or 0.0) for j in range(sizes[l + 1])], dtype=float)
         kind = "linear" if l == len(sizes) - 2 else "sign"
         layers.append(DenseLayer(W, b, kind, f"{'out' if kind == 'linear' else 'sign'}{l}"))
     return NetworkDefinition(layers, input_bounds=[(0.0, 1.0)] * sizes[0], source="train_bnn")
 
 
-def train_bnn(X: object, y: object, hidden: Sequence[int] = (4,), *, n_classes: int | None = None,
-              weight_range: int = 1, bias_range: int | Sequence[int] | None = None, margin: float = 1.0,
-              sparsity: bool = False, solver: str = "highs", time_limit: float | None = 60.0,
-              sparsity_time_limit: float | None = None, mip_gap: float | None = None) -> TrainResult:
+def train_bnn(
+    X: object,
+    y: object,
+    hidden: Sequence[int] = (4,),
+    *,
+    n_classes: int | None = None,
+    weight_range: int = 1,
+    bias_range: int | Sequence[int] | None = None,
+    margin: float = 1.0,
+    sparsity: bool = False,
+    solver: str = "highs",
+    time_limit: float | None = 60.0,
+    sparsity_time_limit: float | None = None,
+    mip_gap: float | None = None,
+) -> TrainResult:
     """Train a BNN on binary ``X`` (examples x inputs, 0/1) and labels ``y`` by MIP (module doc).
 
     ``hidden`` lists the widths of the sign layers; weights are integers in
@@ -200,12 +225,24 @@ def train_bnn(X: object, y: object, hidden: Sequence[int] = (4,), *, n_classes: 
         m.n_nonzero.activate()
         second = solve(m, solver, time_limit=sparsity_time_limit or time_limit, mip_gap=mip_gap)
         if not second.has_solution:
-            raise InvalidValueError(f"the sparsity solve found no solution ({second.status}); "
-                                    "give it a longer sparsity_time_limit")
+            raise InvalidValueError(
+                f"the sparsity solve found no solution ({second.status}); give it a longer sparsity_time_limit"
+            )
     if not result.has_solution:
         raise InvalidValueError(f"the training MIP found no solution ({result.status}); give a longer time_limit")
     net = _network(m)
     weights = sum(layer.weights.size for layer in net.layers)
     nonzero = sum(int(np.count_nonzero(layer.weights)) for layer in net.layers)
-    return TrainResult(net, result.status, result.objective, result.bound, result.gap,
-                       time.perf_counter() - start, count_correct(net, X, y, margin), len(y), nonzero, weights, second)
+    return TrainResult(
+        net,
+        result.status,
+        result.objective,
+        result.bound,
+        result.gap,
+        time.perf_counter() - start,
+        count_correct(net, X, y, margin),
+        len(y),
+        nonzero,
+        weights,
+        second,
+    )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 
-def binary_digits(classes: Sequence[int] = (0, 1), n_train: int = 100, n_test: int = 200, pool: int = 2,
-                  threshold: float = 8.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def binary_digits(
+    classes: Sequence[int] = (0, 1),
+    n_train: int = 100,
+    n_test: int = 200,
+    pool: int = 2,
+    threshold: float = 8.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(X_train, y_train, X_test, y_test)``: digits of ``classes`` (labels 0.. in that order).
 
     Each 8x8 image (values 0-16) is mean-pooled over ``pool`` x ``pool`` blocks (``pool=2``:
@@ -23,8 +29,11 @@ def binary_digits(classes: Sequence[int] = (0, 1), n_train: int = 100, n_test: i
     side = 8 // pool
     images = digits.images[keep].reshape(-1, side, pool, side, pool).mean(axis=(2, 4))
     X = (images.reshape(len(images), -1) >= threshold).astype(float)
-    y = np.searchsorted(np.asarray(classes), digits.target[keep]) if list(classes) == sorted(classes) else \
-        np.array([list(classes).index(t) for t in digits.target[keep]])
+    y = (
+        np.searchsorted(np.asarray(classes), digits.target[keep])
+        if list(classes) == sorted(classes)
+        else np.array([list(classes).index(t) for t in digits.target[keep]])
+    )
     order = np.random.default_rng(seed).permutation(len(y))
-    train, test = order[:n_train], order[n_train:n_train + n_test]
+    train, test = order[:n_train], order[n_train : n_train + n_test]
     return X[train], y[train], X[test], y[test]

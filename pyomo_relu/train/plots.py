@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from pyomo_relu.network import NetworkDefinition
 
 
-def plot_first_layer(networks: Sequence[tuple[str, NetworkDefinition]], image_shape: tuple[int, int],
-                     path: str | Path) -> Path:
+def plot_first_layer(
+    networks: Sequence[tuple[str, NetworkDefinition]], image_shape: tuple[int, int], path: str | Path
+) -> Path:
     """One row per network, one image per first-layer neuron (its weights: -1 blue, 0 white, +1 red)."""
     import matplotlib
 

@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -81,8 +81,9 @@ def pgd_attack(
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
     if not polytopes:
         return lower[None, :], np.array([-np.inf])
-    problem = SearchProblem(net.canonical_layers, lower, upper, None,
-                            as_regions(polytopes, net.n_inputs, net.n_outputs))
+    problem = SearchProblem(
+        net.canonical_layers, lower, upper, None, as_regions(polytopes, net.n_inputs, net.n_outputs)
+    )
     points = descend(problem, lower, upper, restarts=restarts, steps=steps, seed=seed, deadline=deadline)
     margins = problem.region_margins(points, problem.forward(points)).max(axis=1)
     order = np.argsort(-margins, kind="stable")
@@ -124,8 +125,12 @@ def target_polytopes(n_outputs: int, label: int) -> list[Polytope]:
 
 
 def robustness_property(
-    x0: Sequence[float], eps: float, label: int, n_outputs: int,
-    lower: float | None = 0.0, upper: float | None = 1.0,
+    x0: Sequence[float],
+    eps: float,
+    label: int,
+    n_outputs: int,
+    lower: float | None = 0.0,
+    upper: float | None = 1.0,
 ) -> Specification:
     """Local robustness of ``x0`` as a :class:`Specification`, ready for :func:`verify`.
 
@@ -186,8 +191,9 @@ def min_margin(
     if norm == "l1":  # W (x - x0) over the l1 ball: at most eps * max_i |W_ji| either way
         weights, bias = layers[0].weights, layers[0].bias
         centre = weights @ x0 + bias
-        radius = eps * (abs(weights).max(axis=1).toarray().ravel() if hasattr(weights, "toarray")
-                        else np.abs(weights).max(axis=1))
+        radius = eps * (
+            abs(weights).max(axis=1).toarray().ravel() if hasattr(weights, "toarray") else np.abs(weights).max(axis=1)
+        )
         pre_lower[0] = np.maximum(pre_lower[0], centre - radius)
         pre_upper[0] = np.minimum(pre_upper[0], centre + radius)
     crown = batch_crown(layers, lower[None], upper[None], ([a[None] for a in pre_lower], [a[None] for a in pre_upper]))
@@ -225,8 +231,7 @@ def min_margin(
     optimal = complete and margin - bound <= 1e-6 * max(1.0, abs(margin))
     status = "optimal" if optimal else "time_limit" if not complete else "gap"
     logger.info("min_margin: margin %.6g, bound %.6g, %d MILP(s), %s", margin, bound, milps, status)
-    return AdversaryResult(float(margin), bound, x, y, target, optimal, status,
-                           time.perf_counter() - start, milps)
+    return AdversaryResult(float(margin), bound, x, y, target, optimal, status, time.perf_counter() - start, milps)
 
 
 def _achieved(net: NetworkDefinition, x: np.ndarray, label: int) -> tuple[float, np.ndarray]:
@@ -244,8 +249,12 @@ def _into_l1_ball(x: np.ndarray, x0: np.ndarray, eps: float) -> np.ndarray:
 
 
 def _ball_box(
-    net: NetworkDefinition, x0: np.ndarray, eps: float, norm: str,
-    input_lower: Sequence[float] | float | None, input_upper: Sequence[float] | float | None,
+    net: NetworkDefinition,
+    x0: np.ndarray,
+    eps: float,
+    norm: str,
+    input_lower: Sequence[float] | float | None,
+    input_upper: Sequence[float] | float | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     if norm not in ("linf", "l1"):
         raise PyomoReluError(f"norm must be 'linf' or 'l1', not {norm!r}")

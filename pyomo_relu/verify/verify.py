@@ -73,16 +73,17 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from pyomo_relu.network import NetworkDefinition
-from pyomo_relu.options import strict_keywords
 from pyomo_relu.bounds.alpha import optimise_rows
 from pyomo_relu.bounds.crown import batch_crown, linear_bounds
+from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.options import strict_keywords
 from pyomo_relu.search.attack import descend, pgd
 from pyomo_relu.search.engine import branch_and_bound
 from pyomo_relu.search.leaf import LEAF_TOLERANCE, UNSAT_TOLERANCE, MilpOutcome, NetworkMilp
@@ -133,9 +134,13 @@ class VerifyResult:
             x, y = self.counterexample
             counterexample = {"x": [float(v) for v in x], "y": [float(v) for v in y]}
         return {
-            "status": self.status, "counterexample": counterexample,
-            "proven_bound": self.proven_bound, "seconds": round(self.seconds, 4),
-            "subproblems": self.subproblems, "method": self.method, "reason": self.reason,
+            "status": self.status,
+            "counterexample": counterexample,
+            "proven_bound": self.proven_bound,
+            "seconds": round(self.seconds, 4),
+            "subproblems": self.subproblems,
+            "method": self.method,
+            "reason": self.reason,
         }
 
 
@@ -156,8 +161,12 @@ class CounterexampleCheck:
 
 
 def check_counterexample(
-    net: NetworkDefinition, spec: Specification, x: Sequence[float], *,
-    input_tol: float = 0.0, output_tol: float = 0.0,
+    net: NetworkDefinition,
+    spec: Specification,
+    x: Sequence[float],
+    *,
+    input_tol: float = 0.0,
+    output_tol: float = 0.0,
 ) -> CounterexampleCheck:
     """Check ``x`` with :meth:`NetworkDefinition.evaluate`.
 
@@ -185,8 +194,12 @@ def check_counterexample(
 
 # ------------------------------------------------------------------- bounds
 def resolve_bounds_on_box(
-    net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, methods: Sequence[str] | str,
-    deadline: float | None, executor: Executor | int | None = None,
+    net: NetworkDefinition,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    methods: Sequence[str] | str,
+    deadline: float | None,
+    executor: Executor | int | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Neuron bounds over the box from the requested chain, skipping what is unavailable.
 
@@ -214,8 +227,9 @@ def resolve_bounds_on_box(
     return [np.array(a) for a in bounds.lower], [np.array(a) for a in bounds.upper]
 
 
-def _call_method(method: Any, net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Any,
-                 options: dict[str, Any]) -> Any:
+def _call_method(
+    method: Any, net: NetworkDefinition, lower: np.ndarray, upper: np.ndarray, start: Any, options: dict[str, Any]
+) -> Any:
     """``method(net, lower, upper, start, **options)`` with only the options it takes."""
     parameters = inspect.signature(method).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
@@ -288,8 +302,17 @@ def verify(
     """
     start = time.perf_counter()
     spec.check_network(net.n_inputs, net.n_outputs)
-    ctx = _Context(net, net.canonical_layers, None if time_limit is None else start + float(time_limit),
-                   bounds, split, split_max_inputs, executor, seed, relu_split)
+    ctx = _Context(
+        net,
+        net.canonical_layers,
+        None if time_limit is None else start + float(time_limit),
+        bounds,
+        split,
+        split_max_inputs,
+        executor,
+        seed,
+        relu_split,
+    )
     unknown: _CaseOutcome | None = None
     bound = -np.inf
     for index, case in enumerate(spec.cases):
@@ -297,8 +320,16 @@ def verify(
             outcome = _verify_case(ctx, case)
         except KeyboardInterrupt:  # Ctrl-C: what is known is "unknown", never a guess
             logger.warning("verify interrupted in case %d after %.2f s", index, time.perf_counter() - start)
-            return VerifyResult("unknown", None, None, time.perf_counter() - start, ctx.subproblems,
-                                "interrupted", "interrupted", ctx.details)
+            return VerifyResult(
+                "unknown",
+                None,
+                None,
+                time.perf_counter() - start,
+                ctx.subproblems,
+                "interrupted",
+                "interrupted",
+                ctx.details,
+            )
         logger.info("case %d: %s (%s) after %.2f s", index, outcome.status, outcome.method, time.perf_counter() - start)
         if outcome.status == "sat":
             return _sat_result(net, spec, outcome, ctx, start)
@@ -308,32 +339,66 @@ def verify(
     seconds = time.perf_counter() - start
     proven = None if not np.isfinite(bound) else float(bound)
     if unknown is not None:
-        return VerifyResult("unknown", None, proven, seconds, ctx.subproblems, unknown.method,
-                            unknown.reason or "undecided", ctx.details)
+        return VerifyResult(
+            "unknown",
+            None,
+            proven,
+            seconds,
+            ctx.subproblems,
+            unknown.method,
+            unknown.reason or "undecided",
+            ctx.details,
+        )
     methods = ctx.details.get("methods", [])
-    return VerifyResult("unsat", None, proven if proven is not None else None, seconds, ctx.subproblems,
-                        "+".join(sorted(set(methods))) or "bounds", "", ctx.details)
+    return VerifyResult(
+        "unsat",
+        None,
+        proven if proven is not None else None,
+        seconds,
+        ctx.subproblems,
+        "+".join(sorted(set(methods))) or "bounds",
+        "",
+        ctx.details,
+    )
 
 
-def _sat_result(net: NetworkDefinition, spec: Specification, outcome: _CaseOutcome, ctx: _Context,
-                start: float) -> VerifyResult:
+def _sat_result(
+    net: NetworkDefinition, spec: Specification, outcome: _CaseOutcome, ctx: _Context, start: float
+) -> VerifyResult:
     assert outcome.x is not None
     check = check_counterexample(net, spec, outcome.x)
     if not check.valid:  # every sat is confirmed before it gets here; never report an unchecked one
         logger.error("a counterexample failed its final check (margin %r); reporting unknown", check.margin)
-        return VerifyResult("unknown", None, None, time.perf_counter() - start, ctx.subproblems,
-                            outcome.method, "counterexample failed the final check", ctx.details)
+        return VerifyResult(
+            "unknown",
+            None,
+            None,
+            time.perf_counter() - start,
+            ctx.subproblems,
+            outcome.method,
+            "counterexample failed the final check",
+            ctx.details,
+        )
     ctx.details["margin"] = check.margin
-    return VerifyResult("sat", (outcome.x.copy(), check.y), None, time.perf_counter() - start,
-                        ctx.subproblems, outcome.method, "", ctx.details)
+    return VerifyResult(
+        "sat",
+        (outcome.x.copy(), check.y),
+        None,
+        time.perf_counter() - start,
+        ctx.subproblems,
+        outcome.method,
+        "",
+        ctx.details,
+    )
 
 
 def _verify_case(ctx: _Context, case: Case) -> _CaseOutcome:
     net = ctx.net
     if not case.polytopes:
         return _CaseOutcome("unsat", bound=-np.inf, method="bounds")
-    problem = SearchProblem(ctx.layers, case.lower, case.upper, None,
-                            as_regions(case.polytopes, net.n_inputs, net.n_outputs))
+    problem = SearchProblem(
+        ctx.layers, case.lower, case.upper, None, as_regions(case.polytopes, net.n_inputs, net.n_outputs)
+    )
     exact = _exact_margin(net, case)
     crown = _root_bounds(problem)
     ctx.subproblems += 1
@@ -366,8 +431,14 @@ def _open_regions(problem: SearchProblem, row_lower: np.ndarray) -> tuple[list[i
 
 
 def _only(problem: SearchProblem, regions: Sequence[int]) -> SearchProblem:
-    return SearchProblem(problem.layers, problem.lower, problem.upper, None,
-                         tuple(problem.regions[p] for p in regions), problem.feasibility_tol)
+    return SearchProblem(
+        problem.layers,
+        problem.lower,
+        problem.upper,
+        None,
+        tuple(problem.regions[p] for p in regions),
+        problem.feasibility_tol,
+    )
 
 
 def _exact_margin(net: NetworkDefinition, case: Case):
@@ -377,6 +448,7 @@ def _exact_margin(net: NetworkDefinition, case: Case):
     evaluated again on its own, as :func:`check_counterexample` will do (a batched and a
     single matrix product may differ in the last bit), and must pass both times.
     """
+
     def check(points: np.ndarray) -> np.ndarray:
         points = np.atleast_2d(points)
         inside = np.all((points >= case.lower) & (points <= case.upper), axis=1)
@@ -384,6 +456,7 @@ def _exact_margin(net: NetworkDefinition, case: Case):
         for i in np.flatnonzero(margins >= 0):
             margins[i] = min(margins[i], float(case.margin(net.evaluate(points[i]))))
         return margins
+
     return check
 
 
@@ -399,8 +472,9 @@ def _attack(ctx: _Context, problem: SearchProblem, exact: Any) -> np.ndarray | N
     left = ctx.left()
     budget = ATTACK_SECONDS if left is None else min(ATTACK_SECONDS, ATTACK_SHARE * left)
     deadline = time.perf_counter() + budget
-    return pgd(problem, problem.lower, problem.upper, exact, rounds=ATTACK_ROUNDS, restarts=8, seed=ctx.seed,
-               deadline=deadline)
+    return pgd(
+        problem, problem.lower, problem.upper, exact, rounds=ATTACK_ROUNDS, restarts=8, seed=ctx.seed, deadline=deadline
+    )
 
 
 #: Seconds given to a MILP on one sub-box during splitting (it is split further on a time-out).
@@ -409,15 +483,26 @@ LEAF_TIME_LIMIT = 2.0
 
 def _verify_by_splitting(ctx: _Context, problem: SearchProblem, exact: Any) -> _CaseOutcome:
     """Input-domain branch and bound: a feasibility problem that stops at its first confirmed point."""
+
     def value(points: np.ndarray) -> np.ndarray:
         return np.where(exact(points) >= 0, 0.0, np.inf)
 
-    result = branch_and_bound(problem, value, stop_at=0.0, deadline=ctx.deadline, executor=ctx.executor,
-                              leaf_time_limit=LEAF_TIME_LIMIT, attack=False, seed=ctx.seed)
+    result = branch_and_bound(
+        problem,
+        value,
+        stop_at=0.0,
+        deadline=ctx.deadline,
+        executor=ctx.executor,
+        leaf_time_limit=LEAF_TIME_LIMIT,
+        attack=False,
+        seed=ctx.seed,
+    )
     ctx.subproblems += result.nodes + result.leaves
-    ctx.details.update(boxes=ctx.details.get("boxes", 0) + result.nodes,
-                       leaf_milps=ctx.details.get("leaf_milps", 0) + result.leaves,
-                       max_depth=max(ctx.details.get("max_depth", 0), result.max_depth))
+    ctx.details.update(
+        boxes=ctx.details.get("boxes", 0) + result.nodes,
+        leaf_milps=ctx.details.get("leaf_milps", 0) + result.leaves,
+        max_depth=max(ctx.details.get("max_depth", 0), result.max_depth),
+    )
     ctx.details.setdefault("methods", []).append("split")
     if result.status == "feasible" and result.x is not None:
         return _CaseOutcome("sat", result.x, method="split")
@@ -429,29 +514,48 @@ def _verify_by_splitting(ctx: _Context, problem: SearchProblem, exact: Any) -> _
     return _CaseOutcome("unknown", method="split", reason=result.reason or "undecided")
 
 
-def _polytope_milp(ctx: _Context, pre_lower: Sequence[np.ndarray], pre_upper: Sequence[np.ndarray],
-                   problem: SearchProblem, p: int, lower: np.ndarray, upper: np.ndarray,
-                   time_limit: float | None, exact: Any) -> MilpOutcome:
+def _polytope_milp(
+    ctx: _Context,
+    pre_lower: Sequence[np.ndarray],
+    pre_upper: Sequence[np.ndarray],
+    problem: SearchProblem,
+    p: int,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    time_limit: float | None,
+    exact: Any,
+) -> MilpOutcome:
     """One margin MILP; a solver point is ``"sat"`` only once ``exact`` confirms it."""
     milp = NetworkMilp(ctx.layers, pre_lower, pre_upper, lower, upper)
     outcome = milp.maximize_margin(problem.regions[p], time_limit=time_limit, stop_check=exact)
     ctx.subproblems += 1
     ctx.details.setdefault("milp_seconds", 0.0)
     ctx.details["milp_seconds"] += outcome.seconds
-    if outcome.status in ("optimal", "time_limit") and outcome.x is not None and outcome.value is not None \
-            and outcome.value >= 0:
+    if (
+        outcome.status in ("optimal", "time_limit")
+        and outcome.x is not None
+        and outcome.value is not None
+        and outcome.value >= 0
+    ):
         repaired = _repair(ctx, _only(problem, [p]), lower, upper, outcome.x, exact)
         if repaired is not None:
             return MilpOutcome("sat", repaired, outcome.value, outcome.bound, outcome.seconds)
     return outcome
 
 
-def _repair(ctx: _Context, problem: SearchProblem, lower: np.ndarray, upper: np.ndarray, x: np.ndarray,
-            exact: Any) -> np.ndarray | None:
+def _repair(
+    ctx: _Context, problem: SearchProblem, lower: np.ndarray, upper: np.ndarray, x: np.ndarray, exact: Any
+) -> np.ndarray | None:
     """The solver says ``t >= 0`` but the exact check disagrees: search around its point."""
     radius = 1e-4 * (upper - lower)
-    points = descend(problem, np.maximum(lower, x - radius), np.minimum(upper, x + radius), seed=ctx.seed,
-                     steps=60, starts=x[None, :])
+    points = descend(
+        problem,
+        np.maximum(lower, x - radius),
+        np.minimum(upper, x + radius),
+        seed=ctx.seed,
+        steps=60,
+        starts=x[None, :],
+    )
     candidates = np.vstack([x[None, :], points])
     confirmed = exact(candidates)
     good = np.flatnonzero(confirmed >= 0)
@@ -465,8 +569,9 @@ def _repair(ctx: _Context, problem: SearchProblem, lower: np.ndarray, upper: np.
 RELU_SPLIT_SHARE = 0.5
 
 
-def _verify_by_relu_split(ctx: _Context, problem: SearchProblem, exact: Any,
-                          pre: tuple[list, list]) -> _CaseOutcome | None:
+def _verify_by_relu_split(
+    ctx: _Context, problem: SearchProblem, exact: Any, pre: tuple[list, list]
+) -> _CaseOutcome | None:
     """ReLU-phase branch and bound (:mod:`pyomo_relu.search.relu_branch`) for part of the time left.
 
     A decision (a confirmed point, or every domain excluded) is returned; otherwise ``None``
@@ -507,7 +612,10 @@ def _verify_by_milp(ctx: _Context, problem: SearchProblem, exact: Any, crown: tu
     ctx.details.setdefault("methods", []).append("bounds")
     if remaining and set(ctx.bounds) - {"interval", "crown"}:
         chain = resolve_bounds_on_box(net, problem.lower, problem.upper, ctx.bounds, ctx.deadline, ctx.executor)
-        start = ([np.maximum(a, b) for a, b in zip(pre[0], chain[0])], [np.minimum(a, b) for a, b in zip(pre[1], chain[1])])
+        start = (
+            [np.maximum(a, b) for a, b in zip(pre[0], chain[0])],
+            [np.minimum(a, b) for a, b in zip(pre[1], chain[1])],
+        )
         bounds, row_lower, forms = _root_bounds(problem, start)
         pre = ([a[0] for a in bounds.lower], [a[0] for a in bounds.upper])
         remaining, margins = _open_regions(problem, row_lower)
@@ -531,8 +639,9 @@ def _verify_by_milp(ctx: _Context, problem: SearchProblem, exact: Any, crown: tu
             return _CaseOutcome("unknown", method="milp", reason="time limit")
         single = _only(problem, [p])
         rows = problem.region_rows(p)
-        lower, upper, empty = shrink_box([(coef[:, rows], const[:, rows]) for coef, const in forms], single,
-                                         problem.lower[None], problem.upper[None])
+        lower, upper, empty = shrink_box(
+            [(coef[:, rows], const[:, rows]) for coef, const in forms], single, problem.lower[None], problem.upper[None]
+        )
         if empty[0]:  # the input cut leaves nothing: the margin is negative
             proven.append(-2 * SAFE_MARGIN)
             continue
@@ -542,12 +651,18 @@ def _verify_by_milp(ctx: _Context, problem: SearchProblem, exact: Any, crown: tu
         if outcome.status == "infeasible":
             proven.append(outcome.bound if outcome.bound is not None else -UNSAT_TOLERANCE)
             continue
-        if outcome.status == "optimal" and outcome.bound is not None \
-                and outcome.bound + LEAF_TOLERANCE * max(1.0, abs(outcome.bound)) < -UNSAT_TOLERANCE:
+        if (
+            outcome.status == "optimal"
+            and outcome.bound is not None
+            and outcome.bound + LEAF_TOLERANCE * max(1.0, abs(outcome.bound)) < -UNSAT_TOLERANCE
+        ):
             proven.append(outcome.bound)
             continue
-        undecided = "time limit" if outcome.status == "time_limit" or ctx.expired() else \
-            f"MILP ended {outcome.status} with t = {outcome.value}"
+        undecided = (
+            "time limit"
+            if outcome.status == "time_limit" or ctx.expired()
+            else f"MILP ended {outcome.status} with t = {outcome.value}"
+        )
         if ctx.expired():
             break
     if undecided is not None:

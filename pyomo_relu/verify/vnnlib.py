@@ -59,10 +59,11 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Iterable, Sequence, Union
+from typing import Union
 
 import numpy as np
 
@@ -240,9 +241,7 @@ def parse_sexpressions(text: str | Iterable[tuple[int, str]]) -> list[_Expr]:
         else:
             (stack[-1].items if stack else top).append((token, line))
     if stack:
-        raise VnnlibError(
-            f"line {stack[-1].line}: '(' is never closed (expected ')' before the end of the file)"
-        )
+        raise VnnlibError(f"line {stack[-1].line}: '(' is never closed (expected ')' before the end of the file)")
     return top
 
 
@@ -254,10 +253,10 @@ class _Linear:
     coef: dict[str, float]
     const: float
 
-    def scaled(self, factor: float) -> "_Linear":
+    def scaled(self, factor: float) -> _Linear:
         return _Linear({v: c * factor for v, c in self.coef.items()}, self.const * factor)
 
-    def plus(self, other: "_Linear", sign: float = 1.0) -> "_Linear":
+    def plus(self, other: _Linear, sign: float = 1.0) -> _Linear:
         coef = dict(self.coef)
         for v, c in other.coef.items():
             coef[v] = coef.get(v, 0.0) + sign * c
@@ -273,7 +272,7 @@ class _Constraint:
 
 
 _Term = tuple  # a conjunction: tuple of _Constraint
-_Dnf = list    # a disjunction of terms
+_Dnf = list  # a disjunction of terms
 
 
 def _describe(expr: _Expr) -> str:
@@ -292,9 +291,9 @@ class _Reader:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.declared: dict[str, int] = {}   # name -> line of declaration
+        self.declared: dict[str, int] = {}  # name -> line of declaration
         self.common: list[_Constraint] = []  # atoms shared by every term
-        self.disjunctions: list[_Dnf] = []   # asserts with more than one term
+        self.disjunctions: list[_Dnf] = []  # asserts with more than one term
         self.bounds: list[tuple[int, bool, float]] = []  # one-line (input, is upper, value)
 
     # ------------------------------------------------------------ commands
@@ -306,7 +305,8 @@ class _Reader:
             except RecursionError:
                 raise VnnlibError(
                     f"line {expr.line if isinstance(expr, _List) else _line(expr)}: the expression is nested too "
-                    "deeply to read (expected at most a few hundred levels of parentheses)") from None
+                    "deeply to read (expected at most a few hundred levels of parentheses)"
+                ) from None
 
     def simple(self, match: re.Match, line: int) -> None:
         """A one-line declaration or bound matched by :data:`_SIMPLE`."""
@@ -331,8 +331,7 @@ class _Reader:
     def command(self, expr: _Expr) -> None:
         if not isinstance(expr, _List) or not expr.items:
             raise VnnlibError(
-                f"line {_line(expr)}: expected a command (declare-const ...) or (assert ...), "
-                f"found {_describe(expr)}"
+                f"line {_line(expr)}: expected a command (declare-const ...) or (assert ...), found {_describe(expr)}"
             )
         head = expr.head()
         if head == "declare-const":
@@ -360,9 +359,7 @@ class _Reader:
         if kind != "Real":
             raise VnnlibError(f"line {line}: expected type Real for {name}, found {kind!r}")
         if not _VARIABLE.match(name):
-            raise VnnlibError(
-                f"line {line}: expected a variable named X_<i> (input) or Y_<j> (output), found {name!r}"
-            )
+            raise VnnlibError(f"line {line}: expected a variable named X_<i> (input) or Y_<j> (output), found {name!r}")
         if name in self.declared:
             raise VnnlibError(f"line {line}: {name} is already declared on line {self.declared[name]}")
         self.declared[name] = line
@@ -403,7 +400,8 @@ class _Reader:
             if not all(math.isfinite(v) for v in values):
                 raise VnnlibError(
                     f"line {line}: a coefficient or constant of ({op} ...) overflows to infinity or NaN; "
-                    "expected finite numbers of moderate size")
+                    "expected finite numbers of moderate size"
+                )
         return tuple(atoms)
 
     def term(self, expr: _Expr) -> _Linear:
@@ -502,8 +500,9 @@ class _Reader:
         return Specification(n_inputs, n_outputs, cases, self.source)
 
     def _count(self, prefix: str) -> int:
-        indices = sorted(int(m.group(2)) for name in self.declared
-                         if (m := _VARIABLE.match(name)) and m.group(1) == prefix)
+        indices = sorted(
+            int(m.group(2)) for name in self.declared if (m := _VARIABLE.match(name)) and m.group(1) == prefix
+        )
         for expected, index in enumerate(indices):
             if index != expected:
                 name = f"{prefix}_{index}"
@@ -520,8 +519,7 @@ class _Reader:
             name = f"X_{i}"
             side, op = ("lower", ">=") if not np.isfinite(lower[i]) else ("upper", "<=")
             raise VnnlibError(
-                f"line {self.declared[name]}: input {name} has no {side} bound "
-                f"(expected (assert ({op} {name} NUMBER)))"
+                f"line {self.declared[name]}: input {name} has no {side} bound (expected (assert ({op} {name} NUMBER)))"
             )
 
 
@@ -550,7 +548,7 @@ class _TermBuilder:
     def upper(self) -> np.ndarray:
         return np.array(self.high, dtype=float)
 
-    def copy(self) -> "_TermBuilder":
+    def copy(self) -> _TermBuilder:
         other = _TermBuilder.__new__(_TermBuilder)
         other.n_outputs = self.n_outputs
         other.low, other.high = list(self.low), list(self.high)
@@ -561,7 +559,7 @@ class _TermBuilder:
         coef = constraint.expr.coef
         const = constraint.expr.const
         if len(coef) == 1:
-            (name, c), = coef.items()
+            ((name, c),) = coef.items()
             if name[0] == "X" and c != 0.0:
                 i, bound = int(name[2:]), -const / c
                 if c > 0:
@@ -669,8 +667,9 @@ def parse_counterexample(text: str, source: str = "<string>") -> tuple[np.ndarra
     if len(exprs) != 1 or not isinstance(exprs[0], _List):
         raise VnnlibError(f"{source}: expected one block ((X_0 value) ... (Y_0 value) ...)")
     for entry in exprs[0].items:
-        if not (isinstance(entry, _List) and len(entry.items) == 2
-                and all(isinstance(item, tuple) for item in entry.items)):
+        if not (
+            isinstance(entry, _List) and len(entry.items) == 2 and all(isinstance(item, tuple) for item in entry.items)
+        ):
             raise VnnlibError(f"{source}: line {_line(entry)}: expected (NAME VALUE)")
         (name, line), (text_value, _) = entry.items
         match = _VARIABLE.match(name)

@@ -62,3 +62,14 @@ class UnknownLayerError(PyomoReluError, ValueError):
 class EmptyBoxError(PyomoReluError, ValueError):
     """Bounds tightening proved that the input box, the output bounds (and the model's
     constraints, where used) admit no point of the network."""
+
+
+class OptionalDependencyError(PyomoReluError, ImportError):
+    """An optional extra (keras, torch, scikit-learn, idaes-pse, pyscipopt, dask, ...) is needed
+    for what was asked but is not installed.  The message names the ``pip install`` to run."""
+
+    def __init__(self, package: str, needed_for: str, extra: str | None = None) -> None:
+        hint = f"pip install 'pyomo_relu[{extra}]'" if extra else f"pip install {package}"
+        super().__init__(f"{package} is needed for {needed_for} but is not installed; run: {hint}")
+        self.package = package
+        self.extra = extra

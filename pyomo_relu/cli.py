@@ -26,13 +26,9 @@ from typing import Any
 import numpy as np
 
 from pyomo_relu import __version__
-from pyomo_relu.errors import MissingBoundsError, PyomoReluError
+from pyomo_relu.errors import MissingBoundsError, PyomoReluError, UsageError
 
 logger = logging.getLogger(__name__)
-
-
-class UsageError(PyomoReluError):
-    """A command-line option is malformed."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,9 +92,18 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The ``pyomo-relu`` parser: its ``optimize`` and ``verify`` commands."""
     parser = argparse.ArgumentParser(prog="pyomo-relu", description="Trained ReLU networks as MILPs.")
     parser.add_argument("--version", action="version", version=f"pyomo-relu {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    for sub in (_add_optimize(commands), _add_verify(commands)):
+        sub.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.set_defaults(debug=False)
+    return parser
+
+
+def _add_optimize(commands: Any) -> argparse.ArgumentParser:
+    """``pyomo-relu optimize``: the options of the search and of the one-MILP method."""
     optimize = commands.add_parser(
         "optimize", help="the global minimum or maximum of one network output over an input box"
     )
@@ -151,6 +156,11 @@ def _parser() -> argparse.ArgumentParser:
     optimize.add_argument("--drop-softmax", action="store_true", help="drop a trailing (Log)Softmax")
     optimize.add_argument("--json", action="store_true", help="print one JSON object")
     optimize.set_defaults(run=_optimize)
+    return optimize
+
+
+def _add_verify(commands: Any) -> argparse.ArgumentParser:
+    """``pyomo-relu verify``: a VNN-LIB property of a network."""
     verify = commands.add_parser(
         "verify", help="decide a VNN-LIB property: sat (violated, with a counterexample), unsat (holds) or unknown"
     )
@@ -173,10 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.add_argument("--out", metavar="FILE", help="write the VNN-COMP 2022 result file (verdict, counterexample)")
     verify.set_defaults(run=_verify)
-    for sub in (optimize, verify):
-        sub.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
-    parser.set_defaults(debug=False)
-    return parser
+    return verify
 
 
 def _gap(text: str) -> float:
@@ -216,9 +223,13 @@ def load_model_file(path: str, input_bounds: object = None, drop_softmax: bool =
     return load_onnx(path, input_bounds=input_bounds, drop_softmax=drop_softmax)
 
 
-def parse_bounds(specs: Sequence[str], bounds_file: str | None) -> dict[int | str, tuple[float | None, float | None]]:
+#: Bounds from the command line: ``"all"`` or an input index -> ``(lb, ub)`` (``None``: no bound).
+BoundsSpec = dict[int | str, tuple[float | None, float | None]]
+
+
+def parse_bounds(specs: Sequence[str], bounds_file: str | None) -> BoundsSpec:
     """``["-3:3", "0=-1:2"]`` -> ``{"all": (-3, 3), 0: (-1, 2)}``; a file adds per-input pairs."""
-    result: dict[int | str, tuple[float | None, float | None]] = {}
+    result: BoundsSpec = {}
     if bounds_file:
         result.update(_bounds_from_file(bounds_file))
     for spec in specs:
@@ -234,7 +245,7 @@ def parse_bounds(specs: Sequence[str], bounds_file: str | None) -> dict[int | st
     return result
 
 
-def _bounds_from_file(path: str) -> dict[int, tuple[float | None, float | None]]:
+def _bounds_from_file(path: str) -> BoundsSpec:
     """Per-input ``(lb, ub)`` from ``--bounds-file``: pairs, ``{"lower": [...], "upper": [...]}`` or OMLT's list."""
     where = f"--bounds-file {path}"
     try:
@@ -268,9 +279,7 @@ def _file_bound(value: object, where: str, index: int) -> float | None:
     return float(value)
 
 
-def _box(
-    spec: dict[int | str, tuple[float | None, float | None]], n_inputs: int
-) -> list[tuple[float | None, float | None]] | None:
+def _box(spec: BoundsSpec, n_inputs: int) -> list[tuple[float | None, float | None]] | None:
     if not spec:
         return None
     default = spec.get("all", (None, None))
@@ -337,7 +346,7 @@ def _optimize_bnb(args: argparse.Namespace, net: Any, index: int, sense: str) ->
 def _optimize_milp(args: argparse.Namespace, net: Any, index: int, sense: str) -> dict[str, Any]:
     import pyomo.environ as pe
 
-    from pyomo_relu.block import ReLUNetBlock
+    from pyomo_relu import ReLUNetBlock
     from pyomo_relu.solvers import solve
 
     if args.gap is not None or args.jobs is not None:
@@ -427,7 +436,8 @@ def _verify(args: argparse.Namespace) -> int:
         verdict = "timeout" if result.timed_out else result.status
         text = verdict + "\n"
         if result.counterexample is not None:
-            text += format_counterexample(*result.counterexample) + "\n"
+            x, y = result.counterexample
+            text += format_counterexample(x.tolist(), y.tolist()) + "\n"
         Path(args.out).write_text(text)
     if args.json:
         report = result.to_dict()

@@ -64,6 +64,7 @@ def test_formulations_added_later_are_registered(monkeypatch):
     assert m.nn.is_built
     m.obj = pe.Objective(expr=m.nn.outputs[0])  # built by the new name: the exact big-M MILP
     assert optimal(m) == pytest.approx(direct_optimum(NET), abs=1e-6)
+    assert m.nn.get_error() < 1e-6  # its point is the network's (a relaxation's is not, here)
 
 
 # ---------------------------------------------------------------- scalar blocks
@@ -255,6 +256,7 @@ def test_options_reach_the_formulation():
     pe.TransformationFactory("relu.gdp.mbigm").apply_to(alone, solver=SolverFactory("glpk"))
     alone.obj = pe.Objective(expr=alone.nn.outputs[0])
     assert optimal(alone) == pytest.approx(direct_optimum(NET), abs=1e-6)
+    assert alone.nn.get_error() < 1e-6
 
 
 # --------------------------------------------------------------- GDP pipeline

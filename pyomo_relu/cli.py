@@ -19,16 +19,23 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from pyomo_relu import __version__
 from pyomo_relu.errors import MissingBoundsError, PyomoReluError, UsageError
 
+if TYPE_CHECKING:
+    from pyomo_relu.network import NetworkDefinition
+    from pyomo_relu.solvers import SolveResult
+
 logger = logging.getLogger(__name__)
+
+_Number = TypeVar("_Number", int, float)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,13 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 INTERRUPTED = 130
 
 
-def _terminate_as_interrupt() -> Any:
+def _terminate_as_interrupt() -> signal.Handlers | Callable[[int, FrameType | None], Any] | int | None:
     """SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C, so both stop cleanly and report.
 
     Returns the previous handler (``None`` outside the main thread, where none is set).
     """
 
-    def interrupt(signum: int, frame: Any) -> None:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     try:
@@ -102,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_optimize(commands: Any) -> argparse.ArgumentParser:
+def _add_optimize(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``pyomo-relu optimize``: the options of the search and of the one-MILP method."""
     optimize = commands.add_parser(
         "optimize", help="the global minimum or maximum of one network output over an input box"
@@ -159,7 +166,7 @@ def _add_optimize(commands: Any) -> argparse.ArgumentParser:
     return optimize
 
 
-def _add_verify(commands: Any) -> argparse.ArgumentParser:
+def _add_verify(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``pyomo-relu verify``: a VNN-LIB property of a network."""
     verify = commands.add_parser(
         "verify", help="decide a VNN-LIB property: sat (violated, with a counterexample), unsat (holds) or unknown"
@@ -201,9 +208,10 @@ def _jobs(text: str) -> int:
     return _bounded(text, int, 1, "at least 1 worker process (omit it to run in this process)")
 
 
-def _bounded(text: str, convert: Any, minimum: float, wanted: str) -> Any:
+def _bounded(text: str, convert: Callable[[str], _Number], minimum: float, wanted: str) -> _Number:
+    """``convert(text)`` when it is a number in ``[minimum, inf)``; else argparse's error naming ``wanted``."""
     try:
-        value = convert(text)
+        value: _Number | None = convert(text)
     except ValueError:
         value = None
     if value is None or not minimum <= value < float("inf"):
@@ -211,7 +219,7 @@ def _bounded(text: str, convert: Any, minimum: float, wanted: str) -> Any:
     return value
 
 
-def load_model_file(path: str, input_bounds: object = None, drop_softmax: bool = False) -> Any:
+def load_model_file(path: str, input_bounds: object = None, drop_softmax: bool = False) -> NetworkDefinition:
     """Read an ONNX or Keras file by its suffix."""
     suffix = Path(path).suffix.lower()
     if suffix in (".keras", ".h5", ".hdf5"):
@@ -315,7 +323,7 @@ def _optimize(args: argparse.Namespace) -> int:
     return 1 if report["status"] == "error" else 0
 
 
-def _optimize_bnb(args: argparse.Namespace, net: Any, index: int, sense: str) -> dict[str, Any]:
+def _optimize_bnb(args: argparse.Namespace, net: NetworkDefinition, index: int, sense: str) -> dict[str, Any]:
     from pyomo_relu.search import optimize
 
     given = [
@@ -343,7 +351,7 @@ def _optimize_bnb(args: argparse.Namespace, net: Any, index: int, sense: str) ->
     return report
 
 
-def _optimize_milp(args: argparse.Namespace, net: Any, index: int, sense: str) -> dict[str, Any]:
+def _optimize_milp(args: argparse.Namespace, net: NetworkDefinition, index: int, sense: str) -> dict[str, Any]:
     import pyomo.environ as pe
 
     from pyomo_relu import ReLUNetBlock
@@ -365,7 +373,7 @@ def _optimize_milp(args: argparse.Namespace, net: Any, index: int, sense: str) -
     return _report(model, net, result)
 
 
-def _report(model: Any, net: Any, result: Any) -> dict[str, Any]:
+def _report(model: Any, net: NetworkDefinition, result: SolveResult) -> dict[str, Any]:
     status = result.status if result.status in ("optimal", "time_limit", "infeasible") else "error"
     report: dict[str, Any] = {
         "status": status,

@@ -33,6 +33,7 @@ setup(
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["pyomo_relu", "pyomo_relu.*"]),
+    package_data={"pyomo_relu": ["py.typed"]},
     python_requires=">=3.11",
     install_requires=["pyomo>=6.10.1", "numpy>=1.24", "scipy>=1.11", "onnx>=1.14", "highspy>=1.7"],
     extras_require=EXTRAS,

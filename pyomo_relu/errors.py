@@ -40,6 +40,10 @@ class SolverError(PyomoReluError, RuntimeError):
     """A solver is unknown, not installed, or failed in an unexpected way."""
 
 
+class UsageError(PyomoReluError):
+    """A command-line option of ``pyomo-relu`` is malformed (the CLI exits with status 2)."""
+
+
 class UnknownOptionError(PyomoReluError, TypeError, KeyError):
     """An option name that the function does not take (a typo, usually); the message lists the valid ones.
 

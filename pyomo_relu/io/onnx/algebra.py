@@ -62,7 +62,7 @@ def add(node: Node, a: Value, b: Value) -> Value:
 def mul(node: Node, a: Value, b: Value | float) -> Value:
     """``a * b`` where at most one side depends on the network input."""
     if not isinstance(b, (np.ndarray, AffineTensor)):
-        b = np.float64(b)
+        b = np.asarray(b, dtype=np.float64)
     out_shape = broadcast_shape(node, shape_of(a), shape_of(b))
     if not isinstance(a, AffineTensor) and not isinstance(b, AffineTensor):
         return np.multiply(a, b)
@@ -110,9 +110,10 @@ def matmul(node: Node, a: Value, b: Value) -> Value:
         )
     try:
         if isinstance(a, AffineTensor):
-            if a.is_sparse and len(a.shape) == 2 and a.shape[0] == 1 and np.ndim(b) == 2:
-                return _row_times_weights(a, as_float(b))
-            return a.with_stack(_matmul_variable_left(a.stack, as_float(b)))
+            weights = as_float(b)
+            if a.is_sparse and len(a.shape) == 2 and a.shape[0] == 1 and weights.ndim == 2:
+                return _row_times_weights(a, weights)
+            return a.with_stack(_matmul_variable_left(a.stack, weights))
         if isinstance(b, AffineTensor):
             return b.with_stack(_matmul_variable_right(as_float(a), b.stack))
         return np.matmul(a, b)

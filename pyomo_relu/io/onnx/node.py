@@ -86,6 +86,14 @@ class Node:
         return f"ONNX node {self.label!r} (op {self.op})"
 
 
+#: The schema's attribute types as ``AttributeProto`` types (the two enums share their names).
+_PROTO_TYPES = {
+    getattr(onnx.defs.OpSchema.AttrType, name): int(value)
+    for name, value in onnx.AttributeProto.AttributeType.items()
+    if hasattr(onnx.defs.OpSchema.AttrType, name)
+}
+
+
 @functools.cache
 def _attribute_type(op: str, opset: int, name: str) -> int | None:
     """The attribute type the ONNX schema of ``op`` (at ``opset``) declares for ``name``, if any."""
@@ -94,7 +102,7 @@ def _attribute_type(op: str, opset: int, name: str) -> int | None:
     except Exception:  # noqa: BLE001 - no schema (unknown op or opset): nothing to check against
         return None
     attribute = schema.attributes.get(name)
-    return None if attribute is None else int(attribute.type)
+    return None if attribute is None else _PROTO_TYPES.get(attribute.type)
 
 
 class Inputs:

@@ -66,15 +66,15 @@ def _batchnorm_parameters(node: Node, inputs: Inputs, shape: tuple[int, ...]) ->
     channel_shape = (shape[1],) + (1,) * (len(shape) - 2)
     params = []
     for index, what in enumerate(("scale", "B", "mean", "var"), start=1):
-        value = inputs.constant(index, what)
-        array = as_float(value)
+        array = as_float(inputs.constant(index, what))
+        given = array.shape
         if array.ndim == 1:  # per channel (or the per-activation shape of spatial=0)
             array = array.reshape(channel_shape) if array.size == shape[1] else array
         try:
             np.broadcast_shapes(array.shape, shape[1:])
         except ValueError:
             raise ShapeMismatchError(
-                f"{node.where()}: {what} has shape {np.shape(value)}, which does not fit an input of shape {shape}"
+                f"{node.where()}: {what} has shape {given}, which does not fit an input of shape {shape}"
             ) from None
         params.append(array)
     return params

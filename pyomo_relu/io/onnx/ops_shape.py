@@ -54,12 +54,13 @@ def _reshape_target(node: Node, in_shape: tuple[int, ...], spec: Sequence[int]) 
 
 
 def _op_reshape(cv: Emitter, node: Node, inputs: Inputs) -> Outputs:
-    spec: object = inputs.constant(1, "target shape")
+    constant = inputs.constant(1, "target shape")
+    spec = None if constant is None else [int(d) for d in np.ravel(constant)]
     if spec is None:  # opsets 1-4: the target shape is an attribute
         spec = node.attr_ints("shape")
         if spec is None:
             raise ModelLoadError(f"{node.where()} has no target shape")
-    return [reshape(inputs[0], _reshape_target(node, shape_of(inputs[0]), np.ravel(spec).tolist()))]
+    return [reshape(inputs[0], _reshape_target(node, shape_of(inputs[0]), spec))]
 
 
 def _axes(node: Node, inputs: Inputs) -> list[int] | None:

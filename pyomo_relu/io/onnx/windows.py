@@ -128,7 +128,9 @@ def window_sums(data: np.ndarray, window: Window, weights: np.ndarray | None = N
     return result.reshape(rows, -1, *window.out)
 
 
-def conv_operator(weights: np.ndarray, channels: int, spatial: Sequence[int], groups: int, window: Window) -> sp.csr_array:
+def conv_operator(
+    weights: np.ndarray, channels: int, spatial: Sequence[int], groups: int, window: Window
+) -> sp.csr_array:
     """The convolution as a CSR matrix ``(maps * prod(out), channels * prod(spatial))``.
 
     Built from index arithmetic, one kernel offset and input channel at a time: never a

@@ -7,7 +7,7 @@ Plain chains of affine maps and ReLUs are read directly::
 
 Any other Sequential or functional model (convolutions, pooling, ``Add``/``Concatenate``
 merges, LeakyReLU, PReLU, ...) is translated to an ONNX graph in memory by
-:mod:`pyomo_relu.io.keras_graph` and read by the ONNX reader.
+:mod:`pyomo_relu.io.keras.graph` and read by the ONNX reader.
 
 ``BatchNormalization`` is the affine per-channel map Keras applies at inference.
 Consecutive affine pieces are composed (:mod:`pyomo_relu.io.keras.steps`):

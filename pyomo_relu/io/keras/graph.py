@@ -29,7 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pyomo_relu.errors import ModelLoadError, UnsupportedOperatorError
 from pyomo_relu.io.keras.config import history_refs, node_sources
-from pyomo_relu.io.keras.memory import functional_class, model_input_shape
+from pyomo_relu.io.keras.memory import is_plain_functional, is_plain_sequential, model_input_shape
 from pyomo_relu.io.onnx import load_onnx
 from pyomo_relu.network import NetworkDefinition
 
@@ -303,12 +303,7 @@ def read_graph(
     model: Any, keras: Any, input_bounds: object, source: str, chain_error: UnsupportedOperatorError
 ) -> NetworkDefinition:
     """Models beyond plain chains (convolutions, pooling, merges): Keras -> ONNX graph -> reader."""
-    functional = functional_class(keras)
-    plain = (
-        isinstance(model, keras.Sequential)
-        and type(model).call is keras.Sequential.call
-        or (functional is not None and isinstance(model, functional) and type(model).call is functional.call)
-    )
+    plain = is_plain_sequential(model, keras) or is_plain_functional(model)
     if not plain or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise chain_error  # subclassed, several inputs or outputs: the chain reader said why
     logger.info("Keras model %s is not a plain chain (%s); reading it as a graph", source, chain_error)

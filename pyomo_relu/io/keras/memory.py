@@ -9,7 +9,7 @@ from pyomo_relu.errors import ModelLoadError, UnsupportedOperatorError
 from pyomo_relu.io.keras.config import chain_entries, config_name
 from pyomo_relu.io.keras.steps import Step, batchnorm_step, check_plain_relu, dense_activation, unsupported
 
-__all__ = ["functional_class", "model_input_shape", "steps_from_model"]
+__all__ = ["is_plain_functional", "is_plain_sequential", "model_input_shape", "steps_from_model"]
 
 
 def _activation_name(function: Any, keras: Any) -> str:
@@ -65,11 +65,11 @@ def _steps_from_layer(layer: Any, keras: Any) -> list[Step]:
                 numpy(layer.beta) if layer.center else None,
             )
         ]
-    activation = getattr(layer, "activation", None)
-    raise unsupported(name, kind.__name__, None if activation is None else _activation_name(activation, keras))
+    function = getattr(layer, "activation", None)
+    raise unsupported(name, kind.__name__, None if function is None else _activation_name(function, keras))
 
 
-def functional_class(keras: Any) -> type | None:
+def _functional_class() -> type[Any] | None:
     try:
         from keras.src.models.functional import Functional
     except ImportError:  # pragma: no cover - layout of Keras internals changed
@@ -77,10 +77,26 @@ def functional_class(keras: Any) -> type | None:
     return Functional
 
 
+def _own_call(model: Any, cls: type[Any]) -> bool:
+    """``model`` is a ``cls`` whose ``call`` is the library's own."""
+    return isinstance(model, cls) and getattr(type(model), "call", None) is getattr(cls, "call", None)
+
+
+def is_plain_sequential(model: Any, keras: Any) -> bool:
+    """``model`` is a ``keras.Sequential`` that does not override ``call``."""
+    return _own_call(model, keras.Sequential)
+
+
+def is_plain_functional(model: Any) -> bool:
+    """``model`` is a functional model that does not override ``call``."""
+    functional = _functional_class()
+    return functional is not None and _own_call(model, functional)
+
+
 def steps_from_model(model: Any, keras: Any) -> list[Step]:
     """Steps of a Sequential or functional model (nested models are inlined)."""
     if isinstance(model, keras.Sequential):
-        if type(model).call is not keras.Sequential.call:
+        if not is_plain_sequential(model, keras):
             raise UnsupportedOperatorError(
                 f"Keras model {model.name!r} ({type(model).__name__}) overrides call(); "
                 "only plain Sequential or functional models can be read"
@@ -89,9 +105,7 @@ def steps_from_model(model: Any, keras: Any) -> list[Step]:
         for layer in model.layers:
             steps.extend(_steps_from_layer(layer, keras))
         return steps
-    functional = functional_class(keras)
-    plain = functional is not None and isinstance(model, functional)
-    if not plain or type(model).call is not functional.call:
+    if not is_plain_functional(model):
         raise UnsupportedOperatorError(
             f"Keras model {model.name!r} ({type(model).__name__}) is a subclassed model whose "
             "computation cannot be inspected; rebuild it as a Sequential or functional model"

@@ -61,6 +61,10 @@ class _Graph:
         return out
 
 
+#: ``builder(graph, keras, layer, input tensor names, label) -> output tensor name``.
+Builder = Callable[[_Graph, Any, Any, list[str], str], str]
+
+
 def _numpy(keras: Any, value: Any) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
 
@@ -130,7 +134,7 @@ def _conv(g: _Graph, keras: Any, layer: Any, inputs: list[str], label: str) -> s
     return _activation(g, _channels_last(g, y, dims + 2, label), _activation_name(layer), label)
 
 
-def _pool(op: str) -> Callable:
+def _pool(op: str) -> Builder:
     def build(g: _Graph, keras: Any, layer: Any, inputs: list[str], label: str) -> str:
         _check_channels_last(layer, label)
         dims = len(_tuple(layer.pool_size, 1 if "1D" in type(layer).__name__ else 2))
@@ -150,7 +154,7 @@ def _pool(op: str) -> Callable:
     return build
 
 
-def _global_pool(op: str) -> Callable:
+def _global_pool(op: str) -> Builder:
     def build(g: _Graph, keras: Any, layer: Any, inputs: list[str], label: str) -> str:
         _check_channels_last(layer, label)
         rank = 3 if "1D" in type(layer).__name__ else 4
@@ -192,7 +196,7 @@ def _relu(g: _Graph, keras: Any, layer: Any, inputs: list[str], label: str) -> s
     return g.node("Relu", inputs[:1], label)
 
 
-def _merge(op: str) -> Callable:
+def _merge(op: str) -> Builder:
     def build(g: _Graph, keras: Any, layer: Any, inputs: list[str], label: str) -> str:
         out = inputs[0]
         for other in inputs[1:]:
@@ -202,7 +206,7 @@ def _merge(op: str) -> Callable:
     return build
 
 
-_BUILDERS: dict[str, Callable] = {
+_BUILDERS: dict[str, Builder] = {
     "Dense": _dense,
     "Conv1D": _conv,
     "Conv2D": _conv,

@@ -54,10 +54,12 @@ class AffineMap:
 
     @property
     def n_inputs(self) -> int:
+        """Entries of ``x``."""
         return int(self.weights.shape[1])
 
     @property
     def n_outputs(self) -> int:
+        """Entries of the result."""
         return int(self.bias.size)
 
     def then(self, weights: Weights, bias: np.ndarray, name: str | None = None) -> AffineMap:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pyomo_relu.errors import ModelLoadError, UnsupportedOperatorError
-from pyomo_relu.io.keras.files import GraphModel, import_keras, load_path
+from pyomo_relu.io.keras.files import GraphRoute, import_keras, load_path
 from pyomo_relu.io.keras.memory import model_input_shape, steps_from_model
 from pyomo_relu.io.keras.steps import SUPPORTED_LAYERS, build_layers
 from pyomo_relu.network import NetworkDefinition
@@ -69,10 +69,10 @@ def load_keras(model_or_path: Any, input_bounds: object = None) -> NetworkDefini
     """
     if isinstance(model_or_path, (str, os.PathLike)):
         source = os.fspath(model_or_path)
-        try:
-            steps, input_shape = load_path(Path(source))
-        except GraphModel as found:
-            return _read_graph(found.model, import_keras(), input_bounds, source, found.chain_error)
+        loaded = load_path(Path(source))
+        if isinstance(loaded, GraphRoute):
+            return _read_graph(loaded.model, import_keras(), input_bounds, source, loaded.chain_error)
+        steps, input_shape = loaded
     else:
         keras = import_keras()
         if not isinstance(model_or_path, keras.Model):

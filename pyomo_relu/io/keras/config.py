@@ -14,6 +14,7 @@ MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
 def config_name(entry: dict) -> str:
+    """The layer name of a config entry (``"?"`` when it has none)."""
     config = entry.get("config")
     name = entry.get("name") or (config.get("name") if isinstance(config, dict) else None)
     return str(name) if name is not None else "?"

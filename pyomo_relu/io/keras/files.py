@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from pyomo_relu.io.keras.steps import SUPPORTED_LAYERS, Step
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GraphModel", "import_keras", "load_path"]
+__all__ = ["GraphRoute", "import_keras", "load_path"]
 
 _H5_SUFFIXES = (".h5", ".hdf5")
 _MAX_CONFIG_BYTES = 64 * 2**20
@@ -81,7 +82,17 @@ def _load_keras_file(keras: Any, path: Path) -> Any:
         raise ModelLoadError(message) from exc
 
 
-def load_path(path: Path) -> tuple[list[Step], tuple[int, ...]]:
+@dataclass(frozen=True)
+class GraphRoute:
+    """A loaded model that the chain reader refused (``chain_error`` says why): for the graph route."""
+
+    model: Any
+    chain_error: UnsupportedOperatorError
+
+
+def load_path(path: Path) -> tuple[list[Step], tuple[int, ...]] | GraphRoute:
+    """``(steps, input shape)`` of a ``.keras`` or ``.h5`` file, or the loaded model when it is
+    not a plain chain (:class:`GraphRoute`)."""
     if not path.exists():
         raise ModelLoadError(f"Keras model file not found: {path}")
     if path.is_dir():
@@ -93,15 +104,19 @@ def load_path(path: Path) -> tuple[list[Step], tuple[int, ...]]:
     if suffix not in (".keras",) + _H5_SUFFIXES:
         raise ModelLoadError(f"{path}: expected a Keras 3 '.keras' file or a legacy '.h5'/'.hdf5' file")
     keras = import_keras()
-    if suffix == ".keras":
-        if not zipfile.is_zipfile(path):
-            raise ModelLoadError(f"{path} is not a zip archive, so not a Keras 3 .keras file")
-        model = _load_keras_file(keras, path)
-        try:
-            return steps_from_model(model, keras), model_input_shape(model)
-        except UnsupportedOperatorError as chain_error:
-            raise GraphModel(model, chain_error) from None
+    if suffix != ".keras":
+        return _load_h5(keras, path)
+    if not zipfile.is_zipfile(path):
+        raise ModelLoadError(f"{path} is not a zip archive, so not a Keras 3 .keras file")
+    model = _load_keras_file(keras, path)
+    try:
+        return steps_from_model(model, keras), model_input_shape(model)
+    except UnsupportedOperatorError as chain_error:
+        return GraphRoute(model, chain_error)
 
+
+def _load_h5(keras: Any, path: Path) -> tuple[list[Step], tuple[int, ...]]:
+    """A legacy ``.h5`` file: through Keras 3 when it can load it, else with h5py only."""
     import h5py
 
     if not h5py.is_hdf5(path):
@@ -128,11 +143,3 @@ def load_path(path: Path) -> tuple[list[Step], tuple[int, ...]]:
     # Keras 3 may add an unknown axis to Keras 2 input shapes; the file's own is authoritative.
     shape = config_input_shape(model_config) or model_input_shape(model)
     return steps, shape
-
-
-class GraphModel(Exception):
-    """A loaded model that the chain reader refused: read it through the graph route."""
-
-    def __init__(self, model: Any, chain_error: UnsupportedOperatorError) -> None:
-        super().__init__(str(chain_error))
-        self.model, self.chain_error = model, chain_error

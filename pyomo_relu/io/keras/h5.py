@@ -21,6 +21,7 @@ def _decode(value: Any) -> str:
 
 
 def read_h5_model_config(path: Path) -> dict:
+    """The ``model_config`` JSON attribute of a legacy ``.h5`` file, checked to describe a model."""
     import h5py
 
     try:

@@ -49,6 +49,7 @@ class Step:
 
 
 def unsupported(name: str, class_name: str, activation: object = None) -> UnsupportedOperatorError:
+    """The error for a Keras layer (or activation) the chain readers do not read."""
     act = "no activation" if activation is None else f"activation {activation!r}"
     return UnsupportedOperatorError(
         f"Keras layer {name!r} ({class_name}, {act}) is not supported: pyomo_relu reads "

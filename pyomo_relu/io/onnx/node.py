@@ -38,6 +38,7 @@ class Node:
 
     @property
     def op(self) -> str:
+        """The operator type (``"Gemm"``, ...)."""
         return self.proto.op_type
 
     def attr(self, name: str, default: object = None) -> object:
@@ -83,6 +84,7 @@ class Node:
         return value.decode() if isinstance(value, bytes) else str(value)
 
     def where(self) -> str:
+        """How messages name the node: label and operator."""
         return f"ONNX node {self.label!r} (op {self.op})"
 
 

@@ -65,14 +65,17 @@ class AffineTensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The tensor's shape (without the leading basis axis of :attr:`stack`)."""
         return self._shape
 
     @property
     def is_sparse(self) -> bool:
+        """Stored as CSR rows (not yet densified)."""
         return self._stack is None
 
     @property
     def size(self) -> int:
+        """Entries of the tensor."""
         return int(np.prod(self._shape))
 
     @property

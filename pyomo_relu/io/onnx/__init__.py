@@ -56,7 +56,7 @@ import onnx
 from pyomo_relu.io.onnx.converter import GraphConverter
 from pyomo_relu.io.onnx.graph import MAX_INPUT_SIZE, read_model
 from pyomo_relu.io.onnx.ops import SUPPORTED_OPS
-from pyomo_relu.io.onnx.tensor import MAX_DENSE_ENTRIES
+from pyomo_relu.io.onnx.tensor import MAX_DENSE_ENTRIES  # its value; the limit read is tensor.MAX_DENSE_ENTRIES
 from pyomo_relu.network import NetworkDefinition
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ a sparse side stays sparse.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,6 +33,10 @@ from pyomo_relu.sparse import Weights, as_weights
 logger = logging.getLogger(__name__)
 
 __all__ = ["AffineMap", "LayerChain"]
+
+#: An activation parameter of :class:`DenseLayer` (``alpha``, ``clip_low``, ``clip_high``):
+#: a scalar, one value per neuron, or ``None``.
+Parameter = float | np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class AffineMap:
         """The same map with ``name`` appended to its names."""
         return AffineMap(self.weights, self.bias, (*self.names, name))
 
-    def layer(self, activation: Any, name: str | None = None, **params: Any) -> DenseLayer:
+    def layer(self, activation: str | Sequence[str], name: str | None = None, **params: Parameter) -> DenseLayer:
         """``activation(self(x))`` as a :class:`DenseLayer`, named ``name`` or after its pieces.
 
         ``params`` are the activation parameters of :class:`DenseLayer` (``alpha``,
@@ -116,7 +120,7 @@ class LayerChain:
         else:
             self.pending = self.pending.then(weights, bias, name)
 
-    def activation(self, name: str, kind: str, **params: Any) -> None:
+    def activation(self, name: str, kind: str, **params: Parameter) -> None:
         """Apply the activation ``kind`` (named ``name``; ``params``: alpha, clip bounds)."""
         if self.pending is None:
             if kind == "relu" and self.layers and self.layers[-1].activation == "relu":
@@ -126,11 +130,11 @@ class LayerChain:
         self.pending = self.pending.named(name)
         self.close(kind, **params)
 
-    def close(self, kind: str, **params: Any) -> None:
+    def close(self, kind: str, **params: Parameter) -> None:
         """Close the pending affine map (which must exist) with the activation ``kind``."""
         if self.pending is None:
             raise ValueError("LayerChain.close needs a pending affine map")
-        self.layers.append(self.pending.layer(kind, **params))
+        self.layers.append(self.pending.layer(kind, None, **params))
         logger.debug("layer %d: %s %s", len(self.layers) - 1, self.layers[-1].name, kind)
         self.pending = None
 

@@ -24,6 +24,12 @@ class UnsupportedOperatorError(PyomoReluError, ValueError):
     """A model file uses an operator or layer that pyomo_relu cannot represent."""
 
 
+class DenseTooLargeError(UnsupportedOperatorError):
+    """A reader would need a dense affine map larger than its limit
+    (``pyomo_relu.io.onnx.tensor.MAX_DENSE_ENTRIES`` coefficients) for an operator without a
+    sparse implementation; the message names the node."""
+
+
 class ModelLoadError(PyomoReluError, ValueError):
     """A model file cannot be read at all (missing, corrupt, wrong format)."""
 

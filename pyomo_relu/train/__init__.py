@@ -8,6 +8,7 @@
 """
 
 from pyomo_relu.train.bnn import train_bnn
+from pyomo_relu.train.relu import train_relu_mip
 from pyomo_relu.train.result import TrainResult, count_correct
 
-__all__ = ["TrainResult", "count_correct", "train_bnn"]
+__all__ = ["TrainResult", "count_correct", "train_bnn", "train_relu_mip"]

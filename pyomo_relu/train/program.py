@@ -45,6 +45,7 @@ class TrainingProgram(RowBuilder):
         super().__init__()
         self.correct: list[np.ndarray] = []  # the ok columns (accuracy objective)
         self.support: list[np.ndarray] = []  # the s columns (sparsity objective)
+        self.supported: list[np.ndarray] = []  # the weight column of each s
 
     def at_most(self, upper: np.ndarray, terms: list[tuple[np.ndarray, Coef]]) -> None:
         """Rows ``Σ coef * col <= upper`` (one per entry of ``upper``)."""
@@ -60,8 +61,9 @@ class TrainingProgram(RowBuilder):
         """Columns in ``[-bound, bound]`` of this shape, each with its sparsity binary."""
         w = self.add_cols(np.full(shape, -float(bound)), np.full(shape, float(bound)), integer=integer).reshape(shape)
         s = self.add_cols(np.zeros(w.size), np.ones(w.size), integer=True)
-        self.support.append(s)
         flat = w.ravel()
+        self.support.append(s)
+        self.supported.append(flat)
         self.at_most(np.zeros(w.size), [(flat, 1.0), (s, -float(bound))])
         self.at_least(np.zeros(w.size), [(flat, 1.0), (s, float(bound))])
         return w
@@ -111,6 +113,13 @@ class TrainingProgram(RowBuilder):
         cols = self.correct if which == "accuracy" else self.support
         cost[np.concatenate(cols)] = 1.0
         return cost, which == "accuracy"
+
+    def sparse_start(self, values: np.ndarray) -> np.ndarray:
+        """``values`` with each ``s`` lowered to 0 where its weight is 0 (a better start for the sparsity solve)."""
+        values = np.array(values, dtype=float)
+        s, w = np.concatenate(self.support), np.concatenate(self.supported)
+        values[s] = np.abs(values[w]) > 0
+        return values
 
     def keep_accuracy(self, correct: int) -> None:
         """The row ``Σ ok >= correct`` (the sparsity solve keeps the accuracy)."""

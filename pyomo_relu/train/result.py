@@ -106,7 +106,8 @@ def fit(
     program.keep_accuracy(round(first.result.objective or 0.0))
     lp = program.finish()
     cost, maximize = program.objective("sparsity")
-    second = solve_program(lp, cost, maximize, solver, sparsity_time_limit or time_limit, mip_gap, first.values)
+    start = program.sparse_start(first.values)
+    second = solve_program(lp, cost, maximize, solver, sparsity_time_limit or time_limit, mip_gap, start)
     if second.values is None:
         raise InvalidValueError(
             f"the sparsity solve found no solution ({second.result.status}); give it a longer sparsity_time_limit"

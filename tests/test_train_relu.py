@@ -1,0 +1,144 @@
+"""MIP training of ReLU networks with bounded continuous weights (pyomo_relu.train.relu)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyomo.environ as pe
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pyomo_relu import ReLUNetBlock, solve
+from pyomo_relu.errors import InvalidValueError
+from pyomo_relu.train import count_correct, train_relu_mip
+from pyomo_relu.train.relu import MARGIN_TOLERANCE, activation_bounds
+
+XOR = (np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]]), np.array([0, 0, 1, 1]))
+
+
+def _digits(n: int, classes=(3, 8), seed: int = 0):
+    """4x4 mean-pooled digits scaled to [0, 1] (continuous inputs)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    keep = np.isin(digits.target, classes)
+    X = digits.images[keep].reshape(-1, 4, 2, 4, 2).mean(axis=(2, 4)).reshape(-1, 16) / 16.0
+    y = np.searchsorted(np.asarray(classes), digits.target[keep])
+    order = np.random.default_rng(seed).permutation(len(y))[:n]
+    return X[order], y[order]
+
+
+def _noisy(n: int = 14, seed: int = 3):
+    """Two overlapping classes in the plane: no classifier fits them all."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0.0, 1.0, size=(n, 2))
+    y = (X[:, 0] + 0.3 * rng.standard_normal(n) > 0.5).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("solver", ["highs", "scip"])
+def test_training_accuracy_equals_the_solver_objective(solver):
+    X, y = _digits(30)
+    result = train_relu_mip(X, y, hidden=(2,), solver=solver, time_limit=60)
+    assert result.status == "optimal" and result.gap == pytest.approx(0.0, abs=1e-6)
+    recount = count_correct(result.network, X, y, 0.1, MARGIN_TOLERANCE * 0.1)
+    assert result.correct == round(result.objective) == recount
+    assert result.size["binaries"] >= 30 * 2  # one σ per hidden neuron and example (none stable here)
+    first = result.network.layers[0]
+    assert first.activation == "relu" and np.abs(first.weights).max() <= 1.0 + 1e-6
+    assert set(np.unique(result.network.layers[1].weights)) <= {-1.0, 0.0, 1.0}
+
+
+def test_xor_needs_the_hidden_layer_and_is_fitted_exactly():
+    """XOR: 4/4 with two hidden ReLUs (proven), 3/4 at best without (proven): the hidden layer is real."""
+    X, y = XOR
+    deep = train_relu_mip(X, y, hidden=(2,), time_limit=60)
+    assert deep.status == "optimal" and deep.correct == round(deep.objective) == 4
+    assert (deep.network.evaluate(X).argmax(axis=1) == y).all()
+    flat = train_relu_mip(X, y, hidden=(), time_limit=60)
+    assert flat.status == "optimal" and flat.bound <= 3 + 1e-6 and flat.correct == 3
+
+
+def test_noisy_labels_are_not_all_fitted_and_the_optimum_is_proven():
+    X, y = _noisy()
+    result = train_relu_mip(X, y, hidden=(2,), time_limit=60)
+    assert result.status == "optimal"
+    assert result.correct == round(result.objective) == round(result.bound) < len(y)
+
+
+def test_a_finer_output_grid_gains_nothing_with_one_hidden_layer_and_two_classes():
+    """The homogeneity argument of the module doc: the grid {-R, 0, R} already is the continuous optimum."""
+    X, y = _noisy(10, seed=1)
+    coarse = train_relu_mip(X, y, hidden=(2,), time_limit=60, weight_levels=1)
+    fine = train_relu_mip(X, y, hidden=(2,), time_limit=60, weight_levels=2)  # also ±R/2
+    assert coarse.status == fine.status == "optimal"
+    assert round(coarse.objective) == round(fine.objective) == coarse.correct == fine.correct < len(y)
+
+
+def test_sparsity_keeps_accuracy_and_uses_fewer_weights():
+    X, y = _digits(20)
+    dense = train_relu_mip(X, y, hidden=(2,), time_limit=60)
+    sparse = train_relu_mip(X, y, hidden=(2,), time_limit=60, sparsity=True, sparsity_time_limit=60)
+    assert sparse.correct == dense.correct == round(dense.objective)
+    assert sparse.sparsity is not None and sparse.sparsity.has_solution
+    assert sparse.n_nonzero <= round(sparse.sparsity.objective) and sparse.n_nonzero < dense.n_weights
+    if sparse.sparsity.status == "optimal":
+        assert sparse.n_nonzero >= sparse.sparsity.bound - 1e-6
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    st.floats(0.1, 3.0),
+    st.floats(0.0, 3.0),
+    st.integers(0, 2**31 - 1),
+)
+def test_pre_activation_bounds_are_sound(n_in, widths, weight_range, bias_range, seed):
+    """Every network with weights and biases in their boxes stays inside activation_bounds."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2.0, 2.0, size=(5, n_in))
+    sizes = [n_in, *widths]
+    depth = len(sizes) - 1
+    bounds = activation_bounds(X, sizes, [weight_range] * depth, [bias_range] * depth)
+    for _ in range(10):
+        h = X
+        for l, (lower, upper) in enumerate(bounds):
+            W = rng.choice([-1.0, 1.0], size=(sizes[l + 1], sizes[l])) * weight_range * rng.uniform(0.5, 1.0)
+            b = rng.choice([-1.0, 1.0], size=sizes[l + 1]) * bias_range * rng.uniform(0.5, 1.0)
+            z = h @ W.T + b
+            assert np.all(z >= lower - 1e-9) and np.all(z <= upper + 1e-9)
+            h = np.maximum(z, 0.0)
+
+
+def test_first_layer_bound_is_attained():
+    """On layer 0 the interval bound is exact: weights sign(x) R and bias B reach it."""
+    X = np.array([[0.5, -1.0, 0.0], [2.0, 1.0, 3.0]])
+    (lower, upper), *_ = activation_bounds(X, [3, 2, 2], [1.5, 1.0], [0.5, 1.0])
+    reached = np.abs(X).sum(axis=1) * 1.5 + 0.5
+    assert np.allclose(upper[:, 0], reached) and np.allclose(lower, -upper)
+
+
+def test_trained_network_embeds_like_any_other():
+    """The trained network's big-M MILP over its input box reproduces its forward pass."""
+    X, y = _digits(15)
+    net = train_relu_mip(X, y, hidden=(2,), time_limit=60).network
+    m = pe.ConcreteModel()
+    m.x = pe.Var(range(net.n_inputs))
+    m.y = pe.Var(range(2))
+    m.nn = ReLUNetBlock()
+    m.nn.build(net, inputs=m.x, outputs=list(m.y.values()))
+    m.obj = pe.Objective(expr=m.y[1] - m.y[0], sense=pe.maximize)
+    assert solve(m, "highs").status == "optimal"
+    out = net.evaluate(np.array([m.x[i].value for i in range(net.n_inputs)]))
+    assert out[1] - out[0] == pytest.approx(pe.value(m.obj), abs=1e-5)
+
+
+def test_refuses_bad_options():
+    X, y = XOR
+    with pytest.raises(InvalidValueError, match="margin"):
+        train_relu_mip(X, y, margin=0.0)
+    with pytest.raises(InvalidValueError, match="weight_levels"):
+        train_relu_mip(X, y, weight_levels=0)
+    with pytest.raises(InvalidValueError, match="two classes"):
+        train_relu_mip(X, np.zeros(4, dtype=int))

@@ -46,7 +46,7 @@ import numpy as np
 
 from pyomo_relu.errors import InvalidValueError
 from pyomo_relu.network import DenseLayer, NetworkDefinition
-from pyomo_relu.train.program import TrainingProgram
+from pyomo_relu.train.program import Coef, TrainingProgram
 from pyomo_relu.train.result import TrainResult, check_data, fit, report
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def _relu_rows(program: TrainingProgram, z: np.ndarray, lower: np.ndarray, upper
 
 def _gridded_layer(
     program: TrainingProgram, h: np.ndarray, high: np.ndarray, n_out: int, levels: int
-) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray | float]]]:
+) -> tuple[np.ndarray, list[tuple[np.ndarray, Coef]]]:
     """Integer weights ``n ∈ {-Q..Q}`` and the terms of ``Σ_k n[j,k] h[i,k]`` (exact, module doc)."""
     N, n_in = h.shape
     bits = int(np.ceil(np.log2(2 * levels + 1)))
@@ -124,7 +124,7 @@ def _gridded_layer(
     beta = program.add_cols(np.zeros(n.size * bits), np.ones(n.size * bits), integer=True).reshape(n_out, n_in, bits)
     program.sums(n, [(beta, 2.0 ** np.arange(bits))], -float(levels))  # n + Q = Σ 2^t β
     p = program.products(beta[None], h[:, None, :, None], np.zeros(1), high[:, None, :, None])
-    terms: list[tuple[np.ndarray, np.ndarray | float]] = [
+    terms: list[tuple[np.ndarray, Coef]] = [
         (p.reshape(N, n_out, n_in * bits), np.tile(2.0 ** np.arange(bits), n_in)),
         (np.broadcast_to(h[:, None, :], (N, n_out, n_in)), -float(levels)),
     ]
@@ -144,6 +144,7 @@ def build_relu_program(
     program = TrainingProgram()
     cols = ReluColumns([], [], [], [], (X.min(axis=0), X.max(axis=0)))
     h = high = None
+    terms: list[tuple[np.ndarray, Coef]]
     for l, (lower, upper) in enumerate(activation_bounds(X, sizes, *ranges)):
         n_in, n_out, R, B = sizes[l], sizes[l + 1], ranges[0][l], ranges[1][l]
         b = program.add_cols(np.full(n_out, -float(B)), np.full(n_out, float(B)))

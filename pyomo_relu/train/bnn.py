@@ -104,6 +104,7 @@ def build_bnn_program(
             program.sums(z, [(q, 2.0), (np.broadcast_to(W, (N, n_out, n_in)), -1.0), bias])
         if l < len(sizes) - 2:
             u = _sign_rows(program, z, big_m)
+            program.break_symmetry(b)
         else:
             program.margins(z, np.broadcast_to(-big_m, (N, n_out)), np.broadcast_to(big_m, (N, n_out)), y, margin)
     return program, cols

@@ -11,6 +11,9 @@ arrays (no Python loop over examples, neurons or weights):
 * :meth:`TrainingProgram.sums`: rows ``z_r = Σ_t coef[r, t] col[r, t] + const_r``;
 * :meth:`TrainingProgram.products`: ``p = β v`` for a binary ``β`` and ``lo <= v <= hi``,
   exactly: ``lo β <= p <= hi β``, ``v - hi (1 - β) <= p <= v - lo (1 - β)``;
+* :meth:`TrainingProgram.break_symmetry`: the biases of a hidden layer in decreasing order
+  (hidden neurons are interchangeable; the order cut the solve of a 16-2-2 ReLU net on 100
+  digits from over 30 s to 2 s);
 * :meth:`TrainingProgram.margins`: per example a binary ``ok`` and, for every other class
   ``c``, ``s_y - s_c >= margin - M (1 - ok)`` with ``M = margin - (L_y - U_c)`` from the
   score bounds (the accuracy objective ``max Σ ok``).
@@ -23,7 +26,7 @@ from them row by row with one ``LinearExpression`` each (SCIP), and returns the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +35,7 @@ from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, LinearProgram, RowB
 from pyomo_relu.errors import InvalidValueError
 from pyomo_relu.solvers import SolveResult
 
-__all__ = ["Solution", "TrainingProgram", "solve_program"]
+__all__ = ["Solution", "TrainingProgram", "complete_start", "pyomo_model", "solve_program"]
 
 #: A coefficient: one number or an array (broadcast against the columns).
 Coef = np.ndarray | float
@@ -67,6 +70,13 @@ class TrainingProgram(RowBuilder):
         self.at_most(np.zeros(w.size), [(flat, 1.0), (s, -float(bound))])
         self.at_least(np.zeros(w.size), [(flat, 1.0), (s, float(bound))])
         return w
+
+    def break_symmetry(self, bias: np.ndarray) -> None:
+        """``b[0] >= b[1] >= ...`` for a hidden layer's biases: permuting a hidden layer's neurons (its
+        rows of ``W``, ``b`` and the next layer's columns) changes nothing, so one order may be kept.
+        """
+        if bias.size > 1:
+            self.at_least(np.zeros(bias.size - 1), [(bias[:-1], 1.0), (bias[1:], -1.0)])
 
     def sums(self, z: np.ndarray, terms: list[tuple[np.ndarray, Coef]], const: Coef = 0.0) -> None:
         """Rows ``z[r] - Σ_t coef[r, t] col[r, t] = const[r]``; each term is ``(cols, coefs)`` of shape ``(rows, T)``.
@@ -168,6 +178,19 @@ def solve_program(
     return solution
 
 
+def complete_start(
+    lp: LinearProgram, cost: np.ndarray, maximize: bool, cols: np.ndarray, values: np.ndarray, time_limit: float
+) -> np.ndarray | None:
+    """A full MIP start from the values of some columns (the weights): the MIP with them fixed, solved by HiGHS.
+
+    With the weights fixed every other column follows from the forward pass, so presolve
+    nearly solves it; ``None`` when HiGHS finds nothing within ``time_limit``.
+    """
+    lower, upper = lp.col_lower.copy(), lp.col_upper.copy()
+    lower[cols] = upper[cols] = values
+    return solve_program(replace(lp, col_lower=lower, col_upper=upper), cost, maximize, "highs", time_limit).values
+
+
 def _solve_highs(
     lp: LinearProgram,
     cost: np.ndarray,
@@ -212,29 +235,29 @@ def _solve_pyomo(
 
 
 def pyomo_model(lp: LinearProgram, cost: np.ndarray, maximize: bool) -> Any:
-    """``lp`` as a Pyomo model: ``m.x[j]`` per column, one ``LinearExpression`` row each, ``m.obj``."""
+    """``lp`` as a Pyomo model: ``m.x[j]`` per column, one ``LinearExpression`` per row (``m.rows``), ``m.obj``."""
     import pyomo.environ as pe
-
-    from pyomo_relu.formulations.partition import linear
+    from pyomo.core.expr.numeric_expr import LinearExpression
 
     m = pe.ConcreteModel("training_mip")
-    cols = range(lp.n_cols)
     integer = np.zeros(lp.n_cols, dtype=bool)
     integer[lp.integer] = True
-    finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
+    finite = lambda v: [float(a) if np.isfinite(a) else None for a in v]  # noqa: E731
+    col_bounds = list(zip(finite(lp.col_lower), finite(lp.col_upper)))
     m.x = pe.Var(
-        cols,
-        within=lambda m, j: pe.Integers if integer[j] else pe.Reals,
-        bounds=lambda m, j: (finite(lp.col_lower[j]), finite(lp.col_upper[j])),
+        range(lp.n_cols), within=lambda m, j: pe.Integers if integer[j] else pe.Reals, bounds=lambda m, j: col_bounds[j]
     )
     x = list(m.x.values())
     start, index, value = lp.start.tolist(), lp.index.tolist(), lp.value.tolist()
-
-    def row(m: Any, r: int) -> Any:
-        expr = linear(value[start[r] : start[r + 1]], [x[j] for j in index[start[r] : start[r + 1]]])
-        return (finite(lp.row_lower[r]), expr, finite(lp.row_upper[r]))
-
-    m.rows = pe.Constraint(range(lp.n_rows), rule=row)
-    used = np.flatnonzero(cost)
-    m.obj = pe.Objective(expr=linear(cost[used], [x[j] for j in used]), sense=pe.maximize if maximize else pe.minimize)
+    lower, upper = finite(lp.row_lower), finite(lp.row_upper)
+    m.rows = pe.ConstraintList()
+    for r in range(lp.n_rows):
+        a, b = start[r], start[r + 1]
+        expr = LinearExpression(linear_coefs=value[a:b], linear_vars=[x[j] for j in index[a:b]])
+        m.rows.add((lower[r], expr, upper[r]))
+    used = np.flatnonzero(cost).tolist()
+    m.obj = pe.Objective(
+        expr=LinearExpression(linear_coefs=cost[used].tolist(), linear_vars=[x[j] for j in used]),
+        sense=pe.maximize if maximize else pe.minimize,
+    )
     return m

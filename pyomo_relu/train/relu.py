@@ -79,7 +79,8 @@ def activation_bounds(
 @dataclass
 class ReluColumns:
     """Where the weights are: ``weights[l]`` columns ``(n_out, n_in)`` scaled by ``scales[l]``, their
-    sparsity binaries ``support[l]``, ``biases[l]``; ``box`` is the input range of the training data.
+    sparsity binaries ``support[l]``, ``biases[l]``; ``box`` is the input range of the training data,
+    ``ranges`` the weight and bias bounds per layer.
     """
 
     weights: list[np.ndarray]
@@ -87,6 +88,7 @@ class ReluColumns:
     support: list[np.ndarray]
     biases: list[np.ndarray]
     box: tuple[np.ndarray, np.ndarray]
+    ranges: tuple[Sequence[float], Sequence[float]]
 
     def network(self, values: np.ndarray) -> NetworkDefinition:
         """The trained network: ReLU hidden layers, linear scores; gridded weights rounded to the grid."""
@@ -98,6 +100,35 @@ class ReluColumns:
             kind = "linear" if l == depth - 1 else "relu"
             layers.append(DenseLayer(W, values[b], kind, f"{'out' if kind == 'linear' else 'relu'}{l}"))
         return NetworkDefinition(layers, input_bounds=self.box, source="train_relu_mip")
+
+    def fixing(self, net: NetworkDefinition) -> tuple[np.ndarray, np.ndarray]:
+        """The weight and bias columns and their values for ``net`` (same architecture), as a MIP start.
+
+        Each hidden neuron is rescaled (ReLU is positively homogeneous: the function stays) so
+        that its largest outgoing weight reaches the bound, then the weights are clipped to
+        their boxes and rounded to the grid, and the hidden neurons are sorted by decreasing
+        bias (:meth:`~pyomo_relu.train.program.TrainingProgram.break_symmetry`).
+        """
+        if [layer.weights.shape for layer in net.layers] != [w.shape for w in self.weights]:
+            raise InvalidValueError("the start network must have the architecture being trained")
+        W = [np.array(layer.weights, dtype=float) for layer in net.layers]
+        b = [np.array(layer.bias, dtype=float) for layer in net.layers]
+        (R, B), cols, values = self.ranges, [], []
+        for l in range(len(W) - 1):
+            c = np.abs(W[l + 1]).max(axis=0) / R[l + 1]
+            c = np.where(c > 0, c, 1.0)
+            W[l], b[l], W[l + 1] = W[l] * c[:, None], b[l] * c, W[l + 1] / c[None, :]
+            order = np.argsort(-b[l], kind="stable")
+            W[l], b[l], W[l + 1] = W[l][order], b[l][order], W[l + 1][:, order]
+        for l in range(len(W)):
+            if l == 0:
+                grid = np.clip(W[0], -R[0], R[0])
+            else:
+                levels = round(R[l] / self.scales[l])
+                grid = np.clip(np.round(W[l] / self.scales[l]), -levels, levels)
+            cols += [self.weights[l].ravel(), self.biases[l]]
+            values += [grid.ravel(), np.clip(b[l], -B[l], B[l])]
+        return np.concatenate(cols), np.concatenate(values)
 
 
 def _relu_rows(program: TrainingProgram, z: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -142,7 +173,7 @@ def build_relu_program(
     """The MIP of the module doc, built in bulk; ``ranges`` are the weight and bias bounds per layer."""
     N = X.shape[0]
     program = TrainingProgram()
-    cols = ReluColumns([], [], [], [], (X.min(axis=0), X.max(axis=0)))
+    cols = ReluColumns([], [], [], [], (X.min(axis=0), X.max(axis=0)), ranges)
     h = high = None
     terms: list[tuple[np.ndarray, Coef]]
     for l, (lower, upper) in enumerate(activation_bounds(X, sizes, *ranges)):
@@ -162,6 +193,7 @@ def build_relu_program(
         cols.biases.append(b)
         if l < len(sizes) - 2:
             h, high = _relu_rows(program, z, lower, upper), np.maximum(upper, 0.0)
+            program.break_symmetry(b)
         else:
             program.margins(z, lower, upper, y, margin)
     return program, cols
@@ -182,6 +214,7 @@ def train_relu_mip(
     time_limit: float | None = 60.0,
     sparsity_time_limit: float | None = None,
     mip_gap: float | None = None,
+    start: NetworkDefinition | None = None,
 ) -> TrainResult:
     """Train a ReLU network on ``X`` (examples x inputs) and labels ``y`` by MIP (module doc).
 
@@ -194,7 +227,9 @@ def train_relu_mip(
     ``"highs"`` or ``"scip"``; the result holds the network (ReLU hidden layers, linear
     scores), the solver's status, bound and gap, the forward pass's count of correct examples
     (margin within :data:`MARGIN_TOLERANCE`) and, in ``size``, the MIP's binaries.  The
-    network's input bounds are the training data's range per input.
+    network's input bounds are the training data's range per input.  ``start`` (a network of
+    the same architecture, e.g. trained by gradient) is projected onto the weight boxes and
+    the grid and given to the solver as a MIP start (:meth:`ReluColumns.fixing`).
     """
     X, y, k = check_data(X, y, n_classes)
     sizes = [X.shape[1], *hidden, k]
@@ -204,10 +239,11 @@ def train_relu_mip(
     bounds = [float(r) for r in np.broadcast_to(np.asarray(biases, float), (depth,))]
     if min(weights) <= 0 or min(bounds) < 0 or margin <= 0 or int(weight_levels) != weight_levels or weight_levels < 1:
         raise InvalidValueError("weight_range > 0, bias_range >= 0, margin > 0 and an integer weight_levels >= 1")
-    start = time.perf_counter()
+    began = time.perf_counter()
     program, cols = build_relu_program(X, y, sizes, (weights, bounds), int(weight_levels), float(margin))
-    built = time.perf_counter() - start
+    built = time.perf_counter() - began
     logger.info("train_relu_mip: %d examples, layers %s, %s, built in %.3f s", len(y), sizes, program.count(), built)
-    solved = fit(program, solver, time_limit, sparsity, sparsity_time_limit, mip_gap)
+    fixing = None if start is None else cols.fixing(start)
+    solved = fit(program, solver, time_limit, sparsity, sparsity_time_limit, mip_gap, fixing)
     data = (X, y, float(margin), MARGIN_TOLERANCE * float(margin))
-    return report(program, solved, cols.network, data, (start, built))
+    return report(program, solved, cols.network, data, (began, built))

@@ -12,7 +12,7 @@ import numpy as np
 from pyomo_relu.errors import InvalidValueError
 from pyomo_relu.network import NetworkDefinition
 from pyomo_relu.solvers import SolveResult
-from pyomo_relu.train.program import Solution, TrainingProgram, solve_program
+from pyomo_relu.train.program import Solution, TrainingProgram, complete_start, solve_program
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +95,23 @@ def fit(
     sparsity: bool,
     sparsity_time_limit: float | None,
     mip_gap: float | None,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Fit:
-    """Maximise the correct examples, then (``sparsity``) minimise the nonzero weights at that count."""
+    """Maximise the correct examples, then (``sparsity``) minimise the nonzero weights at that count.
+
+    ``start`` is ``(columns, values)`` of the weights of a start network (completed by
+    :func:`~pyomo_relu.train.program.complete_start`, its time counted in ``time_limit``).
+    """
+    began = time.perf_counter()
     lp = program.finish()
-    first = solve_program(lp, *program.objective("accuracy"), solver, time_limit, mip_gap)
+    cost, maximize = program.objective("accuracy")
+    values = None
+    if start is not None:
+        values = complete_start(lp, cost, maximize, *start, min(10.0, time_limit or 10.0))
+        logger.info("start network: %s correct", None if values is None else int(values @ cost))
+        if time_limit is not None:
+            time_limit = max(1e-3, time_limit - (time.perf_counter() - began))
+    first = solve_program(lp, cost, maximize, solver, time_limit, mip_gap, values)
     if first.values is None:
         raise InvalidValueError(f"the training MIP found no solution ({first.result.status}); give a longer time_limit")
     if not sparsity:
@@ -106,8 +119,8 @@ def fit(
     program.keep_accuracy(round(first.result.objective or 0.0))
     lp = program.finish()
     cost, maximize = program.objective("sparsity")
-    start = program.sparse_start(first.values)
-    second = solve_program(lp, cost, maximize, solver, sparsity_time_limit or time_limit, mip_gap, start)
+    polished = program.sparse_start(first.values)
+    second = solve_program(lp, cost, maximize, solver, sparsity_time_limit or time_limit, mip_gap, polished)
     if second.values is None:
         raise InvalidValueError(
             f"the sparsity solve found no solution ({second.result.status}); give it a longer sparsity_time_limit"

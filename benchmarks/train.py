@@ -28,7 +28,9 @@ weights in [-1, 1], biases within the fan-in.
 
 * MIP: ``train_relu_mip(X, y, hidden=(3,), time_limit=60)`` (continuous first layer, output
   weights in {-1, 0, 1}: exact for continuous ones with one hidden layer and two classes,
-  ``pyomo_relu.train.relu``), margin 0.1; then ``sparsity=True`` (30 s more).
+  ``pyomo_relu.train.relu``), margin 0.1; again with ``start=`` the gradient net (its
+  weights projected onto the boxes and the grid, completed into a MIP start); and that with
+  ``sparsity=True`` (30 s more).
 * Gradient: PyTorch ``Linear-ReLU-Linear``, Adam (lr 0.01), full batch, 400 epochs,
   cross-entropy, weights and biases clamped to the MIP's boxes after every step; 5 seeds,
   best training accuracy reported (time for all 5).

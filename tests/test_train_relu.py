@@ -124,7 +124,8 @@ def test_first_layer_bound_is_attained():
 def test_trained_network_embeds_like_any_other():
     """The trained network's big-M MILP over its input box reproduces its forward pass."""
     X, y = _digits(15)
-    net = train_relu_mip(X, y, hidden=(2,), time_limit=60).network
+    net = train_relu_mip(X, y, hidden=(2,), time_limit=60, input_bounds=(np.zeros(16), np.ones(16))).network
+    assert np.array_equal(net.input_upper, np.ones(16))
     m = pe.ConcreteModel()
     m.x = pe.Var(range(net.n_inputs))
     m.y = pe.Var(range(2))
@@ -182,3 +183,19 @@ def test_a_start_network_is_used():
     assert result.status == "optimal" and result.correct == round(result.objective) == 4
     with pytest.raises(InvalidValueError, match="architecture"):
         train_relu_mip(X, y, hidden=(3,), start=hand)
+
+
+def test_example_reduced():
+    """examples/train_relu_mip.py on 30 images (sparsity for 10 s)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "train_relu_mip.py"
+    spec = importlib.util.spec_from_file_location("train_relu_mip_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--train", "30", "--hidden", "2", "--time-limit", "10", "--verify", "2", "--sparsity"])
+    result = out["result"]
+    assert result.status == "optimal" and result.correct == round(result.objective)
+    assert out["test_correct"] >= 120  # of 200 test images: better than chance on 3 vs 8
+    assert len(out["margins"]) == 2

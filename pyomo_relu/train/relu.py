@@ -79,15 +79,15 @@ def activation_bounds(
 @dataclass
 class ReluColumns:
     """Where the weights are: ``weights[l]`` columns ``(n_out, n_in)`` scaled by ``scales[l]``, their
-    sparsity binaries ``support[l]``, ``biases[l]``; ``box`` is the input range of the training data,
-    ``ranges`` the weight and bias bounds per layer.
+    sparsity binaries ``support[l]``, ``biases[l]``; ``box`` the trained network's input bounds
+    (``None``: none), ``ranges`` the weight and bias bounds per layer.
     """
 
     weights: list[np.ndarray]
     scales: list[float]
     support: list[np.ndarray]
     biases: list[np.ndarray]
-    box: tuple[np.ndarray, np.ndarray]
+    box: object
     ranges: tuple[Sequence[float], Sequence[float]]
 
     def network(self, values: np.ndarray) -> NetworkDefinition:
@@ -173,7 +173,7 @@ def build_relu_program(
     """The MIP of the module doc, built in bulk; ``ranges`` are the weight and bias bounds per layer."""
     N = X.shape[0]
     program = TrainingProgram()
-    cols = ReluColumns([], [], [], [], (X.min(axis=0), X.max(axis=0)), ranges)
+    cols = ReluColumns([], [], [], [], None, ranges)
     h = high = None
     terms: list[tuple[np.ndarray, Coef]]
     for l, (lower, upper) in enumerate(activation_bounds(X, sizes, *ranges)):
@@ -215,6 +215,7 @@ def train_relu_mip(
     sparsity_time_limit: float | None = None,
     mip_gap: float | None = None,
     start: NetworkDefinition | None = None,
+    input_bounds: object = None,
 ) -> TrainResult:
     """Train a ReLU network on ``X`` (examples x inputs) and labels ``y`` by MIP (module doc).
 
@@ -227,7 +228,8 @@ def train_relu_mip(
     ``"highs"`` or ``"scip"``; the result holds the network (ReLU hidden layers, linear
     scores), the solver's status, bound and gap, the forward pass's count of correct examples
     (margin within :data:`MARGIN_TOLERANCE`) and, in ``size``, the MIP's binaries.  The
-    network's input bounds are the training data's range per input.  ``start`` (a network of
+    network has the ``input_bounds`` given (any form ``NetworkDefinition`` takes; ``None``:
+    none, give them when embedding it).  ``start`` (a network of
     the same architecture, e.g. trained by gradient) is projected onto the weight boxes and
     the grid and given to the solver as a MIP start (:meth:`ReluColumns.fixing`).
     """
@@ -241,6 +243,7 @@ def train_relu_mip(
         raise InvalidValueError("weight_range > 0, bias_range >= 0, margin > 0 and an integer weight_levels >= 1")
     began = time.perf_counter()
     program, cols = build_relu_program(X, y, sizes, (weights, bounds), int(weight_levels), float(margin))
+    cols.box = input_bounds
     built = time.perf_counter() - began
     logger.info("train_relu_mip: %d examples, layers %s, %s, built in %.3f s", len(y), sizes, program.count(), built)
     fixing = None if start is None else cols.fixing(start)

@@ -183,19 +183,3 @@ def test_a_start_network_is_used():
     assert result.status == "optimal" and result.correct == round(result.objective) == 4
     with pytest.raises(InvalidValueError, match="architecture"):
         train_relu_mip(X, y, hidden=(3,), start=hand)
-
-
-def test_example_reduced():
-    """examples/train_relu_mip.py on 30 images (sparsity for 10 s)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "examples" / "train_relu_mip.py"
-    spec = importlib.util.spec_from_file_location("train_relu_mip_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = module.main(["--train", "30", "--hidden", "2", "--time-limit", "10", "--verify", "2", "--sparsity"])
-    result = out["result"]
-    assert result.status == "optimal" and result.correct == round(result.objective)
-    assert out["test_correct"] >= 120  # of 200 test images: better than chance on 3 vs 8
-    assert len(out["margins"]) == 2

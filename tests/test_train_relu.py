@@ -183,3 +183,15 @@ def test_a_start_network_is_used():
     assert result.status == "optimal" and result.correct == round(result.objective) == 4
     with pytest.raises(InvalidValueError, match="architecture"):
         train_relu_mip(X, y, hidden=(3,), start=hand)
+
+
+def test_bilinear_model_with_scip():
+    """weight_levels=None: continuous weights everywhere, SCIP's global MIQCP; HiGHS refuses it."""
+    X, y = XOR
+    result = train_relu_mip(X, y, hidden=(2,), time_limit=60, weight_levels=None, solver="scip")
+    assert result.status == "optimal" and result.correct == round(result.objective) == 4
+    with pytest.raises(InvalidValueError, match="scip"):
+        train_relu_mip(X, y, hidden=(2,), weight_levels=None)
+    X, y = _noisy(8, seed=1)  # the grid {-R, 0, R} proves 7 of 8 (test above): no continuous net does better
+    continuous = train_relu_mip(X, y, hidden=(2,), time_limit=10, weight_levels=None, solver="scip")
+    assert continuous.correct == round(continuous.objective) <= 7

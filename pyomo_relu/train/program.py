@@ -39,6 +39,8 @@ __all__ = ["Solution", "TrainingProgram", "complete_start", "pyomo_model", "solv
 
 #: A coefficient: one number or an array (broadcast against the columns).
 Coef = np.ndarray | float
+#: Bilinear terms ``(rows, a, b, coef)``: row ``rows[t]`` has ``coef[t] * x[a[t]] * x[b[t]]`` (SCIP only).
+Bilinear = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class TrainingProgram(RowBuilder):
@@ -49,6 +51,7 @@ class TrainingProgram(RowBuilder):
         self.correct: list[np.ndarray] = []  # the ok columns (accuracy objective)
         self.support: list[np.ndarray] = []  # the s columns (sparsity objective)
         self.supported: list[np.ndarray] = []  # the weight column of each s
+        self.products_ab: list[Bilinear] = []  # bilinear terms of the nonconvex model
 
     def at_most(self, upper: np.ndarray, terms: list[tuple[np.ndarray, Coef]]) -> None:
         """Rows ``Σ coef * col <= upper`` (one per entry of ``upper``)."""
@@ -78,11 +81,13 @@ class TrainingProgram(RowBuilder):
         if bias.size > 1:
             self.at_least(np.zeros(bias.size - 1), [(bias[:-1], 1.0), (bias[1:], -1.0)])
 
-    def sums(self, z: np.ndarray, terms: list[tuple[np.ndarray, Coef]], const: Coef = 0.0) -> None:
+    def sums(self, z: np.ndarray, terms: list[tuple[np.ndarray, Coef]], const: Coef = 0.0) -> np.ndarray:
         """Rows ``z[r] - Σ_t coef[r, t] col[r, t] = const[r]``; each term is ``(cols, coefs)`` of shape ``(rows, T)``.
 
-        Entries with a zero coefficient are left out.
+        Entries with a zero coefficient are left out.  Returns the rows' numbers (shaped as ``z``).
         """
+        shape = np.shape(z)
+        first = self.n_rows
         z = np.asarray(z).ravel()
         n = z.size
         rows, cols, values = [np.arange(n)], [z], [np.ones(n)]
@@ -94,6 +99,19 @@ class TrainingProgram(RowBuilder):
             values.append(-coef[r, t])
         rhs = np.broadcast_to(np.asarray(const, float), (n,))
         self.add_sparse_rows(rhs, rhs, np.concatenate(rows), np.concatenate(cols), np.concatenate(values))
+        return np.arange(first, first + n).reshape(shape)
+
+    def bilinear(self, rows: np.ndarray, a: np.ndarray, b: np.ndarray, coef: float) -> None:
+        """Add ``coef * x[a] * x[b]`` to ``rows`` (broadcast): the nonconvex model, for SCIP."""
+        rows, a, b = (np.ravel(v) for v in np.broadcast_arrays(rows, a, b))
+        self.products_ab.append((rows, a, b, np.full(rows.size, float(coef))))
+
+    def bilinear_terms(self) -> Bilinear | None:
+        """All bilinear terms (``None``: the model is a MILP)."""
+        if not self.products_ab:
+            return None
+        rows, a, b, coef = (np.concatenate([t[i] for t in self.products_ab]) for i in range(4))
+        return rows, a, b, coef
 
     def products(self, binary: np.ndarray, var: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Columns ``p = binary * var`` (same shape, broadcast), exact for ``lo <= var <= hi``."""
@@ -160,17 +178,20 @@ def solve_program(
     time_limit: float | None = None,
     mip_gap: float | None = None,
     start: np.ndarray | None = None,
+    bilinear: Bilinear | None = None,
 ) -> Solution:
     """Solve ``lp`` with objective ``cost`` by ``"highs"`` (arrays to highspy) or ``"scip"`` (Pyomo from the arrays).
 
     ``time_limit`` counts from the call (the hand-off included); ``start`` is a full column
-    vector passed as a MIP start.
+    vector passed as a MIP start; ``bilinear`` terms (a nonconvex model) need SCIP.
     """
     began = time.perf_counter()
+    if bilinear is not None and solver != "scip":
+        raise InvalidValueError("the bilinear (nonconvex) training model needs solver='scip'")
     if solver == "highs":
         solution = _solve_highs(lp, cost, maximize, None if time_limit is None else began + time_limit, mip_gap, start)
     elif solver == "scip":
-        solution = _solve_pyomo(lp, cost, maximize, solver, time_limit, mip_gap, start)
+        solution = _solve_pyomo(lp, cost, maximize, (solver, time_limit, mip_gap), start, bilinear)
     else:
         raise InvalidValueError(f"training MIPs are solved by 'highs' or 'scip', not {solver!r}")
     solution.result.seconds = time.perf_counter() - began
@@ -218,14 +239,15 @@ def _solve_pyomo(
     lp: LinearProgram,
     cost: np.ndarray,
     maximize: bool,
-    solver: str,
-    time_limit: float | None,
-    mip_gap: float | None,
+    how: tuple[str, float | None, float | None],
     start: np.ndarray | None,
+    bilinear: Bilinear | None,
 ) -> Solution:
+    """``how`` is ``(solver, time_limit, mip_gap)``."""
     from pyomo_relu.solvers import solve
 
-    m = pyomo_model(lp, cost, maximize)
+    solver, time_limit, mip_gap = how
+    m = pyomo_model(lp, cost, maximize, bilinear)
     if start is not None:
         for var, value in zip(m.x.values(), np.asarray(start, float).tolist()):
             var.set_value(value, skip_validation=True)
@@ -234,8 +256,11 @@ def _solve_pyomo(
     return Solution(result, values)
 
 
-def pyomo_model(lp: LinearProgram, cost: np.ndarray, maximize: bool) -> Any:
-    """``lp`` as a Pyomo model: ``m.x[j]`` per column, one ``LinearExpression`` per row (``m.rows``), ``m.obj``."""
+def pyomo_model(lp: LinearProgram, cost: np.ndarray, maximize: bool, bilinear: Bilinear | None = None) -> Any:
+    """``lp`` as a Pyomo model: ``m.x[j]`` per column, one ``LinearExpression`` per row (``m.rows``), ``m.obj``.
+
+    ``bilinear`` terms are added to their rows (a quadratic, nonconvex model).
+    """
     import pyomo.environ as pe
     from pyomo.core.expr.numeric_expr import LinearExpression
 
@@ -250,10 +275,15 @@ def pyomo_model(lp: LinearProgram, cost: np.ndarray, maximize: bool) -> Any:
     x = list(m.x.values())
     start, index, value = lp.start.tolist(), lp.index.tolist(), lp.value.tolist()
     lower, upper = finite(lp.row_lower), finite(lp.row_upper)
+    quadratic: dict[int, list[tuple[int, int, float]]] = {}
+    for r, a, b, c in zip(*(v.tolist() for v in bilinear or ())):
+        quadratic.setdefault(r, []).append((a, b, c))
     m.rows = pe.ConstraintList()
     for r in range(lp.n_rows):
         a, b = start[r], start[r + 1]
         expr = LinearExpression(linear_coefs=value[a:b], linear_vars=[x[j] for j in index[a:b]])
+        if r in quadratic:
+            expr = expr + sum(c * x[i] * x[j] for i, j, c in quadratic[r])
         m.rows.add((lower[r], expr, upper[r]))
     used = np.flatnonzero(cost).tolist()
     m.obj = pe.Objective(

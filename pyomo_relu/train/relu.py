@@ -33,6 +33,11 @@ with ``t = |a_j| / (2 R_1) <= 1`` keeps the first layer in its box, so ``a_j ∈
 2 R_1}`` (``Q = 1``) reaches every such ``d``.  The MIP then trains the continuous network
 exactly.  Deeper or multi-class networks are exact for the grid only (raise ``Q`` for a
 finer one: ``ceil(log2(2 Q + 1))`` binaries per weight and example).
+
+``weight_levels=None`` keeps every weight continuous and writes each product after the
+first layer as the bilinear term ``W[j,k] h[i,k]`` itself: a nonconvex MIQCP that SCIP solves
+to global optimality (spatial branch and bound), exact for continuous weights in any
+architecture, but much slower; HiGHS refuses it.
 """
 
 from __future__ import annotations
@@ -78,13 +83,14 @@ def activation_bounds(
 
 @dataclass
 class ReluColumns:
-    """Where the weights are: ``weights[l]`` columns ``(n_out, n_in)`` scaled by ``scales[l]``, their
+    """Where the weights are: ``weights[l]`` columns ``(n_out, n_in)``, integers times ``scales[l]``
+    (``None``: continuous), their
     sparsity binaries ``support[l]``, ``biases[l]``; ``box`` the trained network's input bounds
     (``None``: none), ``ranges`` the weight and bias bounds per layer.
     """
 
     weights: list[np.ndarray]
-    scales: list[float]
+    scales: list[float | None]
     support: list[np.ndarray]
     biases: list[np.ndarray]
     box: object
@@ -95,7 +101,7 @@ class ReluColumns:
         depth = len(self.weights)
         layers = []
         for l, (w, scale, s, b) in enumerate(zip(self.weights, self.scales, self.support, self.biases)):
-            W = values[w] if l == 0 else scale * np.round(values[w])
+            W = values[w] if scale is None else scale * np.round(values[w])
             W = np.where(np.round(values[s]).reshape(W.shape) == 0, 0.0, W)  # switched off by s = 0: |W| <= R s
             kind = "linear" if l == depth - 1 else "relu"
             layers.append(DenseLayer(W, values[b], kind, f"{'out' if kind == 'linear' else 'relu'}{l}"))
@@ -120,12 +126,12 @@ class ReluColumns:
             W[l], b[l], W[l + 1] = W[l] * c[:, None], b[l] * c, W[l + 1] / c[None, :]
             order = np.argsort(-b[l], kind="stable")
             W[l], b[l], W[l + 1] = W[l][order], b[l][order], W[l + 1][:, order]
-        for l in range(len(W)):
-            if l == 0:
-                grid = np.clip(W[0], -R[0], R[0])
+        for l, scale in enumerate(self.scales):
+            if scale is None:
+                grid = np.clip(W[l], -R[l], R[l])
             else:
-                levels = round(R[l] / self.scales[l])
-                grid = np.clip(np.round(W[l] / self.scales[l]), -levels, levels)
+                levels = round(R[l] / scale)
+                grid = np.clip(np.round(W[l] / scale), -levels, levels)
             cols += [self.weights[l].ravel(), self.biases[l]]
             values += [grid.ravel(), np.clip(b[l], -B[l], B[l])]
         return np.concatenate(cols), np.concatenate(values)
@@ -167,26 +173,37 @@ def build_relu_program(
     y: np.ndarray,
     sizes: Sequence[int],
     ranges: tuple[Sequence[float], Sequence[float]],
-    levels: int,
+    levels: int | None,
     margin: float,
 ) -> tuple[TrainingProgram, ReluColumns]:
-    """The MIP of the module doc, built in bulk; ``ranges`` are the weight and bias bounds per layer."""
+    """The MIP of the module doc, built in bulk; ``ranges`` are the weight and bias bounds per layer.
+
+    ``levels=None``: continuous weights everywhere, the products after the first layer as
+    bilinear terms (:meth:`~pyomo_relu.train.program.TrainingProgram.bilinear`; SCIP only).
+    """
     N = X.shape[0]
     program = TrainingProgram()
     cols = ReluColumns([], [], [], [], None, ranges)
     h = high = None
     terms: list[tuple[np.ndarray, Coef]]
+    scale: float | None
     for l, (lower, upper) in enumerate(activation_bounds(X, sizes, *ranges)):
         n_in, n_out, R, B = sizes[l], sizes[l + 1], ranges[0][l], ranges[1][l]
         b = program.add_cols(np.full(n_out, -float(B)), np.full(n_out, float(B)))
         z = program.add_cols(lower, upper).reshape(N, n_out)
-        if h is None or high is None:  # x are data: z = W x + b
-            W, scale = program.weights((n_out, n_in), R, integer=False), 1.0
-            terms = [(np.broadcast_to(W, (N, n_out, n_in)), np.broadcast_to(X[:, None, :], (N, n_out, n_in)))]
+        shape = (N, n_out, n_in)
+        if h is None or high is None or levels is None:  # continuous weights
+            W, scale = program.weights((n_out, n_in), R, integer=False), None
+            terms = [] if h is not None else [(np.broadcast_to(W, shape), np.broadcast_to(X[:, None, :], shape))]
         else:
             W, terms = _gridded_layer(program, h, high, n_out, levels)
             scale = R / levels
-        program.sums(z, [(c, scale * np.asarray(coef)) for c, coef in terms] + [(np.broadcast_to(b, (N, n_out)), 1.0)])
+        factor = 1.0 if scale is None else scale
+        rows = program.sums(
+            z, [(c, factor * np.asarray(coef)) for c, coef in terms] + [(np.broadcast_to(b, (N, n_out)), 1.0)]
+        )
+        if h is not None and scale is None:  # z = Σ W h + b, bilinear (the nonconvex model, for SCIP)
+            program.bilinear(rows[:, :, None], W[None, :, :], h[:, None, :], -1.0)
         cols.weights.append(W)
         cols.scales.append(scale)
         cols.support.append(program.support[-1])
@@ -207,7 +224,7 @@ def train_relu_mip(
     n_classes: int | None = None,
     weight_range: float | Sequence[float] = 1.0,
     bias_range: float | Sequence[float] | None = None,
-    weight_levels: int = 1,
+    weight_levels: int | None = 1,
     margin: float = 0.1,
     sparsity: bool = False,
     solver: str = "highs",
@@ -221,7 +238,8 @@ def train_relu_mip(
 
     ``hidden`` lists the widths of the ReLU layers.  Weights of layer ``l`` lie in
     ``[-weight_range[l], weight_range[l]]`` (one number for all layers): continuous on the
-    first layer, on the grid of ``2 weight_levels + 1`` values after; biases are continuous
+    first layer, on the grid of ``2 weight_levels + 1`` values after (``None``: continuous,
+    the bilinear model, ``solver="scip"`` only); biases are continuous
     within ``bias_range`` (default: the weight range times the layer's fan-in).  An example is
     correct when its class's score beats every other by ``margin``.  ``sparsity=True`` then
     minimises the nonzero weights keeping the number of correct examples.  ``solver`` is
@@ -239,10 +257,14 @@ def train_relu_mip(
     weights = [float(r) for r in np.broadcast_to(np.asarray(weight_range, float), (depth,))]
     biases = [w * n for w, n in zip(weights, sizes[:-1])] if bias_range is None else bias_range
     bounds = [float(r) for r in np.broadcast_to(np.asarray(biases, float), (depth,))]
-    if min(weights) <= 0 or min(bounds) < 0 or margin <= 0 or int(weight_levels) != weight_levels or weight_levels < 1:
-        raise InvalidValueError("weight_range > 0, bias_range >= 0, margin > 0 and an integer weight_levels >= 1")
+    grid = weight_levels is None or (int(weight_levels) == weight_levels and weight_levels >= 1)
+    if min(weights) <= 0 or min(bounds) < 0 or margin <= 0 or not grid:
+        raise InvalidValueError(
+            "weight_range > 0, bias_range >= 0, margin > 0 and an integer weight_levels >= 1 (or None)"
+        )
     began = time.perf_counter()
-    program, cols = build_relu_program(X, y, sizes, (weights, bounds), int(weight_levels), float(margin))
+    levels = None if weight_levels is None else int(weight_levels)
+    program, cols = build_relu_program(X, y, sizes, (weights, bounds), levels, float(margin))
     cols.box = input_bounds
     built = time.perf_counter() - began
     logger.info("train_relu_mip: %d examples, layers %s, %s, built in %.3f s", len(y), sizes, program.count(), built)

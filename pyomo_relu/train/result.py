@@ -105,13 +105,15 @@ def fit(
     began = time.perf_counter()
     lp = program.finish()
     cost, maximize = program.objective("accuracy")
-    values = None
+    values, bilinear = None, program.bilinear_terms()
+    if start is not None and bilinear is not None:
+        raise InvalidValueError("a start network needs the MILP (weights on a grid), not the bilinear model")
     if start is not None:
         values = complete_start(lp, cost, maximize, *start, min(10.0, time_limit or 10.0))
         logger.info("start network: %s correct", None if values is None else int(values @ cost))
         if time_limit is not None:
             time_limit = max(1e-3, time_limit - (time.perf_counter() - began))
-    first = solve_program(lp, cost, maximize, solver, time_limit, mip_gap, values)
+    first = solve_program(lp, cost, maximize, solver, time_limit, mip_gap, values, bilinear)
     if first.values is None:
         raise InvalidValueError(f"the training MIP found no solution ({first.result.status}); give a longer time_limit")
     if not sparsity:
@@ -120,7 +122,7 @@ def fit(
     lp = program.finish()
     cost, maximize = program.objective("sparsity")
     polished = program.sparse_start(first.values)
-    second = solve_program(lp, cost, maximize, solver, sparsity_time_limit or time_limit, mip_gap, polished)
+    second = solve_program(lp, cost, maximize, solver, sparsity_time_limit or time_limit, mip_gap, polished, bilinear)
     if second.values is None:
         raise InvalidValueError(
             f"the sparsity solve found no solution ({second.result.status}); give it a longer sparsity_time_limit"

@@ -195,3 +195,16 @@ def test_bilinear_model_with_scip():
     X, y = _noisy(8, seed=1)  # the grid {-R, 0, R} proves 7 of 8 (test above): no continuous net does better
     continuous = train_relu_mip(X, y, hidden=(2,), time_limit=10, weight_levels=None, solver="scip")
     assert continuous.correct == round(continuous.objective) <= 7
+
+
+def test_gradient_start_fits_within_the_boxes():
+    """The numpy start network: deterministic, inside the weight and bias boxes, better than chance."""
+    from pyomo_relu.train.start import gradient_start
+
+    X, y = _digits(40)
+    nets = [gradient_start(X, y, [16, 3, 2], ([0.5, 1.0], [2.0, 1.0])) for _ in range(2)]
+    for a, b in zip(nets[0].layers, nets[1].layers):
+        assert np.array_equal(a.weights, b.weights)
+    for layer, R, B in zip(nets[0].layers, (0.5, 1.0), (2.0, 1.0)):
+        assert np.abs(layer.weights).max() <= R and np.abs(layer.bias).max() <= B
+    assert (nets[0].evaluate(X).argmax(axis=1) == y).mean() >= 0.9

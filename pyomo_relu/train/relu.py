@@ -53,6 +53,7 @@ from pyomo_relu.errors import InvalidValueError
 from pyomo_relu.network import DenseLayer, NetworkDefinition
 from pyomo_relu.train.program import Coef, TrainingProgram
 from pyomo_relu.train.result import TrainResult, check_data, fit, report
+from pyomo_relu.train.start import gradient_start
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +217,22 @@ def build_relu_program(
     return program, cols
 
 
+def _start_network(
+    start: NetworkDefinition | str | None,
+    X: np.ndarray,
+    y: np.ndarray,
+    sizes: Sequence[int],
+    ranges: tuple[Sequence[float], Sequence[float]],
+    levels: int | None,
+) -> NetworkDefinition | None:
+    """The start network of :func:`train_relu_mip` (``"gradient"``: :func:`gradient_start`; bilinear: none)."""
+    if not isinstance(start, str):
+        return start
+    if start != "gradient":
+        raise InvalidValueError(f"start={start!r}: give a NetworkDefinition, 'gradient' or None")
+    return None if levels is None else gradient_start(X, y, sizes, ranges)
+
+
 def train_relu_mip(
     X: object,
     y: object,
@@ -231,7 +248,7 @@ def train_relu_mip(
     time_limit: float | None = 60.0,
     sparsity_time_limit: float | None = None,
     mip_gap: float | None = None,
-    start: NetworkDefinition | None = None,
+    start: NetworkDefinition | str | None = "gradient",
     input_bounds: object = None,
 ) -> TrainResult:
     """Train a ReLU network on ``X`` (examples x inputs) and labels ``y`` by MIP (module doc).
@@ -249,7 +266,10 @@ def train_relu_mip(
     network has the ``input_bounds`` given (any form ``NetworkDefinition`` takes; ``None``:
     none, give them when embedding it).  ``start`` (a network of
     the same architecture, e.g. trained by gradient) is projected onto the weight boxes and
-    the grid and given to the solver as a MIP start (:meth:`ReluColumns.fixing`).
+    the grid and given to the solver as a MIP start (:meth:`ReluColumns.fixing`);
+    ``"gradient"`` (default) trains one by numpy gradient descent first
+    (:func:`~pyomo_relu.train.start.gradient_start`, milliseconds), ``None`` gives no start
+    (the bilinear model never takes one).
     """
     X, y, k = check_data(X, y, n_classes)
     sizes = [X.shape[1], *hidden, k]
@@ -268,6 +288,7 @@ def train_relu_mip(
     cols.box = input_bounds
     built = time.perf_counter() - began
     logger.info("train_relu_mip: %d examples, layers %s, %s, built in %.3f s", len(y), sizes, program.count(), built)
+    start = _start_network(start, X, y, sizes, (weights, bounds), levels)
     fixing = None if start is None else cols.fixing(start)
     solved = fit(program, solver, time_limit, sparsity, sparsity_time_limit, mip_gap, fixing)
     data = (X, y, float(margin), MARGIN_TOLERANCE * float(margin))

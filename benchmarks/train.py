@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/train.py                 # everything, MIP time limit 60 s
-    python benchmarks/train.py --only relu     # or bnn, build
+    python benchmarks/train.py --only relu build   # or bnn
     python benchmarks/train.py --write         # also update RESULTS.md ("## BNN training",
                                                # "## ReLU training") and docs/bnn_weights.png
 
@@ -28,8 +28,9 @@ weights in [-1, 1], biases within the fan-in.
 
 * MIP: ``train_relu_mip(X, y, hidden=(3,), time_limit=60)`` (continuous first layer, output
   weights in {-1, 0, 1}: exact for continuous ones with one hidden layer and two classes,
-  ``pyomo_relu.train.relu``), margin 0.1; again with ``start=`` the gradient net (its
-  weights projected onto the boxes and the grid, completed into a MIP start); and that with
+  ``pyomo_relu.train.relu``), margin 0.1: with ``start=None`` (a cold MIP), with the default
+  start (``"gradient"``: numpy gradient descent inside the boxes, then projected and
+  completed into a MIP start), with ``start=`` the torch net below, and the default with
   ``sparsity=True`` (30 s more).
 * Gradient: PyTorch ``Linear-ReLU-Linear``, Adam (lr 0.01), full batch, 400 epochs,
   cross-entropy, weights and biases clamped to the MIP's boxes after every step; 5 seeds,
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import subprocess
 import sys
@@ -151,7 +153,8 @@ def bnn_section(time_limit: float) -> tuple[str, list]:
         f"`python benchmarks/train.py --only bnn --write` (MIP time limit {time_limit:g} s, HiGHS, 2 shared cores). "
         "16-3-2 sign network, weights in {-1, 0, +1}, 4x4 binary digits, 100 training / 200 test images; "
         "correct = true-class score larger by >= 1, counted by the forward pass for every row.  First-layer "
-        "weights: `docs/bnn_weights.png`.\n\n" + "\n".join(header + rows)
+        f"weights: `docs/bnn_weights.png`.  Load average at the end: {os.getloadavg()[0]:.1f}.\n\n"
+        + "\n".join(header + rows)
     )
     return text, pictures
 
@@ -198,9 +201,10 @@ def relu_case(classes, label: str, time_limit: float) -> list[str]:
         f"| {argmax_correct(grad, X_test, y_test)}/{m} | {nonzero(grad)} | {seconds:.1f} | 1.0x | - |"
     ]
     runs = {
-        "MIP (HiGHS, accuracy)": {},
-        "MIP, started from the gradient net": {"start": grad},
-        "MIP from the gradient net + sparsity": {"start": grad, "sparsity": True, "sparsity_time_limit": 30},
+        "MIP, no start": {"start": None},
+        "MIP (default: numpy gradient start)": {},
+        "MIP started from the torch net": {"start": grad},
+        "MIP (default start) + sparsity": {"sparsity": True, "sparsity_time_limit": 30},
     }
     for name, options in runs.items():
         r = train_relu_mip(X, y, hidden=(HIDDEN,), time_limit=time_limit, **options)
@@ -282,33 +286,34 @@ def build_rows() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=60.0)
-    parser.add_argument("--only", choices=("bnn", "relu", "build"))
+    parser.add_argument("--only", nargs="+", choices=("bnn", "relu", "build"), default=["bnn", "relu", "build"])
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
-    if args.only in (None, "bnn"):
+    if "bnn" in args.only:
         text, pictures = bnn_section(args.time_limit)
         if args.write:
             write_section(SECTION, text)
             plot_first_layer(pictures, (4, 4), ROOT / "docs" / "bnn_weights.png")
         print(text)
-    if args.only in (None, "relu", "build"):
+    if "relu" in args.only or "build" in args.only:
         parts = []
-        if args.only in (None, "relu"):
+        if "relu" in args.only:
             parts += [
-                f"`python benchmarks/train.py --only relu --write` (MIP time limit {args.time_limit:g} s, HiGHS, "
+                f"`python benchmarks/train.py --only relu build --write` (MIP time limit {args.time_limit:g} s, HiGHS, "
                 "2 shared cores).  16-3-2 ReLU network, weights in [-1, 1], 4x4 gray digits in [0, 1], 100 training "
                 "/ 200 test images; correct = argmax (forward pass) for every row.",
                 "\n".join(relu_rows(args.time_limit)),
             ]
-        if args.only in (None, "build"):
+        if "build" in args.only:
             parts += [
-                "Build time of the training MIP (`python benchmarks/train.py --only build --write`, 3 vs 8, "
+                "Build time of the training MIP (same command, 3 vs 8, "
                 f"`train_bnn`'s model; before = commit {OLD_BUILD}), median of 3:",
                 "\n".join(build_rows()),
             ]
+        parts.append(f"Load average at the end of the run: {os.getloadavg()[0]:.1f} (2 cores).")
         text = "\n\n".join(parts)
         if args.write:
-            write_section(RELU_SECTION, text)  # replaces the whole section: run without --only to keep both parts
+            write_section(RELU_SECTION, text)  # the whole section: give both relu and build
         print(text)
 
 

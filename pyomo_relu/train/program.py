@@ -12,8 +12,10 @@ arrays (no Python loop over examples, neurons or weights):
 * :meth:`TrainingProgram.products`: ``p = β v`` for a binary ``β`` and ``lo <= v <= hi``,
   exactly: ``lo β <= p <= hi β``, ``v - hi (1 - β) <= p <= v - lo (1 - β)``;
 * :meth:`TrainingProgram.break_symmetry`: the biases of a hidden layer in decreasing order
-  (hidden neurons are interchangeable; the order cut the solve of a 16-2-2 ReLU net on 100
-  digits from over 30 s to 2 s);
+  (hidden neurons are interchangeable; in one trial the order cut the solve of a 16-2-2 ReLU
+  net on 100 digits from over 30 s to 2 s, but HiGHS's times vary a lot with such changes);
+* :meth:`TrainingProgram.bilinear`: products ``coef x_a x_b`` added to rows (the nonconvex
+  model, SCIP only);
 * :meth:`TrainingProgram.margins`: per example a binary ``ok`` and, for every other class
   ``c``, ``s_y - s_c >= margin - M (1 - ok)`` with ``M = margin - (L_y - U_c)`` from the
   score bounds (the accuracy objective ``max Σ ok``).

@@ -38,6 +38,11 @@ finer one: ``ceil(log2(2 Q + 1))`` binaries per weight and example).
 first layer as the bilinear term ``W[j,k] h[i,k]`` itself: a nonconvex MIQCP that SCIP solves
 to global optimality (spatial branch and bound), exact for continuous weights in any
 architecture, but much slower; HiGHS refuses it.
+
+Two things help the solver without changing the optimum: the biases of each hidden layer
+are kept in decreasing order (hidden neurons are interchangeable), and by default a start
+network trained by numpy gradient descent inside the boxes
+(:mod:`pyomo_relu.train.start`), projected onto the grid, is completed into a MIP start.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MIP training of binarized networks (pyomo_relu.train)."""
+"""MIP training of binarized networks (pyomo_relu.train) and both training examples."""
 
 from __future__ import annotations
 
@@ -74,17 +74,34 @@ def test_refuses_non_binary_inputs_and_bad_labels():
         train_bnn([[0.0, 1.0]], [0])
 
 
-def test_example_reduced():
-    """examples/train_bnn_mip.py on 20 images (a few seconds)."""
+def _example(name: str):
+    """The module ``examples/<name>.py``."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "train_bnn_mip.py"
-    spec = importlib.util.spec_from_file_location("train_bnn_mip", path)
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_example", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_example_reduced():
+    """examples/train_bnn_mip.py on 20 images (a few seconds)."""
+    module = _example("train_bnn_mip")
     out = module.main(["--train", "20", "--hidden", "2", "--time-limit", "30", "--robust", "2", "--sparsity"])
     result = out["result"]
     assert result.status == "optimal" and result.correct == round(result.objective)
     assert out["test_correct"] >= 100  # of 200 test images: better than chance on 0 vs 1
     assert len(out["robust"]) == 2
+
+
+def test_relu_example_reduced():
+    """examples/train_relu_mip.py on 30 images (sparsity for 10 s)."""
+    out = _example("train_relu_mip").main(
+        ["--train", "30", "--hidden", "2", "--time-limit", "10", "--verify", "2", "--sparsity"]
+    )
+    result = out["result"]
+    assert result.status == "optimal" and result.correct == round(result.objective)
+    assert out["test_correct"] >= 120  # of 200 test images: better than chance on 3 vs 8
+    assert len(out["margins"]) == 2

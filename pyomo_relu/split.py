@@ -292,7 +292,7 @@ def solve_box(
     widths = (upper - lower) / np.maximum(root[1] - root[0], 1e-300)
     i = int(np.argmax(widths))
     split = (i, 0.5 * (lower[i] + upper[i]))
-    summary = {
+    summary: dict[str, Any] = {
         "status": "infeasible",
         "objective": None,
         "bound": None,
@@ -420,9 +420,11 @@ def _value(bound: Any, default: float) -> float:
 
 @dataclasses.dataclass
 class _Work:
-    """A working copy of the model and what every box needs of it, found once: the network
-    blocks and the bounds they were built with, the variables outside their layers with their own bounds (restored at every box;
-    they stay the same objects when the blocks are rebuilt), and the model's own constraints."""
+    """A working copy of the model and what every box needs of it, found once.
+
+    The network blocks and the bounds they were built with, the variables outside their
+    layers with their own bounds (restored at every box; they stay the same objects when
+    the blocks are rebuilt), and the model's own constraints."""
 
     model: Any
     blocks: list[Any]

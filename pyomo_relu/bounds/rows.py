@@ -141,7 +141,9 @@ class RowBuilder:
         self.n_cols = 0
         self.n_rows = 0
 
-    def add_cols(self, lower: np.ndarray, upper: np.ndarray, integer: bool | np.ndarray = False) -> np.ndarray:
+    def add_cols(
+        self, lower: np.ndarray | float, upper: np.ndarray | float, integer: bool | np.ndarray = False
+    ) -> np.ndarray:
         """New columns with these bounds; ``integer`` is one flag or a mask over them."""
         lower, upper = np.broadcast_arrays(np.asarray(lower, float), np.asarray(upper, float))
         index = np.arange(self.n_cols, self.n_cols + lower.size)
@@ -156,8 +158,8 @@ class RowBuilder:
 
     def add_rows(
         self,
-        lower: np.ndarray,
-        upper: np.ndarray,
+        lower: np.ndarray | float,
+        upper: np.ndarray | float,
         dense: tuple[np.ndarray, np.ndarray] | None = None,
         terms: Sequence[tuple[np.ndarray, np.ndarray | float]] = (),
     ) -> None:

@@ -31,7 +31,7 @@ from pyomo_relu.errors import PyomoReluError
 logger = logging.getLogger(__name__)
 
 #: One constraint: ``(lower, upper, {id(var): coefficient}, name)``.
-_Row = tuple[float, float, dict[int, float], str]
+Row = tuple[float, float, dict[int, float], str]
 
 
 def linear_side_constraints(
@@ -67,17 +67,17 @@ def linear_side_constraints(
     return _side_constraints(rows, column, var_of, len(input_vars), len(output_vars))
 
 
-def _linear_rows(model: Any, skipped: set[int]) -> tuple[list[_Row], dict[int, Any]]:
+def _linear_rows(model: Any, skipped: set[int]) -> tuple[list[Row], dict[int, Any]]:
     """Every active linear constraint of ``model`` not in ``skipped``, and the variables by ``id``."""
     from pyomo.core.base.constraint import Constraint
 
-    rows: list[_Row] = []
+    rows: list[Row] = []
     var_of: dict[int, Any] = {}
     n_nonlinear = 0
     for con in model.component_data_objects(Constraint, active=True, descend_into=True):
         if id(con) in skipped or (con.lb is None and con.ub is None):
             continue
-        row = _linear_row(con, var_of)
+        row = linear_row(con, var_of)
         if row is None:
             n_nonlinear += 1
             logger.debug("mode='model': constraint %s is not linear and is ignored", con.name)
@@ -90,42 +90,53 @@ def _linear_rows(model: Any, skipped: set[int]) -> tuple[list[_Row], dict[int, A
     return rows, var_of
 
 
-def _linear_row(con: Any, var_of: dict[int, Any]) -> _Row | None:
+def linear_row(con: Any, var_of: dict[int, Any]) -> Row | None:
     """``(lower, upper, {id(var): coefficient}, name)`` of one constraint; ``None`` if nonlinear."""
+    from pyomo.core.expr.numvalue import value
+
+    linear = linear_terms(con.body, var_of)
+    if linear is None:
+        return None
+    constant, terms = linear
+    lower = -np.inf if con.lb is None else float(value(con.lb))
+    upper = np.inf if con.ub is None else float(value(con.ub))
+    return lower - constant, upper - constant, terms, con.name
+
+
+def linear_terms(expr: Any, var_of: dict[int, Any]) -> tuple[float, dict[int, float]] | None:
+    """``(constant, {id(var): coefficient})`` of a linear expression (fixed variables folded
+    into the constant; ``var_of`` gets every free variable by ``id``); ``None`` if nonlinear."""
     from pyomo.core.expr.numvalue import value
     from pyomo.repn import generate_standard_repn
 
-    lower = -np.inf if con.lb is None else float(value(con.lb))
-    upper = np.inf if con.ub is None else float(value(con.ub))
-    repn = generate_standard_repn(con.body, quadratic=False, compute_values=True)
+    repn = generate_standard_repn(expr, quadratic=False, compute_values=True)
     if not repn.is_linear():
         return None
+    constant = float(value(repn.constant)) if repn.constant is not None else 0.0
     terms: dict[int, float] = {}
     for var, coef in zip(repn.linear_vars, repn.linear_coefs):
         coef = float(value(coef))
         if var.fixed:  # not expected with compute_values=True, but harmless
-            lower, upper = lower - coef * float(var.value), upper - coef * float(var.value)
+            constant += coef * float(var.value)
             continue
         var_of[id(var)] = var
         terms[id(var)] = terms.get(id(var), 0.0) + coef
-    constant = float(value(repn.constant)) if repn.constant is not None else 0.0
-    terms = {key: coef for key, coef in terms.items() if coef != 0.0}
-    return lower - constant, upper - constant, terms, con.name
+    return constant, {key: coef for key, coef in terms.items() if coef != 0.0}
 
 
-def _bound_rows(net_vars: list[Any], column: dict[int, int]) -> list[_Row]:
+def _bound_rows(net_vars: list[Any], column: dict[int, int]) -> list[Row]:
     """The bounds (or fixed values) of the network's own variables, as rows."""
-    rows: list[_Row] = []
+    rows: list[Row] = []
     for i, var in enumerate(net_vars):
         if column[id(var)] != i:
             continue
-        lo, hi = _var_bounds(var)
+        lo, hi = var_bounds(var)
         if np.isfinite(lo) or np.isfinite(hi):
             rows.append((lo, hi, {id(var): 1.0}, f"bounds of {var.name}"))
     return rows
 
 
-def _var_bounds(var: Any) -> tuple[float, float]:
+def var_bounds(var: Any) -> tuple[float, float]:
     """``(lower, upper)`` of a Pyomo variable (its value twice if fixed, ``∓inf`` if unbounded)."""
     from pyomo.core.expr.numvalue import value
 
@@ -135,7 +146,7 @@ def _var_bounds(var: Any) -> tuple[float, float]:
 
 
 def _side_constraints(
-    rows: list[_Row], column: dict[int, int], var_of: dict[int, Any], n_inputs: int, n_outputs: int
+    rows: list[Row], column: dict[int, int], var_of: dict[int, Any], n_inputs: int, n_outputs: int
 ) -> SideConstraints:
     """CSR rows over ``[inputs, outputs, extras]``; each other variable becomes an extra column."""
     n_net = n_inputs + n_outputs
@@ -148,7 +159,7 @@ def _side_constraints(
             index.append(column[key] if key in column else extra[key])
             values.append(coef)
         start.append(len(index))
-    extra_bounds = np.array([_var_bounds(var_of[key]) for key in extra], float).reshape(-1, 2)
+    extra_bounds = np.array([var_bounds(var_of[key]) for key in extra], float).reshape(-1, 2)
     logger.info("mode='model': %d linear row(s), %d extra variable(s) linked to the network", len(rows), len(extra))
     return SideConstraints(
         n_inputs=n_inputs,
@@ -186,7 +197,7 @@ def _excluded_ids(exclude: Any, constraint_type: Any) -> set[int]:
     return ids
 
 
-def _connected(rows: list[_Row], seeds: set[int]) -> list[int]:
+def _connected(rows: list[Row], seeds: set[int]) -> list[int]:
     """Indices of the rows reachable from the variables ``seeds`` (row-variable graph walk)."""
     rows_of: dict[int, list[int]] = {}
     for r, (_, _, terms, _) in enumerate(rows):

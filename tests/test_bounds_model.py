@@ -15,10 +15,10 @@ import pyomo.environ as pe
 import pytest
 
 from pyomo_relu.bounds import tighten
-from pyomo_relu.model_bounds import linear_side_constraints
 from pyomo_relu.bounds.obbt import lp_bounds
 from pyomo_relu.bounds.rows import SideConstraints
 from pyomo_relu.errors import PyomoReluError
+from pyomo_relu.model_bounds import linear_side_constraints
 from pyomo_relu.network import DenseLayer, NetworkDefinition
 
 TOL = 1e-9

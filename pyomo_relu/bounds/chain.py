@@ -190,11 +190,15 @@ def tighten(
     side = _side_constraints(net, mode, model, input_vars, output_vars, exclude)
     if side is not None:
         options["side_constraints"] = side
-    lower, upper = net.input_lower, net.input_upper
-    if input_bounds is not None:
-        more = net.with_input_bounds(input_bounds)
-        lower, upper = np.maximum(lower, more.input_lower), np.minimum(upper, more.input_upper)
-    return run_chain(net, _as_chain(method), lower, upper, output_bounds=output_bounds, **options)
+    return run_chain(net, _as_chain(method), *_input_box(net, input_bounds), output_bounds=output_bounds, **options)
+
+
+def _input_box(net: NetworkDefinition, input_bounds: object) -> tuple[np.ndarray, np.ndarray]:
+    """The network's input box intersected with ``input_bounds`` (any form it accepts)."""
+    if input_bounds is None:
+        return net.input_lower, net.input_upper
+    more = net.with_input_bounds(input_bounds)
+    return np.maximum(net.input_lower, more.input_lower), np.minimum(net.input_upper, more.input_upper)
 
 
 def _side_constraints(

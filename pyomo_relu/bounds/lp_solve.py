@@ -94,6 +94,15 @@ def solve_chunk(
     return lower, upper, infeasible
 
 
+def lp_minimum(
+    lp: LinearProgram, cols: np.ndarray, coefficients: np.ndarray, settings: SolveSettings
+) -> tuple[float, bool]:
+    """One proven lower bound of ``min coefficients @ x[cols]`` over ``lp`` (NaN if none), and
+    whether the solver found ``lp`` infeasible."""
+    value, infeasible = _ChunkSolver(_make_highs(lp, settings), lp, cols, settings).minimum(coefficients)
+    return value, bool(infeasible)
+
+
 def expired(deadline: float | None) -> bool:
     """``deadline`` (absolute ``time.time()``) has passed."""
     return deadline is not None and time.time() >= deadline

@@ -71,7 +71,7 @@ __all__ = ["LEAF_UNSTABLE", "solve_split"]
 
 #: A sub-box with at most this many unstable neurons (all blocks) gets its sub-MILP; one
 #: with more is split without a solve (bounded by its LP, :mod:`pyomo_relu.split_relaxation`).
-LEAF_UNSTABLE = 48
+LEAF_UNSTABLE = 32
 #: Boxes narrower than this (relative to the root box) in every input are solved to the end.
 MIN_RELATIVE_WIDTH = 1e-4
 

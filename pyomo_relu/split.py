@@ -72,6 +72,8 @@ __all__ = ["LEAF_UNSTABLE", "solve_split"]
 #: A sub-box with at most this many unstable neurons (all blocks) gets its sub-MILP; one
 #: with more is split without a solve (bounded by its LP, :mod:`pyomo_relu.split_relaxation`).
 LEAF_UNSTABLE = 32
+#: A box is split at its LP's point, at least this fraction of its width from either edge.
+SPLIT_MARGIN = 0.35
 #: Boxes narrower than this (relative to the root box) in every input are solved to the end.
 MIN_RELATIVE_WIDTH = 1e-4
 
@@ -289,9 +291,8 @@ def solve_box(
     options: dict[str, Any],
     seconds: float | None,
 ) -> dict[str, Any]:
-    """Solve the sub-MILP of one box (in this process or a worker); returns a picklable summary."""
-    from pyomo_relu.solvers import solve
-
+    """Bound one box, then prune it, split it or solve its sub-MILP (in this process or a
+    worker); returns a picklable summary."""
     copy = working_copy(key, shipped)
     work = copy.model
     objective, sign = model_objective(work)
@@ -312,9 +313,12 @@ def solve_box(
     tightened = _tighten_box(copy, dict(zip(branch, zip(lower, upper))), objective, sign, cutoff)
     if tightened is None:  # the box's bounds contradict the model's constraints: nothing to find
         return summary
-    bound = _box_bound(copy, tightened, objective, sign)
-    if bound is None:  # the box's LP has no point
+    bounded = _box_bound(copy, tightened, objective, sign)
+    if bounded is None:  # the box's LP has no point
         return summary
+    bound, point = bounded
+    if branch[i] in point:  # split at the LP's point, away from the edges
+        summary["split"] = (i, float(np.clip(point[branch[i]], *_inner(lower[i], upper[i]))))
     summary["bound"] = sign * bound
     if bound >= sign * cutoff - gap * max(1.0, abs(cutoff)):  # cannot beat the incumbent
         summary["status"] = "pruned"
@@ -324,9 +328,24 @@ def solve_box(
     if unstable > LEAF_UNSTABLE and float(widths.max()) > MIN_RELATIVE_WIDTH:
         summary["status"] = "branched"  # too many unstable neurons for a quick sub-MILP: split
         return summary
+    return _sub_milp(copy, tightened, summary, solver, gap, options, seconds)
+
+
+def _sub_milp(
+    copy: WorkingCopy,
+    tightened: list[Bounds],
+    summary: dict[str, Any],
+    solver: str,
+    gap: float,
+    options: dict[str, Any],
+    seconds: float | None,
+) -> dict[str, Any]:
+    """The blocks rebuilt over the box's bounds and the sub-MILP solved (with the cutoff row)."""
+    from pyomo_relu.solvers import solve
+
     for block, bounds in zip(copy.blocks, tightened):
         block.rebuild(bounds)
-    result = solve(work, solver, time_limit=seconds, mip_gap=gap, options=dict(options), certify=False)
+    result = solve(copy.model, solver, time_limit=seconds, mip_gap=gap, options=dict(options), certify=False)
     summary.update(
         status=result.status, objective=result.objective, bound=result.bound, message=result.message, milp=True
     )
@@ -337,15 +356,26 @@ def solve_box(
     return summary
 
 
-def _box_bound(copy: WorkingCopy, tightened: list[Bounds], objective: Any, sign: float) -> float | None:
+def _box_bound(
+    copy: WorkingCopy, tightened: list[Bounds], objective: Any, sign: float
+) -> tuple[float, dict[str, float]] | None:
     """A lower bound (minimisation form) of the box: the tighter of the sub-box LP
-    (:mod:`pyomo_relu.split_relaxation`) and the objective over the variable bounds;
-    ``None`` when the LP proves the box empty."""
+    (:mod:`pyomo_relu.split_relaxation`) and the objective over the variable bounds, and the
+    LP's point by variable name (empty without one); ``None`` when the LP proves the box empty."""
     bound = _objective_bound(objective, sign)
     if copy.relaxation is None:
-        return bound
+        return bound, {}
     lp = copy.relaxation.bound(copy.blocks, tightened)
-    return None if lp is None else max(bound, lp)
+    if lp is None:
+        return None
+    point = {} if lp[1] is None else {var.name: float(v) for var, v in zip(copy.relaxation.kept, lp[1])}
+    return max(bound, lp[0]), point
+
+
+def _inner(lower: float, upper: float) -> tuple[float, float]:
+    """The middle part of ``[lower, upper]`` where a split point may fall."""
+    margin = SPLIT_MARGIN * (upper - lower)
+    return lower + margin, upper - margin
 
 
 def _objective_bound(objective: Any, sign: float) -> float:

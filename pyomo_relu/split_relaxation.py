@@ -107,8 +107,9 @@ class BoxRelaxation:
             outputs,
         )
 
-    def bound(self, blocks: Sequence[Any], tightened: Sequence[Bounds]) -> float | None:
-        """The LP's proven lower bound (minimisation form) on this box; ``None`` if infeasible."""
+    def bound(self, blocks: Sequence[Any], tightened: Sequence[Bounds]) -> tuple[float, np.ndarray | None] | None:
+        """The LP's proven lower bound (minimisation form) on this box and the LP's values of
+        the kept variables (``None`` if not solved); ``None`` if the LP is infeasible."""
         builder = RowBuilder()
         box = np.array([var_bounds(var) for var in self.kept], float).reshape(-1, 2)
         for cols, bounds in zip(self.inputs, tightened):
@@ -129,9 +130,11 @@ class BoxRelaxation:
         if self.row_lower.size:
             builder.add_sparse_rows(self.row_lower, self.row_upper, self.rows, self.cols, self.values)
         lp = builder.finish()
-        value, infeasible = lp_minimum(
+        value, infeasible, point = lp_minimum(
             lp, columns[self.objective_cols], self.objective_coefs, SolveSettings(False, LP_TOLERANCE)
         )
         if infeasible:
             return None
-        return -np.inf if np.isnan(value) else float(value + self.objective_constant)
+        if np.isnan(value) or point is None:
+            return -np.inf, None
+        return float(value + self.objective_constant), point[columns]

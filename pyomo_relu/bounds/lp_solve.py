@@ -96,11 +96,13 @@ def solve_chunk(
 
 def lp_minimum(
     lp: LinearProgram, cols: np.ndarray, coefficients: np.ndarray, settings: SolveSettings
-) -> tuple[float, bool]:
-    """One proven lower bound of ``min coefficients @ x[cols]`` over ``lp`` (NaN if none), and
-    whether the solver found ``lp`` infeasible."""
-    value, infeasible = _ChunkSolver(_make_highs(lp, settings), lp, cols, settings).minimum(coefficients)
-    return value, bool(infeasible)
+) -> tuple[float, bool, np.ndarray | None]:
+    """One proven lower bound of ``min coefficients @ x[cols]`` over ``lp`` (NaN if none),
+    whether the solver found ``lp`` infeasible, and the solver's point (``None`` if none)."""
+    solver = _ChunkSolver(_make_highs(lp, settings), lp, cols, settings)
+    value, infeasible = solver.minimum(coefficients)
+    point = None if infeasible or np.isnan(value) else np.asarray(solver.highs.getSolution().col_value, float)
+    return value, bool(infeasible), point
 
 
 def expired(deadline: float | None) -> bool:

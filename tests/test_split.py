@@ -161,7 +161,9 @@ def test_deep_branching_keeps_the_optimum(monkeypatch, formulation):
 
 def random_flowsheet(seed: int) -> pe.ConcreteModel:
     """Two random networks, a random linear balance between them, a spec and a random objective."""
-    rng = np.random.default_rng(100 + seed)
+    import numpy  # here, not at the top: the module's own imports are being shared (tests/helpers.py)
+
+    rng = numpy.random.default_rng(100 + seed)
     a, b = random_net(10 + seed, (2, 10, 6, 1)), random_net(20 + seed, (2, 8, 1), box=2.0)
     m = pe.ConcreteModel()
     m.x = pe.Var(range(2), bounds=(-1, 1))
@@ -174,7 +176,7 @@ def random_flowsheet(seed: int) -> pe.ConcreteModel:
     w = rng.normal(size=3)
     m.balance = pe.Constraint(expr=m.u[0] == 0.5 * m.ya + w[0] * m.x[1])
     m.link = pe.Constraint(expr=m.u[1] == 0.5 * (m.x[0] - m.x[1]))
-    m.spec = pe.Constraint(expr=m.ya >= float(np.quantile(a.evaluate(rng.uniform(-1, 1, (200, 2))), 0.3)))
+    m.spec = pe.Constraint(expr=m.ya >= float(numpy.quantile(a.evaluate(rng.uniform(-1, 1, (200, 2))), 0.3)))
     m.obj = pe.Objective(expr=m.yb + w[1] * m.ya + w[2] * m.x[0], sense=pe.minimize if seed % 2 else pe.maximize)
     return m
 

@@ -259,7 +259,7 @@ class ReLUNetBlockData(BlockData):
                 f"{self.name}: bounds mode 'model' reads the model's constraints on the network's "
                 "inputs and outputs, so pass your own variables as inputs= and outputs= (or use declare())"
             )
-        from pyomo_relu.bounds.model import linear_side_constraints
+        from pyomo_relu.model_bounds import linear_side_constraints
 
         options["side_constraints"] = linear_side_constraints(self.model(), input_vars, output_vars, exclude=self)
         return options

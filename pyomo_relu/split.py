@@ -2,12 +2,16 @@
 
 A model with one or more :class:`~pyomo_relu.block.ReLUNetBlock` (linear balances, specs,
 several networks, indexed blocks) is solved by splitting the box of the blocks' input
-variables.  On each sub-box every block's neuron bounds are re-tightened (interval and
-CROWN over the sub-box, intersected with the block's own bounds), the block is rebuilt with
-them (smaller big-M constants, no binary for a neuron the sub-box makes stable, the same
-formulation), and the sub-MILP is solved with the incumbent as an objective cutoff.  A
-sub-MILP that finishes closes its box; one that hits its short time limit gives a proven
-bound for the box, which is then split in two along the input whose width matters most.
+variables.  On each sub-box the model's linear constraints and the incumbent's cutoff are
+propagated over the variable bounds (FBBT) and every block's neuron bounds are
+re-tightened (interval and CROWN over the sub-box, intersected with the block's own
+bounds).  The box's LP (:mod:`pyomo_relu.split_relaxation`: every network's triangle
+relaxation, the model's rows, the objective) then bounds it: a box that cannot beat the
+incumbent is closed without a MILP; one with more than :data:`LEAF_UNSTABLE` unstable
+neurons is split in two along its relatively widest input, bounded by its LP; the others
+get their sub-MILP: the blocks rebuilt over the box's bounds (smaller big-M constants, no
+binary for a neuron the sub-box makes stable, the same formulation) and solved with the
+incumbent as an objective cutoff.
 Sub-MILPs run in parallel through an executor (``None``, a number of processes, or any
 ``concurrent.futures.Executor`` such as a Dask client's).
 
@@ -46,28 +50,32 @@ import numpy as np
 import pyomo.environ as pe
 
 from pyomo_relu.bounds.base import Bounds
-from pyomo_relu.bounds.chain import net_weights, run_chain
-from pyomo_relu.errors import EmptyBoxError, PyomoReluError, SolverError
+from pyomo_relu.bounds.chain import run_chain
+from pyomo_relu.errors import EmptyBoxError
 from pyomo_relu.parallel import ExecutorSpec, Workers
+from pyomo_relu.split_model import (
+    MODELS,
+    WorkingCopy,
+    bound_value,
+    branching_box,
+    load_solution,
+    model_objective,
+    network_blocks,
+    require_linear,
+    working_copy,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LEAF_UNSTABLE", "PROBE_SECONDS", "solve_split"]
+__all__ = ["LEAF_UNSTABLE", "solve_split"]
 
-#: A sub-box with at most this many unstable neurons (all blocks) is solved to the end.
-LEAF_UNSTABLE = 24
-#: Seconds a sub-MILP with more unstable neurons gets before its box is split.
-PROBE_SECONDS = 0.3
-#: Networks with at most this many weights get LP tightening on every sub-box.
-RETIGHTEN_LP_WEIGHTS = 50_000
+#: A sub-box with at most this many unstable neurons (all blocks) gets its sub-MILP; one
+#: with more is split without a solve (bounded by its LP, :mod:`pyomo_relu.split_relaxation`).
+LEAF_UNSTABLE = 32
+#: A box is split at its LP's point, at least this fraction of its width from either edge.
+SPLIT_MARGIN = 0.35
 #: Boxes narrower than this (relative to the root box) in every input are solved to the end.
 MIN_RELATIVE_WIDTH = 1e-4
-
-#: Working copies by key: (owner thread, owner process, :class:`_Work`); workers forked
-#: after a copy was stored inherit it.
-_MODELS: dict[str, tuple[int, int, _Work]] = {}
-#: Copies cloned by threads of executors that are not forked pools (Dask, threads).
-_COPIES = threading.local()
 
 
 @dataclasses.dataclass(order=True)
@@ -94,21 +102,20 @@ def solve_split(
     ``mip_gap`` is relative, as in :func:`pyomo_relu.solve` (default ``1e-4``): the search
     stops when ``|objective - bound| <= mip_gap * max(1, |objective|)``.  Returns a
     :class:`~pyomo_relu.solvers.SolveResult` whose ``raw`` holds ``{"nodes": ..., "leaves":
-    ..., "max_depth": ...}``.  Ctrl-C stops the search and returns what is known
-    (``status="time_limit"``, ``message="interrupted"``).
+    ..., "max_depth": ..., "milps": ...}`` (boxes, boxes closed, depth, sub-MILPs solved).
+    Ctrl-C stops the search and returns what is known (``status="time_limit"``,
+    ``message="interrupted"``).
     """
-    from pyomo_relu.solvers import SolveResult
-
     began = time.perf_counter()
     deadline = None if time_limit is None else began + float(time_limit)
     gap = 1e-4 if mip_gap is None else float(mip_gap)
-    objective, sign = _objective(model)
-    _require_linear(model)
-    blocks = _network_blocks(model)
+    objective, sign = model_objective(model)
+    require_linear(model)
+    blocks = network_blocks(model)
     work = model.clone()
     key = f"{id(work)}-{time.time_ns()}"
-    _MODELS[key] = (threading.get_ident(), os.getpid(), _Work.of(work))
-    branch, lower, upper = _branching_box(work)
+    MODELS[key] = (threading.get_ident(), os.getpid(), WorkingCopy.of(work))
+    branch, lower, upper = branching_box(work)
     state = _Search(sign, gap)
     state.push(_Box(-np.inf, 0, lower, upper))
     shipped = None
@@ -120,30 +127,30 @@ def solve_split(
     except KeyboardInterrupt:
         state.message = "interrupted"
     finally:
-        _MODELS.pop(key, None)
-    status, bound = state.verdict()
+        MODELS.pop(key, None)
     if state.best_values is not None:
-        _load(model, blocks, state.best_values)
-    value = None if state.best_values is None else float(pe.value(objective))
+        load_solution(model, blocks, state.best_values)
+    return _result(state, None if state.best_values is None else float(pe.value(objective)), solver, began)
+
+
+def _result(state: _Search, value: float | None, solver: str, began: float) -> Any:
+    """The :class:`~pyomo_relu.solvers.SolveResult` of a finished (or stopped) search."""
+    from pyomo_relu.solvers import SolveResult
+
+    status, bound = state.verdict()
+    seconds = time.perf_counter() - began
     logger.info(
-        "split: %s objective=%s bound=%s in %.2f s (%d boxes, %d finished)",
+        "split: %s objective=%s bound=%s in %.2f s (%d boxes, %d finished, %d sub-MILPs)",
         status,
         value,
         bound,
-        time.perf_counter() - began,
+        seconds,
         state.nodes,
         state.leaves,
+        state.milps,
     )
-    return SolveResult(
-        status,
-        value,
-        bound,
-        time.perf_counter() - began,
-        solver,
-        state.best_values is not None,
-        state.message,
-        {"nodes": state.nodes, "leaves": state.leaves, "max_depth": state.max_depth},
-    )
+    raw = {"nodes": state.nodes, "leaves": state.leaves, "max_depth": state.max_depth, "milps": state.milps}
+    return SolveResult(status, value, bound, seconds, solver, state.best_values is not None, state.message, raw)
 
 
 class _Search:
@@ -157,7 +164,7 @@ class _Search:
         self.best_values: dict[str, float | None] | None = None
         self.closed_bound = np.inf  # the least bound of finished boxes
         self.running: dict[Any, _Box] = {}
-        self.nodes = self.leaves = self.max_depth = 0
+        self.nodes = self.leaves = self.max_depth = self.milps = 0
         self.message = ""
         self.failed = False
 
@@ -247,18 +254,19 @@ def _next_box(state: _Search) -> _Box | None:
 def _absorb(state: _Search, box: _Box, outcome: dict[str, Any]) -> None:
     """Record one sub-MILP's answer: a new incumbent, a finished box, or two children."""
     state.nodes += 1
+    state.milps += int(outcome["milp"])
     state.max_depth = max(state.max_depth, box.depth)
     sign = state.sign
     if outcome["values"] is not None and sign * outcome["objective"] < state.incumbent:
         state.incumbent, state.best_values = sign * outcome["objective"], outcome["values"]
     status = outcome["status"]
-    if status in ("optimal", "infeasible"):
+    if status in ("optimal", "infeasible", "pruned"):
         state.leaves += 1
         # infeasible under the cutoff: nothing in the box beats the incumbent it was given
         bound = sign * outcome["bound"] if outcome["bound"] is not None else outcome["cutoff"]
         state.closed_bound = min(state.closed_bound, max(box.bound, bound))
         return
-    if status != "time_limit" or outcome["split"] is None:
+    if status not in ("time_limit", "branched") or outcome["split"] is None:
         state.failed = True
         state.message = f"a sub-MILP ended with {status}: {outcome.get('message', '')}"
         return
@@ -283,16 +291,15 @@ def solve_box(
     options: dict[str, Any],
     seconds: float | None,
 ) -> dict[str, Any]:
-    """Solve the sub-MILP of one box (in this process or a worker); returns a picklable summary."""
-    from pyomo_relu.solvers import solve
-
-    copy = _model(key, shipped)
+    """Bound one box, then prune it, split it or solve its sub-MILP (in this process or a
+    worker); returns a picklable summary."""
+    copy = working_copy(key, shipped)
     work = copy.model
-    objective, sign = _objective(work)
+    objective, sign = model_objective(work)
     widths = (upper - lower) / np.maximum(root[1] - root[0], 1e-300)
     i = int(np.argmax(widths))
     split = (i, 0.5 * (lower[i] + upper[i]))
-    summary = {
+    summary: dict[str, Any] = {
         "status": "infeasible",
         "objective": None,
         "bound": None,
@@ -301,29 +308,99 @@ def solve_box(
         "message": "",
         "unstable": 0,
         "split": split,
+        "milp": False,
     }
-    unstable = _tighten_box(copy, dict(zip(branch, zip(lower, upper))), objective, sign, cutoff)
-    if unstable is None:  # the box's bounds contradict the model's constraints: nothing to find
+    tightened = _tighten_box(copy, dict(zip(branch, zip(lower, upper))), objective, sign, cutoff)
+    if tightened is None:  # the box's bounds contradict the model's constraints: nothing to find
         return summary
-    leaf = unstable <= LEAF_UNSTABLE or float(widths.max()) <= MIN_RELATIVE_WIDTH
-    limit = seconds if leaf else min(PROBE_SECONDS, seconds if seconds is not None else np.inf)
-    result = solve(work, solver, time_limit=limit, mip_gap=gap, options=dict(options), certify=False)
+    bounded = _box_bound(copy, tightened, objective, sign)
+    if bounded is None:  # the box's LP has no point
+        return summary
+    bound, point = bounded
+    if branch[i] in point:  # split at the LP's point, away from the edges
+        summary["split"] = (i, float(np.clip(point[branch[i]], *_inner(lower[i], upper[i]))))
+    summary["bound"] = sign * bound
+    if bound >= sign * cutoff - gap * max(1.0, abs(cutoff)):  # cannot beat the incumbent
+        summary["status"] = "pruned"
+        return summary
+    unstable = sum(int(b.unstable(k).sum()) for b in tightened for k in range(b.n_layers - 1))
+    summary["unstable"] = unstable
+    if unstable > LEAF_UNSTABLE and float(widths.max()) > MIN_RELATIVE_WIDTH:
+        summary["status"] = "branched"  # too many unstable neurons for a quick sub-MILP: split
+        return summary
+    return _sub_milp(copy, tightened, summary, solver, gap, options, seconds)
+
+
+def _sub_milp(
+    copy: WorkingCopy,
+    tightened: list[Bounds],
+    summary: dict[str, Any],
+    solver: str,
+    gap: float,
+    options: dict[str, Any],
+    seconds: float | None,
+) -> dict[str, Any]:
+    """The blocks rebuilt over the box's bounds and the sub-MILP solved (with the cutoff row)."""
+    from pyomo_relu.solvers import solve
+
+    for block, bounds in zip(copy.blocks, tightened):
+        block.rebuild(bounds)
+    result = solve(copy.model, solver, time_limit=seconds, mip_gap=gap, options=dict(options), certify=False)
     summary.update(
-        status=result.status, objective=result.objective, bound=result.bound, message=result.message, unstable=unstable
+        status=result.status, objective=result.objective, bound=result.bound, message=result.message, milp=True
     )
     if result.has_solution and result.status in ("optimal", "time_limit"):
         summary["values"] = {var.name: var.value for var, _, _ in copy.kept}
-    if leaf and result.status != "time_limit":
+    if result.status != "time_limit":
         summary["split"] = None
     return summary
 
 
+def _box_bound(
+    copy: WorkingCopy, tightened: list[Bounds], objective: Any, sign: float
+) -> tuple[float, dict[str, float]] | None:
+    """A lower bound (minimisation form) of the box: the tighter of the sub-box LP
+    (:mod:`pyomo_relu.split_relaxation`) and the objective over the variable bounds, and the
+    LP's point by variable name (empty without one); ``None`` when the LP proves the box empty."""
+    bound = _objective_bound(objective, sign)
+    if copy.relaxation is None:
+        return bound, {}
+    lp = copy.relaxation.bound(copy.blocks, tightened)
+    if lp is None:
+        return None
+    point = {} if lp[1] is None else {var.name: float(v) for var, v in zip(copy.relaxation.kept, lp[1])}
+    return max(bound, lp[0]), point
+
+
+def _inner(lower: float, upper: float) -> tuple[float, float]:
+    """The middle part of ``[lower, upper]`` where a split point may fall."""
+    margin = SPLIT_MARGIN * (upper - lower)
+    return lower + margin, upper - margin
+
+
+def _objective_bound(objective: Any, sign: float) -> float:
+    """A lower bound (minimisation form) of the linear objective over the variables' current bounds."""
+    from pyomo.repn import generate_standard_repn
+
+    repn = generate_standard_repn(objective.expr, quadratic=False, compute_values=True)
+    total = sign * float(pe.value(repn.constant))
+    for var, coef in zip(repn.linear_vars, repn.linear_coefs):
+        c = sign * float(coef)
+        if c == 0.0:
+            continue
+        bound = var.lb if c > 0 else var.ub
+        if bound is None:
+            return -np.inf
+        total += c * float(bound)
+    return total
+
+
 def _tighten_box(
-    copy: _Work, box: dict[str, tuple[float, float]], objective: Any, sign: float, cutoff: float
-) -> int | None:
-    """Bounds of the sub-box: the model's linear constraints propagated (FBBT), the blocks'
-    neuron bounds re-tightened, the blocks rebuilt.  The unstable count, or ``None`` when the
-    box holds no point of the model."""
+    copy: WorkingCopy, box: dict[str, tuple[float, float]], objective: Any, sign: float, cutoff: float
+) -> list[Bounds] | None:
+    """Bounds of the sub-box: the model's linear constraints propagated (FBBT) and the blocks'
+    neuron bounds re-tightened (the variables' bounds are set on the working copy).  The
+    blocks' new bounds, or ``None`` when the box holds no point of the model."""
     from pyomo.common.errors import InfeasibleConstraintException
     from pyomo.contrib.fbbt.fbbt import fbbt
 
@@ -333,8 +410,8 @@ def _tighten_box(
         var.setub(ub)
     for name, (lo, hi) in box.items():
         var = work.find_component(name)
-        var.setlb(max(float(lo), _value(var.lb, -np.inf)))
-        var.setub(min(float(hi), _value(var.ub, np.inf)))
+        var.setlb(max(float(lo), bound_value(var.lb, -np.inf)))
+        var.setub(min(float(hi), bound_value(var.ub, np.inf)))
     if work.component("_split_cutoff") is not None:
         work.del_component("_split_cutoff")
     outside = list(copy.outside)
@@ -347,9 +424,7 @@ def _tighten_box(
         tightened = [_retighten(block, base) for block, base in zip(copy.blocks, copy.built)]
     except (InfeasibleConstraintException, _EmptyBox):
         return None
-    for block, bounds in zip(copy.blocks, tightened):
-        block.rebuild(bounds)
-    return sum(int(b.unstable(k).sum()) for b in tightened for k in range(b.n_layers - 1))
+    return tightened
 
 
 class _EmptyBox(Exception):
@@ -359,19 +434,19 @@ class _EmptyBox(Exception):
 def _retighten(block: Any, base: Bounds) -> Bounds:
     """Neuron bounds of ``block`` over its variables' current bounds (inputs and outputs).
 
-    Interval and CROWN always, LP tightening for small networks; intersected with the bounds
+    Interval and CROWN (cheap; the box LP is the strong bound); intersected with the bounds
     the block was built with (valid on its whole box).  The output variables' bounds shrink
     to what the network can reach.
     """
     net = block.network
-    lower = np.maximum([_value(v.lb, -np.inf) for v in block.input_vars], base.input_lower)
-    upper = np.minimum([_value(v.ub, np.inf) for v in block.input_vars], base.input_upper)
-    out_lower = np.array([_value(v.lb, -np.inf) for v in block.output_vars])
-    out_upper = np.array([_value(v.ub, np.inf) for v in block.output_vars])
+    lower = np.maximum([bound_value(v.lb, -np.inf) for v in block.input_vars], base.input_lower)
+    upper = np.minimum([bound_value(v.ub, np.inf) for v in block.input_vars], base.input_upper)
+    out_lower = np.array([bound_value(v.lb, -np.inf) for v in block.output_vars])
+    out_upper = np.array([bound_value(v.ub, np.inf) for v in block.output_vars])
     if np.any(lower > upper + 1e-9) or np.any(out_lower > out_upper + 1e-9):
         raise _EmptyBox
     upper = np.maximum(upper, lower)
-    chain = ["interval", "crown"] + (["lp"] if net_weights(net) <= RETIGHTEN_LP_WEIGHTS else [])
+    chain = ["interval", "crown"]  # per box: cheap; the box LP does the rest
     has_outputs = bool(np.any(np.isfinite(out_lower)) or np.any(np.isfinite(out_upper)))
     try:
         sub = run_chain(
@@ -390,163 +465,15 @@ def _retighten(block: Any, base: Bounds) -> Bounds:
     reach_lower, reach_upper = net.canonical_layers[-1].output_bounds(tight.lower[-1], tight.upper[-1])
     for var, lo, hi in zip(block.output_vars, reach_lower, reach_upper):
         if not var.fixed:
-            var.setlb(max(float(lo), _value(var.lb, -np.inf)) if np.isfinite(lo) else var.lb)
-            var.setub(min(float(hi), _value(var.ub, np.inf)) if np.isfinite(hi) else var.ub)
+            var.setlb(max(float(lo), bound_value(var.lb, -np.inf)) if np.isfinite(lo) else var.lb)
+            var.setub(min(float(hi), bound_value(var.ub, np.inf)) if np.isfinite(hi) else var.ub)
     return tight
-
-
-def _outside_constraints(work: Any, blocks: list[Any]) -> list[Any]:
-    """The model's active constraints that are not the networks' own (balances, specs, the cutoff)."""
-    inside = {id(block) for block in blocks}
-    kept = []
-    for con in work.component_data_objects(pe.Constraint, active=True, descend_into=True):
-        parent = con.parent_block()
-        while parent is not None and id(parent) not in inside:
-            parent = parent.parent_block()
-        if parent is None:
-            kept.append(con)
-    return kept
 
 
 def _ordered(bounds: Bounds) -> Bounds:
     """Where the intersection crossed (an empty box within round-off), keep a point interval."""
     upper = [np.maximum(hi, lo) for lo, hi in zip(bounds.lower, bounds.upper)]
     return dataclasses.replace(bounds, upper=upper)
-
-
-def _value(bound: Any, default: float) -> float:
-    return default if bound is None else float(bound)
-
-
-@dataclasses.dataclass
-class _Work:
-    """A working copy of the model and what every box needs of it, found once: the network
-    blocks and the bounds they were built with, the variables outside their layers with their own bounds (restored at every box;
-    they stay the same objects when the blocks are rebuilt), and the model's own constraints."""
-
-    model: Any
-    blocks: list[Any]
-    built: list[Bounds]  # each block's bounds as built (valid on its whole box)
-    kept: list[tuple[Any, Any, Any]]
-    outside: list[Any]
-
-    @classmethod
-    def of(cls, model: Any) -> _Work:
-        blocks = _network_blocks(model)
-        return cls(
-            model,
-            blocks,
-            [b.neuron_bounds for b in blocks],
-            [(v, v.lb, v.ub) for v in _kept_vars(model)],
-            _outside_constraints(model, blocks),
-        )
-
-
-def _model(key: str, shipped: Any) -> _Work:
-    """The working copy for this thread: the search's own in its thread or in a forked worker
-    (which inherited a private copy), else a clone of the model the executor delivered (Dask
-    serialises task arguments itself; threads of one process would share the object), made
-    once per thread."""
-    entry = _MODELS.get(key)
-    if entry is not None and (entry[0] == threading.get_ident() or entry[1] != os.getpid()):
-        return entry[2]
-    copies = getattr(_COPIES, "models", {})
-    if key not in copies:
-        if shipped is None:
-            raise PyomoReluError("internal error: a split worker has no copy of the model")
-        copies = {key: _Work.of(shipped.clone())}  # one model per thread at a time
-        _COPIES.models = copies
-    return copies[key]
-
-
-def _network_blocks(model: Any) -> list[Any]:
-    from pyomo_relu.block import ReLUNetBlockData
-
-    blocks = [
-        b
-        for b in model.component_data_objects(pe.Block, descend_into=True, active=True)
-        if isinstance(b, ReLUNetBlockData)
-    ]
-    built = [b for b in blocks if b.is_built]
-    if not built:
-        raise PyomoReluError(
-            "solve(strategy='split') branches on the inputs of ReLUNetBlocks, and this model "
-            "has no built one; use strategy='milp'"
-        )
-    return built
-
-
-def _branching_box(work: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The unfixed input variables of all blocks (once each, by name) and their box."""
-    box: dict[str, tuple[float, float]] = {}
-    for block in _network_blocks(work):
-        bounds = block.neuron_bounds
-        for i, var in enumerate(block.input_vars):
-            if var.fixed:
-                continue
-            lo = max(_value(var.lb, -np.inf), float(bounds.input_lower[i]))
-            hi = min(_value(var.ub, np.inf), float(bounds.input_upper[i]))
-            old = box.get(var.name, (-np.inf, np.inf))
-            box[var.name] = (max(lo, old[0]), min(hi, old[1]))
-    names = list(box)
-    lower = np.array([box[n][0] for n in names], dtype=float)
-    upper = np.array([box[n][1] for n in names], dtype=float)
-    if np.any(lower > upper):
-        raise PyomoReluError(f"input {names[int(np.argmax(lower > upper))]} has an empty box (lower > upper)")
-    return names, lower, upper
-
-
-def _objective(model: Any) -> tuple[Any, float]:
-    objectives = list(model.component_data_objects(pe.Objective, active=True, descend_into=True))
-    if len(objectives) != 1:
-        raise SolverError(f"solve() needs exactly one active objective, found {len(objectives)}")
-    return objectives[0], (1.0 if objectives[0].sense == pe.minimize else -1.0)
-
-
-def _require_linear(model: Any) -> None:
-    """Refuse models that are not MILPs, naming the first nonlinear component."""
-    objective, _ = _objective(model)
-    degree = objective.expr.polynomial_degree()
-    if degree is None or degree > 1:
-        raise SolverError(
-            f"solve(strategy='split') needs a linear model: the objective {objective.name} is "
-            "nonlinear; use strategy='milp' with a solver that takes it (e.g. scip)"
-        )
-    for con in model.component_data_objects(pe.Constraint, active=True, descend_into=True):
-        degree = con.body.polynomial_degree()
-        if degree is None or degree > 1:
-            raise SolverError(
-                f"solve(strategy='split') needs a linear model: constraint {con.name} is "
-                "nonlinear; use strategy='milp' with a solver that takes it (e.g. scip), or a "
-                "linear formulation of the network (bigm, gdp.*, partition, ...)"
-            )
-
-
-def _kept_vars(model: Any) -> list[Any]:
-    """Variables outside the blocks' rebuilt layers, in model order (the same in every copy)."""
-    layers = {id(block.component("layer")) for block in _network_blocks(model)}
-    kept = []
-    for var in model.component_data_objects(pe.Var, descend_into=True):
-        parent = var.parent_block()
-        inside = False
-        while parent is not None:
-            if id(parent) in layers or id(parent.parent_component()) in layers:
-                inside = True
-                break
-            parent = parent.parent_block()
-        if not inside:
-            kept.append(var)
-    return kept
-
-
-def _load(model: Any, blocks: list[Any], values: dict[str, float | None]) -> None:
-    """Set the user's variables to the best solution; the networks' own from a forward pass."""
-    for var in _kept_vars(model):
-        value = values.get(var.name)
-        if value is not None and not var.fixed:
-            var.set_value(value, skip_validation=True)
-    for block in blocks:
-        block.initialize([v.value for v in block.input_vars])
 
 
 def _node_seconds(deadline: float | None) -> float | None:

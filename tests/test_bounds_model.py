@@ -15,10 +15,10 @@ import pyomo.environ as pe
 import pytest
 
 from pyomo_relu.bounds import tighten
-from pyomo_relu.bounds.model import linear_side_constraints
 from pyomo_relu.bounds.obbt import lp_bounds
 from pyomo_relu.bounds.rows import SideConstraints
 from pyomo_relu.errors import PyomoReluError
+from pyomo_relu.model_bounds import linear_side_constraints
 from pyomo_relu.network import DenseLayer, NetworkDefinition
 
 TOL = 1e-9
@@ -160,7 +160,7 @@ def test_infeasible_input_constraints_raise():
 
 
 def test_nonlinear_constraints_ignored(caplog):
-    with caplog.at_level(logging.DEBUG, logger="pyomo_relu.bounds.model"):
+    with caplog.at_level(logging.DEBUG, logger="pyomo_relu.model_bounds"):
         with_nl = _model_bounds(nonlinear=True)
     assert any("not linear" in r.getMessage() for r in caplog.records)
     without = _model_bounds()

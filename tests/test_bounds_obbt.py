@@ -182,7 +182,7 @@ def test_output_bounds_met_only_at_the_edge_do_not_raise() -> None:
 
 
 def test_solver_infeasibility_is_rechecked() -> None:
-    from pyomo_relu.bounds.obbt import _confirm_empty
+    from pyomo_relu.bounds.lp_solve import confirm_empty
     from pyomo_relu.bounds.rows import LinearProgram
 
     def one_row(lower: float) -> LinearProgram:  # x0 + x1 >= lower, 0 <= x <= 1
@@ -197,8 +197,8 @@ def test_solver_infeasibility_is_rechecked() -> None:
             np.zeros(0, np.int32),
         )
 
-    assert _confirm_empty(one_row(2.5), integer=False)
-    assert not _confirm_empty(one_row(2.0), integer=False)
+    assert confirm_empty(one_row(2.5), integer=False)
+    assert not confirm_empty(one_row(2.0), integer=False)
 
 
 def test_output_bounds_survive_save_and_load(tmp_path: Path) -> None:

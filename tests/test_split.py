@@ -138,10 +138,9 @@ def test_refusals():
 
 @pytest.mark.parametrize("formulation", ["bigm", "gdp.hull"])
 def test_deep_branching_keeps_the_optimum(monkeypatch, formulation):
-    """No time for sub-MILPs of boxes with unstable neurons: the search must split down to them."""
+    """Sub-MILPs only for boxes with at most 4 unstable neurons: the search must split down to them."""
     import pyomo_relu.split as split
 
-    monkeypatch.setattr(split, "PROBE_SECONDS", 0.0)
     monkeypatch.setattr(split, "LEAF_UNSTABLE", 4)
     truth = reference_optimum("bigm")
     result = solve(coupled_model(formulation), "highs", strategy="split", mip_gap=1e-7)
@@ -149,3 +148,47 @@ def test_deep_branching_keeps_the_optimum(monkeypatch, formulation):
     assert result.raw["nodes"] > 3 and result.raw["max_depth"] >= 2
     assert result.objective == pytest.approx(truth, abs=1e-5)
     assert result.bound >= truth - 1e-5
+
+
+def random_flowsheet(seed: int) -> pe.ConcreteModel:
+    """Two random networks, a random linear balance between them, a spec and a random objective."""
+    import numpy  # here, not at the top: the module's own imports are being shared (tests/helpers.py)
+
+    rng = numpy.random.default_rng(100 + seed)
+    a, b = random_net(10 + seed, (2, 10, 6, 1)), random_net(20 + seed, (2, 8, 1), box=2.0)
+    m = pe.ConcreteModel()
+    m.x = pe.Var(range(2), bounds=(-1, 1))
+    m.u = pe.Var(range(2), bounds=(-2, 2))
+    m.ya, m.yb = pe.Var(), pe.Var()
+    m.a = ReLUNetBlock()
+    m.a.build(a, inputs=m.x, outputs=[m.ya], bounds="interval")
+    m.b = ReLUNetBlock()
+    m.b.build(b, inputs=m.u, outputs=[m.yb], bounds="interval")
+    w = rng.normal(size=3)
+    m.balance = pe.Constraint(expr=m.u[0] == 0.5 * m.ya + w[0] * m.x[1])
+    m.link = pe.Constraint(expr=m.u[1] == 0.5 * (m.x[0] - m.x[1]))
+    m.spec = pe.Constraint(expr=m.ya >= float(numpy.quantile(a.evaluate(rng.uniform(-1, 1, (200, 2))), 0.3)))
+    m.obj = pe.Objective(expr=m.yb + w[1] * m.ya + w[2] * m.x[0], sense=pe.minimize if seed % 2 else pe.maximize)
+    return m
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_split_optimum_equals_the_milp_optimum_on_random_flowsheets(seed, monkeypatch):
+    """Soundness of the box LP pruning and bounds: the same proven optimum as one MILP.
+
+    Sub-MILPs only for boxes with at most 2 unstable neurons, so that most boxes are
+    bounded, pruned and split by their LP."""
+    import pyomo_relu.split as split
+
+    monkeypatch.setattr(split, "LEAF_UNSTABLE", 2)
+    truth = solve(random_flowsheet(seed), "highs", mip_gap=0.0)
+    m = random_flowsheet(seed)
+    result = solve(m, "highs", strategy="split", mip_gap=1e-7)
+    assert truth.status == "optimal" and result.status == "optimal", (truth, result)
+    assert result.objective == pytest.approx(truth.objective, abs=1e-5)
+    minimise = m.obj.sense == pe.minimize
+    # the proven bound never passes the true optimum
+    assert (result.bound <= truth.objective + 1e-5) if minimise else (result.bound >= truth.objective - 1e-5)
+    assert result.raw["nodes"] > 3  # the LP bounded and split boxes
+    assert m.a.forward() == pytest.approx([m.ya.value], abs=1e-5)
+    assert m.b.forward() == pytest.approx([m.yb.value], abs=1e-5)

@@ -13,10 +13,14 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pyomo_relu.errors import BoundsMismatchError, InvalidValueError, ModelLoadError, ShapeMismatchError
+
+if TYPE_CHECKING:
+    from pyomo_relu.network import NetworkDefinition
 
 FORMAT_VERSION = 1
 
@@ -45,8 +49,8 @@ class Bounds:
     :attr:`input_lower` .. :attr:`input_upper`, which stays the box the bounds were asked for).
     """
 
-    lower: tuple[np.ndarray, ...]
-    upper: tuple[np.ndarray, ...]
+    lower: Sequence[np.ndarray]
+    upper: Sequence[np.ndarray]
     input_lower: np.ndarray
     input_upper: np.ndarray
     network_hash: str
@@ -174,7 +178,7 @@ class Bounds:
         path = Path(path)
         payload = self._payload()
         if path.suffix == ".npz":
-            arrays = {f"lower_{k}": a for k, a in enumerate(self.lower)}
+            arrays: dict[str, Any] = {f"lower_{k}": a for k, a in enumerate(self.lower)}
             arrays.update({f"upper_{k}": a for k, a in enumerate(self.upper)})
             arrays["input_lower"], arrays["input_upper"] = self.input_lower, self.input_upper
             arrays.update({name: getattr(self, name) for name in _OPTIONAL_ARRAYS if getattr(self, name) is not None})
@@ -197,7 +201,7 @@ class Bounds:
         }
 
     @classmethod
-    def load(cls, path: str | Path, network: object | None = None) -> Bounds:
+    def load(cls, path: str | Path, network: NetworkDefinition | None = None) -> Bounds:
         """Read bounds written by :meth:`save`; with ``network``, check they belong to it.
 
         A file that cannot be read or is not a bounds file raises :class:`ModelLoadError`;
@@ -212,13 +216,9 @@ class Bounds:
             raise ModelLoadError(f"cannot read {where}: {type(exc).__name__}: {exc}") from None
         bounds = cls._from_fields(fields, where)
         if network is not None:
-            bounds.check_compatible(
-                network.content_hash(),
-                network.input_lower,
-                network.input_upper,  # type: ignore[attr-defined]
-            )
+            bounds.check_compatible(network.content_hash(), network.input_lower, network.input_upper)
             bounds.check_layer_sizes(
-                [layer.n_pre for layer in network.canonical_layers],  # type: ignore[attr-defined]
+                [layer.n_pre for layer in network.canonical_layers],
                 f"{where} (altered?)",
             )
         return bounds
@@ -264,13 +264,13 @@ class Bounds:
                 else _vector(value, -np.inf if name.endswith("lower") else np.inf, f"{where}: {name}")
             )
         for prefix, lo, hi in (("output", optional[0], optional[1]), ("implied input", optional[2], optional[3])):
-            if (lo is None) != (hi is None) or (lo is not None and lo.size != hi.size):
+            if (lo is None) != (hi is None) or (lo is not None and hi is not None and lo.size != hi.size):
                 raise ModelLoadError(f"{where}: {prefix} lower and upper bounds must both be given, of one size")
         if optional[2] is not None and optional[2].size != input_lower.size:
             raise ModelLoadError(
                 f"{where}: the implied input box has {optional[2].size} entries, not {input_lower.size}"
             )
-        return cls(layers[0], layers[1], input_lower, input_upper, fields["network_hash"], methods, *optional)
+        return cls(layers[0], layers[1], input_lower, input_upper, fields["network_hash"], tuple(methods), *optional)
 
 
 def _read_npz(path: Path) -> dict:

@@ -15,7 +15,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.crown import crown_bounds
 from pyomo_relu.bounds.interval import interval_bounds
 from pyomo_relu.bounds.obbt import apply_output_bounds, lp_bounds, milp_bounds
+from pyomo_relu.bounds.rows import SideConstraints
 from pyomo_relu.errors import InvalidValueError, PyomoReluError, ShapeMismatchError
 from pyomo_relu.network import NetworkDefinition, _as_bounds_pair
 from pyomo_relu.options import check_options
@@ -31,7 +32,7 @@ from pyomo_relu.sparse import is_sparse
 
 logger = logging.getLogger(__name__)
 
-BoundsSpec = Union[str, Sequence[str], Bounds]
+BoundsSpec = str | Sequence[str] | Bounds
 Method = Callable[..., Bounds]
 
 
@@ -169,7 +170,7 @@ def tighten(
     connected to those variables (directly or through other variables, whose integrality
     is relaxed) and the bounds of the input and output variables become rows of the
     ``"lp"``/``"milp"`` LPs (forward pass and backward sweep); nonlinear constraints are
-    ignored (:func:`pyomo_relu.bounds.model.linear_side_constraints`).  The bounds are then
+    ignored (:func:`pyomo_relu.model_bounds.linear_side_constraints`).  The bounds are then
     valid **only for points satisfying the model's constraints**; ``"model"`` is added to
     :attr:`Bounds.methods` and the input box they imply is in
     :attr:`Bounds.implied_input_lower`/``upper``.  ``"interval"`` and ``"crown"`` ignore the
@@ -186,32 +187,50 @@ def tighten(
     array([2.])
     """
     check_chain_options(_as_chain(method), options, "tighten()")
-    if mode == "model":
-        if model is None or input_vars is None or output_vars is None:
-            raise PyomoReluError(
-                "tighten(mode='model') needs the Pyomo model and the network's variables: "
-                "tighten(net, method, mode='model', model=m, input_vars=[...], output_vars=[...], "
-                "exclude=<the ReLU block or None>)"
-            )
-        input_vars, output_vars = list(input_vars), list(output_vars)
-        if len(input_vars) != net.n_inputs or len(output_vars) != net.n_outputs:
-            raise ShapeMismatchError(
-                f"tighten(mode='model'): {len(input_vars)} input and {len(output_vars)} output "
-                f"variables given, the network has {net.n_inputs} inputs and {net.n_outputs} outputs"
-            )
-        from pyomo_relu.bounds.model import linear_side_constraints
+    side = _side_constraints(net, mode, model, input_vars, output_vars, exclude)
+    if side is not None:
+        options["side_constraints"] = side
+    return run_chain(net, _as_chain(method), *_input_box(net, input_bounds), output_bounds=output_bounds, **options)
 
-        options["side_constraints"] = linear_side_constraints(model, input_vars, output_vars, exclude)
-    elif mode == "network":
+
+def _input_box(net: NetworkDefinition, input_bounds: object) -> tuple[np.ndarray, np.ndarray]:
+    """The network's input box intersected with ``input_bounds`` (any form it accepts)."""
+    if input_bounds is None:
+        return net.input_lower, net.input_upper
+    more = net.with_input_bounds(input_bounds)
+    return np.maximum(net.input_lower, more.input_lower), np.minimum(net.input_upper, more.input_upper)
+
+
+def _side_constraints(
+    net: NetworkDefinition,
+    mode: str,
+    model: Any,
+    input_vars: Sequence[Any] | None,
+    output_vars: Sequence[Any] | None,
+    exclude: Any,
+) -> SideConstraints | None:
+    """The model's linear constraints for ``mode="model"`` (``None`` for ``"network"``), arguments checked."""
+    if mode == "network":
         if model is not None or input_vars is not None or output_vars is not None or exclude is not None:
             raise PyomoReluError("model=, input_vars=, output_vars= and exclude= need tighten(mode='model')")
-    else:
+        return None
+    if mode != "model":
         raise PyomoReluError(f"tighten(mode={mode!r}): mode must be 'network' or 'model'")
-    lower, upper = net.input_lower, net.input_upper
-    if input_bounds is not None:
-        more = net.with_input_bounds(input_bounds)
-        lower, upper = np.maximum(lower, more.input_lower), np.minimum(upper, more.input_upper)
-    return run_chain(net, _as_chain(method), lower, upper, output_bounds=output_bounds, **options)
+    if model is None or input_vars is None or output_vars is None:
+        raise PyomoReluError(
+            "tighten(mode='model') needs the Pyomo model and the network's variables: "
+            "tighten(net, method, mode='model', model=m, input_vars=[...], output_vars=[...], "
+            "exclude=<the ReLU block or None>)"
+        )
+    input_vars, output_vars = list(input_vars), list(output_vars)
+    if len(input_vars) != net.n_inputs or len(output_vars) != net.n_outputs:
+        raise ShapeMismatchError(
+            f"tighten(mode='model'): {len(input_vars)} input and {len(output_vars)} output "
+            f"variables given, the network has {net.n_inputs} inputs and {net.n_outputs} outputs"
+        )
+    from pyomo_relu.model_bounds import linear_side_constraints  # the one Pyomo reader, outside bounds/
+
+    return linear_side_constraints(model, input_vars, output_vars, exclude)
 
 
 def run_chain(
@@ -302,8 +321,8 @@ def output_box(net: NetworkDefinition, output_bounds: object) -> tuple[np.ndarra
                 f"(or {-wrong}) for no {side} bound"
             )
     if np.any(lower > upper):
-        bad = int(np.flatnonzero(lower > upper)[0])
-        raise PyomoReluError(f"output_bounds: output {bad} has lower {lower[bad]} > upper {upper[bad]}")
+        first = int(np.flatnonzero(lower > upper)[0])
+        raise PyomoReluError(f"output_bounds: output {first} has lower {lower[first]} > upper {upper[first]}")
     return lower, upper
 
 
@@ -384,7 +403,7 @@ def _restrict(net: NetworkDefinition, bounds: Bounds, lower: np.ndarray, upper: 
     """Given bounds valid on a larger box, intersect them with interval bounds on the smaller one."""
     tighter = interval_bounds(net, lower, upper, start=None)
     implied = {}
-    if bounds.implied_input_lower is not None:
+    if bounds.implied_input_lower is not None and bounds.implied_input_upper is not None:
         implied = {
             "implied_input_lower": np.maximum(bounds.implied_input_lower, lower),
             "implied_input_upper": np.minimum(bounds.implied_input_upper, upper),

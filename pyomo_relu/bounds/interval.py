@@ -14,7 +14,7 @@ import numpy as np
 
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.network import NetworkDefinition
-from pyomo_relu.sparse import is_sparse, negative_part, positive_part
+from pyomo_relu.sparse import Weights, is_sparse, negative_part, positive_part
 
 
 def affine_interval(
@@ -32,7 +32,7 @@ def affine_interval(
     return low, high
 
 
-def _safe_matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+def _safe_matvec(matrix: Weights, vector: np.ndarray) -> np.ndarray:
     if np.all(np.isfinite(vector)):
         return np.asarray(matrix @ vector)
     finite = np.where(np.isfinite(vector), vector, 0.0)

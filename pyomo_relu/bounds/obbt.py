@@ -38,42 +38,14 @@ are constraints.  Bounds (and the implied input box) computed this way are valid
 for models that enforce the output bounds**; they are recorded in
 :attr:`Bounds.output_lower` / :attr:`Bounds.output_upper`.
 
-Soundness
----------
-HiGHS solves with feasibility tolerances of ``1e-9`` and no result is trusted to the last
-digit:
-
-* an LP optimum ``v`` gives the lower bound ``min(v - tol·max(1, |v|), s)`` where ``s`` is
-  the safe dual bound of Neumaier & Shcherbina (2004) recomputed in numpy from HiGHS' row
-  duals ``y``: ``s = min_{x in cols} (c - Aᵀy)ᵀx + min_{r in rows} yᵀr``, which is a valid
-  bound for *any* ``y``;
-* a MILP gives its proven dual bound (``mip_dual_bound``), not its incumbent, widened by
-  ``tol·max(1, |v|)``, so a time-out still gives a valid bound;
-* a solve that ends without an optimum (or a dual bound) leaves that bound unchanged, and
-  a new bound is always intersected with the old one;
-* the neuron bounds enter the LP as column bounds loosened by ``1e-8·max(1, |b|)`` (a
-  relaxation), so that nearly degenerate bounds cannot make the LP spuriously
-  infeasible; a solver's "infeasible" is re-checked with HiGHS' defaults before
-  :class:`~pyomo_relu.errors.PyomoReluError` says that the box and the output bounds admit
-  no point (without output bounds it is only logged, and the bounds are kept).
-
-Parallel scheme
----------------
-The neurons of one layer are independent.  The layer's LP is built once as numpy arrays
-(row-wise CSR) in the calling process; the neurons are split into chunks (about three per
-worker) and :func:`solve_chunk`, a module-level function of numpy arrays and plain data,
-builds one ``highspy.Highs`` model per chunk and only changes the objective between
-solves, so HiGHS warm-starts from the previous basis.  ``executor`` may be ``None``
-(serial), an ``int`` (a process pool created and shut down here) or any
-:class:`concurrent.futures.Executor`, e.g. ``dask.distributed.Client.get_executor()``.
-The ``int`` pool uses ``fork`` on Linux.  ``time_limit`` becomes an absolute wall-clock
-deadline (``time.time()``) that workers check between solves and pass to HiGHS; neurons
-not reached keep their bounds.
+Soundness of every solve is :mod:`pyomo_relu.bounds.lp_solve`'s concern (safe dual bounds,
+widened results) and the spreading of neurons over an executor is
+:mod:`pyomo_relu.bounds.lp_schedule`'s.
 
 Model constraints (``tighten(mode="model")``)
 --------------------------------------------
 ``side_constraints`` (a :class:`SideConstraints`, built from the linear constraints of
-the surrounding Pyomo model by :func:`pyomo_relu.bounds.model.linear_side_constraints`
+the surrounding Pyomo model by :func:`pyomo_relu.model_bounds.linear_side_constraints`
 in the calling process) are rows over the network inputs, the network outputs and
 *extra* columns (other model variables, integrality relaxed).  :func:`build_lp` appends
 the extra columns to every LP; rows that touch no output enter every LP (so also the
@@ -92,247 +64,28 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, as_completed
+from collections.abc import Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.interval import interval_bounds
-from pyomo_relu.bounds.rows import (
-    HIGHS_TIME_LIMIT_OPTIONS,
-    TRUSTED_BIG_M_ERROR,
-    LinearProgram,
-    SideConstraints,
-    build_lp,
-    highs_model,
-    largest_big_m,
+from pyomo_relu.bounds.lp_schedule import ChunkRunner, NeuronProgress
+from pyomo_relu.bounds.lp_solve import (
+    DEFAULT_TOLERANCE,
+    SOLVER_FEASIBILITY_TOLERANCE,
+    SolveSettings,
+    confirm_empty,
+    expired,
 )
-from pyomo_relu.errors import EmptyBoxError, SolverError
+from pyomo_relu.bounds.rows import TRUSTED_BIG_M_ERROR, LinearProgram, SideConstraints, build_lp, largest_big_m
+from pyomo_relu.errors import EmptyBoxError
 from pyomo_relu.network import Layer, MaxLayer, NetworkDefinition
-from pyomo_relu.parallel import Workers
 from pyomo_relu.sparse import rows_dense
 
 logger = logging.getLogger(__name__)
-
-#: Relative widening of every bound found by a solver (see "Soundness").
-DEFAULT_TOLERANCE = 1e-7
-#: Feasibility tolerance given to HiGHS (well below :data:`DEFAULT_TOLERANCE`).
-SOLVER_FEASIBILITY_TOLERANCE = 1e-9
-#: Chunks per worker when neurons are spread over an executor.
-CHUNKS_PER_WORKER = 3
-MIN_CHUNK = 4
-
-
-@dataclass(frozen=True)
-class SolveSettings:
-    """What a worker needs besides the LP; plain data so that it pickles cheaply."""
-
-    integer: bool
-    tolerance: float = DEFAULT_TOLERANCE
-    deadline: float | None = None  # absolute ``time.time()``
-    time_per_solve: float | None = None
-    mip_gap: float = 1e-6
-
-
-# ------------------------------------------------------------------- worker
-def solve_chunk(
-    lp: LinearProgram,
-    cols: np.ndarray,
-    coefficients: np.ndarray,
-    constants: np.ndarray,
-    skip_lower_if_inactive: np.ndarray,
-    settings: SolveSettings,
-    callback: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Bounds of ``coefficients[t] @ x[cols] + constants[t]`` over ``lp`` for every row ``t``.
-
-    The maximum is computed first; where ``skip_lower_if_inactive[t]`` and it is ``<= 0``
-    the minimum is not needed and not computed.  Returns ``(lower, upper, infeasible)``
-    with NaN where no bound was found and the number of solves that proved ``lp``
-    infeasible.  ``callback(1)`` is called after each target (serial progress bars).
-    """
-    highs = _make_highs(lp, settings)
-    solver = _ChunkSolver(highs, lp, cols, settings)
-    n = constants.size
-    lower, upper = np.full(n, np.nan), np.full(n, np.nan)
-    infeasible = 0
-    for t in range(n):
-        if _expired(settings.deadline):
-            break
-        top, bad = solver.minimum(-coefficients[t])
-        upper[t] = constants[t] - top
-        infeasible += bad
-        if not (skip_lower_if_inactive[t] and upper[t] <= 0):
-            bottom, bad = solver.minimum(coefficients[t])
-            lower[t] = constants[t] + bottom
-            infeasible += bad
-        if callback is not None:
-            callback(1)
-    return lower, upper, infeasible
-
-
-def _expired(deadline: float | None) -> bool:
-    return deadline is not None and time.time() >= deadline
-
-
-def _make_highs(lp: LinearProgram, settings: SolveSettings) -> Any:
-    import highspy
-
-    model = highs_model(lp, settings.integer)
-    highs = highspy.Highs()
-    options: dict[str, Any] = {
-        "output_flag": False,
-        "primal_feasibility_tolerance": SOLVER_FEASIBILITY_TOLERANCE,
-        "dual_feasibility_tolerance": SOLVER_FEASIBILITY_TOLERANCE,
-    }
-    if settings.integer and lp.integer.size:
-        options.update(
-            mip_feasibility_tolerance=SOLVER_FEASIBILITY_TOLERANCE,
-            mip_rel_gap=settings.mip_gap,
-            mip_abs_gap=settings.mip_gap,
-            **HIGHS_TIME_LIMIT_OPTIONS,
-        )
-    else:
-        options["presolve"] = "off"  # keep the basis between solves
-    for key, value in options.items():
-        highs.setOptionValue(key, value)
-    # kWarning: e.g. HiGHS dropped |coefficients| < 1e-9 (the safe dual bound still uses them)
-    if highs.passModel(model) == highspy.HighsStatus.kError:
-        raise SolverError("HiGHS rejected the bound-tightening LP")
-    return highs
-
-
-class _ChunkSolver:
-    """One HiGHS model whose objective changes between solves."""
-
-    def __init__(self, highs: Any, lp: LinearProgram, cols: np.ndarray, settings: SolveSettings) -> None:
-        import highspy
-
-        self.highs, self.lp, self.settings = highs, lp, settings
-        self.cols = np.ascontiguousarray(cols, dtype=np.int32)
-        self.mip = settings.integer and lp.integer.size > 0
-        self.status = highspy.HighsModelStatus
-        self.row_of_entry = np.repeat(np.arange(lp.n_rows), np.diff(lp.start))
-
-    def minimum(self, coefficients: np.ndarray) -> tuple[float, int]:
-        """A proven lower bound of ``min coefficients @ x[cols]`` (NaN if none) and 1 if infeasible."""
-        highs = self.highs
-        highs.changeColsCost(self.cols.size, self.cols, np.ascontiguousarray(coefficients, float))
-        # HiGHS (1.15) checks an LP's time_limit against the model's cumulative run time but
-        # a MIP's against the current run's
-        offset = 0.0 if self.mip else highs.getRunTime()
-        highs.setOptionValue("time_limit", offset + self._time_budget())
-        highs.run()
-        status = highs.getModelStatus()
-        if status == self.status.kInfeasible:
-            return np.nan, 1
-        if self.mip:
-            return self._widen(highs.getInfo().mip_dual_bound), 0
-        if status != self.status.kOptimal:
-            return np.nan, 0
-        value = self._widen(highs.getInfo().objective_function_value)
-        safe = self._safe_bound(coefficients)
-        return (min(value, safe) if np.isfinite(safe) else value), 0
-
-    def _time_budget(self) -> float:
-        budget = np.inf
-        if self.settings.time_per_solve is not None:
-            budget = self.settings.time_per_solve
-        if self.settings.deadline is not None:
-            budget = min(budget, max(self.settings.deadline - time.time(), 1e-3))
-        return float(budget)
-
-    def _widen(self, value: float) -> float:
-        if not np.isfinite(value):
-            return np.nan
-        return float(value - self.settings.tolerance * max(1.0, abs(value)))
-
-    def _safe_bound(self, coefficients: np.ndarray) -> float:
-        """Neumaier–Shcherbina bound ``min (c - Aᵀy)ᵀx + min yᵀr`` from HiGHS' row duals."""
-        lp = self.lp
-        duals = np.asarray(self.highs.getSolution().row_dual, float)
-        if duals.size != lp.n_rows:
-            return -np.inf
-        cost = np.zeros(lp.n_cols)
-        cost[self.cols] = coefficients
-        reduced = cost - np.bincount(lp.index, lp.value * duals[self.row_of_entry], minlength=lp.n_cols)
-        return _box_minimum(reduced, lp.col_lower, lp.col_upper) + _box_minimum(duals, lp.row_lower, lp.row_upper)
-
-
-def _box_minimum(coefficients: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
-    """``min coefficients @ v`` over ``lower <= v <= upper`` (``-inf`` if unbounded)."""
-    with np.errstate(invalid="ignore"):
-        terms = np.where(coefficients > 0, coefficients * lower, coefficients * upper)
-    terms[coefficients == 0] = 0.0
-    return float(terms.sum())
-
-
-# ---------------------------------------------------------------- scheduling
-class _Progress:
-    """A tqdm bar over neurons, shown after a second (or at once with ``progress=True``)."""
-
-    def __init__(self, progress: bool | None, total: int, desc: str) -> None:
-        self.bar: Any = None
-        if progress is False or total == 0:
-            return
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # optional dependency: no bar
-            return
-        self.bar = tqdm(
-            total=total, desc=desc, unit="neuron", leave=False, delay=0.0 if progress else 1.0, dynamic_ncols=True
-        )
-
-    def update(self, n: int = 1) -> None:
-        if self.bar is not None and n:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class _Runner:
-    """Solves the targets of one layer serially or on an executor (:class:`~pyomo_relu.parallel.Workers`)."""
-
-    def __init__(self, executor: Executor | int | None, settings: SolveSettings, progress: _Progress) -> None:
-        self.settings, self.progress = settings, progress
-        self.pool = Workers(executor)
-        self.executor: Executor | None = self.pool.executor
-        self.workers = self.pool.count
-
-    def close(self, cancel: bool = False) -> None:
-        """Shut down a pool of our own (``cancel``: at once, stopping busy workers)."""
-        self.pool.close(cancel=cancel)
-
-    def solve(
-        self,
-        lp: LinearProgram,
-        cols: np.ndarray,
-        coefficients: np.ndarray,
-        constants: np.ndarray,
-        skip_lower: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, int]:
-        if self.executor is None:
-            return solve_chunk(lp, cols, coefficients, constants, skip_lower, self.settings, self.progress.update)
-        n = constants.size
-        n_chunks = max(1, min(CHUNKS_PER_WORKER * self.workers, n // MIN_CHUNK))
-        futures: dict[Future, np.ndarray] = {}
-        for part in np.array_split(np.arange(n), n_chunks):
-            future = self.executor.submit(
-                solve_chunk, lp, cols, coefficients[part], constants[part], skip_lower[part], self.settings
-            )
-            futures[future] = part
-        lower, upper, infeasible = np.full(n, np.nan), np.full(n, np.nan), 0
-        for future in as_completed(futures):
-            part = futures[future]
-            lower[part], upper[part], bad = future.result()
-            infeasible += bad
-            self.progress.update(part.size)
-        return lower, upper, infeasible
 
 
 # -------------------------------------------------------------------- driver
@@ -345,7 +98,7 @@ def apply_output_bounds(
     into ``z >= a``.  Raises :class:`PyomoReluError` when no output can satisfy them.
     """
     out_lo, out_hi = np.asarray(output_lower, float), np.asarray(output_upper, float)
-    if bounds.output_lower is not None:
+    if bounds.output_lower is not None and bounds.output_upper is not None:
         out_lo, out_hi = np.maximum(out_lo, bounds.output_lower), np.minimum(out_hi, bounds.output_upper)
     lower, upper = list(bounds.lower), list(bounds.upper)
     lower[-1], upper[-1] = _final_preactivation_box(net.canonical_layers[-1], lower[-1], upper[-1], out_lo, out_hi)
@@ -410,8 +163,8 @@ def _raise_empty(why: str, model: bool = False) -> None:
 
 
 @dataclass
-class _State:
-    """Bounds being tightened, shared by the passes."""
+class _WorkingBounds:
+    """The working copy of the bounds (layers and inputs) that the passes tighten in place, and what to tighten."""
 
     layers: tuple[Layer, ...]
     lower: list[np.ndarray]
@@ -450,33 +203,56 @@ def obbt_bounds(
     bounds = start if start is not None else interval_bounds(net, lower, upper)
     if output_bounds is not None:
         bounds = apply_output_bounds(net, bounds, *output_bounds)
-    state = _State(
+    work = _working_bounds(net, bounds, lower, upper, output_bounds is not None, all_neurons, integer, side_constraints)
+    settings = SolveSettings(integer, tolerance, deadline, time_limit_per_neuron if integer else None, mip_gap)
+    name = "milp" if integer else "lp"
+    interrupted = _run_stages(work, settings, executor, progress, name)
+    return _result(net, bounds, work, lower, upper, name + ("(interrupted)" if interrupted else ""))
+
+
+def _working_bounds(
+    net: NetworkDefinition,
+    bounds: Bounds,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    with_outputs: bool,
+    all_neurons: bool,
+    integer: bool,
+    side: SideConstraints | None,
+) -> _WorkingBounds:
+    """A copy of ``bounds`` to tighten in place, its input box cut to the implied one if known."""
+    work = _WorkingBounds(
         net.canonical_layers,
         [a.copy() for a in bounds.lower],
         [a.copy() for a in bounds.upper],
         np.array(lower, float),
         np.array(upper, float),
-        output_bounds is not None,
+        with_outputs,
         all_neurons,
         integer,
-        side_constraints,
+        side,
     )
-    if bounds.implied_input_lower is not None:
-        state.input_lower = np.maximum(state.input_lower, bounds.implied_input_lower)
-        state.input_upper = np.minimum(state.input_upper, bounds.implied_input_upper)
-    settings = SolveSettings(integer, tolerance, deadline, time_limit_per_neuron if integer else None, mip_gap)
-    name = "milp" if integer else "lp"
-    stages = list(_stages(state))
-    planned = [_targets(state, k).size for k, _ in stages]  # neurons only become stable
-    progress_bar = _Progress(progress, sum(planned), f"{name} bounds")
-    runner = _Runner(executor, settings, progress_bar)
+    if bounds.implied_input_lower is not None and bounds.implied_input_upper is not None:
+        work.input_lower = np.maximum(work.input_lower, bounds.implied_input_lower)
+        work.input_upper = np.minimum(work.input_upper, bounds.implied_input_upper)
+    return work
+
+
+def _run_stages(
+    work: _WorkingBounds, settings: SolveSettings, executor: Executor | int | None, progress: bool | None, name: str
+) -> bool:
+    """Run every stage until done, the deadline or Ctrl-C; returns whether it was interrupted."""
+    stages = list(_stages(work))
+    planned = [_targets(work, k).size for k, _ in stages]  # neurons only become stable
+    progress_bar = NeuronProgress(progress, sum(planned), f"{name} bounds")
+    runner = ChunkRunner(executor, settings, progress_bar)
     interrupted = False
     try:
         for stage, n_planned in zip(stages, planned):
-            if _expired(deadline):
+            if expired(settings.deadline):
                 logger.info("%s bounds: time limit reached; later neurons keep their bounds", name)
                 break
-            progress_bar.update(n_planned - _run_stage(state, stage, runner))
+            progress_bar.update(n_planned - _run_stage(work, stage, runner))
     except KeyboardInterrupt:  # the stages finished so far only ever tightened sound bounds
         interrupted = True
         logger.warning(
@@ -487,96 +263,95 @@ def obbt_bounds(
     finally:
         runner.close(cancel=interrupted)
         progress_bar.close()
-    return _result(net, bounds, state, lower, upper, name + ("(interrupted)" if interrupted else ""))
+    return interrupted
 
 
-def _stages(state: _State) -> Iterator[tuple[int, int]]:
+def _stages(work: _WorkingBounds) -> Iterator[tuple[int, int]]:
     """``(layer, layers in the LP)``: forward pass, then (with output bounds) the sweep.
 
     Layer ``-1`` stands for the inputs.  Side constraints over the inputs (and extra
     variables) only make the inputs and layer 0 worth tightening in the forward pass too.
     """
-    n = len(state.layers)
+    n = len(work.layers)
     first = 1
-    if state.side is not None and not np.all(state.side.touches_outputs()):
+    if work.side is not None and not np.all(work.side.touches_outputs()):
         yield -1, 0
         first = 0
     for k in range(first, n):
         yield k, k
-    if state.with_outputs or state.side is not None:
+    if work.with_outputs or work.side is not None:
         for k in range(-1, n):
             yield k, n
 
 
-def _targets(state: _State, k: int) -> np.ndarray:
+def _targets(work: _WorkingBounds, k: int) -> np.ndarray:
     """Neurons of layer ``k`` worth tightening (inputs for ``k = -1``)."""
     if k < 0:
-        return np.flatnonzero(state.input_lower < state.input_upper)
-    lower, upper = state.lower[k], state.upper[k]
-    layer = state.layers[k]
+        return np.flatnonzero(work.input_lower < work.input_upper)
+    lower, upper = work.lower[k], work.upper[k]
+    layer = work.layers[k]
     if isinstance(layer, MaxLayer):  # rows of groups where more than one row can be the max
-        if state.all_neurons:
+        if work.all_neurons:
             return np.flatnonzero(lower < upper)
         several = layer.candidates(lower, upper)[1]
         return several[lower[several] < upper[several]]
-    if state.all_neurons:
+    if work.all_neurons:
         return np.flatnonzero(lower < upper)
     relu = layer.relu_mask
     return np.flatnonzero((relu & (lower < 0) & (upper > 0)) | (~relu & (lower < upper)))
 
 
-def _run_stage(state: _State, stage: tuple[int, int], runner: _Runner) -> int:
+def _run_stage(work: _WorkingBounds, stage: tuple[int, int], runner: ChunkRunner) -> int:
     """Tighten the targets of one stage; returns their number."""
     k, n_layers = stage
-    targets = _targets(state, k)
+    targets = _targets(work, k)
     if targets.size == 0:
         return 0
     if (
         runner.settings.integer
-        and largest_big_m(state.lower[: max(n_layers, 0)], state.upper[: max(n_layers, 0)])
-        * SOLVER_FEASIBILITY_TOLERANCE
+        and largest_big_m(work.lower[: max(n_layers, 0)], work.upper[: max(n_layers, 0)]) * SOLVER_FEASIBILITY_TOLERANCE
         > TRUSTED_BIG_M_ERROR
     ):
         logger.info("milp bounds: layer %d kept (big-M too large for the solver's tolerances)", k)
         return int(targets.size)
     lp, columns = build_lp(
-        state.layers,
-        state.lower,
-        state.upper,
-        state.input_lower,
-        state.input_upper,
+        work.layers,
+        work.lower,
+        work.upper,
+        work.input_lower,
+        work.input_upper,
         n_layers,
         runner.settings.integer,
-        state.side,
+        work.side,
     )
     if k < 0:
         lower, upper, bad = _solve_inputs(runner, lp, columns[0][targets])
     else:
         previous = columns[k]
         kept = previous >= 0
-        layer = state.layers[k]
+        layer = work.layers[k]
         coefficients = rows_dense(layer.weights, targets)[:, kept]
         constants = layer.bias[targets]
-        skip = layer.relu_mask[targets] & (not state.all_neurons)
+        skip = layer.relu_mask[targets] & (not work.all_neurons)
         lower, upper, bad = runner.solve(lp, previous[kept], coefficients, constants, skip)
-    crossed = _update(state, k, targets, lower, upper)
+    crossed = _update(work, k, targets, lower, upper)
     if bad or crossed:
-        _infeasible(state, k, lp, proven=crossed > 0)
+        _infeasible(work, k, lp, proven=crossed > 0)
     return int(targets.size)
 
 
-def _solve_inputs(runner: _Runner, lp: LinearProgram, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def _solve_inputs(runner: ChunkRunner, lp: LinearProgram, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Range of each input column: objectives are unit vectors over all target columns."""
     eye = np.eye(cols.size)
     return runner.solve(lp, cols, eye, np.zeros(cols.size), np.zeros(cols.size, dtype=bool))
 
 
-def _update(state: _State, k: int, targets: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> int:
+def _update(work: _WorkingBounds, k: int, targets: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> int:
     """Intersect (NaN = no new bound); returns how many crossed (then left unchanged)."""
     if k < 0:
-        old_lo, old_hi = state.input_lower, state.input_upper
+        old_lo, old_hi = work.input_lower, work.input_upper
     else:
-        old_lo, old_hi = state.lower[k], state.upper[k]
+        old_lo, old_hi = work.lower[k], work.upper[k]
     new_lo = np.fmax(old_lo[targets], lower)
     new_hi = np.fmin(old_hi[targets], upper)
     ok = new_lo <= new_hi  # a minimum above the maximum: the LP has no point
@@ -584,23 +359,23 @@ def _update(state: _State, k: int, targets: np.ndarray, lower: np.ndarray, upper
     return int(np.count_nonzero(~ok))
 
 
-def _infeasible(state: _State, k: int, lp: LinearProgram, proven: bool) -> None:
+def _infeasible(work: _WorkingBounds, k: int, lp: LinearProgram, proven: bool) -> None:
     """Raise if output bounds leave no point, else warn and carry on.
 
     ``proven``: new (sound) bounds crossed the bounds known so far, which with output
     bounds hold only for points meeting them; otherwise a solver's "infeasible" is re-checked.
     """
     where = "the inputs" if k < 0 else f"layer {k}"
-    what = "MILP" if state.integer else "LP relaxation"
-    assumed = state.with_outputs or state.side is not None
-    model = state.side is not None
+    what = "MILP" if work.integer else "LP relaxation"
+    assumed = work.with_outputs or work.side is not None
+    model = work.side is not None
     if assumed and proven:
         _raise_empty(
             f"the {what} bounds of {where} contradict the "
             + ("output bounds or the model's constraints" if model else "output bounds"),
             model,
         )
-    if assumed and _confirm_empty(lp, state.integer):
+    if assumed and confirm_empty(lp, work.integer):
         _raise_empty(f"the {what} is infeasible, proven while tightening {where}", model)
     logger.warning(
         "the bound-tightening %s for %s looks infeasible%s; the bounds concerned are left unchanged",
@@ -610,30 +385,18 @@ def _infeasible(state: _State, k: int, lp: LinearProgram, proven: bool) -> None:
     )
 
 
-def _confirm_empty(lp: LinearProgram, integer: bool, time_limit: float = 60.0) -> bool:
-    """Re-solve ``lp`` with a zero objective and HiGHS' defaults (presolve, tolerances)."""
-    import highspy
-
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("time_limit", time_limit)
-    highs.passModel(highs_model(lp, integer))
-    highs.run()
-    return highs.getModelStatus() == highspy.HighsModelStatus.kInfeasible
-
-
 def _result(
-    net: NetworkDefinition, bounds: Bounds, state: _State, lower: np.ndarray, upper: np.ndarray, name: str
+    net: NetworkDefinition, bounds: Bounds, work: _WorkingBounds, lower: np.ndarray, upper: np.ndarray, name: str
 ) -> Bounds:
-    implied = (None, None)
-    if state.with_outputs or state.side is not None or bounds.implied_input_lower is not None:
-        implied = (state.input_lower, state.input_upper)
+    implied: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    if work.with_outputs or work.side is not None or bounds.implied_input_lower is not None:
+        implied = (work.input_lower, work.input_upper)
     methods = bounds.methods + (name,)
-    if state.side is not None and "model" not in methods:
+    if work.side is not None and "model" not in methods:
         methods += ("model",)
     return Bounds(
-        state.lower,
-        state.upper,
+        work.lower,
+        work.upper,
         lower,
         upper,
         net.content_hash(),
@@ -671,7 +434,7 @@ def lp_bounds(
         all_neurons: also tighten neurons already proven stable, and both sides of each.
         tolerance: relative widening of every solver result.
         side_constraints: linear constraints of the surrounding model over the inputs,
-            outputs and other variables (:func:`pyomo_relu.bounds.model.linear_side_constraints`);
+            outputs and other variables (:func:`pyomo_relu.model_bounds.linear_side_constraints`);
             the bounds are then valid only for points that satisfy them (``"model"`` is
             added to :attr:`Bounds.methods`).
     """

@@ -42,6 +42,7 @@ __all__ = [
     "LinearProgram",
     "RowBuilder",
     "SideConstraints",
+    "add_network",
     "build_lp",
     "highs_model",
     "largest_big_m",
@@ -141,7 +142,9 @@ class RowBuilder:
         self.n_cols = 0
         self.n_rows = 0
 
-    def add_cols(self, lower: np.ndarray, upper: np.ndarray, integer: bool | np.ndarray = False) -> np.ndarray:
+    def add_cols(
+        self, lower: np.ndarray | float, upper: np.ndarray | float, integer: bool | np.ndarray = False
+    ) -> np.ndarray:
         """New columns with these bounds; ``integer`` is one flag or a mask over them."""
         lower, upper = np.broadcast_arrays(np.asarray(lower, float), np.asarray(upper, float))
         index = np.arange(self.n_cols, self.n_cols + lower.size)
@@ -156,8 +159,8 @@ class RowBuilder:
 
     def add_rows(
         self,
-        lower: np.ndarray,
-        upper: np.ndarray,
+        lower: np.ndarray | float,
+        upper: np.ndarray | float,
         dense: tuple[np.ndarray, np.ndarray] | None = None,
         terms: Sequence[tuple[np.ndarray, np.ndarray | float]] = (),
     ) -> None:
@@ -228,12 +231,30 @@ def build_lp(
     it can express are appended (rows touching outputs only when ``n_layers == len(layers)``).
     """
     builder = RowBuilder()
-    columns = [builder.add_cols(input_lower, input_upper)]
-    for k in range(n_layers):
-        columns.append(_add_layer(builder, layers[k], lower[k], upper[k], columns[-1], integer))
+    columns = add_network(builder, layers[:n_layers], lower, upper, builder.add_cols(input_lower, input_upper), integer)
     if side is not None:
         _add_side(builder, side, columns[0], columns[-1] if n_layers == len(layers) else None)
     return builder.finish(), columns
+
+
+def add_network(
+    builder: RowBuilder,
+    layers: Sequence[Layer],
+    lower: Sequence[np.ndarray],
+    upper: Sequence[np.ndarray],
+    inputs: np.ndarray,
+    integer: bool,
+) -> list[np.ndarray]:
+    """Append the relaxation (``integer``: the big-M MILP) of ``layers`` over the columns ``inputs``.
+
+    Returns the columns of the inputs and of each layer's outputs ``h`` (``-1`` where fixed
+    at zero), as :func:`build_lp` does; used by it and by the sub-box LPs of
+    :mod:`pyomo_relu.split_relaxation`, where the inputs are columns of model variables.
+    """
+    columns = [np.asarray(inputs)]
+    for k, layer in enumerate(layers):
+        columns.append(_add_layer(builder, layer, lower[k], upper[k], columns[-1], integer))
+    return columns
 
 
 def _add_side(builder: RowBuilder, side: SideConstraints, inputs: np.ndarray, outputs: np.ndarray | None) -> None:

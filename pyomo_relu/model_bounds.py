@@ -1,8 +1,8 @@
 """Linear constraints of a Pyomo model around a network, for ``tighten(mode="model")``.
 
-:func:`linear_side_constraints` reads the active constraints of a Pyomo model (the one
-bounds module that imports Pyomo) and returns them as a
-:class:`~pyomo_relu.bounds.obbt.SideConstraints`: plain numpy rows over the network's
+:func:`linear_side_constraints` reads the active constraints of a Pyomo model (it lives
+outside the Pyomo-free :mod:`pyomo_relu.bounds`) and returns them as a
+:class:`~pyomo_relu.bounds.rows.SideConstraints`: plain numpy rows over the network's
 inputs, its outputs and the other model variables they reach (Grimstad & Andersson 2019
 tighten with input *and* output constraints).  Only the rows connected to the inputs or
 outputs, directly or through chains of other variables, are kept.
@@ -30,6 +30,9 @@ from pyomo_relu.errors import PyomoReluError
 
 logger = logging.getLogger(__name__)
 
+#: One constraint: ``(lower, upper, {id(var): coefficient}, name)``.
+Row = tuple[float, float, dict[int, float], str]
+
 
 def linear_side_constraints(
     model: Any,
@@ -52,88 +55,117 @@ def linear_side_constraints(
         relaxed).
     """
     from pyomo.core.base.constraint import Constraint
-    from pyomo.core.expr.numvalue import value
-    from pyomo.repn import generate_standard_repn
 
     input_vars, output_vars = list(input_vars), list(output_vars)
     column: dict[int, int] = {}
     for i, var in enumerate(input_vars + output_vars):
         _require_var(var, i, len(input_vars))
         column.setdefault(id(var), i)
-    n_net = len(input_vars) + len(output_vars)
-    skipped = _excluded_ids(exclude, Constraint)
+    rows, var_of = _linear_rows(model, _excluded_ids(exclude, Constraint))
+    kept = [rows[r] for r in _connected(rows, set(column))]
+    rows = _bound_rows(input_vars + output_vars, column) + kept
+    return _side_constraints(rows, column, var_of, len(input_vars), len(output_vars))
 
-    rows: list[tuple[float, float, dict[int, float], str]] = []  # lower, upper, id(var) -> coef, name
+
+def _linear_rows(model: Any, skipped: set[int]) -> tuple[list[Row], dict[int, Any]]:
+    """Every active linear constraint of ``model`` not in ``skipped``, and the variables by ``id``."""
+    from pyomo.core.base.constraint import Constraint
+
+    rows: list[Row] = []
     var_of: dict[int, Any] = {}
     n_nonlinear = 0
     for con in model.component_data_objects(Constraint, active=True, descend_into=True):
-        if id(con) in skipped:
+        if id(con) in skipped or (con.lb is None and con.ub is None):
             continue
-        lower = -np.inf if con.lb is None else float(value(con.lb))
-        upper = np.inf if con.ub is None else float(value(con.ub))
-        if lower == -np.inf and upper == np.inf:
-            continue
-        repn = generate_standard_repn(con.body, quadratic=False, compute_values=True)
-        if not repn.is_linear():
+        row = linear_row(con, var_of)
+        if row is None:
             n_nonlinear += 1
             logger.debug("mode='model': constraint %s is not linear and is ignored", con.name)
-            continue
-        terms: dict[int, float] = {}
-        for var, coef in zip(repn.linear_vars, repn.linear_coefs):
-            coef = float(value(coef))
-            if var.fixed:  # not expected with compute_values=True, but harmless
-                lower, upper = lower - coef * float(var.value), upper - coef * float(var.value)
-                continue
-            var_of[id(var)] = var
-            terms[id(var)] = terms.get(id(var), 0.0) + coef
-        constant = float(value(repn.constant)) if repn.constant is not None else 0.0
-        terms = {key: coef for key, coef in terms.items() if coef != 0.0}
-        if not terms:
+        elif not row[2]:
             logger.debug("mode='model': constraint %s has no free variable and is ignored", con.name)
-            continue
-        rows.append((lower - constant, upper - constant, terms, con.name))
+        elif np.isfinite(row[0]) or np.isfinite(row[1]):
+            rows.append(row)
     if n_nonlinear:
         logger.debug("mode='model': %d nonlinear constraint(s) ignored", n_nonlinear)
+    return rows, var_of
 
-    kept = _connected(rows, set(column))
-    # the bounds (or fixed values) of the network's own variables are constraints too
-    bound_rows = []
-    for i, var in enumerate(input_vars + output_vars):
+
+def linear_row(con: Any, var_of: dict[int, Any]) -> Row | None:
+    """``(lower, upper, {id(var): coefficient}, name)`` of one constraint; ``None`` if nonlinear."""
+    from pyomo.core.expr.numvalue import value
+
+    linear = linear_terms(con.body, var_of)
+    if linear is None:
+        return None
+    constant, terms = linear
+    lower = -np.inf if con.lb is None else float(value(con.lb))
+    upper = np.inf if con.ub is None else float(value(con.ub))
+    return lower - constant, upper - constant, terms, con.name
+
+
+def linear_terms(expr: Any, var_of: dict[int, Any]) -> tuple[float, dict[int, float]] | None:
+    """``(constant, {id(var): coefficient})`` of a linear expression (fixed variables folded
+    into the constant; ``var_of`` gets every free variable by ``id``); ``None`` if nonlinear."""
+    from pyomo.core.expr.numvalue import value
+    from pyomo.repn import generate_standard_repn
+
+    repn = generate_standard_repn(expr, quadratic=False, compute_values=True)
+    if not repn.is_linear():
+        return None
+    constant = float(value(repn.constant)) if repn.constant is not None else 0.0
+    terms: dict[int, float] = {}
+    for var, coef in zip(repn.linear_vars, repn.linear_coefs):
+        coef = float(value(coef))
+        if var.fixed:  # not expected with compute_values=True, but harmless
+            constant += coef * float(var.value)
+            continue
+        var_of[id(var)] = var
+        terms[id(var)] = terms.get(id(var), 0.0) + coef
+    return constant, {key: coef for key, coef in terms.items() if coef != 0.0}
+
+
+def _bound_rows(net_vars: list[Any], column: dict[int, int]) -> list[Row]:
+    """The bounds (or fixed values) of the network's own variables, as rows."""
+    rows: list[Row] = []
+    for i, var in enumerate(net_vars):
         if column[id(var)] != i:
             continue
-        if var.fixed:
-            lo = hi = float(var.value)
-        else:
-            lo = -np.inf if var.lb is None else float(value(var.lb))
-            hi = np.inf if var.ub is None else float(value(var.ub))
+        lo, hi = var_bounds(var)
         if np.isfinite(lo) or np.isfinite(hi):
-            bound_rows.append((lo, hi, {id(var): 1.0}, f"bounds of {var.name}"))
-    rows = bound_rows + [rows[r] for r in kept]
+            rows.append((lo, hi, {id(var): 1.0}, f"bounds of {var.name}"))
+    return rows
 
+
+def var_bounds(var: Any) -> tuple[float, float]:
+    """``(lower, upper)`` of a Pyomo variable (its value twice if fixed, ``∓inf`` if unbounded)."""
+    from pyomo.core.expr.numvalue import value
+
+    if var.fixed:
+        return float(var.value), float(var.value)
+    return (-np.inf if var.lb is None else float(value(var.lb))), (np.inf if var.ub is None else float(value(var.ub)))
+
+
+def _side_constraints(
+    rows: list[Row], column: dict[int, int], var_of: dict[int, Any], n_inputs: int, n_outputs: int
+) -> SideConstraints:
+    """CSR rows over ``[inputs, outputs, extras]``; each other variable becomes an extra column."""
+    n_net = n_inputs + n_outputs
     extra: dict[int, int] = {}
-    extra_lower: list[float] = []
-    extra_upper: list[float] = []
     start, index, values = [0], [], []
-    for lower, upper, terms, _ in rows:
+    for _, _, terms, _ in rows:
         for key, coef in terms.items():
-            if key in column:
-                col = column[key]
-            else:
-                if key not in extra:
-                    var = var_of[key]
-                    extra[key] = n_net + len(extra)
-                    extra_lower.append(-np.inf if var.lb is None else float(value(var.lb)))
-                    extra_upper.append(np.inf if var.ub is None else float(value(var.ub)))
-                col = extra[key]
-            index.append(col)
+            if key not in column and key not in extra:
+                extra[key] = n_net + len(extra)
+            index.append(column[key] if key in column else extra[key])
             values.append(coef)
         start.append(len(index))
+    extra_bounds = np.array([var_bounds(var_of[key]) for key in extra], float).reshape(-1, 2)
     logger.info("mode='model': %d linear row(s), %d extra variable(s) linked to the network", len(rows), len(extra))
     return SideConstraints(
-        n_inputs=len(input_vars),
-        n_outputs=len(output_vars),
-        extra_lower=np.array(extra_lower, float),
-        extra_upper=np.array(extra_upper, float),
+        n_inputs=n_inputs,
+        n_outputs=n_outputs,
+        extra_lower=extra_bounds[:, 0].copy(),
+        extra_upper=extra_bounds[:, 1].copy(),
         row_lower=np.array([r[0] for r in rows], float),
         row_upper=np.array([r[1] for r in rows], float),
         start=np.array(start, np.int64),
@@ -165,7 +197,7 @@ def _excluded_ids(exclude: Any, constraint_type: Any) -> set[int]:
     return ids
 
 
-def _connected(rows: list[tuple[float, float, dict[int, float], str]], seeds: set[int]) -> list[int]:
+def _connected(rows: list[Row], seeds: set[int]) -> list[int]:
     """Indices of the rows reachable from the variables ``seeds`` (row-variable graph walk)."""
     rows_of: dict[int, list[int]] = {}
     for r, (_, _, terms, _) in enumerate(rows):

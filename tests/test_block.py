@@ -574,14 +574,18 @@ def test_scaled_network_optimum_matches_sampling(last):
         for sense in (pe.minimize, pe.maximize):
             m, result = optimise(net, lambda y: y[output], sense)
             assert result.status == "optimal"
-            assert m.nn.get_error() < 1e-6
+            # HiGHS's integrality tolerance (1e-6) times a big-M of a few units times the output
+            # scale (2.5): the forward error of a correct MILP solution reaches ~2e-6 when the
+            # time-budgeted default bounds come out looser on a loaded machine.
+            tolerance = 1e-5
+            assert m.nn.get_error() < tolerance
             best = y_samples[:, output].min() if sense == pe.minimize else y_samples[:, output].max()
             if sense == pe.minimize:
-                assert result.objective <= best + 1e-6
+                assert result.objective <= best + tolerance
             else:
-                assert result.objective >= best - 1e-6
+                assert result.objective >= best - tolerance
             x = values(m.x)
-            assert result.objective == pytest.approx(net.evaluate(x)[output], abs=1e-6)
+            assert result.objective == pytest.approx(net.evaluate(x)[output], abs=tolerance)
 
 
 def test_relu_last_layer_has_output_link():

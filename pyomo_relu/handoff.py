@@ -24,6 +24,14 @@ interface as before.
 :func:`run_highs` runs a ``highspy.Highs`` until a deadline: HiGHS's own ``time_limit``
 is what is left, and a watchdog cancels the run (HiGHS's user interrupt) if HiGHS has not
 returned shortly after the deadline.
+
+:func:`first_lp` gives HiGHS the LP relaxation of the MIP: dense big-M LPs of millions of
+nonzeros took HiGHS's dual simplex minutes from its own (slack) start, so the big-M layers
+go as their triangle rows (``model_arrays(relaxed=True)``, the same LP optimum with a row and
+a column fewer per unstable neuron) and HiGHS starts from the basis of
+:mod:`pyomo_relu.root_basis` (a vertex found by forward/backward passes through the layers).
+``solve`` does not pass that basis to the MIP: HiGHS's MIP solver solves its root LP on its
+own presolved model (not measured whether a user basis would survive there).
 """
 
 from __future__ import annotations

@@ -171,7 +171,15 @@ def _solver_options(solver: str, options: dict[str, Any] | None, deadline: float
         return options
     from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS
 
-    return {**HIGHS_TIME_LIMIT_OPTIONS, **options}
+    return {**HIGHS_TIME_LIMIT_OPTIONS, **SOLVE_TIME_LIMIT_OPTIONS, **options}
+
+
+#: HiGHS options for ``solve(time_limit=...)`` on top of ``HIGHS_TIME_LIMIT_OPTIONS`` (the user's
+#: own options win): MIP symmetry detection and the feasibility-jump heuristic run before the
+#: root LP without checking the limit; on 784-512x4-10 over a 0.02-box ``solve(time_limit=5)``
+#: took 11.2 s with both, 6.9 s without symmetry detection and 5.1 s without either (the
+#: block's forward pass is the MIP start, so feasibility jump is not needed for an incumbent).
+SOLVE_TIME_LIMIT_OPTIONS: dict[str, Any] = {"mip_detect_symmetry": False, "mip_heuristic_run_feasibility_jump": False}
 
 
 def _dispatch(
@@ -261,7 +269,8 @@ def highs_option_names() -> tuple[str, ...]:
     from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS
 
     # HighsOptions lists the common options; the package's own defaults are advanced ones
-    return tuple(n for n in dir(highspy.HighsOptions()) if not n.startswith("_")) + tuple(HIGHS_TIME_LIMIT_OPTIONS)
+    known = tuple(n for n in dir(highspy.HighsOptions()) if not n.startswith("_"))
+    return known + tuple(HIGHS_TIME_LIMIT_OPTIONS) + tuple(SOLVE_TIME_LIMIT_OPTIONS)
 
 
 def _check_forward(model: Any, result: SolveResult) -> None:

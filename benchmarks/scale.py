@@ -380,6 +380,13 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
                 + ".  "
             )
     lines += goal_lines(rows, args) + ratio_lines(rows)
+    lines.append(
+        "Choice (issue 13): the block keeps its rows as Pyomo components, which the bulk hand-off "
+        "recognises and writes from the layers' arrays.  A `MatrixConstraint` is quicker to create "
+        "(it only stores the CSR arrays) but the bulk route would need a reader of its own, Pyomo's "
+        "persistent HiGHS interface of Pyomo 6.10.1 cannot read it (above), and its rows are indexed "
+        "by position only and cannot be changed (`set_value` raises `NotImplementedError`).  "
+    )
     lines += [
         "",
         f"Plot: `docs/scale.png`. Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs "

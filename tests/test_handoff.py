@@ -266,3 +266,23 @@ def test_relaxed_handoff_keeps_big_m_when_a_binary_is_used_outside() -> None:
     m.use = pe.Constraint(expr=sigma <= 1)
     arrays = model_arrays(m, relaxed=True)
     assert arrays.lp.integer.size == m.nn.stats()["binaries"]
+
+
+def test_time_limit_turns_off_the_highs_steps_that_ignore_it(monkeypatch) -> None:
+    import pyomo_relu.handoff as handoff
+
+    seen = []
+    original = handoff.highs_from_arrays
+
+    def spy(arrays, options, tee, integer=True):
+        seen.append(dict(options))
+        return original(arrays, options, tee, integer)
+
+    monkeypatch.setattr(handoff, "highs_from_arrays", spy)
+    m = model_with(random_net(3))
+    solve(m, "highs", time_limit=30)
+    assert seen[-1]["mip_detect_symmetry"] is False and seen[-1]["mip_heuristic_run_feasibility_jump"] is False
+    solve(m, "highs", time_limit=30, options={"mip_detect_symmetry": True})
+    assert seen[-1]["mip_detect_symmetry"] is True  # the user's own options win
+    solve(m, "highs")
+    assert "mip_detect_symmetry" not in seen[-1]  # no limit: HiGHS's defaults

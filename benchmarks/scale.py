@@ -23,7 +23,7 @@ Phases, each timed on its own (``perf_counter``) with the process's peak RSS aft
   does), skipped above ``--pyomo-max`` weights;
 * ``first LP``: HiGHS's first LP relaxation value of the MIP: the MIP's LP relaxation (integrality
   dropped) solved to optimality by HiGHS (``--lp-limit`` at most), hand-off included, as
-  :func:`pyomo_relu.handoff.first_lp` gives it to HiGHS: the big-M layers as their equivalent triangle
+  :func:`pyomo_relu.root_lp.first_lp` gives it to HiGHS: the big-M layers as their equivalent triangle
   rows (``model_arrays(m, relaxed=True)``: the projection of big-M's LP relaxation, same optimum) and a
   starting basis from the forward/backward passes of :mod:`pyomo_relu.root_basis`.  The previous
   figures (before 2026-12-03) solved the big-M LP itself from HiGHS's own start: the same LP
@@ -196,7 +196,7 @@ def pyomo_handoff(m) -> None:
 
 def first_lp(m, lp_limit: float, ours: bool) -> tuple[str, float | None]:
     """HiGHS's first LP value of the MIP: ours (triangle rows, starting basis) or the big-M LP, cold."""
-    from pyomo_relu.handoff import first_lp as run_first_lp
+    from pyomo_relu.root_lp import first_lp as run_first_lp
 
     status, value = run_first_lp(m, time_limit=lp_limit, relaxed=ours, basis=ours)
     return status, value
@@ -381,6 +381,17 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
             )
     lines += goal_lines(rows, args) + ratio_lines(rows)
     lines.append(
+        "Why the first LP is slow (measured while writing this, 784-1024x4-10 small box, load 6-12 on 2 "
+        "cores): the big-M LP has 13 k rows and 3.0 M nonzeros; HiGHS's dual simplex from its slack "
+        "start did 12.7 k iterations in 60 s and was still far from optimal (Dantzig pricing: 8.4 k); IPM "
+        "(`solver=ipm`, no crossover) and PDLP did not finish in 100 s.  Equivalent triangle rows "
+        "(`model_arrays(relaxed=True)`) and the starting basis of `pyomo_relu.root_basis` (a point within "
+        "2% of the LP optimum) cut 784-512x4-10 small from over 60 s to the figure above, but on the 4 M "
+        "network HiGHS spends 12-18 s computing its dual steepest-edge weights for a non-slack basis and "
+        "then iterates at 30-40 per second (on 784-512x4-10, Devex weights skip that step but took 6.6x "
+        "the iterations).  "
+    )
+    lines.append(
         "Choice (issue 13): the block keeps its rows as Pyomo components, which the bulk hand-off "
         "recognises and writes from the layers' arrays.  A `MatrixConstraint` is quicker to create "
         "(it only stores the CSR arrays) but the bulk route would need a reader of its own, Pyomo's "
@@ -436,21 +447,22 @@ def ratio_lines(rows: list[dict]) -> list[str]:
     for name, (theirs, ours) in {
         "Pyomo persistent / bulk hand-off": ("Pyomo hand-off", "bulk hand-off"),
         "MatrixConstraint rows / our build (components)": ("MatrixConstraint", "build"),
-        "MatrixConstraint read by Pyomo's HiGHS interface / our bulk hand-off": (
-            "MatrixConstraint Pyomo hand-off",
-            "bulk hand-off",
+        "first LP big-M cold / ours (where ours finished; `>`: cold stopped at the limit)": (
+            "first LP (big-M, cold)",
+            "first LP",
         ),
-        "first LP big-M cold / ours": ("first LP (big-M, cold)", "first LP"),
     }.items():
-        pairs = [
-            (r["phases"][theirs]["s"] / r["phases"][ours]["s"], r)
-            for r in rows
-            if theirs in r["phases"] and ours in r["phases"]
-        ]
-        if pairs:
-            lines.append(
-                f"{name}, same run: " + ", ".join(f"{r['spec']} {r['box']} {q:.3g}x" for q, r in pairs) + ".  "
-            )
+        cells = []
+        for r in rows:
+            if theirs not in r["phases"] or ours not in r["phases"]:
+                continue
+            if ours == "first LP" and r.get("lp_status") != "optimal":
+                continue
+            capped = ours == "first LP" and (r.get("lp_cold") or ["optimal"])[0] != "optimal"
+            q = r["phases"][theirs]["s"] / r["phases"][ours]["s"]
+            cells.append(f"{r['spec']} {r['box']} {'>' if capped else ''}{q:.3g}x")
+        if cells:
+            lines.append(f"{name}, same run: " + ", ".join(cells) + ".  ")
     return lines
 
 

@@ -25,7 +25,7 @@ interface as before.
 is what is left, and a watchdog cancels the run (HiGHS's user interrupt) if HiGHS has not
 returned shortly after the deadline.
 
-:func:`first_lp` gives HiGHS the LP relaxation of the MIP: dense big-M LPs of millions of
+:func:`pyomo_relu.root_lp.first_lp` gives HiGHS the LP relaxation of the MIP: dense big-M LPs of millions of
 nonzeros took HiGHS's dual simplex minutes from its own (slack) start, so the big-M layers
 go as their triangle rows (``model_arrays(relaxed=True)``, the same LP optimum with a row and
 a column fewer per unstable neuron) and HiGHS starts from the basis of
@@ -53,10 +53,7 @@ __all__ = [
     "HIGHS_TIME_LIMIT_OPTIONS",
     "ModelArrays",
     "NotBulkable",
-    "first_lp",
-    "highs_relaxation",
     "model_arrays",
-    "pass_basis",
     "run_highs",
     "solve_bulk",
 ]
@@ -392,58 +389,6 @@ def highs_from_arrays(arrays: ModelArrays, options: dict[str, Any], tee: bool, i
     return highs
 
 
-def pass_basis(highs: Any, arrays: ModelArrays) -> bool:
-    """Give ``highs`` the starting basis of :func:`pyomo_relu.root_basis.relaxation_basis`; ``False`` if none."""
-    import highspy
-
-    from pyomo_relu.root_basis import relaxation_basis
-
-    statuses = relaxation_basis(arrays.chains, arrays.lp, arrays.cost, arrays.maximize)
-    if statuses is None:
-        return False
-    kinds = list(highspy.HighsBasisStatus.__members__.values())
-    by_value = {int(kind.value): kind for kind in kinds}
-    basis = highspy.HighsBasis()
-    basis.col_status = [by_value[int(v)] for v in statuses[0]]
-    basis.row_status = [by_value[int(v)] for v in statuses[1]]
-    basis.valid = True
-    return bool(highs.setBasis(basis) == highspy.HighsStatus.kOk)
-
-
-def highs_relaxation(arrays: ModelArrays, options: dict[str, Any], tee: bool, basis: bool = True) -> Any:
-    """A ``highspy.Highs`` holding the LP relaxation of ``arrays`` (integrality dropped), from the
-    starting basis of :func:`pass_basis` when ``basis`` and one exists."""
-    highs = highs_from_arrays(arrays, options, tee, integer=False)
-    if basis and not pass_basis(highs, arrays):
-        logger.info("no starting basis for the LP relaxation; HiGHS starts from its own")
-    return highs
-
-
-def first_lp(
-    model: Any, time_limit: float | None = None, relaxed: bool = True, basis: bool = True, tee: bool = False
-) -> tuple[str, float | None]:
-    """HiGHS's first LP relaxation value of ``model``'s MIP: the status and the optimum (``None`` if not optimal).
-
-    Integrality dropped, ``bigm`` layers as their triangle rows when ``relaxed`` (the same LP
-    optimum, :func:`model_arrays`), HiGHS started from :func:`pass_basis` when ``basis``.  On a
-    784-512x4-10 network over a 0.02-box both cut HiGHS's time on this LP from over 120 s to
-    under 10 s (``benchmarks/RESULTS.md``, "Scale").
-    """
-    deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
-    arrays = model_arrays(model, relaxed=relaxed)
-    highs = highs_relaxation(arrays, {}, tee, basis=basis)
-    run_highs(highs, deadline)
-    status = _status(highs)
-    value = _finite_or_none(highs.getInfo().objective_function_value) if status == "optimal" else None
-    return status, value
-
-
-def _finite_or_none(value: Any) -> float | None:
-    from pyomo_relu.solvers import _finite_or_none as finite
-
-    return finite(value)
-
-
 def run_highs(highs: Any, deadline: float | None) -> None:
     """``highs.run()`` with ``time_limit`` = what is left before ``deadline`` (``perf_counter`` seconds).
 
@@ -552,6 +497,21 @@ def _status(highs: Any) -> str:
     }.get(highs.getModelStatus(), "error")
 
 
+def _feasible_start(arrays: ModelArrays, tol: float = 1e-6) -> np.ndarray | None:
+    """The variables' current values when complete and feasible for ``arrays`` (rows, bounds, integrality)."""
+    values = np.array([np.nan if v.value is None else float(v.value) for v in arrays.variables], dtype=float)
+    lp = arrays.lp
+    if values.size != lp.n_cols or np.isnan(values).any():
+        return None
+    rows = np.repeat(np.arange(lp.n_rows), np.diff(lp.start))
+    activity = np.bincount(rows, weights=lp.value * values[lp.index], minlength=lp.n_rows)
+    slack = tol * (1.0 + np.abs(activity))
+    ok = np.all(activity >= lp.row_lower - slack) and np.all(activity <= lp.row_upper + slack)
+    ok = ok and np.all(values >= lp.col_lower - tol) and np.all(values <= lp.col_upper + tol)
+    integral = values[lp.integer]
+    return values if ok and np.all(np.abs(integral - np.round(integral)) <= tol) else None
+
+
 def _result(highs: Any, arrays: ModelArrays, status: str) -> Any:
     """The :class:`~pyomo_relu.solvers.SolveResult`; the incumbent, if any, loaded into the variables."""
     from pyomo_relu.solvers import SolveResult, _finite_or_none
@@ -559,6 +519,9 @@ def _result(highs: Any, arrays: ModelArrays, status: str) -> Any:
     info = highs.getInfo()
     has_solution = info.primal_solution_status == 2 and status not in ("infeasible", "unbounded")
     objective = _finite_or_none(info.objective_function_value) if has_solution else None
+    start = None if has_solution or status != "time_limit" else _feasible_start(arrays)
+    if start is not None:  # stopped before HiGHS read the start (e.g. in presolve): it is the incumbent
+        objective = float(arrays.cost @ start + arrays.offset)
     if arrays.lp.integer.size:
         bound = _finite_or_none(info.mip_dual_bound)
     else:
@@ -569,13 +532,15 @@ def _result(highs: Any, arrays: ModelArrays, status: str) -> Any:
             if not var.fixed:
                 var.set_value(value, skip_validation=True)
     message = highs.modelStatusToString(highs.getModelStatus())
+    if start is not None:
+        message += "; incumbent: the MIP start (checked feasible), HiGHS stopped before reading it"
     return SolveResult(
         status,
         objective,
         bound,
         0.0,
         "highs",
-        has_solution,
+        has_solution or start is not None,
         message,
         {
             "handoff": "bulk",

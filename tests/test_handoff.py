@@ -206,7 +206,7 @@ def test_max_layers_and_leaky_relu_rows() -> None:
 
 
 def _relaxed_lp_value(m: pe.ConcreteModel, **kw: object) -> float:
-    from pyomo_relu.handoff import first_lp
+    from pyomo_relu.root_lp import first_lp
 
     status, value = first_lp(m, **kw)
     assert status == "optimal" and value is not None
@@ -216,7 +216,8 @@ def _relaxed_lp_value(m: pe.ConcreteModel, **kw: object) -> float:
 @pytest.mark.parametrize("seed, sense", [(1, pe.maximize), (2, pe.minimize), (3, pe.maximize)])
 def test_first_lp_is_the_big_m_relaxation(seed: int, sense: object) -> None:
     """Triangle rows and the starting basis give the optimum of big-M's own LP relaxation."""
-    from pyomo_relu.handoff import highs_from_arrays, pass_basis
+    from pyomo_relu.handoff import highs_from_arrays
+    from pyomo_relu.root_lp import pass_basis
 
     m = model_with(random_net(seed, sizes=(3, 16, 16, 2)), sense=sense)
     ours = _relaxed_lp_value(m)
@@ -230,8 +231,8 @@ def test_first_lp_is_the_big_m_relaxation(seed: int, sense: object) -> None:
 def test_starting_basis_is_a_point_of_the_lp_and_saves_iterations() -> None:
     import scipy.sparse as sp
 
-    from pyomo_relu.handoff import highs_relaxation
     from pyomo_relu.root_basis import CHORD, relaxation_point
+    from pyomo_relu.root_lp import highs_relaxation
 
     m = model_with(random_net(5, sizes=(20, 40, 40, 2)))
     arrays = model_arrays(m, relaxed=True)
@@ -286,3 +287,19 @@ def test_time_limit_turns_off_the_highs_steps_that_ignore_it(monkeypatch) -> Non
     assert seen[-1]["mip_detect_symmetry"] is True  # the user's own options win
     solve(m, "highs")
     assert "mip_detect_symmetry" not in seen[-1]  # no limit: HiGHS's defaults
+
+
+def test_a_limit_hit_before_highs_reads_the_start_still_reports_it(monkeypatch) -> None:
+    """HiGHS stopped in presolve has no solution; the forward-pass start, checked feasible, is the incumbent."""
+    import pyomo_relu.handoff as handoff
+
+    m = model_with(random_net(4))
+    m.nn.initialize()
+    expected = float(m.nn.forward()[0] - 0.5 * m.nn.forward()[1])
+    monkeypatch.setattr(handoff, "run_highs", lambda highs, deadline: None)  # never runs: no solution
+    monkeypatch.setattr(handoff, "_status", lambda highs: "time_limit")
+    result = solve(m, "highs", time_limit=5)
+    assert result.status == "time_limit" and result.has_solution
+    assert result.objective == pytest.approx(expected, abs=1e-9) and "MIP start" in result.message
+    m.x[0].setub(m.x[0].value - 0.5)  # the start now breaks a bound: not an incumbent
+    assert not solve(m, "highs", time_limit=5).has_solution

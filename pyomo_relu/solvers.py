@@ -141,8 +141,11 @@ def solve(
 
 
 #: Largest measured overrun of ``solve(time_limit=5)`` past its limit (seconds), from
-#: ``benchmarks/scale.py`` on networks of 10 k to 4 M weights (``benchmarks/RESULTS.md``).
-TIME_LIMIT_SLACK = 2.0
+#: ``benchmarks/scale.py`` on networks of 10 k to 4 M weights (``benchmarks/RESULTS.md``, "Scale"):
+#: 7.08 s on 784-1024x4-10 over a 0.02-box, of which 1.38 s hand-off and 5.67 s in HiGHS (its
+#: limit was the 3.6 s left; HiGHS presolve on 3 M nonzeros answers the cancel late); read-back
+#: and the forward-pass check took under 0.05 s on every size.
+TIME_LIMIT_SLACK = 2.1
 
 
 def _check_call(model: Any, solver: str, handoff: str, strategy: str, executor: Any) -> None:

@@ -21,7 +21,20 @@ Phases, each timed on its own (``perf_counter``) with the process's peak RSS aft
 * ``bulk hand-off``: :func:`pyomo_relu.handoff.model_arrays` + ``passModel`` (what ``solve`` does);
 * ``Pyomo hand-off``: Pyomo's persistent HiGHS interface ``set_instance`` (what ``solve(handoff="pyomo")``
   does), skipped above ``--pyomo-max`` weights;
-* ``first LP``: HiGHS on the bulk model without integrality (the root LP relaxation), with ``--lp-limit``;
+* ``first LP``: HiGHS's first LP relaxation value of the MIP: the MIP's LP relaxation (integrality
+  dropped) solved to optimality by HiGHS (``--lp-limit`` at most), hand-off included, as
+  :func:`pyomo_relu.root_lp.first_lp` gives it to HiGHS: the big-M layers as their equivalent triangle
+  rows (``model_arrays(m, relaxed=True)``: the projection of big-M's LP relaxation, same optimum) and a
+  starting basis from the forward/backward passes of :mod:`pyomo_relu.root_basis`.  The previous
+  figures (before 2026-12-03) solved the big-M LP itself from HiGHS's own start: the same LP
+  optimum (``lp value``, checked equal where both finish: ``tests/test_handoff.py``), reached
+  differently;
+* ``first LP (big-M, cold)`` (``--cold-lp``): that previous measurement, for comparison;
+* ``MatrixConstraint``: the block's rows (``model_arrays``' CSR, every row the bulk hand-off writes)
+  as one Pyomo ``MatrixConstraint`` (``pyomo.core.base.matrix_constraint``) over fresh variables:
+  what building the block through that component would cost, against ``build`` (our components);
+  ``MatrixConstraint Pyomo hand-off``: Pyomo's persistent HiGHS interface reading that model (the bulk
+  hand-off does not read ``MatrixConstraint``), up to ``--pyomo-max`` weights;
 * ``solve(5)``: wall-clock of ``solve(m, "highs", time_limit=5)`` (bulk) and its status;
 * OMLT 1.2.2 (``--omlt``): its big-M build with its own bounds, in a separate process killed after
   ``--omlt-timeout`` seconds.
@@ -47,7 +60,21 @@ from common import write_section
 SECTION = "## Scale"
 SIZES = ["100-64-64-10", "784-256-256-10", "784-512-512-512-512-10", "784-1024-1024-1024-1024-10"]
 BOXES = ["small", "whole"]
-PHASES = ["read", "interval", "crown", "build", "bulk hand-off", "Pyomo hand-off", "first LP", "solve(5)"]
+PHASES = [
+    "read",
+    "interval",
+    "crown",
+    "build",
+    "MatrixConstraint",
+    "MatrixConstraint Pyomo hand-off",
+    "bulk hand-off",
+    "Pyomo hand-off",
+    "first LP",
+    "first LP (big-M, cold)",
+    "solve(5)",
+]
+#: The phases from the ONNX file to HiGHS's first LP value.
+TO_FIRST_LP = ("read", "interval", "crown", "build", "first LP")
 PLOT = Path(__file__).resolve().parent.parent / "docs" / "scale.png"
 
 
@@ -86,28 +113,17 @@ class Phases:
         return value
 
 
-def one_case(spec: str, kind: str, lp_limit: float, pyomo_max: float) -> dict:
+def one_case(spec: str, kind: str, lp_limit: float, pyomo_max: float, cold_lp: bool) -> dict:
     """All phases of one network over one box (run in a child process)."""
-    import highspy
     import pyomo.environ as pe
 
     from pyomo_relu import ReLUNetBlock, load_onnx, solve, tighten
-    from pyomo_relu.bounds.rows import highs_model
     from pyomo_relu.handoff import highs_from_arrays, model_arrays
-    from pyomo_relu.idaes_files import network_to_onnx
 
     sizes = [int(s) for s in spec.split("-")]
-    net0 = random_network(sizes)
-    weights = sum(layer.weights.size for layer in net0.layers)
-    folder = tempfile.mkdtemp(prefix="scale_")
-    path = Path(folder) / f"{spec}.onnx"
-    import onnx
-
-    onnx.save(network_to_onnx(net0), path)
-    del net0
+    path, weights = write_onnx(sizes)
     p = Phases()
-    bounds_box = box(sizes[0], kind)
-    net = p.run("read", load_onnx, path, bounds_box)
+    net = p.run("read", load_onnx, path, box(sizes[0], kind))
     p.run("interval", tighten, net, "interval")
     bounds = p.run("crown", tighten, net, ["interval", "crown"])
 
@@ -121,46 +137,84 @@ def one_case(spec: str, kind: str, lp_limit: float, pyomo_max: float) -> dict:
         return m
 
     m = p.run("build", build)
+    mc = p.run("MatrixConstraint", matrix_constraint_build, model_arrays(m))
+    mc_error = None
+    if weights <= pyomo_max:
+        try:
+            p.run("MatrixConstraint Pyomo hand-off", pyomo_handoff, mc)
+        except Exception as error:  # noqa: BLE001 - Pyomo 6.10.1's interface cannot read it: recorded
+            mc_error = f"{type(error).__name__}: {error}"
+    del mc
     highs = p.run("bulk hand-off", lambda: highs_from_arrays(model_arrays(m), {}, False))
     nonzeros = int(highs.getNumNz())
     del highs
     if weights <= pyomo_max:
-        from pyomo_relu.solvers import _HighsWithStart
-
-        def pyomo_handoff():
-            opt = _HighsWithStart()
-            opt._active_config = opt.config(value={})
-            opt.set_instance(m)
-
-        p.run("Pyomo hand-off", pyomo_handoff)
-    arrays = model_arrays(m)
-
-    def first_lp():
-        lp = highs_model(arrays.lp, integer=False)
-        lp.col_cost_, lp.offset_, lp.sense_ = arrays.cost, arrays.offset, highspy.ObjSense.kMaximize
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("time_limit", lp_limit)
-        h.passModel(lp)
-        h.run()
-        return h.modelStatusToString(h.getModelStatus())
-
-    lp_status = p.run("first LP", first_lp)
-    del arrays
+        p.run("Pyomo hand-off", pyomo_handoff, m)
+    lp = p.run("first LP", first_lp, m, lp_limit, True)
+    cold = p.run("first LP (big-M, cold)", first_lp, m, lp_limit, False) if cold_lp else None
     m.nn.initialize()
     result = p.run("solve(5)", solve, m, "highs", 5.0)
-    stats = m.nn.stats()
+    parts = dict(result.raw.get("timing", {})) if isinstance(result.raw, dict) else {}
+    parts["forward check and the rest"] = p.rows["solve(5)"]["s"] - sum(parts.values())
     return {
         "spec": spec,
         "box": kind,
         "weights": int(weights),
         "nonzeros": nonzeros,
         "phases": p.rows,
-        "binaries": stats["binaries"],
-        "lp_status": lp_status,
+        "binaries": m.nn.stats()["binaries"],
+        "lp_status": lp[0],
+        "lp_value": lp[1],
+        "lp_cold": cold,
         "status": result.status,
+        "solve_parts": parts,
+        "mc_error": mc_error,
         "error": float(m.nn.get_error()) if result.has_solution else None,
     }
+
+
+def write_onnx(sizes: list[int]) -> tuple[Path, int]:
+    """The seeded random network written to a temporary ONNX file, and its number of weights."""
+    import onnx
+
+    from pyomo_relu.idaes_files import network_to_onnx
+
+    net = random_network(sizes)
+    path = Path(tempfile.mkdtemp(prefix="scale_")) / f"{'-'.join(map(str, sizes))}.onnx"
+    onnx.save(network_to_onnx(net), path)
+    return path, sum(layer.weights.size for layer in net.layers)
+
+
+def pyomo_handoff(m) -> None:
+    """Pyomo's persistent HiGHS interface building its model (what ``solve(handoff="pyomo")`` does)."""
+    from pyomo_relu.solvers import _HighsWithStart
+
+    opt = _HighsWithStart()
+    opt._active_config = opt.config(value={})
+    opt.set_instance(m)
+
+
+def first_lp(m, lp_limit: float, ours: bool) -> tuple[str, float | None]:
+    """HiGHS's first LP value of the MIP: ours (triangle rows, starting basis) or the big-M LP, cold."""
+    from pyomo_relu.root_lp import first_lp as run_first_lp
+
+    status, value = run_first_lp(m, time_limit=lp_limit, relaxed=ours, basis=ours)
+    return status, value
+
+
+def matrix_constraint_build(arrays):
+    """The rows of ``arrays`` as one Pyomo ``MatrixConstraint`` over fresh variables."""
+    import pyomo.environ as pe
+    from pyomo.core.base.matrix_constraint import MatrixConstraint
+
+    lp = arrays.lp
+    m = pe.ConcreteModel()
+    m.v = pe.Var(range(lp.n_cols))
+    lower = [None if not np.isfinite(v) else float(v) for v in lp.row_lower]
+    upper = [None if not np.isfinite(v) else float(v) for v in lp.row_upper]
+    m.rows = MatrixConstraint(lp.value, lp.index, lp.start, lower, upper, list(m.v.values()))
+    m.obj = pe.Objective(expr=0.0)
+    return m
 
 
 def omlt_case(spec: str, kind: str) -> dict:
@@ -259,12 +313,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-omlt", dest="omlt", action="store_false")
     parser.add_argument("--omlt-timeout", type=float, default=600.0)
     parser.add_argument("--lp-limit", type=float, default=60.0)
+    parser.add_argument("--cold-lp", action="store_true", help="also the big-M LP from HiGHS's own start")
     parser.add_argument("--pyomo-max", type=float, default=2e6, help="largest network (weights) for the Pyomo hand-off")
     parser.add_argument("--one", nargs=2, metavar=("SIZES", "BOX"), help=argparse.SUPPRESS)
     parser.add_argument("--omlt-one", nargs=2, metavar=("SIZES", "BOX"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one_case(*args.one, args.lp_limit, args.pyomo_max)))
+        print(json.dumps(one_case(*args.one, args.lp_limit, args.pyomo_max, args.cold_lp)))
         return 0
     if args.omlt_one:
         print(json.dumps(omlt_case(*args.omlt_one)))
@@ -273,9 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.sizes:
         for kind in args.boxes:
             print(f"{spec} {kind} ...", file=sys.stderr, flush=True)
-            row = child(
-                ["--one", spec, kind, "--lp-limit", str(args.lp_limit), "--pyomo-max", str(args.pyomo_max)], 3600
-            )
+            flags = ["--lp-limit", str(args.lp_limit), "--pyomo-max", str(args.pyomo_max)]
+            row = child(["--one", spec, kind, *flags, *(["--cold-lp"] if args.cold_lp else [])], 3600)
             if row is None:
                 print("  failed", file=sys.stderr)
                 continue
@@ -301,6 +355,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         + (" --write" if args.write else "")
         + ("" if args.sizes == SIZES else " --sizes " + " ".join(args.sizes))
         + (f" --omlt-timeout {args.omlt_timeout:.0f}" if args.omlt_timeout != 600 else "")
+        + (f" --lp-limit {args.lp_limit:.0f}" if args.lp_limit != 60 else "")
+        + (" --cold-lp" if args.cold_lp else "")
         + ("" if args.omlt else " --no-omlt")
     )
     lines = [
@@ -308,8 +364,9 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         "",
         "Seconds / peak RSS of the process after the phase (each case in its own process; see the "
         "script's docstring for what each phase is). Random dense networks, seed 0; `small` = a 0.02-box, "
-        "`whole` = [0, 1]^n; build = big-M with the CROWN bounds. `solve(5)` = wall-clock of "
-        '`solve(m, "highs", time_limit=5)` (bulk hand-off included).',
+        "`whole` = [0, 1]^n; build = big-M with the CROWN bounds. `first LP` = HiGHS's LP relaxation of "
+        "the MIP to optimality, its hand-off included (triangle rows, starting basis). `solve(5)` = "
+        'wall-clock of `solve(m, "highs", time_limit=5)` (bulk hand-off included).',
         "",
         table(rows),
         "",
@@ -322,44 +379,91 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
                 + ", ".join(f"{k} {v:.2f}" for k, v in s.items())
                 + ".  "
             )
-    big = [r for r in rows if r["weights"] > 3e6]
-    for r in big:
-        to_lp = sum(r["phases"][p]["s"] for p in ("read", "interval", "crown", "build", "bulk hand-off", "first LP"))
-        peak = max(v["gb"] for k, v in r["phases"].items() if k != "OMLT build")
-        lines.append(
-            f"{r['spec']}, {r['box']} box: ONNX file to HiGHS's first LP {to_lp:.1f} s (goal: under 15 s), "
-            f"peak memory {peak:.2f} GB (goal: under 4 GB).  "
-        )
-    pairs = [
-        (r["phases"]["Pyomo hand-off"]["s"] / r["phases"]["bulk hand-off"]["s"], r)
-        for r in rows
-        if "Pyomo hand-off" in r["phases"]
-    ]
-    if pairs:
-        lines.append(
-            "Pyomo persistent / bulk hand-off, same run: "
-            + ", ".join(f"{r['spec']} {r['box']} {q:.0f}x" for q, r in pairs)
-            + ".  "
-        )
-    capped = [f"{r['spec']} {r['box']}" for r in rows if r.get("lp_status") != "Optimal"]
-    if capped:
-        lines.append(
-            f"First LP stopped at `--lp-limit {args.lp_limit:.0f}` s (HiGHS's root LP unfinished): "
-            + ", ".join(capped)
-            + ".  "
-        )
-    worst = max((r["phases"]["solve(5)"]["s"] for r in rows), default=float("nan"))
+    lines += goal_lines(rows, args) + ratio_lines(rows)
+    lines.append(
+        "Why the first LP is slow (measured while writing this, 784-1024x4-10 small box, load 6-12 on 2 "
+        "cores): the big-M LP has 13 k rows and 3.0 M nonzeros; HiGHS's dual simplex from its slack "
+        "start did 12.7 k iterations in 60 s and was still far from optimal (Dantzig pricing: 8.4 k); IPM "
+        "(`solver=ipm`, no crossover) and PDLP did not finish in 100 s.  Equivalent triangle rows "
+        "(`model_arrays(relaxed=True)`) and the starting basis of `pyomo_relu.root_basis` (a point within "
+        "2% of the LP optimum) cut 784-512x4-10 small from over 60 s to the figure above, but on the 4 M "
+        "network HiGHS spends 12-18 s computing its dual steepest-edge weights for a non-slack basis and "
+        "then iterates at 30-40 per second (on 784-512x4-10, Devex weights skip that step but took 6.6x "
+        "the iterations).  "
+    )
+    lines.append(
+        "Choice (issue 13): the block keeps its rows as Pyomo components, which the bulk hand-off "
+        "recognises and writes from the layers' arrays.  A `MatrixConstraint` is quicker to create "
+        "(it only stores the CSR arrays) but the bulk route would need a reader of its own, Pyomo's "
+        "persistent HiGHS interface of Pyomo 6.10.1 cannot read it (above), and its rows are indexed "
+        "by position only and cannot be changed (`set_value` raises `NotImplementedError`).  "
+    )
     lines += [
-        f"Longest `solve(time_limit=5)`: {worst:.2f} s (goal: within 7 s on every size). Without "
-        "turning off HiGHS presolve's sparsify rule under a time limit "
-        "(`pyomo_relu.bounds.rows.HIGHS_TIME_LIMIT_OPTIONS`), `solve(time_limit=5)` on MNIST 256x4 over "
-        "the whole pixel box took 11.5 s, all of it in HiGHS presolve, which does not check the limit there "
-        "(measured while writing this; 5.0 s with it off).",
         "",
         f"Plot: `docs/scale.png`. Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs "
         f"shared with other jobs, load average {os.getloadavg()[0]:.1f} at the end of the run.",
     ]
     return "\n".join(lines)
+
+
+def goal_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
+    """The issue's goals: file to first LP and peak memory on 4 M weights, solve(5) within 7 s."""
+    lines = []
+    for r in (r for r in rows if r["weights"] > 3e6):
+        to_lp = sum(r["phases"][p]["s"] for p in TO_FIRST_LP)
+        peak = max(v["gb"] for k, v in r["phases"].items() if k != "OMLT build")
+        lines.append(
+            f"{r['spec']}, {r['box']} box: ONNX file to HiGHS's first LP ({' + '.join(TO_FIRST_LP)}) "
+            f"{to_lp:.1f} s (goal: under 15 s; LP value {r['lp_value']}), peak memory {peak:.2f} GB "
+            "(goal: under 4 GB).  "
+        )
+    capped = [f"{r['spec']} {r['box']}" for r in rows if r.get("lp_status") != "optimal"]
+    if capped:
+        lines.append(
+            f"First LP stopped at `--lp-limit {args.lp_limit:.0f}` s (HiGHS's LP unfinished): "
+            + ", ".join(capped)
+            + ".  "
+        )
+    worst = max(rows, key=lambda r: r["phases"]["solve(5)"]["s"], default=None)
+    if worst is not None:
+        parts = ", ".join(f"{k} {v:.2f} s" for k, v in worst.get("solve_parts", {}).items())
+        lines.append(
+            f"Longest `solve(time_limit=5)`: {worst['phases']['solve(5)']['s']:.2f} s on {worst['spec']} "
+            f"{worst['box']} (goal: within 7 s on every size); where it went: {parts}.  "
+        )
+    errors = {r["mc_error"] for r in rows if r.get("mc_error")}
+    if errors:
+        lines.append(
+            "Pyomo's persistent HiGHS interface (Pyomo 6.10.1) could not read the `MatrixConstraint` model: "
+            + "; ".join(sorted(errors))
+            + " (`IndexedConstraint` walks call `values(sort)`, which `MatrixConstraint`'s `Mapping.values` refuses).  "
+        )
+    return lines
+
+
+def ratio_lines(rows: list[dict]) -> list[str]:
+    """Same-run ratios: Pyomo's hand-off and MatrixConstraint against ours, cold LP against ours."""
+    lines = []
+    for name, (theirs, ours) in {
+        "Pyomo persistent / bulk hand-off": ("Pyomo hand-off", "bulk hand-off"),
+        "MatrixConstraint rows / our build (components)": ("MatrixConstraint", "build"),
+        "first LP big-M cold / ours (where ours finished; `>`: cold stopped at the limit)": (
+            "first LP (big-M, cold)",
+            "first LP",
+        ),
+    }.items():
+        cells = []
+        for r in rows:
+            if theirs not in r["phases"] or ours not in r["phases"]:
+                continue
+            if ours == "first LP" and r.get("lp_status") != "optimal":
+                continue
+            capped = ours == "first LP" and (r.get("lp_cold") or ["optimal"])[0] != "optimal"
+            q = r["phases"][theirs]["s"] / r["phases"][ours]["s"]
+            cells.append(f"{r['spec']} {r['box']} {'>' if capped else ''}{q:.3g}x")
+        if cells:
+            lines.append(f"{name}, same run: " + ", ".join(cells) + ".  ")
+    return lines
 
 
 if __name__ == "__main__":

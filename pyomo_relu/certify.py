@@ -149,7 +149,7 @@ def certify_solution(
     """
     import pyomo.environ as pe
 
-    from pyomo_relu.solvers import _active_objective, solve
+    from pyomo_relu.solvers import _active_objective
 
     if load not in ("feasible", "relaxed"):
         raise PyomoReluError(f"certify_solution: load must be 'feasible' or 'relaxed', not {load!r}")
@@ -162,60 +162,94 @@ def certify_solution(
         message = "relaxation infeasible: so is the true model" if result.status == "infeasible" else result.status
         return CertifiedInterval(sense, result.bound, None, approximation_error=errors, message=message)
     saved = {id(v): (v, v.value, v.fixed) for v in model.component_data_objects(pe.Var, descend_into=True)}
-    inputs, outputs, fixed = {}, {}, []
-    clash = []
-    for b in blocks:
-        net, box = b.network, b.neuron_bounds
-        x = np.clip([v.value for v in b.input_vars], box.input_lower, box.input_upper)
-        y = net.evaluate(x)
-        inputs[b.name], outputs[b.name] = x, y
-        tol = 1e-6 * np.maximum(1.0, np.abs(y))
-        clash += [
-            v.name
-            for v, value, t in zip(b.output_vars, y, tol)  # a fixed value or a bound broken
-            if (v.fixed and abs(v.value - value) > t)
-            or (v.lb is not None and value < v.lb - t)
-            or (v.ub is not None and value > v.ub + t)
-        ]
-        for var, value in zip(b.input_vars + b.output_vars, np.r_[x, y]):
-            if not var.fixed:
-                var.fix(float(value))
-                fixed.append(var)
-        b.deactivate()
-    try:
-        check = (
-            None
-            if clash
-            else solve(model, solver, time_limit=time_limit, mip_gap=mip_gap, options=options, certify=False)
-        )
-    finally:
-        for b in blocks:
-            b.activate()
-        for var in fixed:
-            var.unfix()
+    point = _TruePoint(blocks)
+    check = point.solve_rest(model, dict(solver=solver, time_limit=time_limit, mip_gap=mip_gap, options=options))
     found = check is not None and check.has_solution
-    value = check.objective if found else None
+    value = check.objective if found and check is not None else None
     violation = _max_violation(model, blocks) if found else math.inf
-    if clash:
-        message = f"no true-feasible point at the relaxed inputs: the network's outputs break {clash} (fixed values or bounds)"
-    else:
-        message = "" if found else f"no true-feasible point at the relaxed inputs ({check.status})"
-    if value is not None and result.bound is not None:
-        wrong = (value < result.bound) if sense == "minimize" else (value > result.bound)
-        if wrong and abs(value - result.bound) > 1e-6 * max(1.0, abs(value)):
-            logger.warning("feasible value %s beyond the proven bound %s: solver tolerances", value, result.bound)
+    _warn_beyond_bound(value, result.bound, sense)
     if value is not None and load == "feasible":
-        for b in blocks:  # inputs and outputs hold the true point already; now the block's insides
+        point.load(blocks)
+    else:
+        _restore(saved.values())
+    return CertifiedInterval(
+        sense, result.bound, value, point.inputs, point.outputs, violation, errors, point.message(check)
+    )
+
+
+class _TruePoint:
+    """The relaxed blocks' inputs (clipped to their boxes) and the true network outputs there."""
+
+    def __init__(self, blocks: list[Any]) -> None:
+        self.inputs: dict[str, np.ndarray] = {}
+        self.outputs: dict[str, np.ndarray] = {}
+        self.clash: list[str] = []
+        for b in blocks:
+            box = b.neuron_bounds
+            x = np.clip([v.value for v in b.input_vars], box.input_lower, box.input_upper)
+            y = b.network.evaluate(x)
+            self.inputs[b.name], self.outputs[b.name] = x, y
+            tol = 1e-6 * np.maximum(1.0, np.abs(y))
+            self.clash += [
+                v.name
+                for v, value, t in zip(b.output_vars, y, tol)  # a fixed value or a bound broken
+                if (v.fixed and abs(v.value - value) > t)
+                or (v.lb is not None and value < v.lb - t)
+                or (v.ub is not None and value > v.ub + t)
+            ]
+        self.blocks = blocks
+
+    def solve_rest(self, model: Any, solve_options: dict[str, Any]) -> Any:
+        """Fix the blocks' inputs and outputs at the point, deactivate them, re-solve; undo the fixing."""
+        from pyomo_relu.solvers import solve
+
+        fixed = []
+        for b in self.blocks:
+            values = np.r_[self.inputs[b.name], self.outputs[b.name]]
+            for var, value in zip(b.input_vars + b.output_vars, values):
+                if not var.fixed:
+                    var.fix(float(value))
+                    fixed.append(var)
+            b.deactivate()
+        try:
+            return None if self.clash else solve(model, certify=False, **solve_options)
+        finally:
+            for b in self.blocks:
+                b.activate()
+            for var in fixed:
+                var.unfix()
+
+    def message(self, check: Any) -> str:
+        if self.clash:
+            return (
+                "no true-feasible point at the relaxed inputs: the network's outputs break "
+                f"{self.clash} (fixed values or bounds)"
+            )
+        return "" if check.has_solution else f"no true-feasible point at the relaxed inputs ({check.status})"
+
+    def load(self, blocks: list[Any]) -> None:
+        """Inputs and outputs hold the true point already; now the blocks' insides (a forward pass)."""
+        for b in blocks:
             try:
-                b.initialize(inputs[b.name])
+                b.initialize(self.inputs[b.name])
             except AttributeError:  # core.scale_model's copy renames the block's variables (scaled_pre)
                 logger.debug("%s: block variables renamed (a scaled copy); left at the relaxed values", b.name)
-    else:
-        for var, old, was_fixed in saved.values():
-            var.set_value(old, skip_validation=True)
-            if was_fixed and not var.fixed:
-                var.fix()
-    return CertifiedInterval(sense, result.bound, value, inputs, outputs, violation, errors, message)
+
+
+def _warn_beyond_bound(value: float | None, bound: float | None, sense: str) -> None:
+    if value is None or bound is None:
+        return
+    wrong = (value < bound) if sense == "minimize" else (value > bound)
+    if wrong and abs(value - bound) > 1e-6 * max(1.0, abs(value)):
+        logger.warning("feasible value %s beyond the proven bound %s: solver tolerances", value, bound)
+
+
+def _restore(saved: Any) -> None:
+    """Put back the values (and fixed flags) the variables had before certifying."""
+    for var, old, was_fixed in saved:
+        var.set_value(old, skip_validation=True)
+        if was_fixed and not var.fixed:
+            var.fix()
 
 
 def _max_violation(model: Any, blocks: list[Any]) -> float:

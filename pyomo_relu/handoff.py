@@ -24,18 +24,27 @@ interface as before.
 :func:`run_highs` runs a ``highspy.Highs`` until a deadline: HiGHS's own ``time_limit``
 is what is left, and a watchdog cancels the run (HiGHS's user interrupt) if HiGHS has not
 returned shortly after the deadline.
+
+:func:`pyomo_relu.root_lp.first_lp` gives HiGHS the LP relaxation of the MIP: dense big-M LPs of millions of
+nonzeros took HiGHS's dual simplex minutes from its own (slack) start, so the big-M layers
+go as their triangle rows (``model_arrays(relaxed=True)``, the same LP optimum with a row and
+a column fewer per unstable neuron) and HiGHS starts from the basis of
+:mod:`pyomo_relu.root_basis` (a vertex found by forward/backward passes through the layers).
+``solve`` does not pass that basis to the MIP: HiGHS's MIP solver solves its root LP on its
+own presolved model (not measured whether a user basis would survive there).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, LinearProgram, RowBuilder
+from pyomo_relu.root_basis import LayerColumns
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +83,8 @@ class ModelArrays:
     variables: list[Any]
     bulk_rows: int
     repn_rows: int
+    #: per network block, its layers in ``lp`` (``None``: not described; :mod:`pyomo_relu.root_basis`)
+    chains: list[list[LayerColumns] | None] = field(default_factory=list)
 
 
 class _Columns:
@@ -83,6 +94,7 @@ class _Columns:
         self.builder = builder
         self.index: dict[int, int] = {}
         self.variables: list[Any] = []
+        self.projected: set[int] = set()  # binaries left out of a relaxed hand-off (model_arrays)
 
     def of(self, variables: list[Any]) -> np.ndarray:
         """The columns of ``variables`` (``-1`` for ``None``), adding those not seen yet."""
@@ -104,22 +116,35 @@ def _var_bounds(var: Any) -> tuple[float, float]:
     return (-np.inf if lb is None else float(lb)), (np.inf if ub is None else float(ub))
 
 
-def model_arrays(model: Any) -> ModelArrays:
-    """``model`` (one active objective, linear) as arrays; network blocks in bulk (see the module docstring)."""
+def model_arrays(model: Any, relaxed: bool = False) -> ModelArrays:
+    """``model`` (one active objective, linear) as arrays; network blocks in bulk (see the module docstring).
+
+    ``relaxed``: for the LP relaxation only, ``bigm`` layers are written as the triangle
+    rows of ``relaxation`` (``h >= z``, ``h <= u (z - l) / (u - l)``; no binaries): the
+    projection of big-M's LP relaxation onto ``(z, h)``, so the same LP optimum with a
+    column and a row fewer per unstable neuron.  When the user's own rows or the
+    objective use a binary, the big-M rows are written instead.
+    """
     import pyomo.environ as pe
 
     _refuse_untransformed(model)
     builder = RowBuilder()
     columns = _Columns(builder)
     covered: set[int] = set()
+    chains = []
     for block in _built_blocks(model):
-        covered |= _add_block(builder, columns, block)
+        written, chain = _add_block(builder, columns, block, relaxed)
+        covered |= written
+        chains.append(chain)
     bulk_rows = builder.n_rows
     for con in model.component_data_objects(pe.Constraint, active=True, descend_into=True):
         if id(con.parent_component()) not in covered:
             _add_repn_row(builder, columns, con)
     objectives = list(model.component_data_objects(pe.Objective, active=True, descend_into=True))
     cost, offset = _objective(builder, columns, objectives[0])
+    if relaxed and columns.projected & columns.index.keys():
+        logger.info("a binary of a big-M layer is used outside the network: its LP relaxation keeps the big-M rows")
+        return model_arrays(model, relaxed=False)
     lp = builder.finish()
     full_cost = np.zeros(lp.n_cols)
     full_cost[: cost.size] = cost
@@ -131,6 +156,7 @@ def model_arrays(model: Any) -> ModelArrays:
         columns.variables,
         bulk_rows,
         builder.n_rows - bulk_rows,
+        chains,
     )
 
 
@@ -163,33 +189,82 @@ def _active_component(block: Any, name: str) -> Any:
     return component if all(data.active for data in component.values()) else None
 
 
-def _add_block(builder: RowBuilder, columns: _Columns, block: Any) -> set[int]:
-    """The rows of one network block that come from arrays; returns the ids of the components written."""
+def _add_block(
+    builder: RowBuilder, columns: _Columns, block: Any, relaxed: bool = False
+) -> tuple[set[int], list[LayerColumns] | None]:
+    """The rows of one network block that come from arrays.
+
+    Returns the ids of the components written and the block's layers as
+    :class:`~pyomo_relu.root_basis.LayerColumns` (``None`` when a layer is of a kind the
+    starting basis does not describe).
+    """
     from pyomo_relu.network import MaxLayer
 
     covered: set[int] = set()
+    chain: list[LayerColumns] | None = []
     for _, ctx in block._layer_contexts:
         sub = ctx.block
         if not sub.active:  # a deactivated layer block: none of its rows (Pyomo skips them too)
+            chain = None
             continue
         affine = _active_component(sub, "affine")
+        recorded = None
         if affine is not None:
-            pre_keys = set(sub.pre.keys())
-            target = _affine_targets(ctx, pre_keys)
+            target = _affine_targets(ctx, set(sub.pre.keys()))
             if isinstance(ctx.layer, MaxLayer):
                 _add_affine(builder, columns, ctx, list(affine.keys()), target, identical=None)
             else:
                 from pyomo_relu.block import _first_identical_rows
 
                 rows = [int(j) for j in affine.keys()]
-                _add_affine(builder, columns, ctx, rows, target, _first_identical_rows(ctx.layer, np.array(rows)))
+                recorded = _add_affine(
+                    builder, columns, ctx, rows, target, _first_identical_rows(ctx.layer, np.array(rows))
+                )
             covered.add(id(affine))
         names = BULK_COMPONENTS.get(ctx.formulation, ())
         parts = [_active_component(sub, name) for name in names]
+        activation = None
         if names and ctx.unstable.size and all(part is not None for part in parts) and hasattr(sub, "pre"):
-            _add_activation(builder, columns, ctx)
+            activation = _add_activation(builder, columns, ctx, relaxed)
             covered.update(id(part) for part in parts)
-    return covered
+        if chain is not None:
+            layer = _layer_columns(columns, ctx, recorded, activation)
+            chain = None if layer is None else [*chain, layer]
+    return covered, chain
+
+
+def _layer_columns(
+    columns: _Columns, ctx: Any, affine: tuple[np.ndarray, np.ndarray, np.ndarray] | None, activation: Any
+) -> LayerColumns | None:
+    """Where a dense ReLU/linear layer's columns and rows are (``None`` for other layers)."""
+    layer = ctx.layer
+    kinds_ok = hasattr(layer, "relu_mask") and bool(np.all(layer.relu_mask | (layer.kinds == "linear")))
+    if affine is None or not kinds_ok or (ctx.unstable.size and activation is None):
+        return None
+    n = layer.n_outputs
+    affine_rows, targets = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    affine_rows[affine[0]], targets[affine[0]] = affine[1], affine[2]
+    h = targets.copy()
+    sigma, rows = (np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.int64)) if activation is None else activation
+    if ctx.unstable.size:
+        h[ctx.unstable] = columns.of([ctx.post[int(j)] for j in ctx.unstable])
+    return LayerColumns(
+        weights=layer.weights,
+        bias=np.asarray(layer.bias, dtype=float),
+        relu=np.asarray(layer.relu_mask, dtype=bool),
+        lower=np.asarray(ctx.lower, dtype=float),
+        upper=np.asarray(ctx.upper, dtype=float),
+        input_lower=np.asarray(ctx.input_lower, dtype=float),
+        input_upper=np.asarray(ctx.input_upper, dtype=float),
+        inputs=columns.of(list(ctx.inputs)),
+        targets=targets,
+        affine_rows=affine_rows,
+        h=h,
+        unstable=np.asarray(ctx.unstable, dtype=np.int64),
+        sigma=sigma,
+        activation_rows=rows,
+        formulation=ctx.formulation,
+    )
 
 
 def _affine_targets(ctx: Any, pre_keys: set[int]) -> Any:
@@ -205,8 +280,11 @@ def _affine_targets(ctx: Any, pre_keys: set[int]) -> Any:
 
 def _add_affine(
     builder: RowBuilder, columns: _Columns, ctx: Any, rows: list[int], target: Any, identical: dict[int, int] | None
-) -> None:
-    """``target_j - W_j h = b_j`` for ``rows``; a row identical to an earlier one: ``target_j - target_r = 0``."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``target_j - W_j h = b_j`` for ``rows``; a row identical to an earlier one: ``target_j - target_r = 0``.
+
+    Returns the neurons, their rows and their target columns (``None`` when rows repeat).
+    """
     inputs = columns.of(list(ctx.inputs))
     kept = np.flatnonzero(inputs >= 0)
     rows_arr = np.array(rows, dtype=np.int64)
@@ -217,8 +295,9 @@ def _add_affine(
     else:
         first, repeat = rows_arr, np.zeros(rows_arr.size, dtype=bool)
     own = rows_arr[~repeat]
-    weights = ctx.layer.weights[own][:, kept] if own.size else None
+    start = builder.n_rows
     if own.size:
+        weights = ctx.layer.weights[own][:, kept]
         weights = weights.tocsr() if hasattr(weights, "tocsr") else np.asarray(weights)
         bias = np.asarray(ctx.layer.bias, dtype=float)[own]
         builder.add_rows(bias, bias, (inputs[kept], -weights), [(targets[~repeat], 1.0)])
@@ -227,24 +306,38 @@ def _add_affine(
         others = np.array([position[int(r)] for r in first[repeat]], dtype=np.int64)
         zeros = np.zeros(int(repeat.sum()))
         builder.add_rows(zeros, zeros, terms=[(targets[repeat], 1.0), (others, -1.0)])
+        return None
+    return own, start + np.arange(own.size), targets
 
 
-def _add_activation(builder: RowBuilder, columns: _Columns, ctx: Any) -> None:
-    """The rows of :mod:`~pyomo_relu.formulations.bigm` or ``relaxation`` on the unstable neurons."""
+def _add_activation(
+    builder: RowBuilder, columns: _Columns, ctx: Any, relaxed: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of :mod:`~pyomo_relu.formulations.bigm` or ``relaxation`` (also for bigm when
+    ``relaxed``, see :func:`model_arrays`) on the unstable neurons.
+
+    Returns the binaries' columns (none for ``relaxation``) and the rows, one line per part.
+    """
     neurons = [int(j) for j in ctx.unstable]
     lower = np.asarray(ctx.lower, dtype=float)[ctx.unstable]
     upper = np.asarray(ctx.upper, dtype=float)[ctx.unstable]
     pre = columns.of([ctx.block.pre[j] for j in neurons])
     post = columns.of([ctx.post[j] for j in neurons])
-    n = len(neurons)
-    builder.add_rows(np.zeros(n), np.inf, terms=[(post, 1.0), (pre, -1.0)])
-    if ctx.formulation == "bigm":
+    n, start = len(neurons), builder.n_rows
+    zeros = np.zeros(n)
+    builder.add_rows(zeros, np.full(n, np.inf), terms=[(post, 1.0), (pre, -1.0)])
+    sigma = np.zeros(0, dtype=np.int64)
+    if ctx.formulation == "bigm" and relaxed:
+        columns.projected.update(id(ctx.block.is_active[j]) for j in neurons)
+    if ctx.formulation == "bigm" and not relaxed:
         sigma = columns.of([ctx.block.is_active[j] for j in neurons])
-        builder.add_rows(-np.inf, -lower, terms=[(post, 1.0), (pre, -1.0), (sigma, -lower)])
-        builder.add_rows(-np.inf, np.zeros(n), terms=[(post, 1.0), (sigma, -upper)])
+        builder.add_rows(np.full(n, -np.inf), -lower, terms=[(post, 1.0), (pre, -1.0), (sigma, -lower)])
+        builder.add_rows(np.full(n, -np.inf), zeros, terms=[(post, 1.0), (sigma, -upper)])
     else:
         slope = upper / (upper - lower)
-        builder.add_rows(-np.inf, -slope * lower, terms=[(post, 1.0), (pre, -slope)])
+        builder.add_rows(np.full(n, -np.inf), -slope * lower, terms=[(post, 1.0), (pre, -slope)])
+    parts = (builder.n_rows - start) // max(n, 1)
+    return sigma, start + np.arange(parts * n).reshape(parts, n)
 
 
 def _linear_repn(expr: Any, what: str) -> Any:
@@ -275,14 +368,14 @@ def _objective(builder: RowBuilder, columns: _Columns, objective: Any) -> tuple[
 
 
 # ---------------------------------------------------------------------- HiGHS
-def highs_from_arrays(arrays: ModelArrays, options: dict[str, Any], tee: bool) -> Any:
-    """A ``highspy.Highs`` holding ``arrays`` (sense, offset and integrality included) and ``options``."""
+def highs_from_arrays(arrays: ModelArrays, options: dict[str, Any], tee: bool, integer: bool = True) -> Any:
+    """A ``highspy.Highs`` holding ``arrays`` (sense, offset and, with ``integer``, integrality) and ``options``."""
     import highspy
 
     from pyomo_relu.bounds.rows import highs_model
     from pyomo_relu.errors import SolverError
 
-    lp = highs_model(arrays.lp, integer=True)
+    lp = highs_model(arrays.lp, integer=integer)
     lp.col_cost_ = arrays.cost
     lp.offset_ = arrays.offset
     lp.sense_ = highspy.ObjSense.kMaximize if arrays.maximize else highspy.ObjSense.kMinimize
@@ -347,6 +440,7 @@ def solve_bulk(
         options.setdefault("mip_rel_gap", float(mip_gap))
     highs = highs_from_arrays(arrays, options, tee)
     _pass_start(highs, arrays, tee)
+    handed = time.perf_counter()
     logger.info(
         "bulk hand-off: %d columns, %d rows (%d from arrays), %d nonzeros in %.3f s",
         arrays.lp.n_cols,
@@ -362,7 +456,14 @@ def solve_bulk(
         run_highs(highs, deadline)
         status = _status(highs)
         status = "error" if status == "unbounded_or_infeasible" else status
-    return _result(highs, arrays, status)
+    ran = time.perf_counter()
+    result = _result(highs, arrays, status)
+    result.raw["timing"] = {
+        "hand-off": handed - began,
+        "HiGHS": ran - handed,
+        "read-back": time.perf_counter() - ran,
+    }
+    return result
 
 
 def _pass_start(highs: Any, arrays: ModelArrays, tee: bool) -> None:
@@ -396,6 +497,21 @@ def _status(highs: Any) -> str:
     }.get(highs.getModelStatus(), "error")
 
 
+def _feasible_start(arrays: ModelArrays, tol: float = 1e-6) -> np.ndarray | None:
+    """The variables' current values when complete and feasible for ``arrays`` (rows, bounds, integrality)."""
+    values = np.array([np.nan if v.value is None else float(v.value) for v in arrays.variables], dtype=float)
+    lp = arrays.lp
+    if values.size != lp.n_cols or np.isnan(values).any():
+        return None
+    rows = np.repeat(np.arange(lp.n_rows), np.diff(lp.start))
+    activity = np.bincount(rows, weights=lp.value * values[lp.index], minlength=lp.n_rows)
+    slack = tol * (1.0 + np.abs(activity))
+    ok = np.all(activity >= lp.row_lower - slack) and np.all(activity <= lp.row_upper + slack)
+    ok = ok and np.all(values >= lp.col_lower - tol) and np.all(values <= lp.col_upper + tol)
+    integral = values[lp.integer]
+    return values if ok and np.all(np.abs(integral - np.round(integral)) <= tol) else None
+
+
 def _result(highs: Any, arrays: ModelArrays, status: str) -> Any:
     """The :class:`~pyomo_relu.solvers.SolveResult`; the incumbent, if any, loaded into the variables."""
     from pyomo_relu.solvers import SolveResult, _finite_or_none
@@ -403,6 +519,9 @@ def _result(highs: Any, arrays: ModelArrays, status: str) -> Any:
     info = highs.getInfo()
     has_solution = info.primal_solution_status == 2 and status not in ("infeasible", "unbounded")
     objective = _finite_or_none(info.objective_function_value) if has_solution else None
+    start = None if has_solution or status != "time_limit" else _feasible_start(arrays)
+    if start is not None:  # stopped before HiGHS read the start (e.g. in presolve): it is the incumbent
+        objective = float(arrays.cost @ start + arrays.offset)
     if arrays.lp.integer.size:
         bound = _finite_or_none(info.mip_dual_bound)
     else:
@@ -413,13 +532,15 @@ def _result(highs: Any, arrays: ModelArrays, status: str) -> Any:
             if not var.fixed:
                 var.set_value(value, skip_validation=True)
     message = highs.modelStatusToString(highs.getModelStatus())
+    if start is not None:
+        message += "; incumbent: the MIP start (checked feasible), HiGHS stopped before reading it"
     return SolveResult(
         status,
         objective,
         bound,
         0.0,
         "highs",
-        has_solution,
+        has_solution or start is not None,
         message,
         {
             "handoff": "bulk",

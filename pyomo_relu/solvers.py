@@ -94,33 +94,18 @@ def solve(
 ) -> SolveResult:
     """Solve ``model`` (with exactly one active objective) and load the solution if any.
 
-    ``time_limit`` (seconds) counts from the call: with HiGHS the hand-off to the solver
-    counts, HiGHS gets what is left, and a solve stopped by the limit returns
-    ``status="time_limit"`` with the incumbent it had (loaded into the model) and its proven
-    bound.  ``handoff`` chooses how HiGHS receives the model (:data:`HANDOFFS`): ``"auto"``
-    writes built :class:`~pyomo_relu.block.ReLUNetBlock` rows in bulk from their arrays when
-    the model is linear (:mod:`pyomo_relu.handoff`), else uses Pyomo's interface.
-
-    ``strategy="milp"`` (default) hands the whole model to ``solver`` once.
-    ``strategy="split"`` branches on the input variables of the model's ReLUNetBlocks,
-    re-tightening and rebuilding the blocks on each sub-box and solving the sub-MILPs (in
-    parallel through ``executor``: ``None``, a number of processes or a
-    ``concurrent.futures.Executor``) with the incumbent as a cutoff
-    (:mod:`pyomo_relu.split`); the model itself is left as it was, with its variables
-    set to the best solution.  ``executor`` needs ``strategy="split"``.
-
-    With ``certify`` (default) and network blocks built with ``formulation="pwl"``,
-    ``result.certified`` is the certified interval of the true optimum and the model
-    holds the true-feasible point (:func:`pyomo_relu.certify.certify_solution`).
-
-    Keywords: the package's own (``time_limit``, ``mip_gap``, ``tee``, ``options``,
-    ``certify``) are checked, so ``solve(m, time_limt=5)`` raises
-    :class:`~pyomo_relu.errors.UnknownOptionError` suggesting ``time_limit``.  The
-    ``options`` dict goes to the solver unchanged, under the solver's own names (HiGHS
-    ``presolve``, SCIP ``limits/gap``, glpk ``tmlim``, ...): the solver, not this package,
-    knows them.  For HiGHS, which only logs an unknown name and carries on, the names are
-    checked against HiGHS' own option list (:class:`~pyomo_relu.errors.UnknownOptionError`
-    with a did-you-mean); SCIP, glpk and CBC judge their options themselves.
+    ``time_limit`` (wall-clock seconds) counts from the call: building the solver's model
+    counts (HiGHS, SCIP, glpk and CBC get what is left), and a solve stopped by the limit
+    returns ``status="time_limit"`` with the incumbent it had (loaded into the model) and
+    its proven bound.  Measured slack past the limit (``benchmarks/RESULTS.md``, "Scale"):
+    reading the solution back, the forward-pass check and :data:`~pyomo_relu.handoff.CANCEL_GRACE`
+    (HiGHS cancelled when it overruns), at most :data:`TIME_LIMIT_SLACK` seconds on networks
+    up to 4 M weights.  ``handoff`` (:data:`HANDOFFS`): how HiGHS receives the model
+    (:mod:`pyomo_relu.handoff`).  ``strategy="split"`` branches on the inputs of the model's
+    blocks (:mod:`pyomo_relu.split`, in parallel through ``executor``).  With ``certify`` and
+    ``pwl`` blocks, ``result.certified`` bounds the true optimum (:mod:`pyomo_relu.certify`).
+    ``options`` go to the solver under its own names; HiGHS's are checked against its list
+    (:class:`~pyomo_relu.errors.UnknownOptionError` with a did-you-mean).
 
     >>> import pyomo.environ as pe
     >>> m = pe.ConcreteModel()
@@ -130,46 +115,16 @@ def solve(
     >>> r.status, r.objective, m.x.value
     ('optimal', -6.0, 3.0)
     """
-    if solver not in SOLVERS:
-        raise SolverError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
-    if handoff not in HANDOFFS or (handoff == "bulk" and solver != "highs"):
-        raise SolverError(f"handoff={handoff!r}: choose one of {', '.join(HANDOFFS)} ('bulk' only with 'highs')")
-    _active_objective(model)  # exactly one active objective, else SolverError (not ValueError)
+    _check_call(model, solver, handoff, strategy, executor)
     if strategy == "split":
         from pyomo_relu.split import solve_split
 
         return solve_split(model, solver, time_limit=time_limit, mip_gap=mip_gap, options=options, executor=executor)
-    if strategy != "milp":
-        raise SolverError(
-            f"unknown strategy {strategy!r}; choose 'milp' (one solve) or 'split' "
-            "(branch and bound on the network inputs)"
-        )
-    if executor is not None:
-        raise SolverError("executor= needs strategy='split' (a single MILP solve runs in the solver)")
     start = time.perf_counter()
     deadline = None if time_limit is None else start + float(time_limit)
-    result = None
-    if solver == "highs":  # the user's names; the package's own defaults below are known to HiGHS
-        check_options(options or {}, highs_option_names(), "solve(options=...) for HiGHS")
-    if solver == "highs" and deadline is not None:
-        from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS
-
-        options = {**HIGHS_TIME_LIMIT_OPTIONS, **(options or {})}
-    try:
-        if solver == "highs" and handoff != "pyomo":
-            from pyomo_relu.handoff import solve_bulk
-
-            result = solve_bulk(model, deadline, mip_gap, tee, options or {}, required=handoff == "bulk")
-        if result is None and solver in NEW_INTERFACE:
-            result = _solve_new(model, NEW_INTERFACE[solver], deadline, mip_gap, tee, options or {})
-        elif result is None:
-            result = _solve_legacy(model, solver, time_limit, mip_gap, tee, options or {})
-    except (PyomoReluError, KeyboardInterrupt):
-        raise
-    except Exception as error:  # noqa: BLE001 - a crashing solver is named in one clear error
-        raise SolverError(f"solver {solver} failed: {type(error).__name__}: {error}") from error
-    result.seconds = time.perf_counter() - start
-    result.solver = solver
+    options = _solver_options(solver, options, deadline)
+    result = _dispatch(model, solver, handoff, deadline, mip_gap, tee, options)
+    result.seconds, result.solver = time.perf_counter() - start, solver
     if result.has_solution:
         _check_forward(model, result)
     logger.info(
@@ -185,6 +140,78 @@ def solve(
     return result
 
 
+#: Largest measured overrun of ``solve(time_limit=5)`` past its limit (seconds), from
+#: ``benchmarks/scale.py`` on networks of 10 k to 4 M weights (``benchmarks/RESULTS.md``, "Scale"):
+#: 7.08 s on 784-1024x4-10 over a 0.02-box, of which 1.38 s hand-off and 5.67 s in HiGHS (its
+#: limit was the 3.6 s left; HiGHS presolve on 3 M nonzeros answers the cancel late); read-back
+#: and the forward-pass check took under 0.05 s on every size.
+TIME_LIMIT_SLACK = 2.1
+
+
+def _check_call(model: Any, solver: str, handoff: str, strategy: str, executor: Any) -> None:
+    """The solver, hand-off, strategy and executor are known and fit together; one active objective."""
+    if solver not in SOLVERS:
+        raise SolverError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    if handoff not in HANDOFFS or (handoff == "bulk" and solver != "highs"):
+        raise SolverError(f"handoff={handoff!r}: choose one of {', '.join(HANDOFFS)} ('bulk' only with 'highs')")
+    _active_objective(model)  # exactly one active objective, else SolverError (not ValueError)
+    if strategy not in ("milp", "split"):
+        raise SolverError(
+            f"unknown strategy {strategy!r}; choose 'milp' (one solve) or 'split' "
+            "(branch and bound on the network inputs)"
+        )
+    if executor is not None and strategy != "split":
+        raise SolverError("executor= needs strategy='split' (a single MILP solve runs in the solver)")
+
+
+def _solver_options(solver: str, options: dict[str, Any] | None, deadline: float | None) -> dict[str, Any]:
+    """The user's options (HiGHS's names checked), with the package's HiGHS defaults under a time limit."""
+    options = dict(options or {})
+    if solver != "highs":
+        return options
+    check_options(options, highs_option_names(), "solve(options=...) for HiGHS")
+    if deadline is None:
+        return options
+    from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS
+
+    return {**HIGHS_TIME_LIMIT_OPTIONS, **SOLVE_TIME_LIMIT_OPTIONS, **options}
+
+
+#: HiGHS options for ``solve(time_limit=...)`` on top of ``HIGHS_TIME_LIMIT_OPTIONS`` (the user's
+#: own options win): MIP symmetry detection and the feasibility-jump heuristic run before the
+#: root LP without checking the limit; on 784-512x4-10 over a 0.02-box ``solve(time_limit=5)``
+#: took 11.2 s with both, 6.9 s without symmetry detection and 5.1 s without either (the
+#: block's forward pass is the MIP start, so feasibility jump is not needed for an incumbent).
+SOLVE_TIME_LIMIT_OPTIONS: dict[str, Any] = {"mip_detect_symmetry": False, "mip_heuristic_run_feasibility_jump": False}
+
+
+def _dispatch(
+    model: Any,
+    solver: str,
+    handoff: str,
+    deadline: float | None,
+    mip_gap: float | None,
+    tee: bool,
+    options: dict[str, Any],
+) -> SolveResult:
+    """One solve with ``solver``; a crash of the solver is one :class:`~pyomo_relu.errors.SolverError`."""
+    try:
+        result = None
+        if solver == "highs" and handoff != "pyomo":
+            from pyomo_relu.handoff import solve_bulk
+
+            result = solve_bulk(model, deadline, mip_gap, tee, options, required=handoff == "bulk")
+        if result is None and solver in NEW_INTERFACE:
+            result = _solve_new(model, NEW_INTERFACE[solver], deadline, mip_gap, tee, options)
+        elif result is None:
+            result = _solve_legacy(model, solver, deadline, mip_gap, tee, options)
+    except (PyomoReluError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # noqa: BLE001 - a crashing solver is named in one clear error
+        raise SolverError(f"solver {solver} failed: {type(error).__name__}: {error}") from error
+    return result
+
+
 def _solve_new(
     model: Any, name: str, deadline: float | None, mip_gap: float | None, tee: bool, options: dict[str, Any]
 ) -> SolveResult:
@@ -197,6 +224,8 @@ def _solve_new(
         raise SolverError(f"solver {name} is not available; install it (pip install highspy / pyscipopt)")
     if name == "highs":
         opt.deadline = deadline  # HiGHS gets what is left after Pyomo's hand-off (_HighsWithStart._solve)
+    elif deadline is not None:
+        _limit_after_build(opt, deadline)
     config: dict[str, Any] = {"load_solutions": False, "raise_exception_on_nonoptimal_result": False, "tee": tee}
     if deadline is not None:
         config["time_limit"] = max(1e-3, deadline - time.perf_counter())
@@ -243,7 +272,8 @@ def highs_option_names() -> tuple[str, ...]:
     from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS
 
     # HighsOptions lists the common options; the package's own defaults are advanced ones
-    return tuple(n for n in dir(highspy.HighsOptions()) if not n.startswith("_")) + tuple(HIGHS_TIME_LIMIT_OPTIONS)
+    known = tuple(n for n in dir(highspy.HighsOptions()) if not n.startswith("_"))
+    return known + tuple(HIGHS_TIME_LIMIT_OPTIONS) + tuple(SOLVE_TIME_LIMIT_OPTIONS)
 
 
 def _check_forward(model: Any, result: SolveResult) -> None:
@@ -361,17 +391,18 @@ class _HighsWithStart(_highs_class()):  # type: ignore[misc]
 
 
 def _solve_legacy(
-    model: Any, name: str, time_limit: float | None, mip_gap: float | None, tee: bool, options: dict[str, Any]
+    model: Any, name: str, deadline: float | None, mip_gap: float | None, tee: bool, options: dict[str, Any]
 ) -> SolveResult:
     opt = pe.SolverFactory(name)
     if not opt.available(exception_flag=False):
         raise SolverError(f"solver {name} is not on the PATH; install it (apt-get install glpk-utils coinor-cbc)")
     names = LEGACY[name]
-    if time_limit is not None:
-        opt.options[names["time_limit"]] = max(1, int(math.ceil(time_limit))) if name == "glpk" else float(time_limit)
+    if deadline is not None and names["time_limit"] not in options:  # the user's own limit wins
+        _limit_after_write(opt, names["time_limit"], deadline, whole_seconds=name == "glpk")
     if mip_gap is not None:
         opt.options[names["mip_gap"]] = float(mip_gap)
     opt.options.update(options)
+    time_limit = None if deadline is None else deadline - time.perf_counter()
     start = time.perf_counter()
     results = opt.solve(model, tee=tee, load_solutions=False)
     elapsed = time.perf_counter() - start
@@ -398,6 +429,37 @@ def _solve_legacy(
     proven = tc == LegacyTC.optimal and not mip_gap
     bound = _legacy_bound(results, model, proven, objective, name)
     return SolveResult(status, objective, bound, 0.0, name, has_solution, str(tc), results)
+
+
+def _limit_after_write(opt: Any, key: str, deadline: float, whole_seconds: bool) -> None:
+    """glpk/CBC: the time limit on the command line is what is left once Pyomo has written the model.
+
+    Pyomo's shell solvers write the problem file and then build the command line
+    (``create_command_line``) from ``opt.options``, so the limit is set there.
+    """
+    original = opt.create_command_line
+
+    def create_command_line(executable: Any, problem_files: Any) -> Any:
+        left = max(1e-3, deadline - time.perf_counter())
+        opt.options[key] = max(1, int(math.ceil(left))) if whole_seconds else left  # glpk: whole seconds
+        return original(executable, problem_files)
+
+    opt.create_command_line = create_command_line
+
+
+def _limit_after_build(opt: Any, deadline: float) -> None:
+    """SCIP (Pyomo's new interface): the time limit is what is left once SCIP's model is built.
+
+    ``solve`` builds the model (``_create_solver_model``) and then reads ``config.time_limit``.
+    """
+    original = opt._create_solver_model
+
+    def create_solver_model(model: Any, config: Any) -> Any:
+        built = original(model, config)
+        config.time_limit = max(1e-3, deadline - time.perf_counter())
+        return built
+
+    opt._create_solver_model = create_solver_model
 
 
 def _legacy_bound(results: Any, model: Any, proven: bool, objective: float | None, name: str) -> float | None:

@@ -199,3 +199,103 @@ def test_max_layers_and_leaky_relu_rows() -> None:
     assert bulk.raw["handoff"] == "bulk" and bulk.status == pyomo.status == "optimal"
     assert bulk.objective == pytest.approx(pyomo.objective, abs=1e-6)
     assert m.nn.get_error() < 1e-6
+
+
+def _relaxed_lp_value(m: pe.ConcreteModel, **kw: object) -> float:
+    from pyomo_relu.root_lp import first_lp
+
+    status, value = first_lp(m, **kw)
+    assert status == "optimal" and value is not None
+    return value
+
+
+@pytest.mark.parametrize("seed, sense", [(1, pe.maximize), (2, pe.minimize), (3, pe.maximize)])
+def test_first_lp_is_the_big_m_relaxation(seed: int, sense: object) -> None:
+    """Triangle rows and the starting basis give the optimum of big-M's own LP relaxation."""
+    from pyomo_relu.handoff import highs_from_arrays
+    from pyomo_relu.root_lp import pass_basis
+
+    m = model_with(random_net(seed, sizes=(3, 16, 16, 2)), sense=sense)
+    ours = _relaxed_lp_value(m)
+    big_m = _relaxed_lp_value(m, relaxed=False, basis=False)
+    assert ours == pytest.approx(big_m, abs=1e-7 * max(1.0, abs(big_m)))
+    relaxed = model_arrays(m, relaxed=True)
+    assert relaxed.lp.integer.size == 0 and relaxed.lp.n_rows < model_arrays(m).lp.n_rows
+    assert pass_basis(highs_from_arrays(relaxed, {}, False, integer=False), relaxed)
+
+
+def test_starting_basis_is_a_point_of_the_lp_and_saves_iterations() -> None:
+    import scipy.sparse as sp
+
+    from pyomo_relu.root_basis import CHORD, relaxation_point
+    from pyomo_relu.root_lp import highs_relaxation
+
+    m = model_with(random_net(5, sizes=(20, 40, 40, 2)))
+    arrays = model_arrays(m, relaxed=True)
+    point = relaxation_point(arrays.chains[0], arrays.cost)
+    runs = {}
+    for basis in (True, False):
+        highs = highs_relaxation(arrays, {}, False, basis=basis)
+        highs.run()
+        runs[basis] = (highs.getInfo().objective_function_value, highs.getInfo().simplex_iteration_count)
+    assert runs[True][0] == pytest.approx(runs[False][0], abs=1e-7)
+    assert runs[True][1] < runs[False][1], runs
+    # the forward pass from the chosen vertex is feasible, so its value is at most the LP optimum
+    lp = arrays.lp
+    values = np.zeros(lp.n_cols)
+    values[arrays.chains[0][0].inputs] = point.x
+    for layer, z, line in zip(arrays.chains[0], point.z, point.lines):
+        h = np.where(layer.relu & (layer.upper > 0), np.maximum(z, 0), np.where(layer.relu, 0.0, z))
+        u = layer.unstable
+        chord = layer.upper[u] / (layer.upper[u] - layer.lower[u]) * (z[u] - layer.lower[u])
+        h[u] = np.where(line == CHORD, chord, np.maximum(z[u], 0))
+        values[layer.h[layer.h >= 0]] = h[layer.h >= 0]
+        values[layer.targets[u]] = z[u]
+    activity = sp.csr_matrix((lp.value, lp.index, lp.start), shape=(lp.n_rows, lp.n_cols)) @ values
+    assert np.all(activity >= lp.row_lower - 1e-9) and np.all(activity <= lp.row_upper + 1e-9)
+    assert float(arrays.cost @ values) == pytest.approx(point.value, abs=1e-9)
+    assert point.value <= runs[True][0] + 1e-7
+
+
+def test_relaxed_handoff_keeps_big_m_when_a_binary_is_used_outside() -> None:
+    m = model_with(random_net(1, sizes=(3, 16, 16, 2)))
+    sigma = next(iter(m.nn.layer[0].is_active.values()))
+    m.use = pe.Constraint(expr=sigma <= 1)
+    arrays = model_arrays(m, relaxed=True)
+    assert arrays.lp.integer.size == m.nn.stats()["binaries"]
+
+
+def test_time_limit_turns_off_the_highs_steps_that_ignore_it(monkeypatch) -> None:
+    import pyomo_relu.handoff as handoff
+
+    seen = []
+    original = handoff.highs_from_arrays
+
+    def spy(arrays, options, tee, integer=True):
+        seen.append(dict(options))
+        return original(arrays, options, tee, integer)
+
+    monkeypatch.setattr(handoff, "highs_from_arrays", spy)
+    m = model_with(random_net(3))
+    solve(m, "highs", time_limit=30)
+    assert seen[-1]["mip_detect_symmetry"] is False and seen[-1]["mip_heuristic_run_feasibility_jump"] is False
+    solve(m, "highs", time_limit=30, options={"mip_detect_symmetry": True})
+    assert seen[-1]["mip_detect_symmetry"] is True  # the user's own options win
+    solve(m, "highs")
+    assert "mip_detect_symmetry" not in seen[-1]  # no limit: HiGHS's defaults
+
+
+def test_a_limit_hit_before_highs_reads_the_start_still_reports_it(monkeypatch) -> None:
+    """HiGHS stopped in presolve has no solution; the forward-pass start, checked feasible, is the incumbent."""
+    import pyomo_relu.handoff as handoff
+
+    m = model_with(random_net(4))
+    m.nn.initialize()
+    expected = float(m.nn.forward()[0] - 0.5 * m.nn.forward()[1])
+    monkeypatch.setattr(handoff, "run_highs", lambda highs, deadline: None)  # never runs: no solution
+    monkeypatch.setattr(handoff, "_status", lambda highs: "time_limit")
+    result = solve(m, "highs", time_limit=5)
+    assert result.status == "time_limit" and result.has_solution
+    assert result.objective == pytest.approx(expected, abs=1e-9) and "MIP start" in result.message
+    m.x[0].setub(m.x[0].value - 0.5)  # the start now breaks a bound: not an incumbent
+    assert not solve(m, "highs", time_limit=5).has_solution

@@ -225,3 +225,60 @@ def test_highs_gets_a_complete_start_and_no_partial_one(monkeypatch):
     assert results[True][0] and results[True][0][0] > 0  # the forward-pass start went in
     assert results[False][0] == []  # binaries without values: no partial start
     assert abs(results[True][1] - results[False][1]) < 1e-9
+
+
+SLOW_BUILD = 1.5  # seconds a monkeypatched hand-off sleeps before the solver starts
+
+
+@pytest.mark.parametrize("solver", ["glpk", "cbc"])
+def test_shell_solvers_deduct_the_time_spent_writing_the_model(solver, monkeypatch):
+    """The limit on the command line is what is left after Pyomo wrote the problem file."""
+    import time
+
+    from pyomo.opt.base.solvers import OptSolver
+    from pyomo.solvers.plugins.solvers.CBCplugin import CBCSHELL
+    from pyomo.solvers.plugins.solvers.GLPK import GLPKSHELL
+
+    write = OptSolver._presolve
+
+    def slow_write(self, *args, **kwds):
+        time.sleep(SLOW_BUILD)
+        return write(self, *args, **kwds)
+
+    monkeypatch.setattr(OptSolver, "_presolve", slow_write)
+    shell = {"glpk": GLPKSHELL, "cbc": CBCSHELL}[solver]
+    key = {"glpk": "tmlim", "cbc": "sec"}[solver]
+    passed = []
+    command_line = shell.create_command_line
+
+    def record(self, executable, problem_files):
+        passed.append(self.options[key])
+        return command_line(self, executable, problem_files)
+
+    monkeypatch.setattr(shell, "create_command_line", record)
+    result = solve(small_milp(), solver, time_limit=4.0)
+    assert result.status == "optimal"
+    # glpk takes whole seconds: ceil(4 - 1.5 - writing) = 3; CBC the seconds left
+    assert passed and passed[-1] <= (3 if solver == "glpk" else 4.0 - SLOW_BUILD), passed
+    assert solve(small_milp(), solver, time_limit=4.0, options={key: 4}).status == "optimal"
+    assert passed[-1] == 4  # the user's own limit wins
+
+
+def test_scip_deducts_the_time_spent_building_its_model(monkeypatch):
+    pytest.importorskip("pyscipopt")
+    import time
+
+    from pyomo.contrib.solver.solvers.scip.scip_direct import ScipDirect
+
+    build = ScipDirect._create_solver_model
+    configs = []
+
+    def slow_build(self, model, config):
+        time.sleep(SLOW_BUILD)
+        configs.append(config)
+        return build(self, model, config)
+
+    monkeypatch.setattr(ScipDirect, "_create_solver_model", slow_build)
+    result = solve(small_milp(), "scip", time_limit=4.0)
+    assert result.status == "optimal"
+    assert configs and configs[-1].time_limit <= 4.0 - SLOW_BUILD, configs[-1].time_limit

@@ -1,6 +1,7 @@
 r"""Pyomo transformations ``relu.<formulation>``: build declared ReLU blocks in place.
 
-Every formulation in :data:`pyomo_relu.formulations.FORMULATIONS` is registered in
+Every formulation in :data:`pyomo_relu.formulations.FORMULATIONS` (and every one added by
+:func:`~pyomo_relu.formulations.register_formulation`) is registered in
 Pyomo's ``TransformationFactory`` as ``relu.<name>`` (``relu.bigm``, ``relu.gdp``,
 ``relu.relaxation``, ``relu.complementarity``, ``relu.gdp.hull``, ...) when
 :mod:`pyomo_relu.block` is imported (``from pyomo_relu import ReLUNetBlock`` does it).
@@ -74,8 +75,9 @@ from pyomo.core.base.transformation import Transformation, TransformationFactory
 from pyomo.gdp import Disjunct
 
 from pyomo_relu.block import ReLUNetBlockData
+from pyomo_relu.components import within
 from pyomo_relu.errors import PyomoReluError
-from pyomo_relu.formulations import FORMULATIONS, check_formulation_options
+from pyomo_relu.formulations import FORMULATIONS, resolve_formulation
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +95,12 @@ class ReLUTransformation(Transformation):
         targets = kwds.pop("targets", None)
         options = dict(kwds.pop("options", None) or {})  # Pyomo's old ``options={...}`` style
         options.update(kwds)
-        spec: Any = (self.formulation, options) if options else self.formulation
-        check_formulation_options(FORMULATIONS[self.formulation], options)  # fail before any block is built
+        chosen = resolve_formulation((self.formulation, options))  # fails before any block is built
         blocks = declared_blocks(instance, targets)
         if not blocks:
             logger.info("%s%s: no declared ReLUNetBlock to build", PREFIX, self.formulation)
         for block in blocks:
-            block.build(formulation=spec)
+            block.build(formulation=chosen)
 
 
 def declared_blocks(instance: Any, targets: Any = None) -> list[ReLUNetBlockData]:
@@ -121,8 +122,8 @@ def declared_blocks(instance: Any, targets: Any = None) -> list[ReLUNetBlockData
 def register_transformations() -> list[str]:
     """Register ``relu.<name>`` for every formulation not registered yet; return the new names.
 
-    Called when :mod:`pyomo_relu.block` is imported; call it again after adding a
-    formulation to ``FORMULATIONS`` at run time.
+    Called when :mod:`pyomo_relu.block` is imported and by
+    :func:`~pyomo_relu.formulations.register_formulation`.
     """
     added = []
     for name in sorted(FORMULATIONS):
@@ -149,7 +150,7 @@ def _component_datas(component: Any) -> Iterable[Any]:
 def _resolve_targets(instance: Any, targets: Any) -> list[Any]:
     if not isinstance(targets, (list, tuple, set)):
         targets = [targets]
-    model_roots = {id(data) for data in _component_datas(instance)}
+    model_roots = list(_component_datas(instance))
     roots = []
     for target in targets:
         if isinstance(target, ComponentUID):
@@ -166,18 +167,10 @@ def _resolve_targets(instance: Any, targets: Any) -> list[Any]:
                 f"targets must be blocks (ReLUNetBlock, Block, Disjunct); got {getattr(target, 'name', target)!r}"
             )
         for data in _component_datas(target):
-            if not _inside(data, model_roots):
+            if not within(data, model_roots):
                 raise PyomoReluError(f"target {data.name} is not in {instance.name}")
             roots.append(data)
     return roots
-
-
-def _inside(block: Any, roots: set[int]) -> bool:
-    while block is not None:
-        if id(block) in roots:
-            return True
-        block = block.parent_block()
-    return False
 
 
 register_transformations()

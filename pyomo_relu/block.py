@@ -12,6 +12,20 @@
 >>> m.nn.build(net, inputs=m.x, outputs=[m.y])
 >>> m.nn.stats()["binaries"]
 2
+>>> print(m.nn.describe())
+input_box Constraint [0, 1]
+layer Block [0, 1]
+layer[0].post Var [0, 1]
+layer[0].pre Var [0, 1]
+layer[0].affine Constraint [0, 1]
+layer[0].is_active Var [0, 1]
+layer[0].post_at_least_pre Constraint [0, 1]
+layer[0].post_at_most_pre_when_active Constraint [0, 1]
+layer[0].post_zero_when_inactive Constraint [0, 1]
+layer[1].pre Var []
+layer[1].affine Constraint [0]
+added by 'bigm' to layer 0:
+  is_active, post_at_least_pre, post_at_most_pre_when_active, post_zero_when_inactive
 
 Everything the block creates lives inside it: ``inputs``/``outputs`` (only when the user
 did not pass variables), ``input_box`` (when the user's variables are looser than the

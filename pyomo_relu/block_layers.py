@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from pyomo.core.base.var import VarData
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
+from pyomo_relu.block_args import finite
 from pyomo_relu.errors import MissingBoundsError, UnsupportedOperatorError
 from pyomo_relu.formulations import max_affine
 from pyomo_relu.formulations.base import Formulation, index_set
@@ -97,7 +98,7 @@ def _build_dense_layer(job: LayerJob, layer: DenseLayer) -> LayerContext:
     _require_finite_neurons(job.index, unstable, lower, upper)
     post = _post_variables(job, layer, inactive)
     with_pre = np.union1d(np.union1d(unstable, curved), stepped)
-    job.block.pre = pe.Var(index_set(with_pre), bounds=lambda b, j: (_finite(lower[j]), _finite(upper[j])))
+    job.block.pre = pe.Var(index_set(with_pre), bounds=lambda b, j: (finite(lower[j]), finite(upper[j])))
     _add_dense_affine(job, layer, post, with_pre, np.setdiff1d(np.arange(layer.n_outputs), inactive))
     chosen = job.formulation
     if is_sparse(layer.weights) and chosen.reads_weights:
@@ -130,9 +131,7 @@ def _post_variables(job: LayerJob, layer: DenseLayer, inactive: np.ndarray) -> A
     if job.targets is not None:
         return job.targets  # the network outputs themselves: no copy, no link
     post_lower, post_upper = layer.output_bounds(job.lower, job.upper)
-    job.block.post = pe.Var(
-        range(layer.n_outputs), bounds=lambda b, j: (_finite(post_lower[j]), _finite(post_upper[j]))
-    )
+    job.block.post = pe.Var(range(layer.n_outputs), bounds=lambda b, j: (finite(post_lower[j]), finite(post_upper[j])))
     post = job.block.post
     for j in inactive:
         post[int(j)].fix(0.0)
@@ -194,7 +193,7 @@ def _build_max_layer(job: LayerJob, layer: MaxLayer) -> LayerContext:
     single, several = layer.candidates(lower, upper)
     _require_finite_neurons(job.index, several, lower, upper)
     post_lower, post_upper = layer.output_bounds(lower, upper)
-    block.post = pe.Var(range(layer.n_outputs), bounds=lambda b, g: (_finite(post_lower[g]), _finite(post_upper[g])))
+    block.post = pe.Var(range(layer.n_outputs), bounds=lambda b, g: (finite(post_lower[g]), finite(post_upper[g])))
     block.pre = pe.Var(index_set(several), bounds=lambda b, i: (float(lower[i]), float(upper[i])))
     post, pre = block.post, block.pre
     terms = affine_terms(layer, job.inputs)
@@ -263,7 +262,3 @@ def _require_finite_neurons(index: int, unstable: np.ndarray, lower: np.ndarray,
         raise MissingBoundsError(
             f"layer {index}, neuron {int(bad[0])}: pre-activation bounds are infinite; bound the inputs"
         )
-
-
-def _finite(value: float | np.generic | np.ndarray) -> float | None:
-    return float(value) if np.isfinite(value) else None

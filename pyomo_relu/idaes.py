@@ -54,7 +54,8 @@ variables (and, for ``gdp.hull``, the disaggregated ones) of every unstable neur
 class ``ReLUSurrogate`` derives from IDAES' ``SurrogateBase``, so it is created on first
 access (``from pyomo_relu.idaes import ReLUSurrogate``, module ``__getattr__``) from
 :class:`ReLUSurrogateMixin`, which holds all the code; without IDAES that access raises
-:class:`IdaesNotInstalledError` (an ``ImportError``) saying what to install.  The helper
+:class:`~pyomo_relu.errors.OptionalDependencyError` (an ``ImportError``, also named
+``IdaesNotInstalledError`` here) saying what to install.  The helper
 functions need only Pyomo.
 """
 
@@ -70,7 +71,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from pyomo_relu.errors import MissingBoundsError, PyomoReluError
+from pyomo_relu.errors import MissingBoundsError, OptionalDependencyError, PyomoReluError
 from pyomo_relu.idaes_block import (  # noqa: F401  re-exported
     _as_scaling,
     _labels,
@@ -105,8 +106,8 @@ FILE_VERSION = 1
 _IDAES_FORMULATIONS = {"RELU_BIGM": "bigm", "RELU_COMPLEMENTARITY": "complementarity"}
 
 
-class IdaesNotInstalledError(PyomoReluError, ImportError):
-    """IDAES (``idaes-pse``) is needed for :class:`ReLUSurrogate` but is not installed."""
+#: What accessing :class:`ReLUSurrogate` raises without IDAES (the package's one error for missing extras).
+IdaesNotInstalledError = OptionalDependencyError
 
 
 # ---------------------------------------------------------------------- class
@@ -553,9 +554,7 @@ def _surrogate_class() -> type:
         try:
             from idaes.core.surrogate.base.surrogate_base import SurrogateBase
         except ImportError as exc:
-            raise IdaesNotInstalledError(
-                f"pyomo_relu.idaes.ReLUSurrogate needs IDAES: pip install idaes-pse (import failed: {exc})"
-            ) from exc
+            raise OptionalDependencyError("idaes-pse", "pyomo_relu.idaes.ReLUSurrogate", "idaes") from exc
         cls = type(
             "ReLUSurrogate",
             (ReLUSurrogateMixin, SurrogateBase),

@@ -31,8 +31,10 @@ Everything the block creates lives inside it: ``inputs``/``outputs`` (only when 
 did not pass variables), ``input_box`` (when the user's variables are looser than the
 network's input box), and one sub-block ``layer[k]`` per canonical layer holding
 ``post[j]`` (every neuron), ``pre[j]`` (unstable ReLU neurons only), ``affine[j]`` and the
-formulation's own components.  The user's variables, bounds and objective are never
-modified (as a warm start, output variables and input variables without a value get values).
+formulation's own components: :meth:`ReLUNetBlockData.describe` lists them all and
+:attr:`ReLUNetBlockData.added` records what each layer's formulation added.  The user's
+variables, bounds and objective are never modified (as a warm start, output variables and
+input variables without a value get values).
 """
 
 from __future__ import annotations

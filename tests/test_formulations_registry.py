@@ -123,6 +123,9 @@ def test_name_and_options_pairs_go_through_the_same_checks() -> None:
     with pytest.raises(UnknownOptionError, match="formulation 'gdp.hull'"):
         resolve_formulation(("gdp.hull", {"tight_m": False}))  # tight_m is gdp.bigm's only
     assert resolve_formulation(("gdp.hull", {})) == GdpHull()
+    assert resolve_formulation(Partition) == Partition()
+    with pytest.raises(PyomoReluError, match="a formulation is a name"):
+        resolve_formulation(("partition", 2))
 
 
 def test_changed_options_are_what_differs_from_the_defaults() -> None:

@@ -135,7 +135,7 @@ def get_formulation(name: str) -> Formulation:
 
 
 def resolve_formulation(chosen: Any) -> Formulation:
-    """One choice as a formulation object: a name, ``(name, options)`` or a :class:`Formulation`.
+    """One choice as a formulation object: a name, ``(name, options)``, a :class:`Formulation` or its class.
 
     Option names are checked by :func:`~pyomo_relu.options.check_options`, values by the
     formulation's :meth:`~Formulation.validate`; a malformed choice raises
@@ -143,6 +143,8 @@ def resolve_formulation(chosen: Any) -> Formulation:
     """
     if isinstance(chosen, Formulation):
         return chosen
+    if isinstance(chosen, type) and issubclass(chosen, Formulation):
+        return chosen()
     if isinstance(chosen, str):
         return get_formulation(chosen)
     if (

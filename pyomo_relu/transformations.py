@@ -41,6 +41,19 @@ ReLU blocks and the user's own disjunctions share one GDP pipeline: ``relu.gdp``
 >>> pe.TransformationFactory("relu.gdp").apply_to(m)
 >>> m.nn.is_built, len(m.nn.layer[0].disjunction)
 (True, 2)
+>>> print(m.nn.describe())
+outputs Var [0]
+layer Block [0, 1]
+layer[0].post Var [0, 1]
+layer[0].pre Var [0, 1]
+layer[0].affine Constraint [0, 1]
+layer[0].active_disjunct Disjunct [0, 1]
+layer[0].inactive_disjunct Disjunct [0, 1]
+layer[0].disjunction Disjunction [0, 1]
+layer[1].pre Var []
+layer[1].affine Constraint [0]
+added by 'gdp' to layer 0:
+  active_disjunct, inactive_disjunct, disjunction
 >>> pe.TransformationFactory("gdp.bigm").apply_to(m)
 >>> m.obj = pe.Objective(expr=m.nn.outputs[0])
 >>> from pyomo_relu import solve

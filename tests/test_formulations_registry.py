@@ -44,6 +44,23 @@ def optimum(formulation: object, sense: int = pe.maximize) -> float:
     return float(result.objective)
 
 
+BUILT_IN = (
+    "bigm",
+    "gdp",
+    "gdp.bigm",
+    "gdp.hull",
+    "gdp.mbigm",
+    "gdp.binary_multiplication",
+    "complementarity",
+    "relaxation",
+    "partition",
+    "extended",
+    "ideal_cuts",
+    "pwl",
+    "step",
+)
+
+
 def brute_force_max() -> float:
     grid = np.stack(np.meshgrid(np.linspace(-1, 1, 401), np.linspace(-1, 1, 401)), -1).reshape(-1, 2)
     return float(NET.evaluate(grid).max())
@@ -206,3 +223,20 @@ def test_step_eps_comes_from_the_layer_formulation() -> None:
         m.nn.build(net, formulation=choice)
         rows.append(pe.value(m.nn.layer[0].down_when_negative[0].upper))
     assert rows == [pytest.approx(-1e-5), pytest.approx(-0.5)]
+
+
+@pytest.mark.parametrize("first", ["pyomo_relu.transformations", "pyomo_relu.formulations", "pyomo_relu.block_layers"])
+def test_any_import_order_registers_every_transformation(first: str) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        f"import {first}, pyomo_relu.block, pyomo.environ as pe\n"
+        f"BUILT_IN = {sorted(BUILT_IN)!r}\n"
+        "from pyomo_relu.formulations import FORMULATIONS\n"
+        "missing = [n for n in FORMULATIONS if 'relu.' + n not in pe.TransformationFactory]\n"
+        "print(sorted(FORMULATIONS) == sorted(BUILT_IN), missing)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "[]"]

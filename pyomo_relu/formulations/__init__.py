@@ -119,10 +119,9 @@ def register_formulation(formulation: Formulation | type[Formulation], *, replac
     if made.name in FORMULATIONS and not replace:
         raise PyomoReluError(f"a formulation named {made.name!r} is registered already; pass replace=True")
     FORMULATIONS[made.name] = made
-    if "pyomo_relu.transformations" in _loaded_modules():  # else registered when it is imported
-        from pyomo_relu.transformations import register_transformations
-
-        register_transformations()
+    transformations = _loaded_modules().get("pyomo_relu.transformations")
+    if transformations is not None and hasattr(transformations, "register_transformations"):
+        transformations.register_transformations()  # else it registers every formulation when imported
     return made
 
 

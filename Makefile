@@ -5,13 +5,21 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test docs system-deps benchmarks clean
+.PHONY: demo test lint docs system-deps benchmarks clean
 
 demo: $(VENV)/.demo-installed
 	MPLBACKEND=Agg $(PY) examples/peaks_minimize.py
 
 test: $(VENV)/.test-installed system-deps
 	KERAS_BACKEND=torch MPLBACKEND=Agg $(PY) -m pytest -q -n 2 --dist loadfile tests pyomo_relu
+
+# Style, formatting, types and sizes (configuration in pyproject.toml; sizes: tools/check_sizes.py).
+LINTED := pyomo_relu tests benchmarks examples tools docs setup.py
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
+	$(PY) tools/check_sizes.py
 
 # The documentation site (MkDocs + Material + mkdocstrings) in site/, warnings as errors.  The
 # gallery and benchmark pages are generated during the build (docs/gen_pages.py).  `make test`

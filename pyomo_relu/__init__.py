@@ -8,6 +8,7 @@ a chosen formulation (``pyomo_relu.formulations``).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from pyomo_relu.errors import (
     BoundsMismatchError,
@@ -20,6 +21,7 @@ from pyomo_relu.errors import (
     SolverError,
     UnknownLayerError,
     UnsupportedOperatorError,
+    UsageError,
 )
 from pyomo_relu.network import DenseLayer, MaxLayer, NetworkDefinition, Scaling
 
@@ -45,6 +47,7 @@ __all__ = [
     "SolverError",
     "UnknownLayerError",
     "UnsupportedOperatorError",
+    "UsageError",
     "LinearConstraints",
     "OptimizeResult",
     "ReLUSurrogate",
@@ -61,27 +64,47 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
+#: The exports imported on first use (readers, the Pyomo block, solvers): name -> module.
+_LAZY = {
+    "load_onnx": "pyomo_relu.io.onnx",
+    "load_keras": "pyomo_relu.io.keras",
+    "load_torch": "pyomo_relu.io.torch",
+    "load_sklearn": "pyomo_relu.io.sklearn",
+    "ReLUNetBlock": "pyomo_relu.block",
+    "register_formulation": "pyomo_relu.formulations",
+    "Bounds": "pyomo_relu.bounds",
+    "tighten": "pyomo_relu.bounds",
+    "solve": "pyomo_relu.solvers",
+    "SolveResult": "pyomo_relu.solvers",
+    "verify": "pyomo_relu.verify",
+    "optimize": "pyomo_relu.search",
+    "OptimizeResult": "pyomo_relu.search",
+    "LinearConstraints": "pyomo_relu.search",
+    "ReLUSurrogate": "pyomo_relu.idaes",
+}
+
+if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
+    from pyomo.core.base.block import Block
+
+    from pyomo_relu.bounds import Bounds, tighten
+    from pyomo_relu.formulations import register_formulation
+    from pyomo_relu.idaes import ReLUSurrogate
+    from pyomo_relu.io.keras import load_keras
+    from pyomo_relu.io.onnx import load_onnx
+    from pyomo_relu.io.sklearn import load_sklearn
+    from pyomo_relu.io.torch import load_torch
+    from pyomo_relu.search import LinearConstraints, OptimizeResult, optimize
+    from pyomo_relu.solvers import SolveResult, solve
+    from pyomo_relu.verify import verify
+
+    #: Made by Pyomo's ``declare_custom_block`` when pyomo_relu.block is imported.
+    ReLUNetBlock: type[Block]
+
+
+def __getattr__(name: str) -> Any:
     """Import the heavier parts (readers, Pyomo block, solvers) only when used."""
-    lazy = {
-        "load_onnx": "pyomo_relu.io.onnx",
-        "load_keras": "pyomo_relu.io.keras",
-        "load_torch": "pyomo_relu.io.torch",
-        "load_sklearn": "pyomo_relu.io.sklearn",
-        "ReLUNetBlock": "pyomo_relu.block",
-        "register_formulation": "pyomo_relu.formulations",
-        "Bounds": "pyomo_relu.bounds",
-        "tighten": "pyomo_relu.bounds",
-        "solve": "pyomo_relu.solvers",
-        "SolveResult": "pyomo_relu.solvers",
-        "verify": "pyomo_relu.verify",
-        "optimize": "pyomo_relu.search",
-        "OptimizeResult": "pyomo_relu.search",
-        "LinearConstraints": "pyomo_relu.search",
-        "ReLUSurrogate": "pyomo_relu.idaes",
-    }
-    if name in lazy:
+    if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(lazy[name]), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pyomo_relu' has no attribute {name!r}")

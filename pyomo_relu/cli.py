@@ -19,20 +19,23 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from pyomo_relu import __version__
-from pyomo_relu.errors import MissingBoundsError, PyomoReluError
+from pyomo_relu.errors import MissingBoundsError, PyomoReluError, UsageError
+
+if TYPE_CHECKING:
+    from pyomo_relu.network import NetworkDefinition
+    from pyomo_relu.solvers import SolveResult
 
 logger = logging.getLogger(__name__)
 
-
-class UsageError(PyomoReluError):
-    """A command-line option is malformed."""
+_Number = TypeVar("_Number", int, float)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,13 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 INTERRUPTED = 130
 
 
-def _terminate_as_interrupt() -> Any:
+def _terminate_as_interrupt() -> signal.Handlers | Callable[[int, FrameType | None], Any] | int | None:
     """SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C, so both stop cleanly and report.
 
     Returns the previous handler (``None`` outside the main thread, where none is set).
     """
 
-    def interrupt(signum: int, frame: Any) -> None:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     try:
@@ -96,9 +99,18 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The ``pyomo-relu`` parser: its ``optimize`` and ``verify`` commands."""
     parser = argparse.ArgumentParser(prog="pyomo-relu", description="Trained ReLU networks as MILPs.")
     parser.add_argument("--version", action="version", version=f"pyomo-relu {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    for sub in (_add_optimize(commands), _add_verify(commands)):
+        sub.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.set_defaults(debug=False)
+    return parser
+
+
+def _add_optimize(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``pyomo-relu optimize``: the options of the search and of the one-MILP method."""
     optimize = commands.add_parser(
         "optimize", help="the global minimum or maximum of one network output over an input box"
     )
@@ -151,6 +163,11 @@ def _parser() -> argparse.ArgumentParser:
     optimize.add_argument("--drop-softmax", action="store_true", help="drop a trailing (Log)Softmax")
     optimize.add_argument("--json", action="store_true", help="print one JSON object")
     optimize.set_defaults(run=_optimize)
+    return optimize
+
+
+def _add_verify(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``pyomo-relu verify``: a VNN-LIB property of a network."""
     verify = commands.add_parser(
         "verify", help="decide a VNN-LIB property: sat (violated, with a counterexample), unsat (holds) or unknown"
     )
@@ -173,10 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.add_argument("--out", metavar="FILE", help="write the VNN-COMP 2022 result file (verdict, counterexample)")
     verify.set_defaults(run=_verify)
-    for sub in (optimize, verify):
-        sub.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
-    parser.set_defaults(debug=False)
-    return parser
+    return verify
 
 
 def _gap(text: str) -> float:
@@ -194,9 +208,10 @@ def _jobs(text: str) -> int:
     return _bounded(text, int, 1, "at least 1 worker process (omit it to run in this process)")
 
 
-def _bounded(text: str, convert: Any, minimum: float, wanted: str) -> Any:
+def _bounded(text: str, convert: Callable[[str], _Number], minimum: float, wanted: str) -> _Number:
+    """``convert(text)`` when it is a number in ``[minimum, inf)``; else argparse's error naming ``wanted``."""
     try:
-        value = convert(text)
+        value: _Number | None = convert(text)
     except ValueError:
         value = None
     if value is None or not minimum <= value < float("inf"):
@@ -204,7 +219,7 @@ def _bounded(text: str, convert: Any, minimum: float, wanted: str) -> Any:
     return value
 
 
-def load_model_file(path: str, input_bounds: object = None, drop_softmax: bool = False) -> Any:
+def load_model_file(path: str, input_bounds: object = None, drop_softmax: bool = False) -> NetworkDefinition:
     """Read an ONNX or Keras file by its suffix."""
     suffix = Path(path).suffix.lower()
     if suffix in (".keras", ".h5", ".hdf5"):
@@ -216,9 +231,13 @@ def load_model_file(path: str, input_bounds: object = None, drop_softmax: bool =
     return load_onnx(path, input_bounds=input_bounds, drop_softmax=drop_softmax)
 
 
-def parse_bounds(specs: Sequence[str], bounds_file: str | None) -> dict[int | str, tuple[float | None, float | None]]:
+#: Bounds from the command line: ``"all"`` or an input index -> ``(lb, ub)`` (``None``: no bound).
+BoundsSpec = dict[int | str, tuple[float | None, float | None]]
+
+
+def parse_bounds(specs: Sequence[str], bounds_file: str | None) -> BoundsSpec:
     """``["-3:3", "0=-1:2"]`` -> ``{"all": (-3, 3), 0: (-1, 2)}``; a file adds per-input pairs."""
-    result: dict[int | str, tuple[float | None, float | None]] = {}
+    result: BoundsSpec = {}
     if bounds_file:
         result.update(_bounds_from_file(bounds_file))
     for spec in specs:
@@ -234,7 +253,7 @@ def parse_bounds(specs: Sequence[str], bounds_file: str | None) -> dict[int | st
     return result
 
 
-def _bounds_from_file(path: str) -> dict[int, tuple[float | None, float | None]]:
+def _bounds_from_file(path: str) -> BoundsSpec:
     """Per-input ``(lb, ub)`` from ``--bounds-file``: pairs, ``{"lower": [...], "upper": [...]}`` or OMLT's list."""
     where = f"--bounds-file {path}"
     try:
@@ -268,9 +287,7 @@ def _file_bound(value: object, where: str, index: int) -> float | None:
     return float(value)
 
 
-def _box(
-    spec: dict[int | str, tuple[float | None, float | None]], n_inputs: int
-) -> list[tuple[float | None, float | None]] | None:
+def _box(spec: BoundsSpec, n_inputs: int) -> list[tuple[float | None, float | None]] | None:
     if not spec:
         return None
     default = spec.get("all", (None, None))
@@ -306,7 +323,7 @@ def _optimize(args: argparse.Namespace) -> int:
     return 1 if report["status"] == "error" else 0
 
 
-def _optimize_bnb(args: argparse.Namespace, net: Any, index: int, sense: str) -> dict[str, Any]:
+def _optimize_bnb(args: argparse.Namespace, net: NetworkDefinition, index: int, sense: str) -> dict[str, Any]:
     from pyomo_relu.search import optimize
 
     given = [
@@ -334,10 +351,10 @@ def _optimize_bnb(args: argparse.Namespace, net: Any, index: int, sense: str) ->
     return report
 
 
-def _optimize_milp(args: argparse.Namespace, net: Any, index: int, sense: str) -> dict[str, Any]:
+def _optimize_milp(args: argparse.Namespace, net: NetworkDefinition, index: int, sense: str) -> dict[str, Any]:
     import pyomo.environ as pe
 
-    from pyomo_relu.block import ReLUNetBlock
+    from pyomo_relu import ReLUNetBlock
     from pyomo_relu.solvers import solve
 
     if args.gap is not None or args.jobs is not None:
@@ -356,7 +373,7 @@ def _optimize_milp(args: argparse.Namespace, net: Any, index: int, sense: str) -
     return _report(model, net, result)
 
 
-def _report(model: Any, net: Any, result: Any) -> dict[str, Any]:
+def _report(model: Any, net: NetworkDefinition, result: SolveResult) -> dict[str, Any]:
     status = result.status if result.status in ("optimal", "time_limit", "infeasible") else "error"
     report: dict[str, Any] = {
         "status": status,
@@ -427,7 +444,8 @@ def _verify(args: argparse.Namespace) -> int:
         verdict = "timeout" if result.timed_out else result.status
         text = verdict + "\n"
         if result.counterexample is not None:
-            text += format_counterexample(*result.counterexample) + "\n"
+            x, y = result.counterexample
+            text += format_counterexample(x.tolist(), y.tolist()) + "\n"
         Path(args.out).write_text(text)
     if args.json:
         report = result.to_dict()

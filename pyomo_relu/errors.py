@@ -24,6 +24,12 @@ class UnsupportedOperatorError(PyomoReluError, ValueError):
     """A model file uses an operator or layer that pyomo_relu cannot represent."""
 
 
+class DenseTooLargeError(UnsupportedOperatorError):
+    """A reader would need a dense affine map larger than its limit
+    (``pyomo_relu.io.onnx.tensor.MAX_DENSE_ENTRIES`` coefficients) for an operator without a
+    sparse implementation; the message names the node."""
+
+
 class ModelLoadError(PyomoReluError, ValueError):
     """A model file cannot be read at all (missing, corrupt, wrong format)."""
 
@@ -38,6 +44,10 @@ class BoundsMismatchError(PyomoReluError, ValueError):
 
 class SolverError(PyomoReluError, RuntimeError):
     """A solver is unknown, not installed, or failed in an unexpected way."""
+
+
+class UsageError(PyomoReluError):
+    """A command-line option of ``pyomo-relu`` is malformed (the CLI exits with status 2)."""
 
 
 class UnknownOptionError(PyomoReluError, TypeError, KeyError):

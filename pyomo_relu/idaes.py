@@ -83,7 +83,7 @@ from pyomo_relu.idaes_block import (  # noqa: F401  re-exported
     degrees_of_freedom_without_binaries,
     initialize_surrogate_block,
 )
-from pyomo_relu.network import NetworkDefinition, Scaling, layer_from_dict, layer_to_dict
+from pyomo_relu.network import NetworkDefinition, Scaling, network_from_dict, network_to_dict
 from pyomo_relu.options import check_options, strict_keywords
 
 logger = logging.getLogger(__name__)
@@ -508,38 +508,6 @@ def _formulation_spec(formulation: Any) -> Any:
 
 def _json_float(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
-
-
-def network_to_dict(net: NetworkDefinition) -> dict[str, Any]:
-    """Layers and scalings of ``net`` as JSON-ready lists (exact: floats round-trip)."""
-
-    def scaling(s: Scaling | None) -> dict | None:
-        return None if s is None else {"offset": s.offset.tolist(), "factor": s.factor.tolist()}
-
-    return {
-        "layers": [layer_to_dict(layer) for layer in net.layers],
-        "input_scaling": scaling(net.input_scaling),
-        "output_scaling": scaling(net.output_scaling),
-        "input_shape": list(net.input_shape) if net.input_shape else None,
-        "source": net.source,
-    }
-
-
-def network_from_dict(data: Mapping[str, Any]) -> NetworkDefinition:
-    """Inverse of :func:`network_to_dict` (without input bounds)."""
-
-    def scaling(d: Mapping | None) -> Scaling | None:
-        return None if d is None else Scaling(d["offset"], d["factor"])
-
-    layers = [layer_from_dict(layer) for layer in data["layers"]]
-    return NetworkDefinition(
-        layers,
-        None,
-        scaling(data.get("input_scaling")),
-        scaling(data.get("output_scaling")),
-        data.get("input_shape"),
-        source=data.get("source", ""),
-    )
 
 
 # ------------------------------------------------------------- lazy class

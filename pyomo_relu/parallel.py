@@ -25,7 +25,8 @@ from pyomo_relu.errors import PyomoReluError
 
 __all__ = ["ExecutorSpec", "Workers", "ignore_interrupts", "process_context", "worker_count"]
 
-ExecutorSpec = Any  # None | int | concurrent.futures.Executor
+#: What an ``executor=`` argument may be: serial (``None``), a number of processes, or an executor.
+ExecutorSpec = Executor | int | None
 
 
 def process_context() -> multiprocessing.context.BaseContext:

@@ -51,8 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyomo_relu.errors import MissingBoundsError, PyomoReluError
-from pyomo_relu.network import SMOOTH_ACTIVATIONS, MaxLayer, _smooth, _smooth_slope, group_max
-from pyomo_relu.sparse import is_sparse
+from pyomo_relu.network import SMOOTH_ACTIVATIONS, MaxLayer, group_max, smooth_slope, smooth_value
+from pyomo_relu.sparse import negative_part, positive_part
 
 __all__ = ["Enclosure", "enclosure", "propagate_error", "slope_range", "stationary_points", "chord_deviation"]
 
@@ -90,15 +90,15 @@ def chord_deviation(kind: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray
     ``a <= b`` elementwise; the chord joins ``(a, f(a))`` and ``(b, f(b))``.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    fa, fb = _smooth(kind, a), _smooth(kind, b)
+    fa, fb = smooth_value(kind, a), smooth_value(kind, b)
     width = b - a
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(width > 0, (fb - fa) / np.where(width > 0, width, 1.0), _smooth_slope(kind, a))
+        slope = np.where(width > 0, (fb - fa) / np.where(width > 0, width, 1.0), smooth_slope(kind, a))
     above = np.zeros(a.shape)
     below = np.zeros(a.shape)
     for z in stationary_points(kind, slope):
         z = np.clip(np.nan_to_num(z, nan=0.0), a, b)
-        gap = _smooth(kind, z) - (fa + slope * (z - a))
+        gap = smooth_value(kind, z) - (fa + slope * (z - a))
         above = np.maximum(above, gap)
         below = np.maximum(below, -gap)
     margin = 1e-12 * (1.0 + np.abs(fa) + np.abs(fb))
@@ -142,7 +142,7 @@ class Enclosure:
         """Per neuron, the largest ``|side - f|``: endpoint offsets plus the chord's deviation the other way."""
         out = []
         for side, b, u, lo in zip(sides, self.breakpoints, self.upper, self.lower):
-            offset = np.abs(side - _smooth(self.kind, b))
+            offset = np.abs(side - smooth_value(self.kind, b))
             deviation = chord_deviation(self.kind, b[:-1], b[1:])[other]
             worst = np.maximum(offset[:-1], offset[1:]) + deviation
             out.append(float(min(np.max(worst), np.max(u - lo))))
@@ -180,16 +180,16 @@ def enclosure(
         if not float(tolerance) >= 1e-8:
             raise PyomoReluError(f"enclosure: tolerance must be at least 1e-8, not {tolerance}")
         # the rounding margins of chord_deviation are inside the tolerance, not on top of it
-        scale = 1.0 + np.abs(_smooth(kind, lower)) + np.abs(_smooth(kind, upper))
+        scale = 1.0 + np.abs(smooth_value(kind, lower)) + np.abs(smooth_value(kind, upper))
         tol = float(tolerance) - 1e-11 * scale
         points, counts = _breakpoints(kind, lower, upper, tol, MAX_PIECES)
-        if points is None:
+        if np.any(counts > MAX_PIECES):
             worst = int(np.argmax(counts))
             raise PyomoReluError(
                 f"{kind} neuron {worst} on [{lower[worst]:.6g}, {upper[worst]:.6g}] needs more than "
                 f"{MAX_PIECES} pieces for tolerance {tolerance:g}; use a larger tolerance or tighter bounds"
             )
-    else:
+    elif pieces is not None:
         if isinstance(pieces, bool) or int(pieces) != pieces or pieces < 1:
             raise PyomoReluError(f"enclosure: pieces must be a positive integer, not {pieces!r}")
         points = _fit_pieces(kind, lower, upper, int(pieces))
@@ -203,10 +203,10 @@ def _fit_pieces(kind: str, lower: np.ndarray, upper: np.ndarray, pieces: int) ->
     above, below = chord_deviation(kind, lower, upper)
     hi = np.maximum(above + below, 1e-15)  # one chord across [l, u] always fits this
     lo = hi * 1e-9
-    best, _ = _breakpoints(kind, lower, upper, hi, pieces, partial=True)
+    best, _ = _breakpoints(kind, lower, upper, hi, pieces)
     for _ in range(30):  # bisection on log(tolerance), every neuron at once
         mid = np.sqrt(lo * hi)
-        points, counts = _breakpoints(kind, lower, upper, mid, pieces, partial=True)
+        points, counts = _breakpoints(kind, lower, upper, mid, pieces)
         fits = counts <= pieces
         for i in np.flatnonzero(fits):
             best[i] = points[i]
@@ -217,12 +217,12 @@ def _fit_pieces(kind: str, lower: np.ndarray, upper: np.ndarray, pieces: int) ->
 
 
 def _breakpoints(
-    kind: str, lower: np.ndarray, upper: np.ndarray, tol: np.ndarray, cap: int, partial: bool = False
-) -> tuple[list | None, np.ndarray]:
+    kind: str, lower: np.ndarray, upper: np.ndarray, tol: np.ndarray, cap: int
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Greedy breakpoints per neuron for per-neuron tolerances ``tol``; ``(points, counts)``.
 
     A neuron needing more than ``cap`` segments stops there with ``counts > cap`` (its
-    points are then meaningless); ``points`` is ``None`` if any did, unless ``partial``.
+    points are then meaningless).
     """
     c = INFLECTION[kind]
     spans = np.zeros(lower.shape, dtype=bool) if c is None else (lower < c) & (upper > c)
@@ -238,8 +238,6 @@ def _breakpoints(
     paths, steps = _march(kind, starts, stops, firsts, rests, cap)
     counts = np.zeros(n, dtype=int)
     np.add.at(counts, owner, steps)
-    if np.any(counts > cap) and not partial:
-        return None, counts
     points = []
     for i in range(n):
         right = paths[i]
@@ -295,7 +293,7 @@ def _offsets(kind: str, points: list[np.ndarray]) -> Enclosure:
         above, below = chord_deviation(kind, b[:-1], b[1:])
         e_up = np.maximum(np.r_[above, 0.0], np.r_[0.0, above])
         e_lo = np.maximum(np.r_[below, 0.0], np.r_[0.0, below])
-        f = _smooth(kind, b)
+        f = smooth_value(kind, b)
         uppers.append(f + e_up)
         lowers.append(f - e_lo)
     return Enclosure(kind, tuple(points), tuple(uppers), tuple(lowers))
@@ -317,11 +315,11 @@ def slope_range(kinds: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tupl
         if not cols.size:
             continue
         lo, up = lower[cols], upper[cols]
-        ends = np.minimum(_smooth_slope(kind, lo), _smooth_slope(kind, up))
+        ends = np.minimum(smooth_slope(kind, lo), smooth_slope(kind, up))
         if kind == "softplus":
-            low[cols], high[cols] = _smooth_slope(kind, lo), _smooth_slope(kind, up)
+            low[cols], high[cols] = smooth_slope(kind, lo), smooth_slope(kind, up)
         else:
-            low[cols], high[cols] = ends, _smooth_slope(kind, np.clip(0.0, lo, up))
+            low[cols], high[cols] = ends, smooth_slope(kind, np.clip(0.0, lo, up))
     return low, high
 
 
@@ -343,11 +341,7 @@ def propagate_error(
     """
     d_lo = d_hi = np.zeros(layers[0].n_inputs)
     for k, layer in enumerate(layers):
-        w = layer.weights
-        if is_sparse(w):
-            pos, neg = w.maximum(0), w.minimum(0)
-        else:
-            pos, neg = np.maximum(w, 0.0), np.minimum(w, 0.0)
+        pos, neg = positive_part(layer.weights), negative_part(layer.weights)
         delta_lo = np.asarray(pos @ d_lo + neg @ d_hi).ravel()
         delta_hi = np.asarray(pos @ d_hi + neg @ d_lo).ravel()
         lo_k, up_k = lower[k], upper[k]
@@ -358,8 +352,9 @@ def propagate_error(
             m, big_m = slope_range(layer.kinds, lo_k, up_k)
             d_lo = np.minimum(m * delta_lo, big_m * delta_lo)
             d_hi = np.maximum(m * delta_hi, big_m * delta_hi)
-            if neuron_error[k] is not None:
-                below, above = neuron_error[k]
+            error = neuron_error[k]
+            if error is not None:
+                below, above = error
                 d_lo, d_hi = d_lo - below, d_hi + above
         out_lo, out_up = layer.output_bounds(lo_k, up_k)
         with np.errstate(invalid="ignore"):

@@ -35,10 +35,15 @@ array([0., 1.])
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pyomo_relu.errors import InvalidNetworkError
+from pyomo_relu.sparse import dense
+
+if TYPE_CHECKING:  # pyomo_relu.network imports this module
+    from pyomo_relu.network import DenseLayer, Layer
 
 #: Step activations and their two levels ``(below 0, at and above 0)``.
 LEVELS: dict[str, tuple[float, float]] = {"step": (0.0, 1.0), "sign": (-1.0, 1.0)}
@@ -106,7 +111,7 @@ def binarized_layer(
     scale: object = None,
     name: str = "",
     ternary: bool = False,
-):
+) -> DenseLayer:
     """A :class:`~pyomo_relu.network.DenseLayer` with weights ``scale[j] * signs[j, i]``.
 
     ``signs`` must hold only -1 and +1 (also 0 with ``ternary=True``); ``scale`` (scalar or
@@ -131,12 +136,12 @@ def binarized_layer(
     return DenseLayer(matrix * factors[:, None], bias, activation, name)
 
 
-def binarized_parts(layer, ternary: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
+def binarized_parts(layer: Layer, ternary: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
     """``(signs, scale)`` when ``layer``'s weights are ``scale[j] * signs[j, i]``, else ``None``.
 
     Ternary signs (zeros) are accepted unless ``ternary=False``.
     """
-    weights = np.asarray(layer.weights.toarray() if hasattr(layer.weights, "toarray") else layer.weights)
+    weights = dense(layer.weights)
     scale = np.abs(weights).max(axis=1) if weights.size else np.ones(weights.shape[0])
     scale = np.where(scale > 0, scale, 1.0)
     signs = weights / scale[:, None]

@@ -21,3 +21,19 @@ def data_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261122)
+
+
+@pytest.fixture(scope="module")
+def peaks():
+    """The reluMIP peaks network on its box ``[-3, 3]^2`` (:func:`helpers.peaks`)."""
+    import helpers
+
+    return helpers.peaks()
+
+
+@pytest.fixture(scope="module")
+def peaks_exact():
+    """The exact pre-activation ranges of every peaks layer (:func:`helpers.peaks_exact_ranges`)."""
+    import helpers
+
+    return helpers.peaks_exact_ranges()

@@ -11,9 +11,11 @@ import json
 import re
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pyomo.environ as pe
 import pytest
+from helpers import random_net
 from pyomo.core.expr.visitor import identify_variables
 
 from pyomo_relu import (
@@ -29,7 +31,6 @@ from pyomo_relu import (
 )
 
 DATA = Path(__file__).parent / "data"
-PEAKS_ONNX = DATA / "relumip" / "peaks_3x10.onnx"
 PEAKS_TRUTH = json.loads((DATA / "relumip" / "peaks_3x10_ground_truth.json").read_text())
 PEAKS_BOX = [(-3.0, 3.0), (-3.0, 3.0)]
 PEAKS_MIN = PEAKS_TRUTH["derived_exact_network_min"]
@@ -40,31 +41,9 @@ N_SAMPLES = 100_000
 
 
 # ---------------------------------------------------------------------- helpers
-def load_peaks(input_bounds=PEAKS_BOX) -> NetworkDefinition:
-    from pyomo_relu.io.onnx import load_onnx
-
-    return load_onnx(PEAKS_ONNX, input_bounds=input_bounds)
-
-
-@pytest.fixture(scope="module")
-def peaks() -> NetworkDefinition:
-    return load_peaks()
-
-
-def random_net(seed: int, sizes: list[int], box, last: str = "linear", **kwargs) -> NetworkDefinition:
-    """A seeded random network ``sizes[0] -> ... -> sizes[-1]`` (ReLU hidden layers)."""
-    rng = np.random.default_rng(seed)
-    layers = []
-    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        activation = last if k == len(sizes) - 2 else "relu"
-        layers.append(DenseLayer(rng.normal(size=(n_out, n_in)), rng.normal(scale=0.5, size=n_out), activation))
-    return NetworkDefinition(layers, input_bounds=box, **kwargs)
-
-
-def sample_box(net: NetworkDefinition, seed: int = 0, n: int = N_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    lo, hi = net.input_lower, net.input_upper
-    x = rng.uniform(lo, hi, size=(n, net.n_inputs))
+def sample_points(net: NetworkDefinition, seed: int = 0, n: int = N_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points of the input box (:func:`helpers.sample_box`) and the network's outputs there."""
+    x = helpers.sample_box(net.input_lower, net.input_upper, n, seed)
     return x, net.evaluate(x)
 
 
@@ -186,7 +165,7 @@ RANDOM_CASES = {
 def test_random_network_beats_sampling(case):
     seed, sizes, box = RANDOM_CASES[case]
     net = random_net(seed, sizes, box)
-    x_samples, y_samples = sample_box(net, seed)
+    x_samples, y_samples = sample_points(net, seed)
     for output in range(net.n_outputs):
         for sense in (pe.minimize, pe.maximize):
             m, result = optimise(net, lambda y: y[output], sense)
@@ -277,7 +256,7 @@ def test_neurons_on_the_stability_boundary():
 
 def test_stable_network_optimum_matches_sampling():
     net = stable_net()
-    _, y_samples = sample_box(net)
+    _, y_samples = sample_points(net)
     for sense, best in ((pe.minimize, y_samples.min()), (pe.maximize, y_samples.max())):
         m, result = optimise(net, lambda y: y[0], sense)
         assert result.status == "optimal"
@@ -491,7 +470,7 @@ def test_two_networks_share_inputs(peaks):
     result = solve(m, mip_gap=GAP)
     assert result.status == "optimal"
     assert m.a.get_error() < 1e-6 and m.b.get_error() < 1e-6
-    x, _ = sample_box(peaks)
+    x, _ = sample_points(peaks)
     best = (peaks.evaluate(x) + other.evaluate(x)).min()
     assert result.objective <= best + 1e-6
     point = values(m.x)
@@ -585,7 +564,7 @@ def scaled_net(last: str) -> NetworkDefinition:
 def test_scaled_network_optimum_matches_sampling(last):
     net = scaled_net(last)
     # folding scalings into the chain must not change the function
-    x_samples, y_samples = sample_box(net, 7)
+    x_samples, y_samples = sample_points(net, 7)
     unfolded = x_samples
     scaled = net.input_scaling.scale(unfolded)
     for layer in net.layers:
@@ -615,7 +594,7 @@ def test_relu_last_layer_has_output_link():
         assert names == {f"y[{j}]", last.post[j].name}
     assert result.status == "optimal"
     assert m.nn.get_error() < 1e-6
-    _, y = sample_box(net)
+    _, y = sample_points(net)
     assert result.objective >= (y[:, 0] - y[:, 1] + 0.5 * y[:, 2]).max() - 1e-6
     assert len(block_constraints(m.nn)) == expected_constraints(net, m.nn.neuron_bounds)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
+from helpers import assert_contains, sample_box
 
 from pyomo_relu.bounds import METHODS, Bounds, crown_bounds, interval_bounds, tighten
 from pyomo_relu.bounds.crown import relaxation
@@ -19,7 +20,6 @@ from onnx import numpy_helper  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 PEAKS = DATA / "relumip" / "peaks_3x10.onnx"
-PEAKS_TRUTH = DATA / "relumip" / "peaks_3x10_ground_truth.json"
 MNIST = DATA / "mnist_fc" / "onnx" / "mnist-net_256x2.onnx"
 MNIST_PROP0 = DATA / "mnist_fc" / "vnnlib" / "prop_0_0.03.vnnlib"
 ACAS = DATA / "acasxu" / "onnx" / "ACASXU_run2a_1_1_batch_2000.onnx"
@@ -29,25 +29,6 @@ ACAS_PROP3 = DATA / "acasxu" / "vnnlib" / "prop_3.vnnlib"
 # --------------------------------------------------------------------------- loaders
 def _initializers(model) -> dict[str, np.ndarray]:
     return {t.name: numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer}
-
-
-def load_gemm_chain(path: Path, input_bounds: object = None) -> NetworkDefinition:
-    """A chain of Gemm (+ Relu) nodes, with or without transB, Flatten ignored."""
-    model = onnx.load(str(path))
-    init = _initializers(model)
-    nodes = list(model.graph.node)
-    layers = []
-    for index, node in enumerate(nodes):
-        if node.op_type != "Gemm":
-            continue
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        assert attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0
-        weights = init[node.input[1]]
-        if not attrs.get("transB", 0):
-            weights = weights.T
-        relu = index + 1 < len(nodes) and nodes[index + 1].op_type == "Relu"
-        layers.append(DenseLayer(weights, init[node.input[2]], "relu" if relu else "linear", node.name))
-    return NetworkDefinition(layers, input_bounds=input_bounds, source=str(path))
 
 
 def load_acas(path: Path) -> NetworkDefinition:
@@ -81,20 +62,6 @@ def onnx_forward(path: Path, X: np.ndarray, shape: tuple[int, ...]) -> np.ndarra
     return np.array(rows)
 
 
-def sample_box(lower: np.ndarray, upper: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Half random vertices of the box, half uniform points."""
-    rng = np.random.default_rng(seed)
-    vertices = lower + rng.integers(0, 2, size=(n // 2, lower.size)) * (upper - lower)
-    uniform = lower + rng.random((n - n // 2, lower.size)) * (upper - lower)
-    return np.vstack([vertices, uniform])
-
-
-def assert_contains(bounds: Bounds, net: NetworkDefinition, X: np.ndarray, tol: float = 1e-9) -> None:
-    for k, pre in enumerate(net.preactivations(X)):
-        assert np.all(pre >= bounds.lower[k] - tol), f"layer {k}: sample below lower bound"
-        assert np.all(pre <= bounds.upper[k] + tol), f"layer {k}: sample above upper bound"
-
-
 def assert_subset(inner: Bounds, outer: Bounds) -> None:
     for k in range(outer.n_layers):
         assert np.all(inner.lower[k] >= outer.lower[k]), f"layer {k}: lower looser"
@@ -104,21 +71,13 @@ def assert_subset(inner: Bounds, outer: Bounds) -> None:
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def peaks() -> NetworkDefinition:
-    return load_gemm_chain(PEAKS, input_bounds=[(-3, 3), (-3, 3)])
-
-
-@pytest.fixture(scope="module")
-def peaks_exact() -> list[tuple[np.ndarray, np.ndarray]]:
-    ranges = json.loads(PEAKS_TRUTH.read_text())["derived_exact_preactivation_ranges"]
-    order = ["hidden1(10)", "hidden2(10)", "hidden3(10)", "output(1)"]
-    assert sorted(ranges) == sorted(order)
-    return [(np.array(ranges[key]["lo"]), np.array(ranges[key]["hi"])) for key in order]
+    return helpers.peaks(independent=True)  # read without pyomo_relu.io: the loader is tested here
 
 
 @pytest.fixture(scope="module")
 def mnist() -> tuple[NetworkDefinition, np.ndarray, np.ndarray]:
     lower, upper = read_vnnlib_box(MNIST_PROP0, 784)
-    return load_gemm_chain(MNIST, input_bounds=(lower, upper)), lower, upper
+    return helpers.gemm_chain(MNIST, input_bounds=(lower, upper)), lower, upper
 
 
 # --------------------------------------------------------------------------- peaks

@@ -8,14 +8,13 @@ bounds, executors (process pool, Dask), time limit and progress bar.
 
 from __future__ import annotations
 
-import itertools
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_contains, sample_box
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -27,11 +26,8 @@ from pyomo_relu.errors import PyomoReluError, UnknownOptionError
 from pyomo_relu.network import DenseLayer, NetworkDefinition
 
 DATA = Path(__file__).parent / "data"
-PEAKS = DATA / "relumip" / "peaks_3x10.onnx"
-PEAKS_TRUTH = DATA / "relumip" / "peaks_3x10_ground_truth.json"
 TOL = 1e-9  # sampled values vs bounds (the bounds are already widened)
 SOLVER_TOL = 1e-5  # comparisons between two solver results
-N_SAMPLES = 2000
 
 SETTINGS = settings(
     max_examples=25,
@@ -58,25 +54,6 @@ def networks(draw: st.DrawFn) -> NetworkDefinition:
     lower = draw(hnp.arrays(np.float64, (widths[0],), elements=st.floats(-2.0, 1.0)))
     width = draw(hnp.arrays(np.float64, (widths[0],), elements=st.floats(0.05, 3.0)))
     return NetworkDefinition(layers, input_bounds=(lower, lower + width))
-
-
-def sample_box(lower: np.ndarray, upper: np.ndarray, n: int = N_SAMPLES, seed: int = 0) -> np.ndarray:
-    """All corners of the box, then uniform points: ``n`` in all."""
-    rng = np.random.default_rng(seed)
-    mask = np.array(list(itertools.product([0.0, 1.0], repeat=lower.size)))
-    corners = lower + mask * (upper - lower)
-    uniform = lower + rng.random((n - len(corners), lower.size)) * (upper - lower)
-    return np.vstack([corners, uniform])
-
-
-def assert_contains(bounds: Bounds, net: NetworkDefinition, X: np.ndarray, what: str) -> None:
-    for k, pre in enumerate(net.preactivations(X)):
-        below = pre < bounds.lower[k] - TOL
-        above = pre > bounds.upper[k] + TOL
-        assert not below.any() and not above.any(), (
-            f"{what}: layer {k} has sampled pre-activations outside the bounds: "
-            f"min {pre.min(axis=0)} vs lower {bounds.lower[k]}, max {pre.max(axis=0)} vs upper {bounds.upper[k]}"
-        )
 
 
 def assert_within(inner: Bounds, outer: Bounds, tol: float, what: str) -> None:
@@ -122,47 +99,13 @@ def test_milp_is_exact_on_a_small_network() -> None:
 
 
 # ------------------------------------------------------------------------------ peaks
-def read_peaks() -> NetworkDefinition:
-    """The reluMIP peaks network: the package's ONNX reader if it works, else the Gemm weights."""
-    try:
-        from pyomo_relu.io.onnx import load_onnx
-
-        net = load_onnx(PEAKS, input_bounds=[(-3, 3), (-3, 3)])
-        if [layer.n_outputs for layer in net.canonical_layers] == [10, 10, 10, 1]:
-            return net
-    except Exception:  # noqa: BLE001 - the reader is optional here
-        pass
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(PEAKS))
-    arrays = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer}
-    gemms = [node for node in model.graph.node if node.op_type == "Gemm"]
-    layers = [
-        DenseLayer(arrays[node.input[1]].T, arrays[node.input[2]], "relu" if i < len(gemms) - 1 else "linear")
-        for i, node in enumerate(gemms)
-    ]
-    return NetworkDefinition(layers, input_bounds=[(-3, 3), (-3, 3)])
-
-
-@pytest.fixture(scope="module")
-def peaks() -> NetworkDefinition:
-    return read_peaks()
-
-
-@pytest.fixture(scope="module")
-def peaks_truth() -> list[tuple[np.ndarray, np.ndarray]]:
-    ranges = json.loads(PEAKS_TRUTH.read_text())["derived_exact_preactivation_ranges"]
-    return [(np.array(r["lo"]), np.array(r["hi"])) for r in ranges.values()]
-
-
-def test_peaks_milp_is_exact_and_lp_contains_it(peaks, peaks_truth) -> None:
+def test_peaks_milp_is_exact_and_lp_contains_it(peaks, peaks_exact) -> None:
     lp = tighten(peaks, ["interval", "crown", "lp"], progress=False)
     milp = tighten(
         peaks, ["interval", "crown", "lp", "milp"], all_neurons=True, time_limit_per_neuron=60.0, progress=False
     )
-    assert len(peaks_truth) == milp.n_layers == 4
-    for k, (lo, hi) in enumerate(peaks_truth):
+    assert len(peaks_exact) == milp.n_layers == 4
+    for k, (lo, hi) in enumerate(peaks_exact):
         assert np.all(lp.lower[k] <= lo + TOL) and np.all(lp.upper[k] >= hi - TOL), k
         assert np.all(milp.lower[k] <= lo + TOL) and np.all(milp.upper[k] >= hi - TOL), k
         np.testing.assert_allclose(milp.lower[k], lo, atol=1e-5, err_msg=f"layer {k} lower")

@@ -8,9 +8,8 @@ the corners included, must lie within the bounds.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
+from helpers import assert_contains, sample_box
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -18,7 +17,6 @@ from hypothesis.extra import numpy as hnp
 from pyomo_relu.bounds import Bounds, crown_bounds, interval_bounds, tighten
 from pyomo_relu.network import DenseLayer, NetworkDefinition, Scaling
 
-TOL = 1e-9
 N_SAMPLES = 2000
 
 SETTINGS = settings(
@@ -64,32 +62,6 @@ def networks(draw: st.DrawFn) -> NetworkDefinition:
         input_scaling=input_scaling,
         output_scaling=output_scaling,
     )
-
-
-def sample_box(lower: np.ndarray, upper: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` points of the box: its corners (all of them, or 1000 random ones), then uniform."""
-    rng = np.random.default_rng(seed)
-    d = lower.size
-    if 2**d <= n // 2:
-        mask = np.array(list(itertools.product([0.0, 1.0], repeat=d)))
-    else:
-        mask = rng.integers(0, 2, size=(n // 2, d)).astype(float)
-    corners = lower + mask * (upper - lower)
-    uniform = lower + rng.random((n - len(corners), d)) * (upper - lower)
-    return np.vstack([corners, uniform])
-
-
-def assert_contains(bounds: Bounds, net: NetworkDefinition, X: np.ndarray, what: str) -> None:
-    for k, pre in enumerate(net.preactivations(X)):
-        assert not np.any(np.isnan(bounds.lower[k])) and not np.any(np.isnan(bounds.upper[k]))
-        below = pre < bounds.lower[k] - TOL
-        above = pre > bounds.upper[k] + TOL
-        if below.any() or above.any():
-            i, j = np.argwhere(below | above)[0]
-            raise AssertionError(
-                f"{what}: layer {k} neuron {j}: sample value {pre[i, j]!r} outside "
-                f"[{bounds.lower[k][j]!r}, {bounds.upper[k][j]!r}]"
-            )
 
 
 def assert_subset(inner: Bounds, outer: Bounds, what: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pyomo.environ as pe
 import pytest
@@ -23,14 +24,12 @@ from pyomo.gdp import Disjunct
 from pyomo.mpec import Complementarity
 from pyomo.opt import SolverFactory
 
-from pyomo_relu import DenseLayer, NetworkDefinition, PyomoReluError, ReLUNetBlock, solve
+from pyomo_relu import NetworkDefinition, PyomoReluError, ReLUNetBlock, solve
 from pyomo_relu.bounds import Bounds
 from pyomo_relu.formulations import FORMULATIONS, gdp
 
 DATA = Path(__file__).parent / "data"
-PEAKS_ONNX = DATA / "relumip" / "peaks_3x10.onnx"
 PEAKS_TRUTH = json.loads((DATA / "relumip" / "peaks_3x10_ground_truth.json").read_text())
-PEAKS_BOX = [(-3.0, 3.0), (-3.0, 3.0)]
 PEAKS_MIN = PEAKS_TRUTH["derived_exact_network_min"]["value"]
 
 GAP = 1e-9
@@ -41,12 +40,7 @@ BOX = [(-1.0, 1.0), (-1.0, 1.0), (-1.0, 1.0)]
 
 # ---------------------------------------------------------------------- helpers
 def random_net(seed: int, sizes=SIZES, box=BOX) -> NetworkDefinition:
-    rng = np.random.default_rng(seed)
-    layers = []
-    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        activation = "linear" if k == len(sizes) - 2 else "relu"
-        layers.append(DenseLayer(rng.normal(size=(n_out, n_in)), rng.normal(scale=0.5, size=n_out), activation))
-    return NetworkDefinition(layers, input_bounds=box)
+    return helpers.random_net(seed, sizes, box)
 
 
 def model_for(net: NetworkDefinition, formulation, sense=pe.minimize, **build) -> pe.ConcreteModel:
@@ -105,13 +99,6 @@ def peaks_exact_bounds(net: NetworkDefinition) -> Bounds:
     lower = [np.array(r["lo"]) - 1e-6 * (1 + np.abs(r["lo"])) for r in ranges]
     upper = [np.array(r["hi"]) + 1e-6 * (1 + np.abs(r["hi"])) for r in ranges]
     return Bounds(lower, upper, net.input_lower, net.input_upper, net.content_hash(), ("exact",))
-
-
-@pytest.fixture(scope="module")
-def peaks() -> NetworkDefinition:
-    from pyomo_relu.io.onnx import load_onnx
-
-    return load_onnx(PEAKS_ONNX, input_bounds=PEAKS_BOX)
 
 
 # ------------------------------------------------------------ registration

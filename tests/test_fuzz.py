@@ -512,8 +512,8 @@ VNNLIB_BASES = [
     "(assert (or (and (>= Y_0 Y_1) (<= Y_2 0.5)) (and (<= (+ Y_0 (* 2 Y_1)) -3))))\n",
     HEADER + "(assert (and (>= X_0 -0.5) (<= X_0 0.5) (>= X_1 -1e-3) (<= X_1 1e-3)))\n"
     "(assert (<= (- Y_0 Y_2) (/ 1 3)))\n(assert (>= Y_1 -1.5e2)) ; comment\n",
-    HEADER
-    + "(assert (or (and (>= X_0 0) (<= X_0 1) (>= X_1 0) (<= X_1 1)) (and (>= X_0 2) (<= X_0 3) (>= X_1 2) (<= X_1 3))))\n"
+    HEADER + "(assert (or (and (>= X_0 0) (<= X_0 1) (>= X_1 0) (<= X_1 1))"
+    " (and (>= X_0 2) (<= X_0 3) (>= X_1 2) (<= X_1 3))))\n"
     "(assert (> Y_0 Y_1))\n",
     (DATA / "acasxu" / "vnnlib" / "prop_2.vnnlib").read_text(),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pyomo.environ as pe
 import pytest
@@ -22,12 +23,7 @@ SLACK = 1.5
 
 
 def random_net(seed: int, sizes=(2, 12, 12, 2)) -> NetworkDefinition:
-    rng = np.random.default_rng(seed)
-    layers = [
-        DenseLayer(rng.normal(size=(o, i)), rng.normal(size=o) * 0.5, "relu" if k < len(sizes) - 2 else "linear")
-        for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))
-    ]
-    return NetworkDefinition(layers, input_bounds=[(-1, 1)] * sizes[0])
+    return helpers.random_net(seed, sizes)
 
 
 def model_with(net: NetworkDefinition, formulation: object = "bigm", sense=pe.maximize) -> pe.ConcreteModel:

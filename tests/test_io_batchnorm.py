@@ -258,13 +258,13 @@ def test_keras_batchnorm_h5_file_and_h5py_fallback(tmp_path: Path, monkeypatch: 
 
 
 def test_keras_batchnorm_channel_mismatch_refused() -> None:
-    from pyomo_relu.io import keras as keras_reader
+    from pyomo_relu.io.keras import steps as keras_steps
 
-    step = keras_reader._batchnorm_step("bn", 1, 1e-3, np.zeros(4), np.ones(4), None, None)
+    step = keras_steps.batchnorm_step("bn", 1, 1e-3, np.zeros(4), np.ones(4), None, None)
     with pytest.raises(ShapeMismatchError, match=r"'bn' \(BatchNormalization\) has 4 channels"):
-        keras_reader._build_layers([step], (2, 3))
-    batch_axis = keras_reader._batchnorm_step("bn", 0, 1e-3, np.zeros(2), np.ones(2), None, None)
+        keras_steps.build_layers([step], (2, 3))
+    batch_axis = keras_steps.batchnorm_step("bn", 0, 1e-3, np.zeros(2), np.ones(2), None, None)
     with pytest.raises(ShapeMismatchError, match="axis 0"):
-        keras_reader._build_layers([batch_axis], (2, 3))
+        keras_steps.build_layers([batch_axis], (2, 3))
     with pytest.raises(UnsupportedOperatorError, match=r"axes \[1, 2\]"):
-        keras_reader._batchnorm_step("bn", [1, 2], 1e-3, np.zeros(2), np.ones(2), None, None)
+        keras_steps.batchnorm_step("bn", [1, 2], 1e-3, np.zeros(2), np.ones(2), None, None)

@@ -19,7 +19,7 @@ import pytest
 import scipy.sparse as sp
 from onnx import TensorProto, helper, numpy_helper
 
-import pyomo_relu.io.onnx as onnx_reader
+import pyomo_relu.io.onnx.tensor as onnx_tensor
 from pyomo_relu.block import ReLUNetBlock
 from pyomo_relu.errors import ShapeMismatchError, UnsupportedOperatorError
 from pyomo_relu.io.onnx import load_onnx
@@ -327,7 +327,7 @@ def test_conv_is_built_sparse_without_dense_maps(monkeypatch, rng):
     """With dense maps capped at 1000 entries, a conv on 64 inputs still loads: it is sparse."""
     import pyomo_relu.sparse
 
-    monkeypatch.setattr(onnx_reader, "MAX_DENSE_ENTRIES", 1000)
+    monkeypatch.setattr(onnx_tensor, "MAX_DENSE_ENTRIES", 1000)
     monkeypatch.setattr(pyomo_relu.sparse, "SPARSE_MIN_ENTRIES", 0)  # keep even this small layer CSR
     nodes = [
         helper.make_node("Conv", ["x", "W", "B"], ["c"], name="big_conv", pads=[1, 0, 1, 0], strides=[1, 2]),
@@ -349,7 +349,7 @@ def test_conv_is_built_sparse_without_dense_maps(monkeypatch, rng):
 
 
 def test_op_without_sparse_form_is_refused_when_too_dense(monkeypatch, rng):
-    monkeypatch.setattr(onnx_reader, "MAX_DENSE_ENTRIES", 1000)
+    monkeypatch.setattr(onnx_tensor, "MAX_DENSE_ENTRIES", 1000)
     nodes = [
         helper.make_node("Conv", ["x", "W"], ["c"], name="conv"),
         helper.make_node("MatMul", ["c", "M"], ["y"], name="big_matmul"),

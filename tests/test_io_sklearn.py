@@ -21,8 +21,8 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler  # noqa: E402
 from sklearn.svm import SVR  # noqa: E402
 
 from pyomo_relu.block import ReLUNetBlock  # noqa: E402
-from pyomo_relu.errors import ModelLoadError, UnsupportedOperatorError  # noqa: E402
-from pyomo_relu.io.sklearn import SklearnNotInstalledError, load_sklearn  # noqa: E402
+from pyomo_relu.errors import ModelLoadError, OptionalDependencyError, UnsupportedOperatorError  # noqa: E402
+from pyomo_relu.io.sklearn import load_sklearn  # noqa: E402
 from pyomo_relu.solvers import solve  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -244,7 +244,7 @@ def test_missing_sklearn_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     monkeypatch.delitem(sys.modules, "sklearn")
-    with pytest.raises(SklearnNotInstalledError, match=r"pip install pyomo_relu\[sklearn\]"):
+    with pytest.raises(OptionalDependencyError, match=r"pip install 'pyomo_relu\[sklearn\]'"):
         load_sklearn(None)
 
 

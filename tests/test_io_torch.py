@@ -11,8 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from pyomo_relu.errors import ModelLoadError, ShapeMismatchError, UnsupportedOperatorError  # noqa: E402
-from pyomo_relu.io.torch import TorchNotInstalledError, load_torch  # noqa: E402
+from pyomo_relu.errors import ModelLoadError, OptionalDependencyError, ShapeMismatchError, UnsupportedOperatorError  # noqa: E402
+from pyomo_relu.io.torch import load_torch  # noqa: E402
 from pyomo_relu.network import NetworkDefinition  # noqa: E402
 
 
@@ -277,5 +277,5 @@ def test_missing_torch_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     monkeypatch.delitem(sys.modules, "torch")
-    with pytest.raises(TorchNotInstalledError, match=r"pip install pyomo_relu\[torch\]"):
+    with pytest.raises(OptionalDependencyError, match=r"pip install 'pyomo_relu\[torch\]'"):
         load_torch(None)

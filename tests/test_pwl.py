@@ -7,6 +7,7 @@ hold everywhere (hypothesis) and tighter tolerances must shrink the interval.
 
 from __future__ import annotations
 
+import helpers
 import numpy as np
 import pyomo.environ as pe
 import pytest
@@ -21,14 +22,7 @@ from pyomo_relu.solvers import solve
 
 
 def random_net(seed: int, kind: str, sizes=(2, 6, 6, 1), scale: float = 1.5) -> NetworkDefinition:
-    rng = np.random.default_rng(seed)
-    layers = []
-    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        last = k == len(sizes) - 2
-        layers.append(
-            DenseLayer(rng.normal(0, scale, (n_out, n_in)), rng.normal(0, 0.5, n_out), "linear" if last else kind)
-        )
-    return NetworkDefinition(layers, input_bounds=[(-1.5, 1.5)] * sizes[0])
+    return helpers.random_net(seed, sizes, 1.5, hidden=kind, weight_scale=scale)
 
 
 def build(net: NetworkDefinition, formulation, sense=pe.minimize):

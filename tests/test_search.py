@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pyomo.environ as pe
 import pytest
@@ -30,13 +31,7 @@ PEAKS = ROOT / "tests" / "data" / "relumip" / "peaks_3x10.onnx"
 
 
 def random_net(seed: int, n_in: int, hidden: tuple[int, ...], n_out: int) -> NetworkDefinition:
-    rng = np.random.default_rng(seed)
-    sizes = (n_in, *hidden, n_out)
-    layers = [
-        DenseLayer(rng.normal(size=(b, a)), rng.normal(scale=0.5, size=b), "relu" if k < len(hidden) else "linear")
-        for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
-    ]
-    return NetworkDefinition(layers, input_bounds=[(-1.0, 1.0)] * n_in)
+    return helpers.random_net(seed, (n_in, *hidden, n_out))
 
 
 def milp_optimum(net: NetworkDefinition, c: np.ndarray, sense: str, constraints: dict | None = None) -> float | None:

@@ -3,21 +3,12 @@ networks, indexed blocks and every MILP formulation; the user's model left as it
 
 from __future__ import annotations
 
-import numpy as np
 import pyomo.environ as pe
 import pytest
+from helpers import random_net
 
-from pyomo_relu import DenseLayer, NetworkDefinition, ReLUNetBlock, solve
+from pyomo_relu import ReLUNetBlock, solve
 from pyomo_relu.errors import PyomoReluError, SolverError
-
-
-def random_net(seed: int, sizes: tuple[int, ...], box: float = 1.0) -> NetworkDefinition:
-    rng = np.random.default_rng(seed)
-    layers = [
-        DenseLayer(rng.normal(size=(b, a)), rng.normal(scale=0.5, size=b), "relu" if k < len(sizes) - 2 else "linear")
-        for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
-    ]
-    return NetworkDefinition(layers, input_bounds=[(-box, box)] * sizes[0])
 
 
 def coupled_model(formulation: object = "bigm", bounds: object = "interval") -> pe.ConcreteModel:

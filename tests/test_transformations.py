@@ -7,14 +7,14 @@ with the best of separate big-M solves over each branch of the user's disjunctio
 
 from __future__ import annotations
 
-import numpy as np
+import helpers
 import pyomo.environ as pe
 import pytest
 from pyomo.core.base.component import ComponentUID
 from pyomo.gdp import Disjunct, Disjunction
 from pyomo.opt import SolverFactory
 
-from pyomo_relu import DenseLayer, NetworkDefinition, PyomoReluError, ReLUNetBlock, solve
+from pyomo_relu import NetworkDefinition, PyomoReluError, ReLUNetBlock, solve
 from pyomo_relu.formulations import FORMULATIONS, bigm
 from pyomo_relu.formulations.base import frozen_formulation
 from pyomo_relu.transformations import declared_blocks, register_transformations
@@ -24,12 +24,7 @@ BOX = [(-1.0, 1.0), (-1.0, 1.0)]
 
 
 def random_net(seed: int, sizes=(2, 5, 4, 1), box=BOX) -> NetworkDefinition:
-    rng = np.random.default_rng(seed)
-    layers = []
-    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        activation = "linear" if k == len(sizes) - 2 else "relu"
-        layers.append(DenseLayer(rng.normal(size=(n_out, n_in)), rng.normal(scale=0.5, size=n_out), activation))
-    return NetworkDefinition(layers, input_bounds=box)
+    return helpers.random_net(seed, sizes, box)
 
 
 NET = random_net(21)
@@ -71,7 +66,10 @@ def test_formulations_added_later_are_registered(monkeypatch):
     m.nn = ReLUNetBlock()
     m.nn.declare(NET)
     pe.TransformationFactory("relu.bigm_copy_for_test").apply_to(m)
-    assert m.nn.is_built and m.nn.layer[0].component("is_active") is not None
+    assert m.nn.is_built
+    m.obj = pe.Objective(expr=m.nn.outputs[0])  # built by the new name: the exact big-M MILP
+    assert optimal(m) == pytest.approx(direct_optimum(NET), abs=1e-6)
+    assert m.nn.get_error() < 1e-6  # its point is the network's (a relaxation's is not, here)
 
 
 # ---------------------------------------------------------------- scalar blocks
@@ -246,9 +244,24 @@ def test_options_reach_the_formulation():
     m.nn[1].declare(NET)
     m.nn[2].declare(NET)
     pe.TransformationFactory("relu.complementarity").apply_to(m, targets=m.nn[1], reformulation="product")
-    assert m.nn[1].layer[0].component("complementarity_product") is not None
+    layer = m.nn[1].layer[0]
+    products = layer.component("complementarity_product")
+    assert products is not None and len(products) > 0
+    for j in products:  # y (y - x) <= 0 (eps 0): holds at y = relu(x), fails at y = 0.5 for x = -1
+        layer.pre[j].set_value(-1.0, skip_validation=True)
+        layer.post[j].set_value(0.0, skip_validation=True)
+        assert pe.value(products[j].body) == 0.0 and pe.value(products[j].upper) == 0.0
+        layer.post[j].set_value(0.5, skip_validation=True)
+        assert pe.value(products[j].body) > pe.value(products[j].upper)
     pe.TransformationFactory("relu.gdp.mbigm").apply_to(m, solver=SolverFactory("glpk"))
     assert m.nn[2].layer[0].component("_pyomo_gdp_mbigm_reformulation") is not None
+    alone = pe.ConcreteModel()  # the multiple big-M reformulation, solved: the network's optimum
+    alone.nn = ReLUNetBlock()
+    alone.nn.declare(NET)
+    pe.TransformationFactory("relu.gdp.mbigm").apply_to(alone, solver=SolverFactory("glpk"))
+    alone.obj = pe.Objective(expr=alone.nn.outputs[0])
+    assert optimal(alone) == pytest.approx(direct_optimum(NET), abs=1e-6)
+    assert alone.nn.get_error() < 1e-6
 
 
 # --------------------------------------------------------------- GDP pipeline

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -60,16 +61,7 @@ def truth(benchmark: str) -> dict[tuple[str, str], str]:
 
 
 def random_net(seed: int, sizes: tuple[int, ...] = (2, 12, 12, 3), last: str = "linear") -> NetworkDefinition:
-    rng = np.random.default_rng(seed)
-    layers = [
-        DenseLayer(
-            rng.normal(size=(n_out, n_in)) / np.sqrt(n_in),
-            rng.normal(size=n_out) * 0.3,
-            "relu" if k < len(sizes) - 2 else last,
-        )
-        for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]))
-    ]
-    return NetworkDefinition(layers)
+    return helpers.random_net(seed, sizes, None, last=last, fan_in=True, bias_scale=0.3)
 
 
 # ------------------------------------------------------------ bound soundness

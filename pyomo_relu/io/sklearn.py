@@ -35,12 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from pyomo_relu.errors import ModelLoadError, ShapeMismatchError, UnsupportedOperatorError
+from pyomo_relu.errors import ModelLoadError, OptionalDependencyError, ShapeMismatchError, UnsupportedOperatorError
+from pyomo_relu.io.affine import AffineMap
 from pyomo_relu.network import DenseLayer, NetworkDefinition, Scaling
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SUPPORTED_ESTIMATORS", "SklearnNotInstalledError", "load_sklearn"]
+__all__ = ["SUPPORTED_ESTIMATORS", "load_sklearn"]
 
 #: Human-readable list used in error messages.
 SUPPORTED_ESTIMATORS = (
@@ -53,10 +54,6 @@ SUPPORTED_ESTIMATORS = (
 _HIDDEN_ACTIVATIONS = {"relu": "relu", "identity": "linear", "tanh": "tanh", "logistic": "sigmoid"}
 
 
-class SklearnNotInstalledError(ModelLoadError, ImportError):
-    """scikit-learn is needed to read this model but is not installed."""
-
-
 def _import_sklearn() -> Any:
     try:
         import sklearn  # noqa: F401
@@ -65,9 +62,7 @@ def _import_sklearn() -> Any:
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
     except ImportError as exc:
-        raise SklearnNotInstalledError(
-            "reading scikit-learn models needs scikit-learn: pip install pyomo_relu[sklearn]"
-        ) from exc
+        raise OptionalDependencyError("scikit-learn", "reading scikit-learn models", "sklearn") from exc
     return {
         "MLPClassifier": MLPClassifier,
         "MLPRegressor": MLPRegressor,
@@ -160,23 +155,20 @@ def _mlp_layers(mlp: Any, what: str, sk: dict) -> list[DenseLayer]:
         )
     hidden = _HIDDEN_ACTIVATIONS[activation]
     layers: list[DenseLayer] = []
-    pending: tuple[np.ndarray, np.ndarray] | None = None
+    pending: AffineMap | None = None  # linear hidden layers (activation='identity') compose
     count = len(mlp.coefs_)
     for index, (coef, intercept) in enumerate(zip(mlp.coefs_, mlp.intercepts_)):
         weights = np.asarray(coef, dtype=np.float64).T  # sklearn stores (n_in, n_out)
         bias = np.asarray(intercept, dtype=np.float64).reshape(-1)
-        if pending is not None:  # compose linear hidden layers (activation='identity')
-            weights, bias = weights @ pending[0], weights @ pending[1] + bias
-            pending = None
-        last = index == count - 1
+        piece = AffineMap(weights, bias) if pending is None else pending.then(weights, bias)
+        pending = None
         name = f"{type(mlp).__name__}.coefs_[{index}]"
-        if last:
-            label = name + (" (logits)" if is_classifier else "")
-            layers.append(DenseLayer(weights, bias, "linear", label))
+        if index == count - 1:
+            layers.append(piece.layer("linear", name + (" (logits)" if is_classifier else "")))
         elif hidden != "linear":
-            layers.append(DenseLayer(weights, bias, hidden, name))
+            layers.append(piece.layer(hidden, name))
         else:
-            pending = (weights, bias)
+            pending = piece
     return layers
 
 

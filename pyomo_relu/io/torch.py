@@ -45,22 +45,23 @@ import io
 import logging
 import re
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from pyomo_relu.errors import (
     ModelLoadError,
+    OptionalDependencyError,
     ShapeMismatchError,
     UnsupportedOperatorError,
 )
-from pyomo_relu.network import DenseLayer, NetworkDefinition
+from pyomo_relu.io.affine import LayerChain
+from pyomo_relu.network import DenseLayer, Layer, NetworkDefinition
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SUPPORTED_MODULES", "TorchNotInstalledError", "load_torch"]
+__all__ = ["SUPPORTED_MODULES", "load_torch"]
 
 #: Human-readable list used in error messages.
 SUPPORTED_MODULES = (
@@ -74,6 +75,8 @@ SUPPORTED_MODULES = (
 )
 
 _ONNX_OPSET = 17
+#: ``(path, module, kind)`` of a Sequential's layers (kind ``None``: not read directly).
+Leaves = list[tuple[str, Any, str | None]]
 #: torch.nn activations read directly (their parameters in :func:`_activation_params`).
 _ACTIVATION_MODULES = {
     "LeakyReLU": "leaky_relu",
@@ -87,76 +90,12 @@ _ACTIVATION_MODULES = {
 _DROPOUT_NAMES = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")
 
 
-class TorchNotInstalledError(ModelLoadError, ImportError):
-    """PyTorch is needed to read this model but is not installed."""
-
-
 def _import_torch() -> Any:
     try:
         import torch
     except ImportError as exc:
-        raise TorchNotInstalledError("reading PyTorch modules needs PyTorch: pip install pyomo_relu[torch]") from exc
+        raise OptionalDependencyError("torch", "reading PyTorch modules", "torch") from exc
     return torch
-
-
-# ------------------------------------------------------------------ composition
-@dataclass
-class _Affine:
-    """A pending affine map ``x -> weights @ x + bias`` on flat vectors."""
-
-    weights: np.ndarray
-    bias: np.ndarray
-    names: list[str] = field(default_factory=list)
-
-    def then(self, weights: np.ndarray, bias: np.ndarray, name: str) -> _Affine:
-        """Compose: apply ``self`` first, then ``(weights, bias)``."""
-        return _Affine(weights @ self.weights, weights @ self.bias + bias, self.names + [name])
-
-
-class _Chain:
-    """Collects DenseLayers from a sequence of affine maps and ReLUs."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-        self.layers: list[DenseLayer] = []
-        self.pending: _Affine | None = None
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
-
-    def affine(self, weights: np.ndarray, bias: np.ndarray, name: str) -> None:
-        if self.pending is None:
-            self.pending = _Affine(weights, bias, [name])
-        else:
-            self.pending = self.pending.then(weights, bias, name)
-
-    def relu(self, name: str) -> None:
-        self.activation(name, "relu")
-
-    def activation(self, name: str, kind: str, **params: Any) -> None:
-        """Close the pending affine map with an activation (``params``: alpha, clip bounds)."""
-        if self.pending is None:
-            if kind == "relu" and self.layers and self.layers[-1].activation == "relu":
-                logger.debug("ReLU %r after a ReLU is a no-op", name)
-                return
-            self.pending = _Affine(np.eye(self.size), np.zeros(self.size), [])
-        self.pending.names.append(name)
-        self._emit(kind, **params)
-
-    def finish(self) -> list[DenseLayer]:
-        if self.pending is not None or not self.layers:
-            if self.pending is None:
-                self.pending = _Affine(np.eye(self.size), np.zeros(self.size), ["identity"])
-            self._emit("linear")
-        return self.layers
-
-    def _emit(self, activation: str, **params: Any) -> None:
-        assert self.pending is not None
-        name = "+".join(self.pending.names)
-        self.layers.append(DenseLayer(self.pending.weights, self.pending.bias, activation, name, **params))
-        logger.debug("layer %d: %s %s", len(self.layers) - 1, name, activation)
-        self.pending = None
 
 
 # --------------------------------------------------------------- module checks
@@ -176,7 +115,7 @@ def _unsupported(path: str, module: Any, reason: str = "") -> UnsupportedOperato
 
 def _is_plain(module: Any, cls: type) -> bool:
     """``module`` is a ``cls`` whose ``forward`` is the library's own."""
-    return isinstance(module, cls) and type(module).forward is cls.forward
+    return isinstance(module, cls) and getattr(type(module), "forward", None) is getattr(cls, "forward", None)
 
 
 def _direct_kind(module: Any, nn: Any) -> str | None:
@@ -233,8 +172,8 @@ def _array(tensor: Any) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ direct route
-def _guess_input_shape(layers: list[tuple[str, Any, str | None]]) -> tuple[int, ...]:
-    for path, module, kind in layers:
+def _guess_input_shape(layers: Leaves) -> tuple[int, ...]:
+    for _path, module, kind in layers:
         if kind == "linear":
             return (int(module.in_features),)
         if kind == "batchnorm":
@@ -247,14 +186,14 @@ def _guess_input_shape(layers: list[tuple[str, Any, str | None]]) -> tuple[int, 
     )
 
 
-def _read_sequential(layers: list[tuple[str, Any, str | None]], shape: tuple[int, ...]) -> list[DenseLayer]:
-    chain = _Chain(shape)
+def _read_sequential(layers: Leaves, shape: tuple[int, ...]) -> list[DenseLayer]:
+    chain = LayerChain(shape)
     for path, module, kind in layers:
         if kind == "identity":
             continue
         if kind == "relu":
-            chain.relu(path)
-        elif kind in _ACTIVATION_MODULES.values():
+            chain.activation(path, "relu")
+        elif kind is not None and kind in _ACTIVATION_MODULES.values():
             activation, params = _activation_params(path, module, kind, chain.shape)
             chain.activation(path, activation, **params)
         elif kind == "flatten":
@@ -308,7 +247,7 @@ def _flattened_shape(path: str, module: Any, shape: tuple[int, ...]) -> tuple[in
     return tuple(dims[: start - 1] + [merged] + dims[end:])
 
 
-def _linear(chain: _Chain, path: str, module: Any) -> None:
+def _linear(chain: LayerChain, path: str, module: Any) -> None:
     weights = _array(module.weight)
     bias = _array(module.bias) if module.bias is not None else np.zeros(weights.shape[0])
     if not chain.shape or chain.shape[-1] != weights.shape[1]:
@@ -324,7 +263,7 @@ def _linear(chain: _Chain, path: str, module: Any) -> None:
     chain.shape = chain.shape[:-1] + (int(module.out_features),)
 
 
-def _batchnorm(chain: _Chain, path: str, module: Any) -> None:
+def _batchnorm(chain: LayerChain, path: str, module: Any) -> None:
     _check_batchnorm(path, module)
     channels = int(module.num_features)
     if not chain.shape or len(chain.shape) > 2 or chain.shape[0] != channels:
@@ -528,8 +467,9 @@ def load_torch(module: Any, example_input: Any = None, input_bounds: object = No
     :class:`~pyomo_relu.network.NetworkDefinition`, in the order of the flattened input.
 
     Raises :class:`~pyomo_relu.errors.UnsupportedOperatorError` naming the module path and
-    class of an unsupported layer, :class:`~pyomo_relu.errors.ModelLoadError` when PyTorch
-    is missing, ``example_input`` is needed but absent, or the export fails.
+    class of an unsupported layer, :class:`~pyomo_relu.errors.ModelLoadError` when
+    ``example_input`` is needed but absent or the export fails, and
+    :class:`~pyomo_relu.errors.OptionalDependencyError` when PyTorch is not installed.
 
     >>> import torch
     >>> from torch import nn
@@ -543,39 +483,22 @@ def load_torch(module: Any, example_input: Any = None, input_bounds: object = No
     True
     """
     torch = _import_torch()
-    nn = torch.nn
-    if not isinstance(module, nn.Module):
+    if not isinstance(module, torch.nn.Module):
         raise ModelLoadError(f"expected a torch.nn.Module, got {type(module).__name__}")
     example = None if example_input is None else _example_tensor(torch, module, example_input)
     name = type(module).__name__
-    if _direct_kind(module, nn) == "sequential":
-        layers = list(_leaves(module, nn))
-        for path, sub, kind in layers:  # a Sequential calls every layer: refuse now
-            if kind is None and _is_torch_builtin(sub) and not _onnx_only_builtin(sub, nn):
-                raise _unsupported(path, sub)
-        via_onnx = [(p, m) for p, m, kind in layers if kind is None]
-    else:
-        layers, via_onnx = [], [("", module)]
+    layers, via_onnx = _routes(module, torch.nn)
     state = _training_flags(module)
+    read: Sequence[Layer]
     try:
         if via_onnx:
-            if example is None:
-                path, sub = via_onnx[0]
-                why = "has its own forward()" if not _is_torch_builtin(sub) else "is not read directly"
-                raise ModelLoadError(
-                    f"{_where(path, sub)} {why}, so the module is read through ONNX export, "
-                    "which needs example_input (a tensor of the input's shape, batch dimension "
-                    "first); supported directly: " + SUPPORTED_MODULES
-                )
+            shape, route = _onnx_input_shape(via_onnx, example), "ONNX export"
             module.eval()
-            network = _read_through_onnx(torch, module, example)
-            route = "ONNX export"
+            read = _read_through_onnx(torch, module, example).layers
         else:
             shape = tuple(example.shape[1:]) if example is not None else _guess_input_shape(layers)
-            network = NetworkDefinition(_read_sequential(layers, shape), input_shape=shape)
-            route = "parameters"
-        shape = tuple(example.shape[1:]) if example is not None else network.input_shape
-        network = NetworkDefinition(network.layers, input_bounds, input_shape=shape, source=f"<torch {name}>")
+            read, route = _read_sequential(layers, shape), "parameters"
+        network = NetworkDefinition(read, input_bounds, input_shape=shape, source=f"<torch {name}>")
         if example is not None:
             module.eval()
             _check_against_module(torch, network, module, example)
@@ -583,3 +506,27 @@ def load_torch(module: Any, example_input: Any = None, input_bounds: object = No
         _restore(state)
     logger.info("read torch %s through %s: %s", name, route, network)
     return network
+
+
+def _routes(module: Any, nn: Any) -> tuple[Leaves, list[tuple[str, Any]]]:
+    """``(layers read directly, modules that need the ONNX route)`` of ``module``."""
+    if _direct_kind(module, nn) != "sequential":
+        return [], [("", module)]
+    layers = list(_leaves(module, nn))
+    for path, sub, kind in layers:  # a Sequential calls every layer: refuse now
+        if kind is None and _is_torch_builtin(sub) and not _onnx_only_builtin(sub, nn):
+            raise _unsupported(path, sub)
+    return layers, [(p, m) for p, m, kind in layers if kind is None]
+
+
+def _onnx_input_shape(via_onnx: list[tuple[str, Any]], example: Any) -> tuple[int, ...]:
+    """The input shape of a module read through ONNX: ``example_input``'s, which it needs."""
+    if example is None:
+        path, sub = via_onnx[0]
+        why = "has its own forward()" if not _is_torch_builtin(sub) else "is not read directly"
+        raise ModelLoadError(
+            f"{_where(path, sub)} {why}, so the module is read through ONNX export, "
+            "which needs example_input (a tensor of the input's shape, batch dimension "
+            "first); supported directly: " + SUPPORTED_MODULES
+        )
+    return tuple(int(d) for d in example.shape[1:])

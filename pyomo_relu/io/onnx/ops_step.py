@@ -20,28 +20,27 @@ depend on the input.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import scipy.sparse as sp
 
 from pyomo_relu.errors import UnsupportedOperatorError
-from pyomo_relu.io.onnx import Inputs, _add, _Affine, _mul, _Node
+from pyomo_relu.io.onnx.algebra import add, mul, negate
+from pyomo_relu.io.onnx.node import Emitter, Handler, Inputs, Node, Outputs
+from pyomo_relu.io.onnx.tensor import AffineTensor
 
-if TYPE_CHECKING:
-    from pyomo_relu.io.onnx import _GraphConverter
+__all__ = ["HANDLERS", "REQUIRED_INPUTS"]
 
 
-def _stack_signed(value: _Affine) -> _Affine:
+def _stack_signed(value: AffineTensor) -> AffineTensor:
     """``[value; -value]`` as one flat affine tensor."""
     matrix, const = value.rows()
     both = sp.vstack([sp.csr_array(matrix), -sp.csr_array(matrix)], format="csr")
     return value.with_rows(both, np.concatenate([const, -const]), (2 * value.size,))
 
 
-def _op_sign(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
+def _op_sign(cv: Emitter, node: Node, inputs: Inputs) -> Outputs:
     x = inputs[0]
-    if not isinstance(x, _Affine):
+    if not isinstance(x, AffineTensor):
         return cv.fold(node, inputs)
     h = cv.emit_activation(node, _stack_signed(x), "step")
     matrix, const = h.rows()
@@ -49,41 +48,44 @@ def _op_sign(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
     return [h.with_rows(matrix[:n] - matrix[n:], const[:n] - const[n:], x.shape)]
 
 
-def _comparison(negate: bool, strict: bool):
-    """``a >= b`` family: ``step(a - b)`` (``step(b - a)`` when ``negate``), ``1 - step`` when ``strict``."""
+def _comparison(negated: bool, strict: bool) -> Handler:
+    """``a >= b`` family: ``step(a - b)`` (``step(b - a)`` when ``negated``), ``1 - step`` when ``strict``."""
 
-    def handler(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
-        a, b = inputs
-        if not isinstance(a, _Affine) and not isinstance(b, _Affine):
+    def handler(cv: Emitter, node: Node, inputs: Inputs) -> Outputs:
+        a, b = inputs[0], inputs[1]
+        if inputs.all_constant():
             return cv.fold(node, inputs)
-        difference = _add(node, a, _mul(node, b, np.float64(-1.0)))  # a - b
-        if negate:
-            difference = _mul(node, difference, np.float64(-1.0))
+        difference = add(node, a, negate(node, b))  # a - b
+        if negated:
+            difference = negate(node, difference)
+        assert isinstance(difference, AffineTensor)
         h = cv.emit_activation(node, difference, "step")
-        return [_add(node, np.float64(1.0), _mul(node, h, np.float64(-1.0)))] if strict else [h]
+        return [add(node, np.asarray(1.0), negate(node, h))] if strict else [h]
 
     return handler
 
 
-def _op_where(cv: _GraphConverter, node: _Node, inputs: Inputs) -> Inputs:
-    condition, then, otherwise = inputs
-    if not isinstance(condition, _Affine) and not isinstance(then, _Affine) and not isinstance(otherwise, _Affine):
+def _op_where(cv: Emitter, node: Node, inputs: Inputs) -> Outputs:
+    condition, then, otherwise = inputs[0], inputs[1], inputs[2]
+    if inputs.all_constant():
         return cv.fold(node, inputs)
-    if isinstance(then, _Affine) or isinstance(otherwise, _Affine) or not isinstance(condition, _Affine):
+    if isinstance(then, AffineTensor) or isinstance(otherwise, AffineTensor) or not isinstance(condition, AffineTensor):
         raise UnsupportedOperatorError(
             f"{node.where()}: Where is read only with a condition computed from the input "
             "(a comparison) and constant branches, e.g. torch.where(x >= 0, 1.0, -1.0)"
         )
     then, otherwise = np.asarray(then, np.float64), np.asarray(otherwise, np.float64)
-    return [_add(node, otherwise, _mul(node, condition, then - otherwise))]
+    return [add(node, otherwise, mul(node, condition, then - otherwise))]
 
 
-#: The handlers :mod:`pyomo_relu.io.onnx` adds to its table.
-STEP_HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     "Sign": _op_sign,
-    "GreaterOrEqual": _comparison(negate=False, strict=False),  # step(a - b)
-    "Greater": _comparison(negate=True, strict=True),  # 1 - step(b - a)
-    "LessOrEqual": _comparison(negate=True, strict=False),  # step(b - a)
-    "Less": _comparison(negate=False, strict=True),  # 1 - step(a - b)
+    "GreaterOrEqual": _comparison(negated=False, strict=False),  # step(a - b)
+    "Greater": _comparison(negated=True, strict=True),  # 1 - step(b - a)
+    "LessOrEqual": _comparison(negated=True, strict=False),  # step(b - a)
+    "Less": _comparison(negated=False, strict=True),  # 1 - step(a - b)
     "Where": _op_where,
 }
+
+#: Inputs each operator needs (1 when not listed).
+REQUIRED_INPUTS = {"Where": 3, "GreaterOrEqual": 2, "Greater": 2, "LessOrEqual": 2, "Less": 2}

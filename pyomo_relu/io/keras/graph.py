@@ -1,6 +1,6 @@
 """Keras functional and Sequential models with convolutions, pooling and merges, via ONNX.
 
-The chain reader (:mod:`pyomo_relu.io.keras`) reads plain Dense/ReLU chains.  Everything
+The chain reader (:mod:`pyomo_relu.io.keras.steps`) reads plain Dense/ReLU chains.  Everything
 else that has an exact formulation is translated here, layer by layer, into an in-memory
 ONNX graph (``onnx.helper``; no TensorFlow, no tf2onnx) and read by
 :func:`~pyomo_relu.io.onnx.load_onnx`, so one converter handles DAGs, pooling and the
@@ -19,6 +19,7 @@ layer activations ``relu``, ``linear``, ``leaky_relu``, ``relu6``, ``sigmoid``, 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +28,14 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from pyomo_relu.errors import ModelLoadError, UnsupportedOperatorError
+from pyomo_relu.io.keras.config import history_refs, node_sources
+from pyomo_relu.io.keras.memory import is_plain_functional, is_plain_sequential, model_input_shape
+from pyomo_relu.io.onnx import load_onnx
+from pyomo_relu.network import NetworkDefinition
 
-__all__ = ["GRAPH_LAYERS", "keras_to_onnx"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["GRAPH_LAYERS", "keras_to_onnx", "read_graph"]
 
 
 class _Graph:
@@ -52,6 +59,10 @@ class _Graph:
         out = self.name(label)
         self.nodes.append(helper.make_node(op, inputs, [out], name=f"{label}:{op}", **attrs))
         return out
+
+
+#: ``builder(graph, keras, layer, input tensor names, label) -> output tensor name``.
+Builder = Callable[[_Graph, Any, Any, list[str], str], str]
 
 
 def _numpy(keras: Any, value: Any) -> np.ndarray:
@@ -123,7 +134,7 @@ def _conv(g: _Graph, keras: Any, layer: Any, inputs: list[str], label: str) -> s
     return _activation(g, _channels_last(g, y, dims + 2, label), _activation_name(layer), label)
 
 
-def _pool(op: str) -> Callable:
+def _pool(op: str) -> Builder:
     def build(g: _Graph, keras: Any, layer: Any, inputs: list[str], label: str) -> str:
         _check_channels_last(layer, label)
         dims = len(_tuple(layer.pool_size, 1 if "1D" in type(layer).__name__ else 2))
@@ -143,7 +154,7 @@ def _pool(op: str) -> Callable:
     return build
 
 
-def _global_pool(op: str) -> Callable:
+def _global_pool(op: str) -> Builder:
     def build(g: _Graph, keras: Any, layer: Any, inputs: list[str], label: str) -> str:
         _check_channels_last(layer, label)
         rank = 3 if "1D" in type(layer).__name__ else 4
@@ -185,7 +196,7 @@ def _relu(g: _Graph, keras: Any, layer: Any, inputs: list[str], label: str) -> s
     return g.node("Relu", inputs[:1], label)
 
 
-def _merge(op: str) -> Callable:
+def _merge(op: str) -> Builder:
     def build(g: _Graph, keras: Any, layer: Any, inputs: list[str], label: str) -> str:
         out = inputs[0]
         for other in inputs[1:]:
@@ -195,7 +206,7 @@ def _merge(op: str) -> Callable:
     return build
 
 
-_BUILDERS: dict[str, Callable] = {
+_BUILDERS: dict[str, Builder] = {
     "Dense": _dense,
     "Conv1D": _conv,
     "Conv2D": _conv,
@@ -228,8 +239,6 @@ GRAPH_LAYERS: tuple[str, ...] = ("InputLayer",) + tuple(sorted(_BUILDERS))
 
 def _calls(model: Any) -> list[tuple[Any, list[str], str]]:
     """``(layer, input tensor keys, output key)`` in call order, from the model's config."""
-    from pyomo_relu.io.keras import _node_sources
-
     if model.__class__.__name__ == "Sequential":
         calls, previous = [], "input"
         for layer in model.layers:
@@ -247,7 +256,7 @@ def _calls(model: Any) -> list[tuple[Any, list[str], str]]:
             raise UnsupportedOperatorError(
                 f"Keras layer {name!r} is called {len(nodes)} times; shared layers are not supported"
             )
-        sources = [f"{s[0]}:{s[1]}:{s[2]}" for s in _node_sources(nodes[0])]
+        sources = [f"{s[0]}:{s[1]}:{s[2]}" for s in node_sources(nodes[0])]
         calls.append((model.get_layer(name), sources, f"{name}:0:0"))
     return calls
 
@@ -261,9 +270,7 @@ def keras_to_onnx(model: Any, keras: Any, input_shape: tuple[int, ...]) -> onnx.
         output_key = calls[-1][2]
     else:
         config = model.get_config()
-        from pyomo_relu.io.keras import _history_refs
-
-        inputs, outputs = _history_refs(config.get("input_layers")), _history_refs(config.get("output_layers"))
+        inputs, outputs = history_refs(config.get("input_layers")), history_refs(config.get("output_layers"))
         if len(inputs) != 1 or len(outputs) != 1:
             raise UnsupportedOperatorError("only Keras models with one input and one output are supported")
         names = {f"{inputs[0][0]}:0:0": "input"}
@@ -294,3 +301,16 @@ def keras_to_onnx(model: Any, keras: Any, input_shape: tuple[int, ...]) -> onnx.
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8
     return proto
+
+
+def read_graph(
+    model: Any, keras: Any, input_bounds: object, source: str, chain_error: UnsupportedOperatorError
+) -> NetworkDefinition:
+    """Models beyond plain chains (convolutions, pooling, merges): Keras -> ONNX graph -> reader."""
+    plain = is_plain_sequential(model, keras) or is_plain_functional(model)
+    if not plain or len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise chain_error  # subclassed, several inputs or outputs: the chain reader said why
+    logger.info("Keras model %s is not a plain chain (%s); reading it as a graph", source, chain_error)
+    input_shape = model_input_shape(model)
+    network = load_onnx(keras_to_onnx(model, keras, input_shape))
+    return NetworkDefinition(network.layers, input_bounds=input_bounds, input_shape=input_shape, source=source)

@@ -57,6 +57,7 @@ __all__ = [
     "load_sklearn",
     "load_torch",
     "optimize",
+    "register_formulation",
     "solve",
     "tighten",
     "verify",
@@ -70,6 +71,7 @@ _LAZY = {
     "load_torch": "pyomo_relu.io.torch",
     "load_sklearn": "pyomo_relu.io.sklearn",
     "ReLUNetBlock": "pyomo_relu.block",
+    "register_formulation": "pyomo_relu.formulations",
     "Bounds": "pyomo_relu.bounds",
     "tighten": "pyomo_relu.bounds",
     "solve": "pyomo_relu.solvers",
@@ -85,6 +87,7 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
     from pyomo.core.base.block import Block
 
     from pyomo_relu.bounds import Bounds, tighten
+    from pyomo_relu.formulations import register_formulation
     from pyomo_relu.idaes import ReLUSurrogate
     from pyomo_relu.io.keras import load_keras
     from pyomo_relu.io.onnx import load_onnx

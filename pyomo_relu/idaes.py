@@ -54,7 +54,8 @@ variables (and, for ``gdp.hull``, the disaggregated ones) of every unstable neur
 class ``ReLUSurrogate`` derives from IDAES' ``SurrogateBase``, so it is created on first
 access (``from pyomo_relu.idaes import ReLUSurrogate``, module ``__getattr__``) from
 :class:`ReLUSurrogateMixin`, which holds all the code; without IDAES that access raises
-:class:`IdaesNotInstalledError` (an ``ImportError``) saying what to install.  The helper
+:class:`~pyomo_relu.errors.OptionalDependencyError` (an ``ImportError``, also named
+``IdaesNotInstalledError`` here) saying what to install.  The helper
 functions need only Pyomo.
 """
 
@@ -66,17 +67,19 @@ import math
 import types
 from collections.abc import Mapping, Sequence
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from pyomo_relu.errors import MissingBoundsError, PyomoReluError, ShapeMismatchError
+from pyomo_relu.errors import MissingBoundsError, OptionalDependencyError, PyomoReluError
 from pyomo_relu.idaes_block import (  # noqa: F401  re-exported
-    _dimensionless,
+    _as_scaling,
+    _labels,
     _SurrogateLinks,
     _to_network_value,
     _units_map,
     _units_str,
+    add_surrogate_ties,
     degrees_of_freedom_without_binaries,
     initialize_surrogate_block,
 )
@@ -103,8 +106,8 @@ FILE_VERSION = 1
 _IDAES_FORMULATIONS = {"RELU_BIGM": "bigm", "RELU_COMPLEMENTARITY": "complementarity"}
 
 
-class IdaesNotInstalledError(PyomoReluError, ImportError):
-    """IDAES (``idaes-pse``) is needed for :class:`ReLUSurrogate` but is not installed."""
+#: What accessing :class:`ReLUSurrogate` raises without IDAES (the package's one error for missing extras).
+IdaesNotInstalledError = OptionalDependencyError
 
 
 # ---------------------------------------------------------------------- class
@@ -136,6 +139,14 @@ class ReLUSurrogateMixin:
             the flowsheet variable (IDAES uses SI base units throughout).
         output_units: the same for the outputs.
     """
+
+    if TYPE_CHECKING:  # provided by IDAES' SurrogateBase
+
+        def input_labels(self) -> list[Any]: ...
+
+        def output_labels(self) -> list[Any]: ...
+
+        def n_outputs(self) -> int: ...
 
     @strict_keywords
     def __init__(
@@ -194,7 +205,7 @@ class ReLUSurrogateMixin:
         }
         # SurrogateBase stores the labels and refuses duplicates; it also wants a bounds
         # dict naming every label, so the finite pairs are stored after it
-        super().__init__(input_labels=inputs, output_labels=outputs, input_bounds=None)
+        cast(Any, super()).__init__(input_labels=inputs, output_labels=outputs, input_bounds=None)
         self._input_bounds = bounds or None
 
     # ------------------------------------------------------------ constructors
@@ -289,7 +300,10 @@ class ReLUSurrogateMixin:
         net = self._network
         lower, upper = net.input_lower, net.input_upper
         bounds = {label: (lower[i], upper[i]) for i, label in enumerate(self.input_labels())}
-        pair = lambda s: None if s is None else (s.offset, s.factor)
+
+        def pair(s: Scaling | None) -> tuple[np.ndarray, np.ndarray] | None:
+            return None if s is None else (s.offset, s.factor)
+
         return write_idaes_onnx(
             location,
             model_name,
@@ -325,18 +339,15 @@ class ReLUSurrogateMixin:
         of them, or a :class:`~pyomo_relu.bounds.Bounds`; default ``"auto"``) and
         ``initialize`` (default ``True``: :func:`initialize_surrogate_block` at once).
         """
-        import pyomo.environ as pe
-
         from pyomo_relu.block import ReLUNetBlock
-        from pyomo_relu.formulations import formulation_for_layer
+        from pyomo_relu.formulations import layer_formulations
 
         options = additional_options if additional_options is not None else {}
         check_options(options, POPULATE_OPTIONS, "ReLUSurrogate build_model()")
         formulation = _formulation_spec(options.pop("formulation", "bigm"))
         bounds = options.pop("bounds", "auto")
         initialize = bool(options.pop("initialize", True))
-        for k in range(len(self.core_network.canonical_layers)):  # bad names fail before anything is added
-            formulation_for_layer(formulation, k, self.core_network)
+        layer_formulations(formulation, self.core_network)  # bad choices fail before anything is added
         if not hasattr(block, "input_vars_as_dict"):
             raise PyomoReluError(
                 "populate_block expects an IDAES SurrogateBlock: call "
@@ -353,7 +364,6 @@ class ReLUSurrogateMixin:
             self._network.output_scaling,
         )
         lower, upper = self._scaled_box(links)
-
         block.nn = ReLUNetBlock()
         try:
             block.nn.build(
@@ -366,26 +376,7 @@ class ReLUSurrogateMixin:
         except Exception:
             block.del_component(block.nn)
             raise
-        in_index = {label: i for i, label in enumerate(in_labels)}
-        out_index = {label: j for j, label in enumerate(out_labels)}
-
-        def input_tie(b: Any, label: Any) -> Any:
-            i = in_index[label]
-            value = _dimensionless(links.input_vars[i], links.input_units[i])
-            offset, factor = links.input_offset[i], links.input_factor[i]
-            scaled = value if (offset, factor) == (0.0, 1.0) else (value - offset) / factor
-            return b.nn.inputs[i] == scaled
-
-        def output_tie(b: Any, label: Any) -> Any:
-            j = out_index[label]
-            value = _dimensionless(links.output_vars[j], links.output_units[j])
-            offset, factor = links.output_offset[j], links.output_factor[j]
-            unscaled = b.nn.outputs[j] if (offset, factor) == (0.0, 1.0) else factor * b.nn.outputs[j] + offset
-            return value == unscaled
-
-        block.input_surrogate_ties = pe.Constraint(pe.Set(initialize=in_labels, ordered=True), rule=input_tie)
-        block.output_surrogate_ties = pe.Constraint(pe.Set(initialize=out_labels, ordered=True), rule=output_tie)
-        block._relu_surrogate = links
+        add_surrogate_ties(block, links, in_labels, out_labels)
         if getattr(block, "initialize", None) is None:
             # a bound method: Pyomo's clone() deep-copies it along with the block
             block.initialize = types.MethodType(initialize_surrogate_block, block)
@@ -501,40 +492,6 @@ class ReLUSurrogateMixin:
 
 
 # -------------------------------------------------------------- conversions
-def _labels(given: Sequence[Any] | None, names: Sequence[str] | None, size: int, prefix: str, what: str) -> list:
-    labels = list(given) if given is not None else (list(names) if names else [f"{prefix}{i}" for i in range(size)])
-    if len(labels) != size:
-        raise ShapeMismatchError(f"{len(labels)} {what} labels for a network with {size} {what}s")
-    if len(set(labels)) != len(labels):
-        raise PyomoReluError(f"duplicate {what} labels: {labels}")
-    return labels
-
-
-def _as_scaling(spec: Any, labels: list, what: str) -> Scaling | None:
-    """Accept a Scaling, an IDAES OffsetScaler, a dict label -> (offset, factor) or (offsets, factors)."""
-    if spec is None or isinstance(spec, Scaling):
-        if spec is not None and spec.size != len(labels):
-            raise ShapeMismatchError(f"{what} has {spec.size} entries for {len(labels)} labels")
-        return spec
-    if hasattr(spec, "offset_series") and hasattr(spec, "factor_series"):  # IDAES OffsetScaler
-        missing = [k for k in labels if k not in list(spec.expected_columns())]
-        if missing:
-            raise PyomoReluError(f"{what}: the OffsetScaler has no columns {missing}")
-        offset = spec.offset_series()[labels].to_numpy(dtype=float)
-        factor = spec.factor_series()[labels].to_numpy(dtype=float)
-        return Scaling(offset, factor)
-    if isinstance(spec, Mapping):
-        missing = [k for k in labels if k not in spec]
-        if missing:
-            raise PyomoReluError(f"{what} has no (offset, factor) for {missing}")
-        return Scaling([float(spec[k][0]) for k in labels], [float(spec[k][1]) for k in labels])
-    offsets, factors = spec
-    return Scaling(
-        np.broadcast_to(np.asarray(offsets, float), (len(labels),)),
-        np.broadcast_to(np.asarray(factors, float), (len(labels),)),
-    )
-
-
 def _formulation_spec(formulation: Any) -> Any:
     """Map IDAES' ``OMLTSurrogate.Formulation`` members to our names; pass the rest through."""
     if isinstance(formulation, Enum):
@@ -554,6 +511,8 @@ def _json_float(value: float) -> float | None:
 
 
 # ------------------------------------------------------------- lazy class
+if TYPE_CHECKING:  # made on first access (module __getattr__): the mixin plus IDAES' SurrogateBase
+    ReLUSurrogate = ReLUSurrogateMixin
 _CLASSES: dict[str, type] = {}
 
 
@@ -563,9 +522,7 @@ def _surrogate_class() -> type:
         try:
             from idaes.core.surrogate.base.surrogate_base import SurrogateBase
         except ImportError as exc:
-            raise IdaesNotInstalledError(
-                f"pyomo_relu.idaes.ReLUSurrogate needs IDAES: pip install idaes-pse (import failed: {exc})"
-            ) from exc
+            raise OptionalDependencyError("idaes-pse", "pyomo_relu.idaes.ReLUSurrogate", "idaes") from exc
         cls = type(
             "ReLUSurrogate",
             (ReLUSurrogateMixin, SurrogateBase),

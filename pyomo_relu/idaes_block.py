@@ -2,7 +2,8 @@
 
 Split from :mod:`pyomo_relu.idaes` (which re-exports the public names):
 :func:`initialize_surrogate_block`, :func:`degrees_of_freedom_without_binaries` and the
-unit conversions of the tie constraints.  Needs only Pyomo, never IDAES.
+unit conversions of the tie constraints, the ties themselves and the conversions of the
+surrogate's labels and scalings.  Needs only Pyomo, never IDAES.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from pyomo_relu.errors import PyomoReluError
+from pyomo_relu.components import within
+from pyomo_relu.errors import PyomoReluError, ShapeMismatchError
 from pyomo_relu.network import Scaling
 
 logger = logging.getLogger("pyomo_relu.idaes")
@@ -68,12 +70,12 @@ def initialize_surrogate_block(block: Any, input_values: Sequence[float] | None 
         x[i] = _to_network_value(var, var.value, unit)
     scaled = (x - links.input_offset) / links.input_factor
     outside = np.flatnonzero((scaled < box_lower - 1e-9) | (scaled > box_upper + 1e-9))
-    for i in outside:
+    for k in outside.tolist():
         logger.warning(
             "%s: input %s = %s is outside the network's box; clipped for the forward pass",
             block.name,
-            links.input_vars[i].name,
-            links.input_vars[i].value,
+            links.input_vars[k].name,
+            links.input_vars[k].value,
         )
     nn.initialize(input_values=np.clip(scaled, box_lower, box_upper))
     for j, (var, unit) in enumerate(zip(links.output_vars, links.output_units)):
@@ -122,20 +124,37 @@ def degrees_of_freedom_without_binaries(block: Any) -> int:
     for constraint in block.component_data_objects(pe.Constraint, active=True, descend_into=True):
         if not constraint.equality or constraint in excluded_constraints:
             continue
-        if _inside(constraint, excluded_blocks):
+        if within(constraint, excluded_blocks):
             continue
         n_equations += 1
         variables.update(identify_variables(constraint.body, include_fixed=False))
     return len(variables) - n_equations
 
 
-def _inside(component: Any, blocks: Any) -> bool:
-    parent = component.parent_block()
-    while parent is not None:
-        if parent in blocks:
-            return True
-        parent = parent.parent_block()
-    return False
+def add_surrogate_ties(block: Any, links: _SurrogateLinks, in_labels: list, out_labels: list) -> None:
+    """``input_surrogate_ties``/``output_surrogate_ties``: the flowsheet variables to ``block.nn``'s."""
+    import pyomo.environ as pe
+
+    in_index = {label: i for i, label in enumerate(in_labels)}
+    out_index = {label: j for j, label in enumerate(out_labels)}
+
+    def input_tie(b: Any, label: Any) -> Any:
+        i = in_index[label]
+        value = _dimensionless(links.input_vars[i], links.input_units[i])
+        offset, factor = links.input_offset[i], links.input_factor[i]
+        scaled = value if (offset, factor) == (0.0, 1.0) else (value - offset) / factor
+        return b.nn.inputs[i] == scaled
+
+    def output_tie(b: Any, label: Any) -> Any:
+        j = out_index[label]
+        value = _dimensionless(links.output_vars[j], links.output_units[j])
+        offset, factor = links.output_offset[j], links.output_factor[j]
+        unscaled = b.nn.outputs[j] if (offset, factor) == (0.0, 1.0) else factor * b.nn.outputs[j] + offset
+        return value == unscaled
+
+    block.input_surrogate_ties = pe.Constraint(pe.Set(initialize=in_labels, ordered=True), rule=input_tie)
+    block.output_surrogate_ties = pe.Constraint(pe.Set(initialize=out_labels, ordered=True), rule=output_tie)
+    block._relu_surrogate = links
 
 
 def _links(block: Any) -> _SurrogateLinks:
@@ -201,3 +220,38 @@ def _units_str(unit: Any) -> str | None:
     from pyomo.environ import units as pyunits
 
     return str(pyunits.get_units(unit))
+
+
+# ------------------------------------------------------ surrogate arguments
+def _labels(given: Sequence[Any] | None, names: Sequence[str] | None, size: int, prefix: str, what: str) -> list:
+    labels = list(given) if given is not None else (list(names) if names else [f"{prefix}{i}" for i in range(size)])
+    if len(labels) != size:
+        raise ShapeMismatchError(f"{len(labels)} {what} labels for a network with {size} {what}s")
+    if len(set(labels)) != len(labels):
+        raise PyomoReluError(f"duplicate {what} labels: {labels}")
+    return labels
+
+
+def _as_scaling(spec: Any, labels: list, what: str) -> Scaling | None:
+    """Accept a Scaling, an IDAES OffsetScaler, a dict label -> (offset, factor) or (offsets, factors)."""
+    if spec is None or isinstance(spec, Scaling):
+        if spec is not None and spec.size != len(labels):
+            raise ShapeMismatchError(f"{what} has {spec.size} entries for {len(labels)} labels")
+        return spec
+    if hasattr(spec, "offset_series") and hasattr(spec, "factor_series"):  # IDAES OffsetScaler
+        missing = [k for k in labels if k not in list(spec.expected_columns())]
+        if missing:
+            raise PyomoReluError(f"{what}: the OffsetScaler has no columns {missing}")
+        offset = spec.offset_series()[labels].to_numpy(dtype=float)
+        factor = spec.factor_series()[labels].to_numpy(dtype=float)
+        return Scaling(offset, factor)
+    if isinstance(spec, Mapping):
+        missing = [k for k in labels if k not in spec]
+        if missing:
+            raise PyomoReluError(f"{what} has no (offset, factor) for {missing}")
+        return Scaling(np.array([float(spec[k][0]) for k in labels]), np.array([float(spec[k][1]) for k in labels]))
+    offsets, factors = spec
+    return Scaling(
+        np.broadcast_to(np.asarray(offsets, float), (len(labels),)),
+        np.broadcast_to(np.asarray(factors, float), (len(labels),)),
+    )

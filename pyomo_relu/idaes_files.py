@@ -140,7 +140,8 @@ def _bounds(data: Any, labels: list, path: str) -> dict[Any, tuple] | None:
         return None
     if not isinstance(data, Mapping) or sorted(map(str, data)) != sorted(map(str, labels)):
         raise ModelLoadError(
-            f"{path}: input_bounds must name every input label {labels}, got {list(data) if isinstance(data, Mapping) else data!r}"
+            f"{path}: input_bounds must name every input label {labels}, "
+            f"got {list(data) if isinstance(data, Mapping) else data!r}"
         )
     out = {}
     for label in labels:
@@ -166,7 +167,7 @@ def _scaler(data: Any, labels: list, path: str, what: str) -> Scaling | None:
     missing = [k for k in labels if k not in offset or k not in factor]
     if missing:
         raise ModelLoadError(f"{path}: {what}_scaler has no offset/factor for {missing}")
-    return Scaling([float(offset[k]) for k in labels], [float(factor[k]) for k in labels])
+    return Scaling(np.array([float(offset[k]) for k in labels]), np.array([float(factor[k]) for k in labels]))
 
 
 # ------------------------------------------------------------------- writing
@@ -177,6 +178,7 @@ def network_to_onnx(net: NetworkDefinition, name: str = "pyomo_relu") -> Any:
     Layers must have one activation for all neurons among relu, linear, tanh, sigmoid,
     softplus (what OMLT reads); others are refused by name.
     """
+    import scipy.sparse as sp
     from onnx import TensorProto, helper, numpy_helper
 
     from pyomo_relu.sparse import is_sparse
@@ -192,7 +194,7 @@ def network_to_onnx(net: NetworkDefinition, name: str = "pyomo_relu") -> Any:
                 f"{label}: activation {layer.activation!r} cannot be written for IDAES/OMLT (relu, linear, "
                 "tanh, sigmoid or softplus for every neuron of a layer)"
             )
-        weights = layer.weights.toarray() if is_sparse(layer.weights) else np.asarray(layer.weights)
+        weights = sp.csr_array(layer.weights).toarray() if is_sparse(layer.weights) else np.asarray(layer.weights)
         initializers += [
             numpy_helper.from_array(weights.astype(np.float64), f"W{k}"),
             numpy_helper.from_array(layer.bias.astype(np.float64), f"b{k}"),

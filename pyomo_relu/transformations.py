@@ -1,6 +1,7 @@
 r"""Pyomo transformations ``relu.<formulation>``: build declared ReLU blocks in place.
 
-Every formulation in :data:`pyomo_relu.formulations.FORMULATIONS` is registered in
+Every formulation in :data:`pyomo_relu.formulations.FORMULATIONS` (and every one added by
+:func:`~pyomo_relu.formulations.register_formulation`) is registered in
 Pyomo's ``TransformationFactory`` as ``relu.<name>`` (``relu.bigm``, ``relu.gdp``,
 ``relu.relaxation``, ``relu.complementarity``, ``relu.gdp.hull``, ...) when
 :mod:`pyomo_relu.block` is imported (``from pyomo_relu import ReLUNetBlock`` does it).
@@ -40,6 +41,19 @@ ReLU blocks and the user's own disjunctions share one GDP pipeline: ``relu.gdp``
 >>> pe.TransformationFactory("relu.gdp").apply_to(m)
 >>> m.nn.is_built, len(m.nn.layer[0].disjunction)
 (True, 2)
+>>> print(m.nn.describe())
+outputs Var [0]
+layer Block [0, 1]
+layer[0].post Var [0, 1]
+layer[0].pre Var [0, 1]
+layer[0].affine Constraint [0, 1]
+layer[0].active_disjunct Disjunct [0, 1]
+layer[0].inactive_disjunct Disjunct [0, 1]
+layer[0].disjunction Disjunction [0, 1]
+layer[1].pre Var []
+layer[1].affine Constraint [0]
+added by 'gdp' to layer 0:
+  active_disjunct, inactive_disjunct, disjunction
 >>> pe.TransformationFactory("gdp.bigm").apply_to(m)
 >>> m.obj = pe.Objective(expr=m.nn.outputs[0])
 >>> from pyomo_relu import solve
@@ -74,8 +88,9 @@ from pyomo.core.base.transformation import Transformation, TransformationFactory
 from pyomo.gdp import Disjunct
 
 from pyomo_relu.block import ReLUNetBlockData
+from pyomo_relu.components import within
 from pyomo_relu.errors import PyomoReluError
-from pyomo_relu.formulations import FORMULATIONS, check_formulation_options
+from pyomo_relu.formulations import FORMULATIONS, resolve_formulation
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +108,12 @@ class ReLUTransformation(Transformation):
         targets = kwds.pop("targets", None)
         options = dict(kwds.pop("options", None) or {})  # Pyomo's old ``options={...}`` style
         options.update(kwds)
-        spec: Any = (self.formulation, options) if options else self.formulation
-        check_formulation_options(FORMULATIONS[self.formulation], options)  # fail before any block is built
+        chosen = resolve_formulation((self.formulation, options))  # fails before any block is built
         blocks = declared_blocks(instance, targets)
         if not blocks:
             logger.info("%s%s: no declared ReLUNetBlock to build", PREFIX, self.formulation)
         for block in blocks:
-            block.build(formulation=spec)
+            block.build(formulation=chosen)
 
 
 def declared_blocks(instance: Any, targets: Any = None) -> list[ReLUNetBlockData]:
@@ -121,8 +135,8 @@ def declared_blocks(instance: Any, targets: Any = None) -> list[ReLUNetBlockData
 def register_transformations() -> list[str]:
     """Register ``relu.<name>`` for every formulation not registered yet; return the new names.
 
-    Called when :mod:`pyomo_relu.block` is imported; call it again after adding a
-    formulation to ``FORMULATIONS`` at run time.
+    Called when :mod:`pyomo_relu.block` is imported and by
+    :func:`~pyomo_relu.formulations.register_formulation`.
     """
     added = []
     for name in sorted(FORMULATIONS):
@@ -149,7 +163,7 @@ def _component_datas(component: Any) -> Iterable[Any]:
 def _resolve_targets(instance: Any, targets: Any) -> list[Any]:
     if not isinstance(targets, (list, tuple, set)):
         targets = [targets]
-    model_roots = {id(data) for data in _component_datas(instance)}
+    model_roots = list(_component_datas(instance))
     roots = []
     for target in targets:
         if isinstance(target, ComponentUID):
@@ -166,18 +180,10 @@ def _resolve_targets(instance: Any, targets: Any) -> list[Any]:
                 f"targets must be blocks (ReLUNetBlock, Block, Disjunct); got {getattr(target, 'name', target)!r}"
             )
         for data in _component_datas(target):
-            if not _inside(data, model_roots):
+            if not within(data, model_roots):
                 raise PyomoReluError(f"target {data.name} is not in {instance.name}")
             roots.append(data)
     return roots
-
-
-def _inside(block: Any, roots: set[int]) -> bool:
-    while block is not None:
-        if id(block) in roots:
-            return True
-        block = block.parent_block()
-    return False
 
 
 register_transformations()

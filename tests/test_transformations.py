@@ -16,6 +16,7 @@ from pyomo.opt import SolverFactory
 
 from pyomo_relu import NetworkDefinition, PyomoReluError, ReLUNetBlock, solve
 from pyomo_relu.formulations import FORMULATIONS, bigm
+from pyomo_relu.formulations.base import frozen_formulation
 from pyomo_relu.transformations import declared_blocks, register_transformations
 
 GAP = 1e-9
@@ -54,7 +55,11 @@ def test_every_formulation_is_registered():
 
 
 def test_formulations_added_later_are_registered(monkeypatch):
-    monkeypatch.setitem(FORMULATIONS, "bigm_copy_for_test", bigm)
+    @frozen_formulation
+    class BigMCopy(bigm.BigM):
+        name = "bigm_copy_for_test"
+
+    monkeypatch.setitem(FORMULATIONS, "bigm_copy_for_test", BigMCopy())
     assert register_transformations() == ["relu.bigm_copy_for_test"]
     assert register_transformations() == []
     m = pe.ConcreteModel()

@@ -18,47 +18,65 @@ alone, which is why tight ``L`` and ``U`` matter (Grimstad & Andersson 2019).
 >>> m = pe.ConcreteModel()
 >>> m.nn = ReLUNetBlock()
 >>> m.nn.build(net, formulation="bigm")
->>> for c in m.nn.layer[0].component_objects(descend_into=False):
-...     print(c.local_name, c.ctype.__name__, sorted(c.keys()))
-post Var [0, 1, 2]
-pre Var [0, 1]
-affine Constraint [0, 1, 2]
-is_active Var [0, 1]
-post_at_least_pre Constraint [0, 1]
-post_at_most_pre_when_active Constraint [0, 1]
-post_zero_when_inactive Constraint [0, 1]
+>>> print(m.nn.describe())
+inputs Var [0]
+outputs Var [0]
+layer Block [0, 1]
+layer[0].post Var [0, 1, 2]
+layer[0].pre Var [0, 1]
+layer[0].affine Constraint [0, 1, 2]
+layer[0].is_active Var [0, 1]
+layer[0].post_at_least_pre Constraint [0, 1]
+layer[0].post_at_most_pre_when_active Constraint [0, 1]
+layer[0].post_zero_when_inactive Constraint [0, 1]
+layer[1].pre Var []
+layer[1].affine Constraint [0]
+added by 'bigm' to layer 0:
+  is_active, post_at_least_pre, post_at_most_pre_when_active, post_zero_when_inactive
 >>> print(m.nn.layer[0].post_zero_when_inactive[0].expr)
 nn.layer[0].post[0] - nn.layer[0].is_active[0]  <=  0
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyomo.environ as pe
 
-from pyomo_relu.formulations.base import LayerContext
-
-name = "bigm"
-#: No options.
-OPTIONS: tuple[str, ...] = ()
+from pyomo_relu.formulations.base import Formulation, LayerContext, frozen_formulation
 
 
-def build(ctx: LayerContext) -> None:
-    """Add one binary and three inequalities per unstable neuron."""
+@frozen_formulation
+class BigM(Formulation):
+    """One binary and three inequalities per unstable neuron (no options)."""
+
+    name = "bigm"
+
+    def add(self, ctx: LayerContext) -> None:
+        add_bigm(ctx)
+
+    def initialize(self, ctx: LayerContext, pre_values: np.ndarray) -> None:
+        initialize_bigm(ctx, pre_values)
+
+
+def add_bigm(ctx: LayerContext) -> None:
+    """Add ``is_active`` and the three rows of the module docstring on ``ctx.unstable``."""
     block, neurons = ctx.block, [int(j) for j in ctx.unstable]
     lower, upper = ctx.lower, ctx.upper
     pre, post = ctx.pre, ctx.post
     block.is_active = pe.Var(neurons, within=pe.Binary, doc="1 when the neuron is active")
     active = block.is_active
     block.post_at_least_pre = pe.Constraint(neurons, rule=lambda b, j: post[j] - pre[j] >= 0)
-    block.post_at_most_pre_when_active = pe.Constraint(
-        neurons,
-        rule=lambda b, j: post[j] - pre[j] - float(lower[j]) * active[j] <= -float(lower[j]),
-    )
+
+    def at_most_pre(b: Any, j: int) -> Any:
+        return post[j] - pre[j] - float(lower[j]) * active[j] <= -float(lower[j])
+
+    block.post_at_most_pre_when_active = pe.Constraint(neurons, rule=at_most_pre)
     block.post_zero_when_inactive = pe.Constraint(neurons, rule=lambda b, j: post[j] - float(upper[j]) * active[j] <= 0)
 
 
-def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
+def initialize_bigm(ctx: LayerContext, pre_values: np.ndarray) -> None:
     """Set ``σ`` to 1 where the pre-activation is positive."""
     active = ctx.block.is_active
     for j in ctx.unstable:

@@ -36,22 +36,34 @@ and suffer from the degenerate constraint qualification of complementarity (use
 >>> m = pe.ConcreteModel()
 >>> m.nn = ReLUNetBlock()
 >>> m.nn.build(net, formulation="complementarity")
->>> for c in m.nn.layer[0].component_objects(descend_into=False):
-...     print(c.local_name, c.ctype.__name__, sorted(c.keys()))
-post Var [0, 1, 2]
-pre Var [0, 1]
-affine Constraint [0, 1, 2]
-complementarity Complementarity [0, 1]
+>>> print(m.nn.describe())
+inputs Var [0]
+outputs Var [0]
+layer Block [0, 1]
+layer[0].post Var [0, 1, 2]
+layer[0].pre Var [0, 1]
+layer[0].affine Constraint [0, 1, 2]
+layer[0].complementarity Complementarity [0, 1]
+layer[1].pre Var []
+layer[1].affine Constraint [0]
+added by 'complementarity' to layer 0:
+  complementarity
 >>> m2 = pe.ConcreteModel()
 >>> m2.nn = ReLUNetBlock()
 >>> m2.nn.build(net, formulation=("complementarity", {"reformulation": "product"}))
->>> for c in m2.nn.layer[0].component_objects(descend_into=False):
-...     print(c.local_name, c.ctype.__name__, sorted(c.keys()))
-post Var [0, 1, 2]
-pre Var [0, 1]
-affine Constraint [0, 1, 2]
-post_at_least_pre Constraint [0, 1]
-complementarity_product Constraint [0, 1]
+>>> print(m2.nn.describe())
+inputs Var [0]
+outputs Var [0]
+layer Block [0, 1]
+layer[0].post Var [0, 1, 2]
+layer[0].pre Var [0, 1]
+layer[0].affine Constraint [0, 1, 2]
+layer[0].post_at_least_pre Constraint [0, 1]
+layer[0].complementarity_product Constraint [0, 1]
+layer[1].pre Var []
+layer[1].affine Constraint [0]
+added by 'complementarity' to layer 0:
+  post_at_least_pre, complementarity_product
 >>> print(m2.nn.layer[0].complementarity_product[0].expr)
 nn.layer[0].post[0]*(nn.layer[0].post[0] - nn.layer[0].pre[0])  <=  0.0
 """
@@ -62,63 +74,78 @@ from typing import Any
 
 import numpy as np
 import pyomo.environ as pe
-from pyomo.mpec import Complementarity, complements
+from pyomo.mpec import Complementarity as MpecComplementarity
+from pyomo.mpec import complements
 
 from pyomo_relu.errors import PyomoReluError
-from pyomo_relu.formulations.base import LayerContext
-
-name = "complementarity"
-
-#: Smooth (sigmoid, tanh, softplus) neurons of a layer built with this formulation get
-#: ``post == f(pre)`` (``smooth_activation``): the model is an NLP/MINLP anyway.
-supports_smooth = True
-
-OPTIONS = ("reformulation", "eps", "chord")
+from pyomo_relu.formulations.base import Formulation, LayerContext, frozen_formulation
 
 
-def validate_options(options: dict[str, Any]) -> None:
-    """Raise :class:`PyomoReluError` for a bad option value (names: :data:`OPTIONS`, checked by the caller)."""
-    reformulation = options.get("reformulation")
-    if float(options.get("eps", 0.0)) < 0:
-        raise PyomoReluError(f"complementarity: eps must be >= 0, not {options['eps']}")
-    if options.get("chord", False) and reformulation != "product":
-        raise PyomoReluError("complementarity: chord=True needs reformulation='product'")
-    if reformulation not in (None, "product"):
-        if not str(reformulation).startswith("mpec.") or reformulation not in pe.TransformationFactory:
-            raise PyomoReluError(
-                f"complementarity: unknown reformulation {reformulation!r}; use None, 'product' "
-                "or a pyomo.mpec transformation name such as 'mpec.simple_nonlinear'"
+@frozen_formulation
+class Complementarity(Formulation):
+    """``0 <= y ⟂ y - x >= 0`` per unstable neuron, as a component or reformulated (module doc).
+
+    Smooth (sigmoid, tanh, softplus) neurons of its layers get ``post == f(pre)``
+    (``smooth_activation``): the model is an NLP/MINLP anyway.
+    """
+
+    name = "complementarity"
+    smooth = True
+
+    reformulation: str | None = None
+    eps: float = 0.0
+    chord: bool = False
+
+    def validate(self) -> None:
+        reformulation = self.reformulation
+        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)) or not float(self.eps) >= 0:
+            raise PyomoReluError(f"complementarity: eps must be >= 0, not {self.eps!r}")
+        if self.chord and reformulation != "product":
+            raise PyomoReluError("complementarity: chord=True needs reformulation='product'")
+        if reformulation not in (None, "product"):
+            if not str(reformulation).startswith("mpec.") or reformulation not in pe.TransformationFactory:
+                raise PyomoReluError(
+                    f"complementarity: unknown reformulation {reformulation!r}; use None, 'product' "
+                    "or a pyomo.mpec transformation name such as 'mpec.simple_nonlinear'"
+                )
+
+    def add(self, ctx: LayerContext) -> None:
+        eps = float(self.eps)
+        block, neurons = ctx.block, [int(j) for j in ctx.unstable]
+        pre, post = ctx.pre, ctx.post
+        if self.reformulation == "product":
+            block.post_at_least_pre = pe.Constraint(neurons, rule=lambda b, j: post[j] - pre[j] >= 0)
+            block.complementarity_product = pe.Constraint(
+                neurons, rule=lambda b, j: post[j] * (post[j] - pre[j]) <= eps
             )
+            if self.chord:
+                from pyomo_relu.formulations.relaxation import add_chord
 
+                add_chord(ctx)
+            return
+        block.complementarity = MpecComplementarity(
+            neurons, rule=lambda b, j: complements(post[j] >= 0, post[j] - pre[j] >= 0)
+        )
+        if self.reformulation is not None:
+            transformation = pe.TransformationFactory(self.reformulation)
+            kwargs = {"mpec_bound": eps} if self.reformulation == "mpec.simple_nonlinear" else {}
+            transformation.apply_to(block, **kwargs)
 
-def build(ctx: LayerContext) -> None:
-    """Add the complementarity condition, as a component or reformulated (see module doc)."""
-    validate_options(ctx.options)
-    reformulation = ctx.options.get("reformulation")
-    eps = float(ctx.options.get("eps", 0.0))
-    block, neurons = ctx.block, [int(j) for j in ctx.unstable]
-    pre, post = ctx.pre, ctx.post
-    if reformulation == "product":
-        block.post_at_least_pre = pe.Constraint(neurons, rule=lambda b, j: post[j] - pre[j] >= 0)
-        block.complementarity_product = pe.Constraint(neurons, rule=lambda b, j: post[j] * (post[j] - pre[j]) <= eps)
-        if ctx.options.get("chord", False):
-            from pyomo_relu.formulations import relaxation
+    def initialize(self, ctx: LayerContext, pre_values: np.ndarray) -> None:
+        """Set the copies of ``post`` that ``mpec.*`` transformations create (``complementarity[j].v``)."""
+        comp = ctx.block.component("complementarity")
+        if comp is None:
+            return
+        for j in (int(j) for j in ctx.unstable):
+            copy: Any = comp[j].component("v")
+            if copy is not None and not copy.fixed:
+                copy.set_value(max(0.0, float(pre_values[j])), skip_validation=True)
 
-            relaxation.add_chord(ctx)
-        return
-    block.complementarity = Complementarity(neurons, rule=lambda b, j: complements(post[j] >= 0, post[j] - pre[j] >= 0))
-    if reformulation is not None:
-        transformation = pe.TransformationFactory(reformulation)
-        kwargs = {"mpec_bound": eps} if reformulation == "mpec.simple_nonlinear" else {}
-        transformation.apply_to(block, **kwargs)
-
-
-def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
-    """Set the copies of ``post`` that ``mpec.*`` transformations create (``complementarity[j].v``)."""
-    comp = ctx.block.component("complementarity")
-    if comp is None:
-        return
-    for j in (int(j) for j in ctx.unstable):
-        copy: Any = comp[j].component("v")
-        if copy is not None and not copy.fixed:
-            copy.set_value(max(0.0, float(pre_values[j])), skip_validation=True)
+    def post_error(self, ctx: LayerContext) -> tuple[np.ndarray, np.ndarray] | None:
+        """With ``eps > 0``, ``y (y - x) <= eps`` allows ``y - relu(x)`` up to ``sqrt(eps)``."""
+        unstable = ctx.unstable.astype(int)
+        if float(self.eps) <= 0 or not unstable.size:
+            return None
+        below, above = np.zeros(ctx.layer.n_outputs), np.zeros(ctx.layer.n_outputs)
+        above[unstable] = np.sqrt(float(self.eps))
+        return below, above

@@ -43,19 +43,26 @@ layers, heavy for e.g. 256 neurons on 784 pixels (200 704 copies); consider
 >>> m = pe.ConcreteModel()
 >>> m.nn = ReLUNetBlock()
 >>> m.nn.build(net, formulation="extended")
->>> for c in m.nn.layer[0].component_objects(descend_into=False):
-...     print(c.local_name, c.ctype.__name__, sorted(c.keys()))
-post Var [0]
-pre Var [0]
-affine Constraint [0]
-is_active Var [0]
-active_copy Var [(0, 0), (0, 1)]
-post_from_active_copy Constraint [0]
-post_at_least_pre Constraint [0]
-active_copy_lower Constraint [(0, 0)]
-active_copy_upper Constraint [(0, 0), (0, 1)]
-inactive_copy_lower Constraint [(0, 0), (0, 1)]
-inactive_copy_upper Constraint [(0, 0), (0, 1)]
+>>> print(m.nn.describe())
+inputs Var [0, 1, 2]
+outputs Var [0]
+layer Block [0, 1]
+layer[0].post Var [0]
+layer[0].pre Var [0]
+layer[0].affine Constraint [0]
+layer[0].is_active Var [0]
+layer[0].active_copy Var [(0, 0), (0, 1)]
+layer[0].post_from_active_copy Constraint [0]
+layer[0].post_at_least_pre Constraint [0]
+layer[0].active_copy_lower Constraint [(0, 0)]
+layer[0].active_copy_upper Constraint [(0, 0), (0, 1)]
+layer[0].inactive_copy_lower Constraint [(0, 0), (0, 1)]
+layer[0].inactive_copy_upper Constraint [(0, 0), (0, 1)]
+layer[1].pre Var []
+layer[1].affine Constraint [0]
+added by 'extended' to layer 0:
+  is_active, active_copy, post_from_active_copy, post_at_least_pre, active_copy_lower,
+  active_copy_upper, inactive_copy_lower, inactive_copy_upper
 >>> print(m.nn.layer[0].inactive_copy_upper[0, 1].expr)
 nn.inputs[1] - nn.layer[0].active_copy[0,1] + nn.layer[0].is_active[0]  <=  1.0
 """
@@ -65,19 +72,33 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pe
 
-from pyomo_relu.formulations.base import LayerContext
+from pyomo_relu.formulations.base import Formulation, LayerContext, frozen_formulation
 from pyomo_relu.formulations.partition import add_tighter_bigm_rows, input_values, linear, present_inputs
 
-name = "extended"
-#: No options.
-OPTIONS: tuple[str, ...] = ()
 
-#: Builds from the rows of the layer's weights (the block passes them dense).
-reads_weights = True
+@frozen_formulation
+class Extended(Formulation):
+    """One binary, a copy of each non-zero-weight input and the hull rows per unstable neuron (no options)."""
+
+    name = "extended"
+    reads_weights = True
+
+    def add(self, ctx: LayerContext) -> None:
+        add_extended(ctx)
+
+    def initialize(self, ctx: LayerContext, pre_values: np.ndarray) -> None:
+        """``σ = [pre > 0]``; ``x¹ = x`` when active, else 0."""
+        block = ctx.block
+        x = input_values(ctx)
+        for j, i in block.active_copy:
+            on = pre_values[j] > 0
+            block.active_copy[j, i].set_value(float(x[i]) if on else 0.0, skip_validation=True)
+        for j in ctx.unstable:
+            block.is_active[int(j)].set_value(1 if pre_values[j] > 0 else 0, skip_validation=True)
 
 
-def build(ctx: LayerContext) -> None:
-    """One binary, a copy of each non-zero-weight input and the hull rows per unstable neuron."""
+def add_extended(ctx: LayerContext) -> None:
+    """The variables and rows of the module docstring on ``ctx.unstable``."""
     block, layer = ctx.block, ctx.layer
     neurons = [int(j) for j in ctx.unstable]
     columns = present_inputs(ctx)
@@ -117,14 +138,3 @@ def build(ctx: LayerContext) -> None:
         keys, rule=lambda b, j, i: inputs[i] - copy[j, i] + float(hi[i]) * active[j] <= float(hi[i])
     )
     add_tighter_bigm_rows(ctx, neurons, active)
-
-
-def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
-    """``σ = [pre > 0]``; ``x¹ = x`` when active, else 0."""
-    block = ctx.block
-    x = input_values(ctx)
-    for j, i in block.active_copy:
-        on = pre_values[j] > 0
-        block.active_copy[j, i].set_value(float(x[i]) if on else 0.0, skip_validation=True)
-    for j in ctx.unstable:
-        block.is_active[int(j)].set_value(1 if pre_values[j] > 0 else 0, skip_validation=True)

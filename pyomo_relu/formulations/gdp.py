@@ -50,14 +50,20 @@ variables, so the transformed model holds a feasible warm start.
 >>> m = pe.ConcreteModel()
 >>> m.nn = ReLUNetBlock()
 >>> m.nn.build(net, formulation="gdp")
->>> for c in m.nn.layer[0].component_objects(descend_into=False):
-...     print(c.local_name, c.ctype.__name__, sorted(c.keys()))
-post Var [0, 1, 2]
-pre Var [0, 1]
-affine Constraint [0, 1, 2]
-active_disjunct Disjunct [0, 1]
-inactive_disjunct Disjunct [0, 1]
-disjunction Disjunction [0, 1]
+>>> print(m.nn.describe())
+inputs Var [0]
+outputs Var [0]
+layer Block [0, 1]
+layer[0].post Var [0, 1, 2]
+layer[0].pre Var [0, 1]
+layer[0].affine Constraint [0, 1, 2]
+layer[0].active_disjunct Disjunct [0, 1]
+layer[0].inactive_disjunct Disjunct [0, 1]
+layer[0].disjunction Disjunction [0, 1]
+layer[1].pre Var []
+layer[1].affine Constraint [0]
+added by 'gdp' to layer 0:
+  active_disjunct, inactive_disjunct, disjunction
 >>> for d in (m.nn.layer[0].active_disjunct[0], m.nn.layer[0].inactive_disjunct[0]):
 ...     for c in d.component_data_objects(pe.Constraint):
 ...         print(c.local_name, c.expr)
@@ -92,7 +98,8 @@ nn.layer[0].post[0] - nn.layer[0].pre[0] - (1 - nn.layer[0].active_disjunct[0].b
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import field
+from typing import Any, ClassVar
 
 import numpy as np
 import pyomo.environ as pe
@@ -100,34 +107,128 @@ from pyomo.common.collections import ComponentMap
 from pyomo.gdp import Disjunct, Disjunction
 
 from pyomo_relu.errors import PyomoReluError
-from pyomo_relu.formulations.base import LayerContext
+from pyomo_relu.formulations.base import Formulation, LayerContext, frozen_formulation
 from pyomo_relu.options import check_options
-
-name = "gdp"
-OPTIONS = ("bigm_suffix",)
 
 #: Pyomo transformations offered as ready-made formulations ``"gdp.<name>"``.
 TRANSFORMATIONS = ("bigm", "hull", "mbigm", "binary_multiplication")
 
 
-def validate_options(options: dict[str, Any]) -> None:
-    """Raise :class:`PyomoReluError` for an unknown option (the only one is ``bigm_suffix``)."""
-    check_options(options, OPTIONS, f"formulation {name!r}")
+@frozen_formulation
+class Gdp(Formulation):
+    """One untransformed disjunction per unstable neuron; ``bigm_suffix`` adds tight ``BigM`` suffixes."""
+
+    name = "gdp"
+    disjunctive = True
+
+    bigm_suffix: bool = False
+
+    def add(self, ctx: LayerContext) -> None:
+        _add_disjunctions(ctx)
+        if self.bigm_suffix:
+            for j in ctx.unstable:
+                for disjunct in (ctx.block.active_disjunct[int(j)], ctx.block.inactive_disjunct[int(j)]):
+                    disjunct.BigM = pe.Suffix(direction=pe.Suffix.LOCAL)
+                    for constraint in disjunct.component_data_objects(pe.Constraint, descend_into=False):
+                        disjunct.BigM[constraint] = _TIGHT_M[constraint.local_name](disjunct, constraint)
+
+    def initialize(self, ctx: LayerContext, pre_values: np.ndarray) -> None:
+        initialize_disjunctions(ctx, pre_values)
 
 
-def build(ctx: LayerContext) -> None:
-    """Add one untransformed disjunction per unstable neuron (options: ``bigm_suffix``)."""
-    validate_options(ctx.options)
-    _add_disjunctions(ctx)
-    if ctx.options.get("bigm_suffix", False):
-        for j in ctx.unstable:
-            for disjunct in (ctx.block.active_disjunct[int(j)], ctx.block.inactive_disjunct[int(j)]):
-                disjunct.BigM = pe.Suffix(direction=pe.Suffix.LOCAL)
-                for constraint in disjunct.component_data_objects(pe.Constraint, descend_into=False):
-                    disjunct.BigM[constraint] = _TIGHT_M[constraint.local_name](disjunct, constraint)
+@frozen_formulation
+class TransformedGdp(Formulation):
+    """The ``"gdp"`` disjunctions followed at once by one Pyomo GDP transformation of the layer block.
+
+    ``transformation_options`` are the Pyomo transformation's options (``targets``
+    excepted), and ``tight_m`` (default ``True``) for ``gdp.bigm``.
+    """
+
+    disjunctive = True
+    #: The Pyomo transformation ``gdp.<transformation>``.
+    transformation: ClassVar[str] = ""
+
+    transformation_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        known = set(pe.TransformationFactory(f"gdp.{cls.transformation}").CONFIG) - {"targets"}
+        if cls.transformation == "bigm":
+            known.add("tight_m")
+        return tuple(sorted(known))
+
+    def validate(self) -> None:
+        check_options(self.transformation_options, self.option_names(), f"formulation {self.name!r}")
+
+    def with_options(self, options: Mapping[str, Any]) -> Formulation:
+        return type(self)(transformation_options=dict(options))
+
+    def changed_options(self) -> dict[str, Any]:
+        return dict(self.transformation_options)
+
+    def add(self, ctx: LayerContext) -> None:
+        _add_disjunctions(ctx)
+        self.transform(ctx.block)
+
+    def initialize(self, ctx: LayerContext, pre_values: np.ndarray) -> None:
+        initialize_disjunctions(ctx, pre_values)
+
+    def transform(self, block: Any) -> None:
+        """Apply the transformation to the disjunctions of ``block`` (tight Ms for ReLU disjuncts)."""
+        options = dict(self.transformation_options)
+        if self.transformation == "bigm":
+            if options.pop("tight_m", True):
+                user = options.pop("bigM", None)
+                bigm = ComponentMap(user.items()) if isinstance(user, Mapping) else ComponentMap()
+                if user is not None and not isinstance(user, Mapping):
+                    bigm[None] = user  # the user's M for everything else
+                for constraint, value in tight_big_m(block).items():
+                    bigm.setdefault(constraint, value)
+                options["bigM"] = bigm
+        elif self.transformation == "mbigm":
+            options.setdefault("threads", 1)
+            if options.get("solver") is None:
+                options["solver"] = default_mbigm_solver()
+        pe.TransformationFactory(f"gdp.{self.transformation}").apply_to(block, **options)
 
 
-def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
+@frozen_formulation
+class GdpBigM(TransformedGdp):
+    """ReLU disjunctions transformed by ``gdp.bigm`` with tight Ms (``tight_m=True``)."""
+
+    name = "gdp.bigm"
+    transformation = "bigm"
+
+
+@frozen_formulation
+class GdpHull(TransformedGdp):
+    """ReLU disjunctions transformed by ``gdp.hull``."""
+
+    name = "gdp.hull"
+    transformation = "hull"
+
+
+@frozen_formulation
+class GdpMBigM(TransformedGdp):
+    """ReLU disjunctions transformed by ``gdp.mbigm`` (default ``solver``: HiGHS, glpk or cbc; ``threads=1``)."""
+
+    name = "gdp.mbigm"
+    transformation = "mbigm"
+
+
+@frozen_formulation
+class GdpBinaryMultiplication(TransformedGdp):
+    """ReLU disjunctions transformed by ``gdp.binary_multiplication`` (bilinear: for SCIP)."""
+
+    name = "gdp.binary_multiplication"
+    transformation = "binary_multiplication"
+
+
+#: The ready-made ``"gdp.<t>"`` formulations.
+VARIANTS: tuple[type[TransformedGdp], ...] = (GdpBigM, GdpHull, GdpMBigM, GdpBinaryMultiplication)
+
+
+def initialize_disjunctions(ctx: LayerContext, pre_values: np.ndarray) -> None:
     """Select the disjunct the forward pass takes (``pre > 0`` is active) and set hull copies."""
     block = ctx.block
     hull = None
@@ -217,59 +318,3 @@ def default_mbigm_solver() -> Any:
         "gdp.mbigm needs an LP solver for its M values and none of highs, glpk, cbc is "
         "available; pass solver=SolverFactory(...) (pip install highspy)"
     )
-
-
-class TransformedGDP:
-    """The ``"gdp"`` disjunctions followed at once by one Pyomo GDP transformation."""
-
-    def __init__(self, transformation: str) -> None:
-        self.transformation = transformation
-        self.name = f"gdp.{transformation}"
-        self.__doc__ = (
-            f"ReLU disjunctions (:mod:`pyomo_relu.formulations.gdp`) transformed by "
-            f"``gdp.{transformation}`` on the layer's sub-block."
-        )
-
-    def __repr__(self) -> str:
-        return f"<formulation {self.name!r}>"
-
-    @property
-    def OPTIONS(self) -> tuple[str, ...]:  # noqa: N802 - the attribute every formulation has
-        """The Pyomo transformation's options (``targets`` excepted), and ``tight_m`` for ``gdp.bigm``."""
-        known = set(pe.TransformationFactory(f"gdp.{self.transformation}").CONFIG) - {"targets"}
-        if self.transformation == "bigm":
-            known.add("tight_m")
-        return tuple(sorted(known))
-
-    def validate_options(self, options: dict[str, Any]) -> None:
-        """Options must be options of the Pyomo transformation (``targets`` excepted), or ``tight_m``."""
-        check_options(options, self.OPTIONS, f"formulation {self.name!r}")
-
-    def build(self, ctx: LayerContext) -> None:
-        self.validate_options(ctx.options)
-        _add_disjunctions(ctx)
-        self.transform(ctx.block, ctx.options)
-
-    def transform(self, block: Any, options: Mapping[str, Any]) -> None:
-        """Apply the transformation to the disjunctions of ``block`` (tight Ms for ReLU disjuncts)."""
-        options = dict(options)
-        if self.transformation == "bigm":
-            if options.pop("tight_m", True):
-                user = options.pop("bigM", None)
-                bigm = ComponentMap(user.items()) if isinstance(user, Mapping) else ComponentMap()
-                if user is not None and not isinstance(user, Mapping):
-                    bigm[None] = user  # the user's M for everything else
-                for constraint, value in tight_big_m(block).items():
-                    bigm.setdefault(constraint, value)
-                options["bigM"] = bigm
-        elif self.transformation == "mbigm":
-            options.setdefault("threads", 1)
-            if options.get("solver") is None:
-                options["solver"] = default_mbigm_solver()
-        pe.TransformationFactory(f"gdp.{self.transformation}").apply_to(block, **options)
-
-    def initialize(self, ctx: LayerContext, pre_values: np.ndarray) -> None:
-        initialize(ctx, pre_values)
-
-
-VARIANTS: dict[str, TransformedGDP] = {f"gdp.{t}": TransformedGDP(t) for t in TRANSFORMATIONS}

@@ -55,16 +55,23 @@ solve.  Every cut is valid for the MILP, so its optimum is unchanged.
 >>> m = pe.ConcreteModel()
 >>> m.nn = ReLUNetBlock()
 >>> m.nn.build(net, formulation="ideal_cuts")
->>> for c in m.nn.layer[0].component_objects(descend_into=False):
-...     print(c.local_name, c.ctype.__name__, sorted(c.keys()))
-post Var [0]
-pre Var [0]
-affine Constraint [0]
-is_active Var [0]
-post_at_least_pre Constraint [0]
-post_at_most_pre_when_active Constraint [0]
-post_zero_when_inactive Constraint [0]
-ideal_cuts Constraint []
+>>> print(m.nn.describe())
+inputs Var [0, 1]
+outputs Var [0]
+layer Block [0, 1]
+layer[0].post Var [0]
+layer[0].pre Var [0]
+layer[0].affine Constraint [0]
+layer[0].is_active Var [0]
+layer[0].post_at_least_pre Constraint [0]
+layer[0].post_at_most_pre_when_active Constraint [0]
+layer[0].post_zero_when_inactive Constraint [0]
+layer[0].ideal_cuts Constraint []
+layer[1].pre Var []
+layer[1].affine Constraint [0]
+added by 'ideal_cuts' to layer 0:
+  is_active, post_at_least_pre, post_at_most_pre_when_active, post_zero_when_inactive,
+  ideal_cuts
 >>> m.obj = pe.Objective(expr=m.nn.outputs[0] - m.nn.inputs[0], sense=pe.maximize)
 >>> report = add_ideal_cuts(m)
 >>> report.cuts_per_round, report.lp_bound_before, report.lp_bound_after, report.stopped
@@ -87,33 +94,30 @@ import numpy as np
 import pyomo.environ as pe
 
 from pyomo_relu.errors import PyomoReluError, SolverError
-from pyomo_relu.formulations import bigm
-from pyomo_relu.formulations.base import LayerContext
+from pyomo_relu.formulations.base import LayerContext, frozen_formulation
+from pyomo_relu.formulations.bigm import BigM, add_bigm
 from pyomo_relu.formulations.partition import linear, present_inputs
 
 logger = logging.getLogger(__name__)
-
-name = "ideal_cuts"
-#: No options (``max_rounds``/``tol`` are arguments of :func:`add_ideal_cuts`).
-OPTIONS: tuple[str, ...] = ()
-
-#: Builds from the rows of the layer's weights (the block passes them dense).
-reads_weights = True
 
 #: Attribute of a layer block that registers it for separation.
 _REGISTRY_ATTRIBUTE = "_ideal_cuts_context"
 
 
-def build(ctx: LayerContext) -> None:
-    """Big-M, an empty ``ideal_cuts`` ConstraintList, and registration for separation."""
-    bigm.build(ctx)
-    ctx.block.ideal_cuts = pe.ConstraintList()
-    setattr(ctx.block, _REGISTRY_ATTRIBUTE, ctx)
+@frozen_formulation
+class IdealCuts(BigM):
+    """Big-M, an empty ``ideal_cuts`` ConstraintList, and registration for separation.
 
+    No options (``max_rounds``/``tol`` are arguments of :func:`add_ideal_cuts`).
+    """
 
-def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
-    """As big-M: ``σ = [pre > 0]``."""
-    bigm.initialize(ctx, pre_values)
+    name = "ideal_cuts"
+    reads_weights = True
+
+    def add(self, ctx: LayerContext) -> None:
+        add_bigm(ctx)
+        ctx.block.ideal_cuts = pe.ConstraintList()
+        setattr(ctx.block, _REGISTRY_ATTRIBUTE, ctx)
 
 
 # ---------------------------------------------------------------- separation
@@ -243,64 +247,14 @@ def add_ideal_cuts(
     Returns:
         a :class:`CutReport`.
     """
-    from pyomo_relu.solvers import solve  # solvers imports nothing from here; keep it lazy anyway
-
     start = time.perf_counter()
-    contexts = registered_layers(model)
-    if not contexts:
-        raise PyomoReluError(
-            f"{model.name} has no layer built with formulation='ideal_cuts'; "
-            "build a ReLUNetBlock with formulation='ideal_cuts' first"
-        )
-    objectives = list(model.component_data_objects(pe.Objective, active=True))
-    if len(objectives) != 1:
-        raise SolverError(f"add_ideal_cuts needs exactly one active objective, the model has {len(objectives)}")
-    sign = 1.0 if objectives[0].sense == pe.minimize else -1.0
-    neurons = [n for ctx in contexts for n in _neurons(ctx)]
+    neurons, sign = _separation_setup(model)
     saved = [(v, v.value) for v in model.component_data_objects(pe.Var, descend_into=True)]
     relax = pe.TransformationFactory("core.relax_integer_vars")
     token = relax.apply_to(model)
-    cuts_per_round: list[int] = []
-    bounds: list[float] = []
-    stopped = "max_rounds"
-    solves = 0
+    lp = _LpBound(model, solver, time_limit)
     try:
-
-        def lp_bound() -> float:
-            nonlocal solves
-            result = solve(model, solver, time_limit=time_limit)
-            solves += 1
-            if result.status != "optimal" or result.objective is None:
-                raise SolverError(
-                    f"LP relaxation of {model.name} ended with status {result.status!r} "
-                    f"({result.message}); add_ideal_cuts needs a bounded, feasible LP"
-                )
-            return float(result.objective)
-
-        bounds.append(lp_bound())
-        for _ in range(max_rounds):
-            added = 0
-            for neuron in neurons:
-                x = np.array([0.0 if v.value is None else v.value for v in neuron.inputs], float)
-                y, sigma = neuron.post.value, neuron.active.value
-                if y is None or sigma is None:
-                    continue
-                mask, violation = most_violated(
-                    neuron.weights, neuron.low, neuron.high, neuron.bias, x, float(y), float(sigma)
-                )
-                if violation > violation_tol:
-                    neuron.layer_block.ideal_cuts.add(_cut(neuron, mask))
-                    added += 1
-            if added == 0:
-                stopped = "no_violated_cut"
-                break
-            cuts_per_round.append(added)
-            bounds.append(lp_bound())
-            improvement = sign * (bounds[-1] - bounds[-2])
-            logger.info("ideal cuts round %d: %d cuts, LP bound %.8g", len(cuts_per_round), added, bounds[-1])
-            if improvement <= tol * max(1.0, abs(bounds[-2])):
-                stopped = "small_improvement"
-                break
+        bounds, cuts_per_round, stopped = _cut_rounds(lp, neurons, sign, max_rounds, tol, violation_tol)
     finally:
         relax.apply_to(model, reverse=token)
         for var, value in saved:
@@ -312,5 +266,75 @@ def add_ideal_cuts(
         seconds=time.perf_counter() - start,
         stopped=stopped,
         sense="minimize" if sign > 0 else "maximize",
-        lp_solves=solves,
+        lp_solves=lp.solves,
     )
+
+
+def _separation_setup(model: Any) -> tuple[list[_Neuron], float]:
+    """The registered neurons of ``model`` and the objective's sign (1 when minimising)."""
+    contexts = registered_layers(model)
+    if not contexts:
+        raise PyomoReluError(
+            f"{model.name} has no layer built with formulation='ideal_cuts'; "
+            "build a ReLUNetBlock with formulation='ideal_cuts' first"
+        )
+    objectives = list(model.component_data_objects(pe.Objective, active=True))
+    if len(objectives) != 1:
+        raise SolverError(f"add_ideal_cuts needs exactly one active objective, the model has {len(objectives)}")
+    sign = 1.0 if objectives[0].sense == pe.minimize else -1.0
+    return [n for ctx in contexts for n in _neurons(ctx)], sign
+
+
+@dataclass
+class _LpBound:
+    """Solves the (relaxed) model and returns its objective; counts the solves."""
+
+    model: Any
+    solver: str
+    time_limit: float | None
+    solves: int = 0
+
+    def __call__(self) -> float:
+        from pyomo_relu.solvers import solve  # solvers imports nothing from here; keep it lazy anyway
+
+        result = solve(self.model, self.solver, time_limit=self.time_limit)
+        self.solves += 1
+        if result.status != "optimal" or result.objective is None:
+            raise SolverError(
+                f"LP relaxation of {self.model.name} ended with status {result.status!r} "
+                f"({result.message}); add_ideal_cuts needs a bounded, feasible LP"
+            )
+        return float(result.objective)
+
+
+def _cut_rounds(
+    lp: _LpBound, neurons: list[_Neuron], sign: float, max_rounds: int, tol: float, violation_tol: float
+) -> tuple[list[float], list[int], str]:
+    """The LP bounds, the cuts of every round and why the loop stopped (module doc, steps 1-3)."""
+    bounds = [lp()]
+    cuts_per_round: list[int] = []
+    for _ in range(max_rounds):
+        added = _separate(neurons, violation_tol)
+        if added == 0:
+            return bounds, cuts_per_round, "no_violated_cut"
+        cuts_per_round.append(added)
+        bounds.append(lp())
+        logger.info("ideal cuts round %d: %d cuts, LP bound %.8g", len(cuts_per_round), added, bounds[-1])
+        if sign * (bounds[-1] - bounds[-2]) <= tol * max(1.0, abs(bounds[-2])):
+            return bounds, cuts_per_round, "small_improvement"
+    return bounds, cuts_per_round, "max_rounds"
+
+
+def _separate(neurons: list[_Neuron], violation_tol: float) -> int:
+    """Add the most violated inequality of every neuron violated by more than ``violation_tol``."""
+    added = 0
+    for neuron in neurons:
+        x = np.array([0.0 if v.value is None else v.value for v in neuron.inputs], float)
+        y, sigma = neuron.post.value, neuron.active.value
+        if y is None or sigma is None:
+            continue
+        mask, violation = most_violated(neuron.weights, neuron.low, neuron.high, neuron.bias, x, float(y), float(sigma))
+        if violation > violation_tol:
+            neuron.layer_block.ideal_cuts.add(_cut(neuron, mask))
+            added += 1
+    return added

@@ -25,16 +25,19 @@ affine pieces the shared input makes it much smaller than the naive constant.
 >>> m = pe.ConcreteModel()
 >>> m.nn = ReLUNetBlock()
 >>> m.nn.build(net)
->>> for c in m.nn.layer[0].component_objects(descend_into=False):
-...     print(c.local_name, c.ctype.__name__, sorted(c.keys()))
-post Var [0]
-pre Var [0, 1]
-affine Constraint [0, 1]
-is_max Var [0, 1]
-post_at_least_pre Constraint [0, 1]
-post_at_most_pre_when_max Constraint [0, 1]
-one_max Constraint [0]
-post_at_most_selected_upper Constraint [0]
+>>> print(m.nn.describe())
+inputs Var [0, 1]
+outputs Var [0]
+layer Block [0]
+outputs_link Constraint [0]
+layer[0].post Var [0]
+layer[0].pre Var [0, 1]
+layer[0].affine Constraint [0, 1]
+layer[0].is_max Var [0, 1]
+layer[0].post_at_least_pre Constraint [0, 1]
+layer[0].post_at_most_pre_when_max Constraint [0, 1]
+layer[0].one_max Constraint [0]
+layer[0].post_at_most_selected_upper Constraint [0]
 >>> print(m.nn.layer[0].post_at_most_pre_when_max[0].expr)
 nn.layer[0].post[0] - nn.layer[0].pre[0] + 2.0*nn.layer[0].is_max[0]  <=  2.0
 
@@ -50,6 +53,8 @@ formulation of the maximum.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pyomo.environ as pe
@@ -88,13 +93,13 @@ def big_m(ctx: LayerContext, rows: np.ndarray) -> np.ndarray:
 
 def build(ctx: LayerContext) -> None:
     """One binary per candidate row, and the four families of rows above, per open group."""
-    block, layer = ctx.block, ctx.layer
+    block = ctx.block
     rows = [int(i) for i in ctx.unstable]
     pre, post = ctx.pre, ctx.post
-    group_of = {i: int(layer.groups[i]) for i in rows}
+    group_of = {i: int(ctx.max_layer.groups[i]) for i in rows}
     members = _members(ctx)
     constants: dict[int, float] = {}
-    for g, group_rows in members.items():
+    for group_rows in members.values():
         for i, m in zip(group_rows, big_m(ctx, np.array(group_rows)).tolist()):
             constants[i] = max(float(m), 0.0)
     block.is_max = pe.Var(rows, within=pe.Binary, doc="1 for the row that attains the group's maximum")
@@ -118,8 +123,9 @@ def build(ctx: LayerContext) -> None:
 
 def _members(ctx: LayerContext) -> dict[int, list[int]]:
     """Candidate rows of every open group, in row order (one pass)."""
+    assert ctx.groups is not None, "the block sets the open groups of a max layer"
     members: dict[int, list[int]] = {int(g): [] for g in ctx.groups}
-    for i, g in zip(ctx.unstable.tolist(), ctx.layer.groups[ctx.unstable].tolist()):
+    for i, g in zip(ctx.unstable.tolist(), ctx.max_layer.groups[ctx.unstable].tolist()):
         members[g].append(int(i))
     return members
 
@@ -128,12 +134,12 @@ def build_disjunctions(ctx: LayerContext) -> None:
     """One disjunction per open group: the row that is the maximum (see the module docstring)."""
     from pyomo.gdp import Disjunct, Disjunction
 
-    block, groups = ctx.block, ctx.layer.groups
+    block, groups = ctx.block, ctx.max_layer.groups
     pre, post = ctx.pre, ctx.post
     members = _members(ctx)
     rows = [i for group_rows in members.values() for i in group_rows]
 
-    def disjunct_rule(d: object, i: int) -> None:
+    def disjunct_rule(d: Any, i: int) -> None:
         others = [k for k in members[int(groups[i])] if k != i]
         d.post_equals_pre = pe.Constraint(expr=post[int(groups[i])] - pre[i] == 0)
         d.pre_is_largest = pe.Constraint(others, rule=lambda _, k: pre[i] - pre[k] >= 0)
@@ -166,7 +172,7 @@ def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
         if relaxed is None or "hull" not in relaxed.parent_block().local_name:
             continue
         hull = hull or pe.TransformationFactory("gdp.hull")
-        g = int(ctx.layer.groups[i])
+        g = int(ctx.max_layer.groups[i])
         for var in [ctx.post[g]] + [block.pre[k] for k in _members(ctx)[g]]:
             copy = hull.get_disaggregated_var(var, disjunct, raise_exception=False)
             if copy is not None and copy is not var:

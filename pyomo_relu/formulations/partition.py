@@ -68,19 +68,26 @@ number of inputs with a non-zero weight.  Pick ``n`` per layer with the per-laye
 >>> m = pe.ConcreteModel()
 >>> m.nn = ReLUNetBlock()
 >>> m.nn.build(net, formulation=("partition", {"n": 2}))
->>> for c in m.nn.layer[0].component_objects(descend_into=False):
-...     print(c.local_name, c.ctype.__name__, sorted(c.keys()))
-post Var [0]
-pre Var [0]
-affine Constraint [0]
-is_active Var [0]
-active_part Var [(0, 0), (0, 1)]
-post_from_active_parts Constraint [0]
-post_at_least_pre Constraint [0]
-active_part_lower Constraint [(0, 0), (0, 1)]
-active_part_upper Constraint [(0, 0), (0, 1)]
-inactive_part_lower Constraint [(0, 0), (0, 1)]
-inactive_part_upper Constraint [(0, 0), (0, 1)]
+>>> print(m.nn.describe())
+inputs Var [0, 1, 2]
+outputs Var [0]
+layer Block [0, 1]
+layer[0].post Var [0]
+layer[0].pre Var [0]
+layer[0].affine Constraint [0]
+layer[0].is_active Var [0]
+layer[0].active_part Var [(0, 0), (0, 1)]
+layer[0].post_from_active_parts Constraint [0]
+layer[0].post_at_least_pre Constraint [0]
+layer[0].active_part_lower Constraint [(0, 0), (0, 1)]
+layer[0].active_part_upper Constraint [(0, 0), (0, 1)]
+layer[0].inactive_part_lower Constraint [(0, 0), (0, 1)]
+layer[0].inactive_part_upper Constraint [(0, 0), (0, 1)]
+layer[1].pre Var []
+layer[1].affine Constraint [0]
+added by 'partition' to layer 0:
+  is_active, active_part, post_from_active_parts, post_at_least_pre, active_part_lower,
+  active_part_upper, inactive_part_lower, inactive_part_upper
 >>> m.nn.layer[0].partition_groups
 {0: [[1], [2, 0]]}
 >>> print(m.nn.layer[0].inactive_part_upper[0, 1].expr)
@@ -97,17 +104,44 @@ from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpressio
 
 from pyomo_relu.bounds.interval import affine_interval
 from pyomo_relu.errors import PyomoReluError
-from pyomo_relu.formulations.base import LayerContext
-from pyomo_relu.options import check_options
-
-name = "partition"
-
-#: Builds from the rows of the layer's weights (the block passes them dense).
-reads_weights = True
+from pyomo_relu.formulations.base import Formulation, LayerContext, frozen_formulation
 
 STRATEGIES = ("equal_size", "equal_range", "random", "uneven_magnitude")
-DEFAULT_OPTIONS: dict[str, Any] = {"n": 2, "strategy": "equal_size", "seed": 0}
-OPTIONS = tuple(DEFAULT_OPTIONS)
+
+
+@frozen_formulation
+class Partition(Formulation):
+    """One binary, one active part per group and the hull rows per unstable neuron (module doc)."""
+
+    name = "partition"
+    reads_weights = True
+
+    n: int = 2
+    strategy: str = "equal_size"
+    seed: int = 0
+
+    def validate(self) -> None:
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 1:
+            raise PyomoReluError(f"partition option n must be an integer >= 1, got {self.n!r}")
+        if self.strategy not in STRATEGIES:
+            raise PyomoReluError(f"unknown partition strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+    def add(self, ctx: LayerContext) -> None:
+        groups, bounds = _groups_and_bounds(ctx, self)
+        _add_rows(ctx, groups, bounds)
+
+    def initialize(self, ctx: LayerContext, pre_values: np.ndarray) -> None:
+        """``σ = [pre > 0]``; ``z_n`` = the group's partial sum when active, else 0."""
+        block = ctx.block
+        x = input_values(ctx)
+        weights = ctx.layer.weights
+        for j in ctx.unstable:
+            j = int(j)
+            on = pre_values[j] > 0
+            block.is_active[j].set_value(1 if on else 0, skip_validation=True)
+            for n, group in enumerate(block.partition_groups[j]):
+                value = float(weights[j, group] @ x[group]) if on else 0.0
+                block.active_part[j, n].set_value(value, skip_validation=True)
 
 
 # ------------------------------------------------------------------ grouping
@@ -164,23 +198,6 @@ def _cut(order: np.ndarray, n: int) -> list[np.ndarray]:
     m = order.size
     edges = [(k * m) // n for k in range(n + 1)]
     return [order[edges[k] : edges[k + 1]] for k in range(n)]
-
-
-def validate_options(options: dict[str, Any]) -> None:
-    """Raise :class:`PyomoReluError` for a bad option value (names: :data:`OPTIONS`, checked by the caller)."""
-    _options(options)
-
-
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    check_options(options, OPTIONS, "formulation 'partition'")
-    merged = {**DEFAULT_OPTIONS, **options}
-    if not isinstance(merged["n"], (int, np.integer)) or merged["n"] < 1:
-        raise PyomoReluError(f"partition option n must be an integer >= 1, got {merged['n']!r}")
-    if merged["strategy"] not in STRATEGIES:
-        raise PyomoReluError(
-            f"unknown partition strategy {merged['strategy']!r}; choose one of {', '.join(STRATEGIES)}"
-        )
-    return merged
 
 
 # ------------------------------------------------------------- shared helpers
@@ -241,28 +258,36 @@ def input_values(ctx: LayerContext) -> np.ndarray:
 
 
 # --------------------------------------------------------------------- build
-def build(ctx: LayerContext) -> None:
-    """One binary, one active part per group and the hull rows per unstable neuron."""
-    opts = _options(ctx.options)
-    block, layer = ctx.block, ctx.layer
-    neurons = [int(j) for j in ctx.unstable]
+Groups = dict[int, list[list[int]]]
+GroupBounds = dict[tuple[int, int], tuple[float, float]]
+
+
+def _groups_and_bounds(ctx: LayerContext, options: Partition) -> tuple[Groups, GroupBounds]:
+    """The groups of every unstable neuron and the interval bounds of their partial sums."""
+    layer = ctx.layer
     columns = present_inputs(ctx)
     lo, hi = ctx.input_lower, ctx.input_upper
-    inputs = ctx.inputs
-    groups: dict[int, list[list[int]]] = {}
-    bounds: dict[tuple[int, int], tuple[float, float]] = {}
-    for j in neurons:
+    groups: Groups = {}
+    bounds: GroupBounds = {}
+    for j in (int(j) for j in ctx.unstable):
         row = layer.weights[j, columns]
         idx = columns[row != 0]
-        rng = np.random.default_rng((int(opts["seed"]), int(ctx.index), j))
+        rng = np.random.default_rng((int(options.seed), int(ctx.index), j))
         parts = partition_inputs(
-            layer.weights[j, idx], opts["n"], opts["strategy"], lower=lo[idx], upper=hi[idx], rng=rng
+            layer.weights[j, idx], options.n, options.strategy, lower=lo[idx], upper=hi[idx], rng=rng
         )
         groups[j] = [[int(i) for i in idx[p]] for p in parts]
         for n, group in enumerate(groups[j]):
             w = layer.weights[j, group]
             a, c = w * lo[group], w * hi[group]
             bounds[j, n] = (float(np.minimum(a, c).sum()), float(np.maximum(a, c).sum()))
+    return groups, bounds
+
+
+def _add_rows(ctx: LayerContext, groups: Groups, bounds: GroupBounds) -> None:
+    """The variables and rows of the module docstring, from the groups and their bounds."""
+    block, layer, inputs = ctx.block, ctx.layer, ctx.inputs
+    neurons = [int(j) for j in ctx.unstable]
     keys = [(j, n) for j in neurons for n in range(len(groups[j]))]
     pre, post, bias = ctx.pre, ctx.post, layer.bias
 
@@ -301,17 +326,3 @@ def build(ctx: LayerContext) -> None:
     )
     add_tighter_bigm_rows(ctx, neurons, active)
     block.partition_groups = groups
-
-
-def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
-    """``σ = [pre > 0]``; ``z_n`` = the group's partial sum when active, else 0."""
-    block = ctx.block
-    x = input_values(ctx)
-    weights = ctx.layer.weights
-    for j in ctx.unstable:
-        j = int(j)
-        on = pre_values[j] > 0
-        block.is_active[j].set_value(1 if on else 0, skip_validation=True)
-        for n, group in enumerate(block.partition_groups[j]):
-            value = float(weights[j, group] @ x[group]) if on else 0.0
-            block.active_part[j, n].set_value(value, skip_validation=True)

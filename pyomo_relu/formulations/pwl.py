@@ -41,18 +41,22 @@ the block's outputs can be from the network's at the same inputs
 >>> m = pe.ConcreteModel()
 >>> m.nn = ReLUNetBlock()
 >>> m.nn.build(net, formulation=("pwl", {"tolerance": 0.05}))
->>> for c in m.nn.layer[0].component_objects(descend_into=False):
-...     print(c.local_name, c.ctype.__name__, len(c))
-post Var 3
-pre Var 3
-affine Constraint 3
-pwl_fill Var 10
-pwl_beyond Var 8
-pwl_pre Constraint 2
-pwl_upper Constraint 3
-pwl_lower Constraint 3
-pwl_beyond_needs_fill Constraint 8
-pwl_fill_needs_beyond Constraint 8
+>>> print(m.nn.describe())
+inputs Var [0]
+outputs Var [0]
+layer Block [0, 1]
+layer[0].post Var [0, 1, 2]
+layer[0].pre Var [0, 1, 2]
+layer[0].affine Constraint [0, 1, 2]
+layer[0].pwl_fill Var [(0, 0), (0, 1), (0, 2), (0, 3), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5)]
+layer[0].pwl_beyond Var [(0, 0), (0, 1), (0, 2), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4)]
+layer[0].pwl_pre Constraint [0, 2]
+layer[0].pwl_upper Constraint [0, 1, 2]
+layer[0].pwl_lower Constraint [0, 1, 2]
+layer[0].pwl_beyond_needs_fill Constraint [(0, 0), (0, 1), (0, 2), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4)]
+layer[0].pwl_fill_needs_beyond Constraint [(0, 0), (0, 1), (0, 2), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4)]
+layer[1].pre Var []
+layer[1].affine Constraint [0]
 >>> m.nn.layer[0]._pwl.breakpoints[0].round(3)   # neuron 0, z in [-1, 1]: 4 pieces
 array([-1.   , -0.618,  0.   ,  0.618,  1.   ])
 >>> m.nn.layer[0]._pwl.breakpoints[1]              # neuron 1, z in [1.5, 2.5]: one chord
@@ -65,6 +69,7 @@ nn.layer[0].post[1] - 0.0814660445065638*nn.layer[0].pre[1]  <=  0.8015052404389
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,17 +78,11 @@ import pyomo.environ as pe
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
 from pyomo_relu.errors import PyomoReluError
-from pyomo_relu.formulations import bigm
-from pyomo_relu.formulations.base import LayerContext
+from pyomo_relu.formulations.base import LayerContext, frozen_formulation
+from pyomo_relu.formulations.bigm import BigM
 from pyomo_relu.network import MaxLayer
 from pyomo_relu.smooth import enclosure, propagate_error
 
-name = "pwl"
-
-#: Smooth neurons of a layer built with this formulation are enclosed (``build_smooth``).
-supports_smooth = True
-
-OPTIONS = ("tolerance", "pieces")
 DEFAULT_TOLERANCE = 1e-2
 
 
@@ -99,36 +98,49 @@ class NeuronBands:
     below: np.ndarray  # max (f - g_L) per neuron
 
 
-def validate_options(options: dict[str, Any]) -> None:
-    """Raise :class:`PyomoReluError` for a bad option value (names: :data:`OPTIONS`, checked by the caller)."""
-    if "tolerance" in options and "pieces" in options:
-        raise PyomoReluError("formulation 'pwl': give tolerance= or pieces=, not both")
-    if "tolerance" in options:
-        tol = options["tolerance"]
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 1e-8:
+@frozen_formulation
+class Pwl(BigM):
+    """Smooth neurons in a certified band (``tolerance`` or ``pieces``); unstable ReLUs by big-M."""
+
+    name = "pwl"
+    smooth = True
+
+    tolerance: float | None = None
+    pieces: int | None = None
+
+    def validate(self) -> None:
+        tol, pieces = self.tolerance, self.pieces
+        if tol is not None and pieces is not None:
+            raise PyomoReluError("formulation 'pwl': give tolerance= or pieces=, not both")
+        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 1e-8):
             raise PyomoReluError(f"formulation 'pwl': tolerance must be a number >= 1e-8, not {tol!r}")
-    if "pieces" in options:
-        pieces = options["pieces"]
-        if isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or pieces < 1:
+        if pieces is not None and (isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or pieces < 1):
             raise PyomoReluError(f"formulation 'pwl': pieces must be a positive integer, not {pieces!r}")
 
+    def build_smooth(self, ctx: LayerContext, neurons: np.ndarray) -> None:
+        """Add the band ``g_L(pre) <= post <= g_U(pre)`` of every smooth neuron (see module doc)."""
+        build_bands(ctx, bands(ctx, np.asarray(neurons, dtype=int), self))
 
-def build(ctx: LayerContext) -> None:
-    """Unstable ReLU neurons of a ``pwl`` layer: the exact big-M formulation."""
-    bigm.build(ctx)
+    def initialize_smooth(self, ctx: LayerContext, pre_values: np.ndarray) -> None:
+        initialize_bands(ctx, pre_values)
+
+    def post_error(self, ctx: LayerContext) -> tuple[np.ndarray, np.ndarray] | None:
+        """The bands of the smooth neurons (``None`` when the layer has none)."""
+        data = getattr(ctx.block, "_pwl", None)
+        if data is None:
+            return None
+        below, above = np.zeros(ctx.layer.n_outputs), np.zeros(ctx.layer.n_outputs)
+        below[data.neurons], above[data.neurons] = data.below, data.above
+        return below, above
 
 
-def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
-    bigm.initialize(ctx, pre_values)
-
-
-def bands(ctx: LayerContext, neurons: np.ndarray) -> NeuronBands:
+def bands(ctx: LayerContext, neurons: np.ndarray, options: Pwl | None = None) -> NeuronBands:
     """Enclose the smooth ``neurons`` of the layer over their pre-activation bounds."""
-    validate_options(ctx.options)
-    option = (
-        {"pieces": int(ctx.options["pieces"])}
-        if "pieces" in ctx.options
-        else {"tolerance": float(ctx.options.get("tolerance", DEFAULT_TOLERANCE))}
+    options = options if options is not None else Pwl()
+    option: dict[str, Any] = (
+        {"pieces": int(options.pieces)}
+        if options.pieces is not None
+        else {"tolerance": float(DEFAULT_TOLERANCE if options.tolerance is None else options.tolerance)}
     )
     kinds = ctx.layer.kinds[neurons]
     points: list = [None] * neurons.size
@@ -144,9 +156,8 @@ def bands(ctx: LayerContext, neurons: np.ndarray) -> NeuronBands:
     return NeuronBands(neurons, tuple(points), tuple(upper), tuple(lower), above, below)
 
 
-def build_smooth(ctx: LayerContext, neurons: np.ndarray) -> None:
-    """Add the band ``g_L(pre) <= post <= g_U(pre)`` of every smooth neuron (see module doc)."""
-    data = bands(ctx, np.asarray(neurons, dtype=int))
+def build_bands(ctx: LayerContext, data: NeuronBands) -> None:
+    """The incremental formulation of the bands ``data`` (see module doc)."""
     block, pre, post = ctx.block, ctx.pre, ctx.post
     block._pwl = data  # read by initialize_smooth and approximation_error
     by_neuron = {int(j): r for r, j in enumerate(data.neurons)}
@@ -198,7 +209,7 @@ def build_smooth(ctx: LayerContext, neurons: np.ndarray) -> None:
     )
 
 
-def initialize_smooth(ctx: LayerContext, pre_values: np.ndarray) -> None:
+def initialize_bands(ctx: LayerContext, pre_values: np.ndarray) -> None:
     """Set ``δ`` and ``w`` from the pre-activations (the forward pass lies in every band)."""
     data = getattr(ctx.block, "_pwl", None)
     if data is None:
@@ -215,40 +226,28 @@ def initialize_smooth(ctx: LayerContext, pre_values: np.ndarray) -> None:
                 beyond[j, k].set_value(1 if value >= 1.0 else 0, skip_validation=True)
 
 
-def neuron_errors(formulation: str, ctx: LayerContext) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(below, above)``: how far a layer's post-activations may be from ``f(pre)`` (``None``: exact).
-
-    ``pwl``: the bands of the smooth neurons; ``relaxation``: the triangle's height
-    ``-l u / (u - l)`` above ``relu`` on unstable neurons; ``complementarity`` with
-    ``eps > 0``: ``y (y - x) <= eps`` allows ``y - relu(x)`` up to ``sqrt(eps)``.  Every
-    other formulation is exact.
-    """
-    if isinstance(ctx.layer, MaxLayer):
-        return None
-    n = ctx.layer.n_outputs
-    below, above = np.zeros(n), np.zeros(n)
-    unstable = ctx.unstable.astype(int)
-    data = getattr(ctx.block, "_pwl", None)
-    if data is not None:
-        below[data.neurons], above[data.neurons] = data.below, data.above
-    if formulation == "relaxation" and unstable.size:
-        lo, up = ctx.lower[unstable], ctx.upper[unstable]
-        above[unstable] = -lo * up / (up - lo)
-    eps = float(ctx.options.get("eps", 0.0)) if formulation == "complementarity" else 0.0
-    if eps > 0 and unstable.size:
-        above[unstable] = np.sqrt(eps)
-    return (below, above) if (below.any() or above.any()) else None
-
-
-def approximation_error(layers: list, bounds: Any, contexts: list[tuple[str, LayerContext]]) -> np.ndarray:
+def approximation_error(layers: Sequence[Any], bounds: Any, contexts: list[tuple[str, LayerContext]]) -> np.ndarray:
     """Sound bound per output on ``|block output - network output|`` at the same inputs.
 
     ``layers`` are the canonical layers, ``bounds`` their :class:`~pyomo_relu.bounds.Bounds`
-    and ``contexts`` the ``(formulation, LayerContext)`` pairs of a built block.  Exact
-    blocks give zeros.  See :func:`pyomo_relu.smooth.propagate_error`.
+    and ``contexts`` the ``(formulation, LayerContext)`` pairs of a built block.  Each
+    layer's formulation says how far its ``post`` may be from the activation
+    (:meth:`~pyomo_relu.formulations.base.Formulation.post_error`: the bands of ``pwl``,
+    the triangle of ``relaxation``, ``sqrt(eps)`` of ``complementarity``); exact blocks
+    give zeros.  See :func:`pyomo_relu.smooth.propagate_error`.
     """
-    errors = [neuron_errors(formulation, ctx) for formulation, ctx in contexts]
+    errors = [neuron_errors(ctx) for _, ctx in contexts]
     if all(e is None for e in errors):
         return np.zeros(layers[-1].n_outputs)
-    low, high = propagate_error(layers, list(bounds.lower), list(bounds.upper), errors)
+    low, high = propagate_error(list(layers), list(bounds.lower), list(bounds.upper), errors)
     return np.maximum(-low, high)
+
+
+def neuron_errors(ctx: LayerContext) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(below, above)`` of one layer's post-activations (``None``: exact); max layers are exact."""
+    if isinstance(ctx.layer, MaxLayer) or ctx.chosen is None:
+        return None
+    errors = ctx.chosen.post_error(ctx)
+    if errors is None or not (errors[0].any() or errors[1].any()):
+        return None
+    return errors

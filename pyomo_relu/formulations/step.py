@@ -30,61 +30,60 @@ that layer's ReLUs by big-M.
 >>> m = pe.ConcreteModel()
 >>> m.nn = ReLUNetBlock()
 >>> m.nn.build(net)
->>> for c in m.nn.layer[0].component_objects(descend_into=False):
-...     print(c.local_name, c.ctype.__name__, sorted(c.keys()))
-post Var [0, 1]
-pre Var [0, 1]
-affine Constraint [0, 1]
-is_up Var [0]
-up_when_nonnegative Constraint [0]
-down_when_negative Constraint [0]
-level Constraint [0]
-stable_level Constraint [1]
+>>> print(m.nn.describe())
+inputs Var [0]
+outputs Var [0]
+layer Block [0, 1]
+layer[0].post Var [0, 1]
+layer[0].pre Var [0, 1]
+layer[0].affine Constraint [0, 1]
+layer[0].is_up Var [0]
+layer[0].up_when_nonnegative Constraint [0]
+layer[0].down_when_negative Constraint [0]
+layer[0].level Constraint [0]
+layer[0].stable_level Constraint [1]
+layer[1].pre Var []
+layer[1].affine Constraint [0]
 >>> print(m.nn.layer[0].level[0].expr)
 nn.layer[0].post[0] - 2.0*nn.layer[0].is_up[0]  ==  -1.0
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pyomo.environ as pe
 
 from pyomo_relu.errors import InvalidValueError, MissingBoundsError
-from pyomo_relu.formulations import bigm
-from pyomo_relu.formulations.base import LayerContext
-from pyomo_relu.options import check_options
+from pyomo_relu.formulations.base import DEFAULT_STEP_EPS, LayerContext, frozen_formulation
+from pyomo_relu.formulations.bigm import BigM
 from pyomo_relu.step import levels, unstable_step
 
-name = "step"
 #: The default ``ε`` of ``z <= -ε`` on the lower level (see the module doc).
-DEFAULT_EPS = 1e-5
-#: The option names this formulation takes.
-OPTIONS = ("eps",)
+DEFAULT_EPS = DEFAULT_STEP_EPS
 
 
-def validate_options(options: dict[str, Any]) -> None:
-    """``eps``: a finite number >= 0."""
-    check_options(options, OPTIONS, "formulation 'step'")
-    eps = options.get("eps", DEFAULT_EPS)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not np.isfinite(eps) or eps < 0:
-        raise InvalidValueError(f"formulation 'step': eps must be a finite number >= 0, not {eps!r}")
+@frozen_formulation
+class Step(BigM):
+    """Big-M for the layer's unstable ReLUs, and ``eps`` for its step neurons (a finite number >= 0)."""
+
+    name = "step"
+
+    eps: float = DEFAULT_EPS
+
+    def validate(self) -> None:
+        eps = self.eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not np.isfinite(eps) or eps < 0:
+            raise InvalidValueError(f"formulation 'step': eps must be a finite number >= 0, not {eps!r}")
+
+    @property
+    def step_eps(self) -> float:
+        return float(self.eps)
 
 
-def build(ctx: LayerContext) -> None:
-    """The layer's unstable ReLUs: big-M (:mod:`pyomo_relu.formulations.bigm`)."""
-    bigm.build(ctx)
-
-
-def initialize(ctx: LayerContext, pre_values: np.ndarray) -> None:
-    bigm.initialize(ctx, pre_values)
-
-
-def build_step(ctx: LayerContext, neurons: np.ndarray, eps: float | None = None) -> None:
-    """Tie ``post`` to ``pre`` on the step ``neurons`` of the layer (module doc)."""
+def build_step(ctx: LayerContext, neurons: np.ndarray, eps: float = DEFAULT_EPS) -> None:
+    """Tie ``post`` to ``pre`` on the step ``neurons`` of the layer (module doc), ``ε = eps``."""
     block, layer, pre, post = ctx.block, ctx.layer, ctx.pre, ctx.post
-    eps = float(ctx.options.get("eps", DEFAULT_EPS) if eps is None else eps)
+    eps = float(eps)
     lower, upper = ctx.lower[neurons], ctx.upper[neurons]
     low, high = levels(layer.kinds[neurons])
     loose = unstable_step(lower, upper)

@@ -168,7 +168,7 @@ def test_random_network_beats_sampling(case):
     x_samples, y_samples = sample_points(net, seed)
     for output in range(net.n_outputs):
         for sense in (pe.minimize, pe.maximize):
-            m, result = optimise(net, lambda y: y[output], sense)
+            m, result = optimise(net, lambda y, output=output: y[output], sense)
             assert result.status == "optimal"
             x = values(m.x)
             assert np.all(x >= net.input_lower - 1e-9) and np.all(x <= net.input_upper + 1e-9)
@@ -572,7 +572,7 @@ def test_scaled_network_optimum_matches_sampling(last):
     assert net.output_scaling.unscale(scaled) == pytest.approx(y_samples)
     for output in range(net.n_outputs):
         for sense in (pe.minimize, pe.maximize):
-            m, result = optimise(net, lambda y: y[output], sense)
+            m, result = optimise(net, lambda y, output=output: y[output], sense)
             assert result.status == "optimal"
             # HiGHS's integrality tolerance (1e-6) times a big-M of a few units times the output
             # scale (2.5): the forward error of a correct MILP solution reaches ~2e-6 when the

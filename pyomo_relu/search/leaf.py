@@ -317,7 +317,11 @@ def solve_leaf(
             if outcome.status == "infeasible":
                 bounds.append(cutoff if np.isfinite(cutoff) else np.inf)
             else:
-                bounds.append(widen(outcome.bound) if outcome.bound is not None else -np.inf)
+                # Below a cutoff HiGHS prunes by ``objective_bound``; when nothing beats it, it may
+                # still report a worse point as "optimal" with a dual bound equal to that point,
+                # which is no bound at all.  The cutoff itself always is one.
+                found = widen(outcome.bound) if outcome.bound is not None else -np.inf
+                bounds.append(min(found, cutoff))
                 closed &= outcome.status == "optimal"
         else:
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 from test_float_soundness import attained, threshold_spec
@@ -16,8 +14,7 @@ from pyomo_relu.search.optimize import optimize
 from pyomo_relu.search.problem import SearchProblem, as_regions
 from pyomo_relu.search.relu_branch import relu_branch_and_bound
 from pyomo_relu.verify import verify
-
-verify_module = importlib.import_module("pyomo_relu.verify.verify")
+from pyomo_relu.verify.results import ExactMargin
 
 
 def _net(seed: int, n_in: int = 20) -> NetworkDefinition:
@@ -45,7 +42,7 @@ def _search(net: NetworkDefinition, threshold: float, seconds: float = 20.0, bet
 
     return relu_branch_and_bound(
         problem,
-        verify_module._exact_margin(net, case),
+        ExactMargin(net, case),
         ([a[0] for a in root.lower], [a[0] for a in root.upper]),
         deadline=time.perf_counter() + seconds,
         beta=beta,

@@ -169,7 +169,7 @@ def min_margin(
     clip the ball, e.g. ``0`` and ``1`` for pixels.  A negative margin means an adversarial
     example exists (``x`` is one, checked by ``net.evaluate``).
     """
-    from pyomo_relu.verify.verify import resolve_bounds_on_box
+    from pyomo_relu.verify.milp_route import resolve_bounds_on_box
 
     start = time.perf_counter()
     deadline = None if time_limit is None else start + float(time_limit)

@@ -63,7 +63,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -209,7 +208,7 @@ class _List:
 
 
 _Atom = tuple  # (text, line)
-_Expr = Union[_List, _Atom]
+_Expr = _List | _Atom
 
 
 def _tokens(lines: Iterable[tuple[int, str]]) -> list[tuple[str, int]]:

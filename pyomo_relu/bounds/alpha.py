@@ -47,6 +47,7 @@ import numpy as np
 
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.crown import (
+    FLAT_PRODUCT_SIZE,
     BatchBounds,
     DenseRelaxation,
     MaxRelaxation,
@@ -91,9 +92,11 @@ class AlphaRows:
 
 def _times_transpose(grad: np.ndarray, weights) -> np.ndarray:
     """``grad @ weightsᵀ`` for ``grad`` ``(B, r, n_in)`` and dense or CSR ``weights`` ``(m, n_in)``."""
-    if not is_sparse(weights):
-        return grad @ np.asarray(weights).T
     batch, rows, n = grad.shape
+    if not is_sparse(weights):
+        if weights.size < FLAT_PRODUCT_SIZE:
+            return grad @ np.asarray(weights).T
+        return (grad.reshape(batch * rows, n) @ np.asarray(weights).T).reshape(batch, rows, -1)
     flat = np.ascontiguousarray(grad).reshape(batch * rows, n)
     return np.asarray((weights @ flat.T).T).reshape(batch, rows, weights.shape[0])
 

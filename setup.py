@@ -20,7 +20,7 @@ EXTRAS = {
     "dask": ["dask[distributed]>=2024.1"],
     "plot": ["matplotlib>=3.7"],
     "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "onnxruntime>=1.17", "tqdm>=4.60", "psutil>=5.9"],
-    "benchmark": ["omlt==1.2.2"],
+    "benchmark": ["omlt==1.2.2", "maraboupy==2.0.0"],
     "docs": ["mkdocs==1.6.1", "mkdocs-material==9.8.1", "mkdocstrings==1.0.8", "mkdocstrings-python==2.0.11",
              "mkdocs-gen-files==0.6.1", "pymdown-extensions==13.1.2", "matplotlib>=3.7"],
 }

@@ -254,7 +254,7 @@ def intercept_scores(
 
 
 class _Adam:
-    """Adam on a list of arrays, projected onto ``[0, limit]`` after each step (``limit`` 1 for slopes, inf for betas)."""
+    """Adam on a list of arrays, projected onto ``[0, limit]`` after each step (1 for slopes, inf for betas)."""
 
     def __init__(self, params: Slopes, rate: float, limits: Sequence[float] | None = None) -> None:
         self.rate, self.t = rate, 0
@@ -276,6 +276,18 @@ class _Adam:
             v_hat = self.v[i] / (1 - 0.999**self.t)
             new.append(np.clip(p - self.rate * m_hat / (np.sqrt(v_hat) + 1e-12), 0.0, self.limits[i]))
         return new
+
+
+def _zero_betas(relaxations: Sequence[Relaxation], signs: Slopes | None, shape: tuple[int, ...]) -> Slopes:
+    """beta-CROWN's multipliers at 0, ``(B, r, n_j)`` for the layers with split neurons (``None`` elsewhere)."""
+    if signs is None:
+        return [None] * len(relaxations)
+    return [
+        None
+        if sign is None or not np.any(sign) or isinstance(relaxed, MaxRelaxation)
+        else np.zeros(tuple(shape) + (sign.shape[1],))
+        for sign, relaxed in zip(signs, relaxations)
+    ]
 
 
 def optimise_upper(
@@ -300,21 +312,14 @@ def optimise_upper(
     adaptive slopes by default); ``shift`` (``(r, n_in)``) is added to the final forms in ``x``
     (an input term of the rows, independent of the slopes); ``signs`` (per layer ``(B, n_j)``
     or ``None``: +1/-1 for neurons split active/inactive) add beta-CROWN's multipliers
-    ``β >= 0`` of the split constraints, optimised with the slopes from 0.  Step 0 is the starting point itself, so the result is
-    never looser than CROWN with those slopes.
+    ``β >= 0`` of the split constraints, optimised with the slopes from 0.  Step 0 is the
+    starting point itself, so the result is never looser than CROWN with those slopes.
     """
     if slopes is None:
         slopes = initial_slopes(relaxations, coef.shape[1], widths)
     slopes = [None if s is None else np.clip(s, 0.0, 1.0) for s in slopes]
     n = len(slopes)
-    betas: Slopes = [None] * n
-    if signs is not None:
-        betas = [
-            None
-            if sign is None or not np.any(sign) or isinstance(relaxed, MaxRelaxation)
-            else np.zeros(coef.shape[:2] + (sign.shape[1],))
-            for sign, relaxed in zip(signs, relaxations)
-        ]
+    betas = _zero_betas(relaxations, signs, coef.shape[:2])
     adam = _Adam(slopes + betas, rate, [1.0] * n + [np.inf] * n)
     best: AlphaRows | None = None
     for step in range(steps + 1):

@@ -75,7 +75,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Union
 
 import numpy as np
 
@@ -246,7 +245,7 @@ class MaxRelaxation:
         return _times(coef_z, self.weights), const + coef_z @ self.bias
 
 
-Relaxation = Union[DenseRelaxation, MaxRelaxation]
+Relaxation = DenseRelaxation | MaxRelaxation
 
 
 def relax(layer: Layer, lower: np.ndarray, upper: np.ndarray, lower_slope: np.ndarray | None = None) -> Relaxation:

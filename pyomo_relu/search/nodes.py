@@ -231,6 +231,23 @@ def alpha_rows(
     return forms + [(full_coef, full_const)], row_lower, [None if s is None else s.astype(np.float32) for s in start]
 
 
+def _input_scores(
+    problem: SearchProblem, first_coef: np.ndarray, slack_bound: np.ndarray, margin_bound: np.ndarray, width: np.ndarray
+) -> np.ndarray:
+    """``|coef| * width`` per input of the objective's row and of the row bounding each open region."""
+    score = np.zeros_like(width)
+    if problem.has_objective:
+        score += np.abs(first_coef[:, 0]) * width
+    for p in range(problem.n_regions):
+        rows = problem.region_rows(p)
+        if rows.size == 0:
+            continue
+        best = rows[np.argmin(slack_bound[:, rows], axis=1)]  # the row that bounds region p
+        open_ = (margin_bound[:, p] >= -SAFE_MARGIN)[:, None]
+        score += np.where(open_, np.abs(first_coef[np.arange(len(best)), best]) * width, 0.0)
+    return score
+
+
 def process_batch(
     problem: SearchProblem,
     lower: np.ndarray,
@@ -263,19 +280,9 @@ def process_batch(
     else:
         bound = np.where(dead, np.inf, 0.0)
     margin_bound = np.where(dead[:, None], np.minimum(margin_bound, -2 * SAFE_MARGIN), margin_bound)
-    width = box_upper - box_lower
-    score = np.zeros_like(width)
     first_coef = forms[0][0]
-    if problem.has_objective:
-        score += np.abs(first_coef[:, 0]) * width
-    for p in range(problem.n_regions):
-        rows = problem.region_rows(p)
-        if rows.size == 0:
-            continue
-        best = rows[np.argmin(slack_bound[:, rows], axis=1)]  # the row that bounds region p
-        open_ = (margin_bound[:, p] >= -SAFE_MARGIN)[:, None]
-        score += np.where(open_, np.abs(first_coef[np.arange(len(best)), best]) * width, 0.0)
-    split_dim = split_dimension(score, width, root_width)
+    width = box_upper - box_lower
+    split_dim = split_dimension(_input_scores(problem, first_coef, slack_bound, margin_bound, width), width, root_width)
     # Candidates: the centre and, per row, the corner minimising its linear lower bound.
     corners = np.where(first_coef > 0, box_lower[:, None, :], box_upper[:, None, :])
     candidates = np.concatenate([((box_lower + box_upper) / 2)[:, None, :], corners], axis=1)

@@ -32,13 +32,13 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from pyomo_relu.bounds.alpha import expand, initial_slopes, intercept_scores
-from pyomo_relu.bounds.crown import batch_crown, linear_bounds
+from pyomo_relu.bounds.alpha import Slopes, expand, initial_slopes, intercept_scores
+from pyomo_relu.bounds.crown import BatchBounds, batch_crown, linear_bounds
 from pyomo_relu.search.nodes import SAFE_MARGIN, SEARCH_ALPHA_STEPS, alpha_rows, safe_margin
 from pyomo_relu.search.problem import SearchProblem
 
@@ -63,33 +63,36 @@ class ReluSearchResult:
 
 
 @dataclass(order=True)
-class _Domain:
+class ReluDomain:
+    """The box with some unstable ReLUs fixed: ``signs[k][j]`` -1 (inactive), +1 (active), 0 (free)."""
+
     priority: float
     order: int
-    lower: list = field(compare=False)
-    upper: list = field(compare=False)
-    signs: list = field(compare=False)
-    slopes: list | None = field(compare=False, default=None)
+    lower: list[np.ndarray] = field(compare=False)
+    upper: list[np.ndarray] = field(compare=False)
+    signs: list[np.ndarray] = field(compare=False)
+    slopes: Slopes | None = field(compare=False, default=None)
 
 
-def _stack(domains: list[_Domain]) -> tuple[tuple[list, list], list, list | None]:
+def _stack(
+    domains: list[ReluDomain],
+) -> tuple[tuple[list[np.ndarray], list[np.ndarray]], list[np.ndarray], Slopes | None]:
+    """The domains' neuron bounds, split signs and (if every domain has them) slopes, stacked per layer."""
     n = len(domains[0].lower)
     start = (
         [np.stack([d.lower[k] for d in domains]) for k in range(n)],
         [np.stack([d.upper[k] for d in domains]) for k in range(n)],
     )
     signs = [np.stack([d.signs[k] for d in domains]) for k in range(n)]
-    if any(d.slopes is None for d in domains):
+    given = [d.slopes for d in domains]
+    if any(g is None for g in given):
         return start, signs, None
-    return (
-        start,
-        signs,
-        [None if s is None else np.stack([d.slopes[k] for d in domains]) for k, s in enumerate(domains[0].slopes)],
-    )
+    layers = [g for g in given if g is not None]
+    return start, signs, [None if s is None else np.stack([g[k] for g in layers]) for k, s in enumerate(layers[0])]
 
 
 def _choose(
-    problem: SearchProblem, bounds, slopes, slack: np.ndarray, margin: np.ndarray
+    problem: SearchProblem, bounds: BatchBounds, slopes: Slopes | None, slack: np.ndarray, margin: np.ndarray
 ) -> list[tuple[int, int] | None]:
     """Per domain, ``(layer, neuron)`` of the largest BaBSR score over its open regions' bounding rows."""
     widths = [layer.n_outputs for layer in problem.layers]
@@ -128,6 +131,63 @@ def _candidates(problem: SearchProblem, form: tuple[np.ndarray, np.ndarray]) -> 
     return np.where(coef > 0, problem.lower, problem.upper).reshape(-1, problem.n_inputs)
 
 
+@dataclass
+class ReluDomainBounds:
+    """One batch of domains bounded: CROWN's bounds (relaxations expanded for beta), slopes and margins."""
+
+    bounds: BatchBounds
+    slopes: Slopes | None
+    signs: list[np.ndarray]
+    slack: np.ndarray
+    margin: np.ndarray
+    excluded: np.ndarray
+    points: np.ndarray
+
+
+def _bound_domains(problem: SearchProblem, domains: list[ReluDomain], alpha_steps: int, beta: bool) -> ReluDomainBounds:
+    """Batched CROWN from each domain's neuron bounds, then alpha(-beta)-CROWN on the specification rows."""
+    start, signs, slopes = _stack(domains)
+    batch = len(domains)
+    lower, upper = np.tile(problem.lower, (batch, 1)), np.tile(problem.upper, (batch, 1))
+    bounds = batch_crown(problem.layers, lower, upper, start)
+    forms, row_lower = linear_bounds(bounds, problem.rows_y, problem.rows_x)
+    if beta:
+        bounds = replace(
+            bounds,
+            relaxations=[
+                expand(r, layer) if np.any(sign) else r
+                for r, layer, sign in zip(bounds.relaxations, problem.layers, signs)
+            ],
+        )
+    split_signs = [s.astype(float) for s in signs] if beta else None
+    forms, row_lower, slopes = alpha_rows(problem, bounds, forms, row_lower, np.inf, slopes, alpha_steps, split_signs)
+    slack = problem.rhs - row_lower
+    excluded = np.all(problem.reduce_min(slack + safe_margin(problem.rhs)) < 0, axis=1)
+    return ReluDomainBounds(
+        bounds, slopes, signs, slack, problem.reduce_min(slack), excluded, _candidates(problem, forms[-1])
+    )
+
+
+def _children(found: ReluDomainBounds, b: int, choice: tuple[int, int], counter: Iterator[int]) -> list[ReluDomain]:
+    """Domain ``b`` of the batch split on neuron ``choice``: inactive (``z <= 0``) and active (``z >= 0``)."""
+    k, j = choice
+    slopes = found.slopes
+    own = [None if s is None else s[b] for s in slopes] if slopes is not None else None
+    lo, hi = [a[b] for a in found.bounds.lower], [a[b] for a in found.bounds.upper]
+    priority = -float(found.margin[b].max())
+    children = []
+    for phase in (-1, 1):
+        child_lo, child_hi = [a.copy() for a in lo], [a.copy() for a in hi]
+        child_signs = [a[b].copy() for a in found.signs]
+        child_signs[k][j] = phase
+        if phase < 0:
+            child_hi[k][j] = 0.0
+        else:
+            child_lo[k][j] = 0.0
+        children.append(ReluDomain(priority, next(counter), child_lo, child_hi, child_signs, own))
+    return children
+
+
 def relu_branch_and_bound(
     problem: SearchProblem,
     check: Callable[[np.ndarray], np.ndarray],
@@ -146,15 +206,14 @@ def relu_branch_and_bound(
     ``beta`` adds the split constraints to the bounds with optimised multipliers (beta-CROWN).
     """
     counter = itertools.count()
-    queue = [
-        _Domain(
-            0.0,
-            next(counter),
-            [np.asarray(a, float) for a in root[0]],
-            [np.asarray(a, float) for a in root[1]],
-            [np.zeros(layer.n_outputs, np.int8) for layer in problem.layers],
-        )
-    ]
+    first = ReluDomain(
+        0.0,
+        next(counter),
+        [np.asarray(a, float) for a in root[0]],
+        [np.asarray(a, float) for a in root[1]],
+        [np.zeros(layer.n_outputs, np.int8) for layer in problem.layers],
+    )
+    queue = [first]
     processed, best_margin, stuck = 0, -np.inf, 0
     while queue:
         if deadline is not None and time.perf_counter() >= deadline:
@@ -163,58 +222,22 @@ def relu_branch_and_bound(
             return ReluSearchResult("unknown", None, processed, best_margin, f"more than {max_domains} open domains")
         domains = [heapq.heappop(queue) for _ in range(min(batch_size, len(queue)))]
         processed += len(domains)
-        start, signs, slopes = _stack(domains)
-        batch = len(domains)
-        lower, upper = np.tile(problem.lower, (batch, 1)), np.tile(problem.upper, (batch, 1))
-        bounds = batch_crown(problem.layers, lower, upper, start)
-        forms, row_lower = linear_bounds(bounds, problem.rows_y, problem.rows_x)
-        if beta:
-            bounds = replace(
-                bounds,
-                relaxations=[
-                    expand(r, layer) if np.any(sign) else r
-                    for r, layer, sign in zip(bounds.relaxations, problem.layers, signs)
-                ],
-            )
-        forms, row_lower, slopes = alpha_rows(
-            problem,
-            bounds,
-            forms,
-            row_lower,
-            np.inf,
-            slopes,
-            alpha_steps,
-            [s.astype(float) for s in signs] if beta else None,
-        )
-        slack = problem.rhs - row_lower
-        margin = problem.reduce_min(slack)
-        excluded = np.all(problem.reduce_min(slack + safe_margin(problem.rhs)) < 0, axis=1)
-        points = _candidates(problem, forms[-1])
-        values = np.asarray(check(points), float)
+        found = _bound_domains(problem, domains, alpha_steps, beta)
+        values = np.asarray(check(found.points), float)
         if np.any(values >= 0):
-            return ReluSearchResult("feasible", points[int(np.argmax(values))], processed, best_margin)
-        best_margin = max(best_margin, float(np.max(np.where(excluded[:, None], margin, -np.inf))))
-        open_ = np.flatnonzero(~excluded)
+            return ReluSearchResult("feasible", found.points[int(np.argmax(values))], processed, best_margin)
+        best_margin = max(best_margin, float(np.max(np.where(found.excluded[:, None], found.margin, -np.inf))))
+        open_ = np.flatnonzero(~found.excluded)
         if open_.size == 0:
             continue
-        choices = _choose(problem, bounds, slopes, slack, margin)
+        choices = _choose(problem, found.bounds, found.slopes, found.slack, found.margin)
         for b in open_:
-            if choices[b] is None:
+            choice = choices[b]
+            if choice is None:
                 stuck += 1
                 continue
-            k, j = choices[b]
-            own = [None if s is None else s[b] for s in slopes] if slopes is not None else None
-            lo, hi = [a[b] for a in bounds.lower], [a[b] for a in bounds.upper]
-            priority = -float(margin[b].max())
-            for phase in (-1, 1):
-                child_lo, child_hi = [a.copy() for a in lo], [a.copy() for a in hi]
-                child_signs = [a[b].copy() for a in signs]
-                child_signs[k][j] = phase
-                if phase < 0:
-                    child_hi[k][j] = 0.0
-                else:
-                    child_lo[k][j] = 0.0
-                heapq.heappush(queue, _Domain(priority, next(counter), child_lo, child_hi, child_signs, own))
+            for child in _children(found, int(b), choice, counter):
+                heapq.heappush(queue, child)
     if stuck:
         return ReluSearchResult(
             "unknown", None, processed, best_margin, f"{stuck} domain(s) without unstable neurons left open"

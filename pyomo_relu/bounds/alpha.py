@@ -42,6 +42,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,8 @@ ALPHA_STEPS = 20
 LEARNING_RATE = 0.25
 
 Slopes = list[np.ndarray | None]
+#: One layer of :func:`_forward`'s tape: the relaxation, ``Λ_j``, its negative part, the lower slopes, the split signs.
+Tape = tuple[Relaxation, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]
 
 
 @dataclass
@@ -167,7 +170,7 @@ def _forward(
     and ``betas[j]`` (``(B, r, n_j) >= 0``) add the split constraints' Lagrangian terms
     ``s β z_j`` (beta-CROWN): ``g <- g + s ⊙ β``.
     """
-    tape = []
+    tape: list[Tape] = []
     betas = betas if betas is not None else [None] * len(relaxations)
     signs = signs if signs is not None else [None] * len(relaxations)
     for relaxed, alpha, beta, sign in zip(reversed(relaxations), reversed(slopes), reversed(betas), reversed(signs)):
@@ -175,6 +178,7 @@ def _forward(
             tape.append((relaxed, coef, None, None, None))
             coef, const = relaxed.substitute(coef, const)
             continue
+        assert alpha is not None  # every dense layer has slopes
         lam = coef if relaxed.keep.size == coef.shape[-1] else coef[..., relaxed.keep]
         positive = np.maximum(lam, 0.0)
         negative = lam - positive
@@ -202,8 +206,9 @@ def _backward(tape, grad: np.ndarray, widths: Sequence[int]) -> tuple[Slopes, Sl
             down = d_g * relaxed.mask_l[:, None, :]
             d_u = np.zeros(grad.shape[:2] + (widths[j],))
             d_l = np.zeros_like(d_u)
-            np.add.at(d_u, (slice(None), slice(None), relaxed.groups), up)
-            np.add.at(d_l, (slice(None), slice(None), relaxed.groups), down)
+            groups: tuple[Any, ...] = (slice(None), slice(None), relaxed.groups)
+            np.add.at(d_u, groups, up)
+            np.add.at(d_l, groups, down)
             grad = np.where(positive, d_u + relaxed.intercept_u[:, None, :], d_l)
             out.append(None)
             out_beta.append(None)
@@ -259,16 +264,16 @@ class _Adam:
     def __init__(self, params: Slopes, rate: float, limits: Sequence[float] | None = None) -> None:
         self.rate, self.t = rate, 0
         self.limits = list(limits) if limits is not None else [1.0] * len(params)
-        self.m = [None if p is None else np.zeros_like(p) for p in params]
-        self.v = [None if p is None else np.zeros_like(p) for p in params]
+        self.m: list[np.ndarray] = [np.zeros(0) if p is None else np.zeros_like(p) for p in params]
+        self.v: list[np.ndarray] = [np.zeros(0) if p is None else np.zeros_like(p) for p in params]
 
     def step(self, params: Slopes, grads: Slopes) -> Slopes:
         """Descend: ``params - rate · m̂ / (√v̂ + ε)``, clipped to ``[0, 1]``."""
         self.t += 1
         new: Slopes = []
         for i, (p, g) in enumerate(zip(params, grads)):
-            if p is None:
-                new.append(None)
+            if p is None or g is None:
+                new.append(p)
                 continue
             self.m[i] = 0.9 * self.m[i] + 0.1 * g
             self.v[i] = 0.999 * self.v[i] + 0.001 * g * g
@@ -335,7 +340,10 @@ def optimise_upper(
                 np.where(better, value, best.upper),
                 np.where(better[..., None], form, best.coef),
                 np.where(better, offset, best.const),
-                [None if s is None else np.where(better[..., None], s, b) for s, b in zip(slopes, best.slopes)],
+                [
+                    None if s is None or b is None else np.where(better[..., None], s, b)
+                    for s, b in zip(slopes, best.slopes)
+                ],
             )
         if step == steps or (deadline is not None and time.perf_counter() > deadline):
             break
@@ -486,4 +494,6 @@ def alpha_crown_bounds(
     else:
         result = alpha_layer_bounds(layers, lower[None], upper[None], first, steps=steps, deadline=deadline)
     methods = (start.methods if start is not None else ()) + ("alpha-crown",)
-    return Bounds([a[0] for a in result.lower], [a[0] for a in result.upper], lower, upper, net.content_hash(), methods)
+    return Bounds(
+        tuple(a[0] for a in result.lower), tuple(a[0] for a in result.upper), lower, upper, net.content_hash(), methods
+    )

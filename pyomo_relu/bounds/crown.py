@@ -493,4 +493,6 @@ def crown_bounds(
         first = (start.lower, start.upper)
     result = batch_crown(layers, lower[None], upper[None], first)
     methods = (start.methods if start is not None else ()) + ("crown",)
-    return Bounds([a[0] for a in result.lower], [a[0] for a in result.upper], lower, upper, net.content_hash(), methods)
+    return Bounds(
+        tuple(a[0] for a in result.lower), tuple(a[0] for a in result.upper), lower, upper, net.content_hash(), methods
+    )

@@ -44,10 +44,11 @@ from typing import Any
 
 import numpy as np
 
+from pyomo_relu.bounds.alpha import Slopes
 from pyomo_relu.parallel import ExecutorSpec, Workers
 from pyomo_relu.search.attack import descend
 from pyomo_relu.search.leaf import UNSAT_TOLERANCE, LeafOutcome, solve_leaf
-from pyomo_relu.search.nodes import SEARCH_ALPHA_STEPS, NodeBatch, process_batch
+from pyomo_relu.search.nodes import SEARCH_ALPHA_STEPS, NodeBatch, Start, process_batch
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,13 @@ class _Node:
     upper: np.ndarray = field(compare=False)
     bound: float = field(compare=False, default=-np.inf)
     depth: int = field(compare=False, default=0)
-    start: tuple | None = field(compare=False, default=None)
-    slopes: list | None = field(compare=False, default=None)
+    start: Start | None = field(compare=False, default=None)
+    slopes: Slopes | None = field(compare=False, default=None)
+
+    def neuron_bounds(self) -> Start:
+        """The per-layer neuron bounds of the box (set once it has been bounded)."""
+        assert self.start is not None, "a box is bounded before its leaf MILP"
+        return self.start
 
 
 def widen(bound: float) -> float:
@@ -179,35 +185,42 @@ class _Runner:
     def leaves(self, nodes: list[_Node], cutoff: float, time_limit: float, gap: float) -> list[LeafOutcome]:
         executor = self.workers.executor
         if executor is None or len(nodes) < 2:
-            return [solve_leaf(self.problem, n.lower, n.upper, n.start, cutoff, time_limit, gap) for n in nodes]
-        futures: list[Future] = [
-            executor.submit(solve_leaf, self.problem, n.lower, n.upper, n.start, cutoff, time_limit, gap) for n in nodes
+            return [
+                solve_leaf(self.problem, n.lower, n.upper, n.neuron_bounds(), cutoff, time_limit, gap) for n in nodes
+            ]
+        futures: list[Future[LeafOutcome]] = [
+            executor.submit(solve_leaf, self.problem, n.lower, n.upper, n.neuron_bounds(), cutoff, time_limit, gap)
+            for n in nodes
         ]
         return [future.result() for future in futures]
 
 
-def _stack_start(nodes: list[_Node]) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
-    if any(node.start is None for node in nodes):
+def _stack_start(nodes: list[_Node]) -> Start | None:
+    """The nodes' neuron bounds stacked per layer (``None`` unless every node has them)."""
+    starts = [node.start for node in nodes]
+    given = [start for start in starts if start is not None]
+    if len(given) < len(starts):
         return None
-    n_layers = len(nodes[0].start[0])
+    n_layers = len(given[0][0])
     return (
-        [np.stack([node.start[0][k] for node in nodes]) for k in range(n_layers)],
-        [np.stack([node.start[1][k] for node in nodes]) for k in range(n_layers)],
+        [np.stack([start[0][k] for start in given]) for k in range(n_layers)],
+        [np.stack([start[1][k] for start in given]) for k in range(n_layers)],
     )
 
 
-def _stack_slopes(nodes: list[_Node]) -> list | None:
+def _stack_slopes(nodes: list[_Node]) -> Slopes | None:
     """The nodes' warm-start slopes per layer ``(B, r, n_k)``, NaN for nodes without; ``None`` if none has any."""
     given = next((node.slopes for node in nodes if node.slopes is not None), None)
     if given is None:
         return None
-    stacked = []
+    stacked: Slopes = []
     for k, template in enumerate(given):
         if template is None:
             stacked.append(None)
             continue
         blank = np.full(template.shape, np.nan, dtype=np.float32)
-        stacked.append(np.stack([blank if node.slopes is None else node.slopes[k] for node in nodes]))
+        layer = [None if node.slopes is None else node.slopes[k] for node in nodes]
+        stacked.append(np.stack([blank if value is None else value for value in layer]))
     return stacked
 
 

@@ -92,13 +92,23 @@ class NodeBatch:
             [np.concatenate([p.upper[k] for p in parts]) for k in range(n_layers)],
             cat("box_lower"),
             cat("box_upper"),
-            None
-            if parts[0].slopes is None
-            else [
-                None if s is None else np.concatenate([p.slopes[k] for p in parts])
-                for k, s in enumerate(parts[0].slopes)
-            ],
+            _concatenate_slopes([p.slopes for p in parts]),
         )
+
+
+def _concatenate_slopes(parts: Sequence[Slopes | None]) -> Slopes | None:
+    """The parts' slopes joined per layer (``None`` when the parts have none)."""
+    given = [p for p in parts if p is not None]
+    if not given:
+        return None
+    assert len(given) == len(parts), "every part of a batch has slopes or none has"
+    return [None if s is None else np.concatenate([_layer(p, k) for p in given]) for k, s in enumerate(given[0])]
+
+
+def _layer(slopes: Slopes, k: int) -> np.ndarray:
+    value = slopes[k]
+    assert value is not None, "a layer has slopes in every part or in none"
+    return value
 
 
 def safe_margin(rhs: np.ndarray) -> np.ndarray:
@@ -214,8 +224,8 @@ def alpha_rows(
     start = initial_slopes([relaxed for relaxed in bounds.relaxations], rows, widths)
     if slopes is not None:  # warm start from the parent where it has slopes
         start = [
-            None if s is None else np.where(np.isnan(given), s, given)
-            for s, given in zip(start, (np.asarray(g, float) if g is not None else None for g in slopes))
+            s if s is None or given is None else np.where(np.isnan(given), s, np.asarray(given, float))
+            for s, given in zip(start, slopes)
         ]
     warm = [None if s is None else s[boxes] for s in start]
     best, alpha_lower, (coef, const) = optimise_rows(

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from pyomo_relu.bounds.alpha import Slopes, expand, initial_slopes, intercept_scores
-from pyomo_relu.bounds.crown import BatchBounds, batch_crown, linear_bounds
+from pyomo_relu.bounds.crown import BatchBounds, MaxRelaxation, batch_crown, linear_bounds
 from pyomo_relu.search.nodes import SAFE_MARGIN, SEARCH_ALPHA_STEPS, alpha_rows, safe_margin
 from pyomo_relu.search.problem import SearchProblem
 
@@ -88,7 +88,14 @@ def _stack(
     if any(g is None for g in given):
         return start, signs, None
     layers = [g for g in given if g is not None]
-    return start, signs, [None if s is None else np.stack([g[k] for g in layers]) for k, s in enumerate(layers[0])]
+    return start, signs, [None if s is None else _stack_layer([g[k] for g in layers]) for k, s in enumerate(layers[0])]
+
+
+def _stack_layer(values: list[np.ndarray | None]) -> np.ndarray:
+    """One layer's slopes of every domain (a layer has slopes in all domains or in none)."""
+    arrays = [v for v in values if v is not None]
+    assert len(arrays) == len(values), "a layer has slopes in every domain or in none"
+    return np.stack(arrays)
 
 
 def _choose(
@@ -113,7 +120,7 @@ def _choose(
     for b in range(batch):
         best_value, best_choice = 0.0, None
         for k, (score, relaxed) in enumerate(zip(per_layer, bounds.relaxations)):
-            if score is None:
+            if score is None or isinstance(relaxed, MaxRelaxation):
                 continue
             unstable = np.zeros(widths[k], bool)
             unstable[relaxed.keep] = relaxed.unstable[b]

@@ -122,7 +122,7 @@ def target_polytopes(n_outputs: int, label: int) -> list[Polytope]:
         if j != label:
             A = np.zeros((1, n_outputs))
             A[0, label], A[0, j] = 1.0, -1.0
-            polytopes.append(Polytope(A, [0.0]))
+            polytopes.append(Polytope(A, np.zeros(1)))
     return polytopes
 
 

@@ -38,11 +38,10 @@ def parse_counterexample(text: str, source: str = "<string>") -> tuple[np.ndarra
     if len(exprs) != 1 or not isinstance(exprs[0], SList):
         raise VnnlibError(f"{source}: expected one block ((X_0 value) ... (Y_0 value) ...)")
     for entry in exprs[0].items:
-        if not (
-            isinstance(entry, SList) and len(entry.items) == 2 and all(isinstance(item, tuple) for item in entry.items)
-        ):
+        pair = entry.items if isinstance(entry, SList) else []
+        if not (len(pair) == 2 and isinstance(pair[0], tuple) and isinstance(pair[1], tuple)):
             raise VnnlibError(f"{source}: line {line_of(entry)}: expected (NAME VALUE)")
-        (name, line), (text_value, _) = entry.items
+        (name, line), (text_value, _) = pair[0], pair[1]
         match = VARIABLE.match(name)
         if not match:
             raise VnnlibError(f"{source}: line {line}: expected X_<i> or Y_<j>, found {name!r}")

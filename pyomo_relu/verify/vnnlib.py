@@ -127,7 +127,7 @@ class Polytope:
     def n_rows(self) -> int:
         return int(self.b.size)
 
-    def margin(self, y: object) -> np.ndarray:
+    def margin(self, y: object) -> np.ndarray | np.float64:
         """``min_i (b_i - A_i·y)`` for one output (a float) or a batch ``(n, m)`` (an array).
 
         Non-negative exactly when ``y`` lies in the polytope; ``+inf`` without rows.
@@ -288,9 +288,10 @@ class _Reader:
 
     def declare(self, expr: _List) -> None:
         items = expr.items
-        if len(items) != 3 or not all(isinstance(item, tuple) for item in items[1:]):
+        name, kind = (items[1], items[2]) if len(items) == 3 else (None, None)
+        if not (isinstance(name, tuple) and isinstance(kind, tuple)):
             raise VnnlibError(f"line {expr.line}: expected (declare-const NAME Real)")
-        self.declare_name(items[1][0], items[2][0], expr.line)
+        self.declare_name(name[0], kind[0], expr.line)
 
     def declare_name(self, name: str, kind: str, line: int) -> None:
         if kind != "Real":
@@ -401,8 +402,8 @@ class _Reader:
         if n_inputs == 0:
             raise VnnlibError(f"{self.source}: no input declared (expected (declare-const X_0 Real) ...)")
         base = _TermBuilder(n_inputs, n_outputs)
-        for i, upper, value in self.bounds:
-            if upper:
+        for i, is_upper, value in self.bounds:
+            if is_upper:
                 base.high[i] = min(base.high[i], value)
             else:
                 base.low[i] = max(base.low[i], value)

@@ -60,6 +60,9 @@ class ReluSearchResult:
     domains: int
     margin_bound: float
     reason: str = ""
+    #: For ``"unknown"``: the regions some open domain has not excluded (every other region is
+    #: excluded on every domain of the partition, so it is proven infeasible on the whole box).
+    open_regions: np.ndarray | None = None
 
 
 @dataclass(order=True)
@@ -72,6 +75,8 @@ class ReluDomain:
     upper: list[np.ndarray] = field(compare=False)
     signs: list[np.ndarray] = field(compare=False)
     slopes: Slopes | None = field(compare=False, default=None)
+    depth: int = field(compare=False, default=0)
+    open_regions: np.ndarray | None = field(compare=False, default=None)  # regions not excluded by an ancestor
 
 
 def _stack(
@@ -149,6 +154,7 @@ class ReluDomainBounds:
     margin: np.ndarray
     excluded: np.ndarray
     points: np.ndarray
+    open_regions: np.ndarray  # (B, P): regions neither this bound nor an ancestor's excludes
 
 
 def _bound_domains(problem: SearchProblem, domains: list[ReluDomain], alpha_steps: int, beta: bool) -> ReluDomainBounds:
@@ -169,13 +175,27 @@ def _bound_domains(problem: SearchProblem, domains: list[ReluDomain], alpha_step
     split_signs = [s.astype(float) for s in signs] if beta else None
     forms, row_lower, slopes = alpha_rows(problem, bounds, forms, row_lower, np.inf, slopes, alpha_steps, split_signs)
     slack = problem.rhs - row_lower
-    excluded = np.all(problem.reduce_min(slack + safe_margin(problem.rhs)) < 0, axis=1)
+    region_excluded = problem.reduce_min(slack + safe_margin(problem.rhs)) < 0
+    inherited = np.array(
+        [np.ones(problem.n_regions, bool) if d.open_regions is None else d.open_regions for d in domains]
+    )
+    open_regions = ~region_excluded & inherited  # a region an ancestor excluded stays excluded
+    margin = np.where(inherited, problem.reduce_min(slack), np.minimum(problem.reduce_min(slack), -2 * SAFE_MARGIN))
     return ReluDomainBounds(
-        bounds, slopes, signs, slack, problem.reduce_min(slack), excluded, _candidates(problem, forms[-1])
+        bounds,
+        slopes,
+        signs,
+        slack,
+        margin,
+        ~open_regions.any(axis=1),
+        _candidates(problem, forms[-1]),
+        open_regions,
     )
 
 
-def _children(found: ReluDomainBounds, b: int, choice: tuple[int, int], counter: Iterator[int]) -> list[ReluDomain]:
+def _children(
+    domain: ReluDomain, found: ReluDomainBounds, b: int, choice: tuple[int, int], counter: Iterator[int]
+) -> list[ReluDomain]:
     """Domain ``b`` of the batch split on neuron ``choice``: inactive (``z <= 0``) and active (``z >= 0``)."""
     k, j = choice
     slopes = found.slopes
@@ -191,8 +211,26 @@ def _children(found: ReluDomainBounds, b: int, choice: tuple[int, int], counter:
             child_hi[k][j] = 0.0
         else:
             child_lo[k][j] = 0.0
-        children.append(ReluDomain(priority, next(counter), child_lo, child_hi, child_signs, own))
+        children.append(
+            ReluDomain(
+                priority,
+                next(counter),
+                child_lo,
+                child_hi,
+                child_signs,
+                own,
+                domain.depth + 1,
+                found.open_regions[b].copy(),
+            )
+        )
     return children
+
+
+def _left(problem: SearchProblem, queue: list[ReluDomain], stuck: list[np.ndarray]) -> np.ndarray:
+    """The regions some open domain (queued, or without unstable neurons) has not excluded."""
+    everything = np.ones(problem.n_regions, bool)
+    masks = [everything if d.open_regions is None else d.open_regions for d in queue] + stuck
+    return np.any(masks, axis=0) if masks else np.zeros(problem.n_regions, bool)
 
 
 def relu_branch_and_bound(
@@ -221,12 +259,16 @@ def relu_branch_and_bound(
         [np.zeros(layer.n_outputs, np.int8) for layer in problem.layers],
     )
     queue = [first]
-    processed, best_margin, stuck = 0, -np.inf, 0
+    processed, best_margin, covered = 0, -np.inf, 0.0
+    stuck: list[np.ndarray] = []  # open regions of the domains without unstable neurons left
+
     while queue:
         if deadline is not None and time.perf_counter() >= deadline:
-            return ReluSearchResult("unknown", None, processed, best_margin, "time limit")
+            reason = "time limit"
+            return ReluSearchResult("unknown", None, processed, best_margin, reason, _left(problem, queue, stuck))
         if len(queue) > max_domains:
-            return ReluSearchResult("unknown", None, processed, best_margin, f"more than {max_domains} open domains")
+            reason = f"more than {max_domains} open domains"
+            return ReluSearchResult("unknown", None, processed, best_margin, reason, _left(problem, queue, stuck))
         domains = [heapq.heappop(queue) for _ in range(min(batch_size, len(queue)))]
         processed += len(domains)
         found = _bound_domains(problem, domains, alpha_steps, beta)
@@ -234,6 +276,14 @@ def relu_branch_and_bound(
         if np.any(values >= 0):
             return ReluSearchResult("feasible", found.points[int(np.argmax(values))], processed, best_margin)
         best_margin = max(best_margin, float(np.max(np.where(found.excluded[:, None], found.margin, -np.inf))))
+        covered += sum(0.5 ** domains[b].depth for b in np.flatnonzero(found.excluded))
+        logger.debug(
+            "ReLU branching: %d domains, %.3g of the box left, %d open, regions open %s",
+            processed,
+            1 - covered,
+            len(queue),
+            np.flatnonzero(_left(problem, queue, [])).tolist(),
+        )
         open_ = np.flatnonzero(~found.excluded)
         if open_.size == 0:
             continue
@@ -241,12 +291,11 @@ def relu_branch_and_bound(
         for b in open_:
             choice = choices[b]
             if choice is None:
-                stuck += 1
+                stuck.append(found.open_regions[b])
                 continue
-            for child in _children(found, int(b), choice, counter):
+            for child in _children(domains[b], found, int(b), choice, counter):
                 heapq.heappush(queue, child)
     if stuck:
-        return ReluSearchResult(
-            "unknown", None, processed, best_margin, f"{stuck} domain(s) without unstable neurons left open"
-        )
+        reason = f"{len(stuck)} domain(s) without unstable neurons left open"
+        return ReluSearchResult("unknown", None, processed, best_margin, reason, _left(problem, [], stuck))
     return ReluSearchResult("infeasible", None, processed, best_margin)

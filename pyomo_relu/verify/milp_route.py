@@ -135,11 +135,12 @@ def tightened_root(ctx: VerifyContext, problem: SearchProblem, root: RootBounds)
 # ------------------------------------------------------------ ReLU branching
 def verify_by_relu_split(
     ctx: VerifyContext, problem: SearchProblem, exact: ExactMargin, pre: NeuronBounds
-) -> CaseOutcome | None:
+) -> CaseOutcome | list[int]:
     """ReLU-phase branch and bound for :data:`RELU_SPLIT_SHARE` of the time left.
 
-    A decision (a confirmed point, or every domain excluded) is returned; otherwise ``None``
-    and the MILPs take the rest of the time.
+    A decision (a confirmed point, or every domain excluded) is returned; otherwise the
+    regions of ``problem`` that some open domain has not excluded (the others are proven
+    infeasible on the whole box), for the MILPs to take in the rest of the time.
     """
     left = ctx.left()
     deadline = None if left is None else time.perf_counter() + RELU_SPLIT_SHARE * left
@@ -151,8 +152,15 @@ def verify_by_relu_split(
         return CaseOutcome("sat", result.x, method="relu-split")
     if result.status == "infeasible":
         return CaseOutcome("unsat", bound=result.margin_bound, method="relu-split")
-    logger.debug("ReLU branching stopped (%s) after %d domains", result.reason, result.domains)
-    return None
+    still_open = list(range(problem.n_regions)) if result.open_regions is None else np.flatnonzero(result.open_regions)
+    logger.info(
+        "ReLU branching stopped (%s) after %d domains; regions still open: %d of %d",
+        result.reason,
+        result.domains,
+        len(still_open),
+        problem.n_regions,
+    )
+    return [int(p) for p in still_open]
 
 
 # --------------------------------------------------------------------- MILPs
@@ -326,12 +334,17 @@ def verify_by_milp(ctx: VerifyContext, problem: SearchProblem, exact: ExactMargi
         remaining, margins = open_regions(problem, row_lower)
     if not remaining:
         return CaseOutcome("unsat", bound=float(np.max(margins)) if margins.size else -np.inf, method="bounds")
+    proven = [float(margins[p]) for p in range(problem.n_regions) if p not in remaining]  # by the bounds
     if ctx.relu_split:
         decided = verify_by_relu_split(ctx, only_regions(problem, remaining), exact, root.neurons)
-        if decided is not None:
+        if isinstance(decided, CaseOutcome):
             return decided
+        proven += [-2 * SAFE_MARGIN] * (len(remaining) - len(decided))  # excluded on every domain of the partition
+        remaining = [remaining[i] for i in decided]
+        if not remaining:
+            return CaseOutcome("unsat", bound=max(proven), method="relu-split")
     ctx.count("milp_polytopes", len(remaining))
     ctx.used("milp")
-    jobs, proven = _jobs(problem, sorted(remaining, key=lambda q: -margins[q]), forms, root.neurons)
-    proven += [float(margins[p]) for p in range(problem.n_regions) if p not in remaining]
+    jobs, cut_empty = _jobs(problem, sorted(remaining, key=lambda q: -margins[q]), forms, root.neurons)
+    proven += cut_empty
     return _combine(_solve_polytopes(ctx, problem, jobs, exact), proven, len(jobs))

@@ -24,6 +24,12 @@ Per batch of domains (:func:`relu_branch_and_bound`):
 
 A domain with no unstable neuron left that is still open cannot be split (its bound is
 that of a linear function over the whole box) and leaves the answer ``unknown``.
+
+Each domain also carries the regions its ancestors have not excluded (a region excluded on
+a domain stays excluded on its sub-domains).  When the search stops undecided it reports
+the regions some open domain still holds (``open_regions``): every other region is excluded
+on every domain of the partition, hence infeasible on the whole box, and the caller's MILPs
+need only the regions left (on MNIST 256x4 prop 8, one of nine).
 """
 
 from __future__ import annotations
@@ -277,13 +283,7 @@ def relu_branch_and_bound(
             return ReluSearchResult("feasible", found.points[int(np.argmax(values))], processed, best_margin)
         best_margin = max(best_margin, float(np.max(np.where(found.excluded[:, None], found.margin, -np.inf))))
         covered += sum(0.5 ** domains[b].depth for b in np.flatnonzero(found.excluded))
-        logger.debug(
-            "ReLU branching: %d domains, %.3g of the box left, %d open, regions open %s",
-            processed,
-            1 - covered,
-            len(queue),
-            np.flatnonzero(_left(problem, queue, [])).tolist(),
-        )
+        logger.debug("ReLU branching: %d domains, %.3g of the box left, %d queued", processed, 1 - covered, len(queue))
         open_ = np.flatnonzero(~found.excluded)
         if open_.size == 0:
             continue

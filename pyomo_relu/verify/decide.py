@@ -57,7 +57,8 @@ the search stops at its first confirmed point.
    a warning) tightens the neurons over the box, the bound test is repeated with
    alpha-CROWN on the specification rows, then **ReLU branching**
    (:mod:`pyomo_relu.search.relu_branch`, alpha/beta-CROWN per domain) gets a quarter of the time
-   left, and the polytopes still open go to the MILP.
+   left, and the polytopes it leaves open (it proves the others on the whole box) go to
+   the MILPs of :mod:`pyomo_relu.verify.milp_route`, in parallel on the executor's workers.
 
 Soundness rules
 ---------------

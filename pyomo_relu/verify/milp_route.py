@@ -180,8 +180,14 @@ class PolytopeMilp:
         return milp.maximize_margin(self.region, time_limit=time_limit, stop_check=check)
 
 
-def _solve(job: PolytopeMilp, time_limit: float | None, check: ExactMargin) -> MilpOutcome:
-    return job.solve(time_limit, check)
+def _solve(job: PolytopeMilp, wall_deadline: float | None, check: ExactMargin) -> MilpOutcome:
+    """On a worker: the MILP with the time left when it starts (``wall_deadline`` of ``time.time``)."""
+    if wall_deadline is None:
+        return job.solve(None, check)
+    left = wall_deadline - time.time()
+    if left <= 0:
+        return MilpOutcome("time_limit")
+    return job.solve(left, check)
 
 
 def repair(
@@ -275,10 +281,12 @@ def _run_parallel(
     exact: ExactMargin,
     workers: Workers,
 ) -> list[CaseOutcome]:
-    """The MILPs on the workers, each with the whole time left; the first confirmed point stops the rest."""
+    """The MILPs on the workers, each with the time left when it starts; the first confirmed point stops the rest."""
     assert workers.executor is not None
+    left = ctx.left()
+    wall_deadline = None if left is None else time.time() + left
     pending: dict[Future[MilpOutcome], tuple[int, PolytopeMilp]] = {
-        workers.executor.submit(_solve, job, ctx.left(), exact): (p, job) for p, job in jobs
+        workers.executor.submit(_solve, job, wall_deadline, exact): (p, job) for p, job in jobs
     }
     outcomes: list[CaseOutcome] = []
     while pending:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from pyomo_relu.errors import VnnlibError
-from pyomo_relu.verify.sexpr import VARIABLE, SList, line_of, parse_sexpressions
+from pyomo_relu.verify.sexpr import VARIABLE, SList, finite_number, line_of, parse_sexpressions
 
 __all__ = ["format_counterexample", "parse_counterexample", "read_counterexample"]
 
@@ -45,13 +44,7 @@ def parse_counterexample(text: str, source: str = "<string>") -> tuple[np.ndarra
         match = VARIABLE.match(name)
         if not match:
             raise VnnlibError(f"{source}: line {line}: expected X_<i> or Y_<j>, found {name!r}")
-        try:
-            value = float(text_value)
-        except ValueError:
-            raise VnnlibError(f"{source}: line {line}: expected a number, found {text_value!r}") from None
-        if not math.isfinite(value):
-            raise VnnlibError(f"{source}: line {line}: expected a finite number, found {text_value!r}")
-        values[match.group(1)][int(match.group(2))] = value
+        values[match.group(1)][int(match.group(2))] = finite_number(text_value, f"{source}: line {line}")
     return _dense(values["X"], "X", source), _dense(values["Y"], "Y", source)
 
 

@@ -6,12 +6,23 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
 from pyomo_relu.errors import VnnlibError
 
-__all__ = ["VARIABLE", "Atom", "Expr", "SList", "describe", "line_of", "parse_sexpressions", "tokens"]
+__all__ = [
+    "VARIABLE",
+    "Atom",
+    "Expr",
+    "SList",
+    "describe",
+    "finite_number",
+    "line_of",
+    "parse_sexpressions",
+    "tokens",
+]
 
 TOKEN = re.compile(r"\(|\)|[^\s()]+")
 #: A variable name ``X_<i>`` or ``Y_<j>``.
@@ -34,6 +45,17 @@ class SList:
 
 Atom = tuple  # (text, line)
 Expr = SList | Atom
+
+
+def finite_number(text: str, where: str) -> float:
+    """``float(text)``, or :class:`VnnlibError` ``"{where}: expected a (finite) number, found ..."``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise VnnlibError(f"{where}: expected a number, found {text!r}") from None
+    if not math.isfinite(value):
+        raise VnnlibError(f"{where}: expected a finite number, found {text!r}")
+    return value
 
 
 def tokens(lines: Iterable[tuple[int, str]]) -> list[tuple[str, int]]:

@@ -72,8 +72,8 @@ from pyomo_relu.verify.sexpr import Atom as _Atom
 from pyomo_relu.verify.sexpr import Expr as _Expr
 from pyomo_relu.verify.sexpr import SList as _List
 from pyomo_relu.verify.sexpr import describe as _describe
+from pyomo_relu.verify.sexpr import finite_number, parse_sexpressions
 from pyomo_relu.verify.sexpr import line_of as _line
-from pyomo_relu.verify.sexpr import parse_sexpressions
 
 logger = logging.getLogger(__name__)
 
@@ -382,13 +382,7 @@ class _Reader:
     def leaf(self, atom: _Atom) -> _Linear:
         text, line = atom
         if text[0] in _NUMBER_START:
-            try:
-                value = float(text)
-            except ValueError:
-                raise VnnlibError(f"line {line}: expected a number, found {text!r}") from None
-            if not np.isfinite(value):
-                raise VnnlibError(f"line {line}: expected a finite number, found {text!r}")
-            return _Linear({}, value)
+            return _Linear({}, finite_number(text, f"line {line}"))
         if text not in self.declared:
             raise VnnlibError(
                 f"line {line}: unknown variable {text!r} (expected a declared X_<i> or Y_<j>, or a number)"

@@ -279,7 +279,9 @@ def table_all(results: list[dict[str, Any]], command: str, wall: float) -> str:
         "Every ACAS Xu instance (45 networks x properties 1-4, 116 s each) and every MNIST 256x2/256x4 "
         "instance at eps = 0.03 (120 s each) of `../shared/cases`, one after another in one process "
         "(`verify` defaults: PGD attack, CROWN + alpha-CROWN input splitting with local attacks for up to "
-        "16 inputs, otherwise `interval,crown,lp` bounds and HiGHS MILPs).  Reference: `truth.csv` where it "
+        "16 inputs; otherwise alpha-CROWN neuron bounds, beta-CROWN ReLU branching for a quarter of the time "
+        "left, and HiGHS margin MILPs on the polytopes it leaves open; BLAS single-threaded).  "
+        "Reference: `truth.csv` where it "
         "lists the instance, else the agreeing decided answers of the peer verifiers in `peer_results/`.  "
         "Seconds of `verify` (reading files excluded).",
         "",

@@ -29,7 +29,7 @@ EXTRAS = {
         "ruff>=0.17",
         "mypy>=2.4",
     ],
-    "benchmark": ["omlt==1.2.2"],
+    "benchmark": ["omlt==1.2.2", "maraboupy==2.0.0"],
     "docs": [
         "mkdocs==1.6.1",
         "mkdocs-material==9.8.1",

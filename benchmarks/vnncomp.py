@@ -13,6 +13,16 @@ measured on the competitions' machines) are summarised beside ours.  ``--stop-by
 (UTC) leaves the instances not started by then as "not run".  The table goes to the
 section ``## VNN-COMP (all)``.
 
+``--marabou`` runs Marabou 2.0 (``maraboupy``, the ``benchmark`` extra) on the same instances
+with the same limit, each right after ours, in a subprocess (``Marabou.read_onnx``,
+``MarabouCore.loadProperty``, one worker, its own timeout, killed 10 s after it); a ``sat``
+of Marabou is re-checked with our forward pass.  ``--every K`` keeps every K-th instance
+of each benchmark (a documented subset).  With ``--marabou`` the table goes to
+``## VNN-COMP (all): Marabou side by side``.
+
+BLAS runs single-threaded (``OPENBLAS_NUM_THREADS=1`` etc. unless already set): on this
+shared 2-core machine a threaded BLAS made the bounds' matrix products up to 20x slower.
+
 For each row of every ``truth.csv`` the network and the property are read, ``verify`` runs
 with the per-instance time limit, and the verdict is compared with the official one
 (``sat`` = violated, ``unsat`` = holds).  A ``sat`` verdict is re-checked here with
@@ -25,16 +35,22 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
 SECTION = "## VNN-COMP"
 SECTION_ALL = "## VNN-COMP (all)"
+SECTION_MARABOU = "## VNN-COMP (all): Marabou side by side"
 #: Per-benchmark time limits of ``--all`` (VNN-COMP's).
 LIMITS = {"acasxu": 116.0, "mnist_fc": 120.0}
 VERDICTS = {"holds": "unsat", "unsat": "unsat", "violated": "sat", "sat": "sat"}
@@ -134,13 +150,68 @@ def all_instances(cases: Path) -> list[dict[str, Any]]:
     return rows
 
 
+#: Run in a subprocess per instance: Marabou 2.0 on one ONNX network and VNN-LIB property.
+MARABOU_SCRIPT = """
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+start = time.perf_counter()
+from maraboupy import Marabou, MarabouCore
+network = Marabou.read_onnx(sys.argv[1])
+query = network.getInputQuery()
+MarabouCore.loadProperty(query, sys.argv[2])
+options = Marabou.createOptions(verbosity=0, timeoutInSeconds=int(float(sys.argv[3])), numWorkers=1)
+code, values, _ = MarabouCore.solve(query, options, "")
+x = [values[int(v)] for v in network.inputVars[0].flatten()] if code == "sat" else None
+print("MARABOU " + json.dumps({"code": code, "seconds": time.perf_counter() - start, "x": x}))
+"""
+
+
+def run_marabou(onnx: Path, vnnlib: Path, limit: float) -> tuple[str, float, list[float] | None]:
+    """Marabou's verdict (``sat``/``unsat``/``timeout``/``error``), wall seconds (start-up included) and point."""
+    start = time.perf_counter()
+    command = [sys.executable, "-c", MARABOU_SCRIPT, str(onnx), str(vnnlib), str(limit)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=limit + 10)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.perf_counter() - start, None
+    seconds = time.perf_counter() - start
+    lines = [line for line in done.stdout.splitlines() if line.startswith("MARABOU ")]
+    if not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        print(f"Marabou failed on {onnx.name} {vnnlib.name}: {tail[0]}", file=sys.stderr)
+        return "error", seconds, None
+    answer = json.loads(lines[-1][len("MARABOU ") :])
+    code = {"TIMEOUT": "timeout", "sat": "sat", "unsat": "unsat"}.get(answer["code"], answer["code"].lower())
+    return code, seconds, answer["x"]
+
+
+def _marabou_row(row: dict[str, Any], net: Any, spec: Any, limit: float) -> dict[str, Any]:
+    """Marabou on the row's instance, its ``sat`` re-checked by our forward pass (float32 tolerances)."""
+    verdict, seconds, x = run_marabou(row["onnx"], row["vnnlib"], limit)
+    if verdict == "sat" and x is not None:
+        check = check_counterexample(net, spec, x, input_tol=1e-6, output_tol=1e-6)
+        if not check.valid:
+            verdict = "sat (not confirmed)"
+    return {"marabou": verdict, "marabou_seconds": seconds, "marabou_outcome": _grade(verdict, row["truth"])}
+
+
+def _every(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """Every ``k``-th row of each benchmark (the first included), benchmarks in their order."""
+    names = list(dict.fromkeys(r["benchmark"] for r in rows))
+    return [r for name in names for r in [x for x in rows if x["benchmark"] == name][::k]]
+
+
 def _locate(folder: Path, name: str, sub: str) -> Path:
     path = folder / name
     return path if path.exists() else folder / sub / Path(name).name
 
 
 def run(
-    rows: list[dict[str, Any]], time_limit: float, jobs: int | None, stop_by: float | None = None
+    rows: list[dict[str, Any]],
+    time_limit: float,
+    jobs: int | None,
+    stop_by: float | None = None,
+    marabou: bool = False,
 ) -> list[dict[str, Any]]:
     networks: dict[Path, Any] = {}
     results = []
@@ -172,9 +243,12 @@ def run(
                 "subproblems": result.subproblems,
                 "method": result.method,
                 "outcome": outcome,
+                **(_marabou_row(row, net, spec, limit) if marabou else {}),
             }
         )
         name = f"{row['onnx'].stem} {row['vnnlib'].stem}"
+        if marabou:
+            name += f" (Marabou {results[-1]['marabou']} {results[-1]['marabou_seconds']:.1f} s)"
         print(
             f"{name:50s} truth {row['truth']:6s} ours {verdict:8s} {result.seconds:7.2f} s "
             f"{result.subproblems:6d} subproblems  {outcome}",
@@ -205,7 +279,9 @@ def table_all(results: list[dict[str, Any]], command: str, wall: float) -> str:
         "Every ACAS Xu instance (45 networks x properties 1-4, 116 s each) and every MNIST 256x2/256x4 "
         "instance at eps = 0.03 (120 s each) of `../shared/cases`, one after another in one process "
         "(`verify` defaults: PGD attack, CROWN + alpha-CROWN input splitting with local attacks for up to "
-        "16 inputs, otherwise `interval,crown,lp` bounds and HiGHS MILPs).  Reference: `truth.csv` where it "
+        "16 inputs; otherwise alpha-CROWN neuron bounds, beta-CROWN ReLU branching for a quarter of the time "
+        "left, and HiGHS margin MILPs on the polytopes it leaves open; BLAS single-threaded).  "
+        "Reference: `truth.csv` where it "
         "lists the instance, else the agreeing decided answers of the peer verifiers in `peer_results/`.  "
         "Seconds of `verify` (reading files excluded).",
         "",
@@ -251,6 +327,46 @@ def table_all(results: list[dict[str, Any]], command: str, wall: float) -> str:
         "",
         _machine(),
     ]
+    return "\n".join(lines) + "\n"
+
+
+def table_marabou(results: list[dict[str, Any]], command: str, wall: float, every: int) -> str:
+    """Ours and Marabou 2.0 on the same instances and limits, one after the other in one run."""
+    subset = "every instance" if every == 1 else f"every {every}th instance of each benchmark (a subset)"
+    lines = [
+        f"Command: `{command}`",
+        "",
+        f"{subset.capitalize()} of `--all` (ACAS Xu 116 s, MNIST 256x2/256x4 eps 0.03 120 s), each run by "
+        "`verify` (defaults, this process, seconds of `verify`) and then by Marabou 2.0 (`maraboupy` 2.0.0 from "
+        "PyPI: `Marabou.read_onnx`, `MarabouCore.loadProperty`, `solve` with one worker and `timeoutInSeconds` = "
+        "the limit, in a subprocess killed 10 s after it; its seconds are the subprocess's wall time, start-up "
+        "and ONNX reading included, about 1-2 s).  A Marabou `sat` is re-checked with our forward pass.",
+        "",
+        "| instance | reference | ours | seconds | Marabou 2.0 | seconds |",
+        "|---|---|---|---:|---|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['benchmark']}: {r['onnx'].stem} {r['vnnlib'].stem} | {r['truth']} | {r['verdict']} | "
+            f"{r['seconds']:.2f} | {r.get('marabou', '-')} | {r.get('marabou_seconds', 0.0):.2f} |"
+        )
+    lines += [
+        "",
+        "| benchmark | instances | ours decided | ours wrong | ours total s | Marabou decided | Marabou wrong "
+        "| Marabou total s | decided ratio (ours / Marabou) | time ratio (Marabou / ours) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for benchmark in sorted({r["benchmark"] for r in results}):
+        part = [r for r in results if r["benchmark"] == benchmark and "marabou" in r]
+        ours = sum(r["verdict"] in ("sat", "unsat") for r in part)
+        theirs = sum(r["marabou"] in ("sat", "unsat") for r in part)
+        ours_s, theirs_s = sum(r["seconds"] for r in part), sum(r["marabou_seconds"] for r in part)
+        lines.append(
+            f"| {benchmark} | {len(part)} | {ours} | {sum(r['outcome'] == 'WRONG' for r in part)} | {ours_s:.1f} | "
+            f"{theirs} | {sum(r['marabou_outcome'] == 'WRONG' for r in part)} | {theirs_s:.1f} | "
+            f"{ours / max(theirs, 1):.2f} | {theirs_s / max(ours_s, 1e-9):.2f} |"
+        )
+    lines += ["", f"Wall time of the whole run: {wall:.1f} s.", "", _machine()]
     return "\n".join(lines) + "\n"
 
 
@@ -321,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help=f"do not update '{SECTION}' in {RESULTS.name}")
     parser.add_argument("--all", action="store_true", help="every ACAS Xu and MNIST instance of ../shared/cases")
     parser.add_argument("--stop-by", metavar="HH:MM", help="UTC time after which no instance is started")
+    parser.add_argument("--marabou", action="store_true", help="with --all: also run Marabou 2.0 on each instance")
+    parser.add_argument("--every", type=int, default=1, metavar="K", help="with --all: every K-th instance only")
     args = parser.parse_args(argv)
     command = "python benchmarks/vnncomp.py" + (
         "" if argv is None and len(sys.argv) == 1 else " " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -328,14 +446,20 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if args.all:
         rows = [r for r in all_instances(shared_cases()) if not args.only or r["benchmark"] == args.only]
+        rows = _every(rows, args.every)
         if not rows:
             print(f"no instances found under {shared_cases()}: nothing to run", file=sys.stderr)
             return 0
-        results = run(rows, args.time_limit, args.jobs, _stop_by(args.stop_by))
-        text = table_all(results, command, time.perf_counter() - start)
+        results = run(rows, args.time_limit, args.jobs, _stop_by(args.stop_by), args.marabou)
+        if args.marabou:
+            text = table_marabou(results, command, time.perf_counter() - start, args.every)
+            section = SECTION_MARABOU
+        else:
+            text = table_all(results, command, time.perf_counter() - start)
+            section = SECTION_ALL + (f": {args.only}" if args.only else "")
         print("\n" + text)
         if not args.no_write:
-            write_section(SECTION_ALL + (f": {args.only}" if args.only else ""), text)
+            write_section(section, text)
         return 1 if any(r["outcome"] == "WRONG" for r in results) else 0
     results = run(instances(args.only), args.time_limit, args.jobs)
     text = table(results, command, args.time_limit)

@@ -83,3 +83,7 @@ class OptionalDependencyError(PyomoReluError, ImportError):
         super().__init__(f"{package} is needed for {needed_for} but is not installed; run: {hint}")
         self.package = package
         self.extra = extra
+
+
+class VnnlibError(PyomoReluError, ValueError):
+    """A VNN-LIB or counterexample file is malformed or outside the supported subset (the message names the line)."""

@@ -96,21 +96,21 @@ def _holds() -> tuple:
 
 def test_a_fake_counterexample_from_a_search_is_never_reported_as_sat(monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression guard: a search step that claims a counterexample it does not have gives unknown, not sat."""
-    verify_module = importlib.import_module("pyomo_relu.verify.verify")  # the package shadows it with the function
+    verify_module = importlib.import_module("pyomo_relu.verify.decide")
     from pyomo_relu.verify import verify
 
     net, spec = _holds()
     monkeypatch.setattr(
         verify_module,
         "_verify_case",
-        lambda ctx, case: verify_module._CaseOutcome("sat", np.array([0.5, 0.5]), method="attack"),
+        lambda ctx, case: verify_module.CaseOutcome("sat", np.array([0.5, 0.5]), method="attack"),
     )
     result = verify(net, spec, time_limit=30)
     assert result.status == "unknown" and result.counterexample is None
 
 
 def test_an_attack_claiming_large_margins_is_re_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    verify_module = importlib.import_module("pyomo_relu.verify.verify")  # the package shadows it with the function
+    verify_module = importlib.import_module("pyomo_relu.verify.milp_route")  # where the MILP points are repaired
     from pyomo_relu.verify import verify
 
     net, spec = _holds()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 from test_float_soundness import attained, threshold_spec
@@ -15,9 +13,8 @@ from pyomo_relu.network import DenseLayer, NetworkDefinition
 from pyomo_relu.search.optimize import optimize
 from pyomo_relu.search.problem import SearchProblem, as_regions
 from pyomo_relu.search.relu_branch import relu_branch_and_bound
-from pyomo_relu.verify import verify
-
-verify_module = importlib.import_module("pyomo_relu.verify.verify")
+from pyomo_relu.verify import Polytope, verify
+from pyomo_relu.verify.results import ExactMargin
 
 
 def _net(seed: int, n_in: int = 20) -> NetworkDefinition:
@@ -45,7 +42,7 @@ def _search(net: NetworkDefinition, threshold: float, seconds: float = 20.0, bet
 
     return relu_branch_and_bound(
         problem,
-        verify_module._exact_margin(net, case),
+        ExactMargin(net, case),
         ([a[0] for a in root.lower], [a[0] for a in root.upper]),
         deadline=time.perf_counter() + seconds,
         beta=beta,
@@ -114,3 +111,35 @@ def test_beta_gradient_matches_finite_differences() -> None:
         step[0, 0, j] = 1e-6
         numeric = (value([None, betas[1] + step, None]) - value([None, betas[1] - step, None])) / 2e-6
         assert d_beta[1][0, 0, j] == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_regions_reported_closed_are_infeasible_on_the_whole_box(seed: int) -> None:
+    """A search stopped early: every region it reports closed lies above the network's maximum.
+
+    Regions ``y0 - y1 >= best + d`` for offsets below and above the true maximum ``best``
+    (from the exact MILP); the check never confirms a point, so the search cannot stop on a
+    counterexample and must report which regions some open domain still holds.
+    """
+    net = _net(seed, n_in=6)
+    best = optimize(net, [1.0, -1.0], sense="maximize", time_limit=60, progress=False)
+    assert best.status == "optimal"
+    crown = crown_bounds(net)
+    gap = float(crown.upper[-1][0] - crown.lower[-1][1]) - best.objective  # CROWN's loosest estimate
+    offsets = (-0.5, -0.05, 0.05, 0.3 * gap, 0.6 * gap, 0.9 * gap)
+    polytopes = [Polytope(np.array([[-1.0, 1.0]]), np.array([-(best.objective + d)])) for d in offsets]
+    problem = SearchProblem(
+        net.canonical_layers, net.input_lower, net.input_upper, None, as_regions(polytopes, net.n_inputs, 2)
+    )
+    root = batch_crown(problem.layers, problem.lower[None], problem.upper[None])
+    result = relu_branch_and_bound(
+        problem,
+        lambda points: np.full(len(points), -np.inf),
+        ([a[0] for a in root.lower], [a[0] for a in root.upper]),
+        max_domains=40,
+    )
+    assert result.status == "unknown" and result.open_regions is not None
+    closed = [d for d, still_open in zip(offsets, result.open_regions) if not still_open]
+    assert all(d > 0 for d in closed), (closed, best.objective)
+    assert result.open_regions[0] and result.open_regions[1]  # feasible regions are never closed
+    assert not result.open_regions[-1], result.open_regions  # far above the maximum: closed by the bounds

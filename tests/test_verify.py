@@ -31,7 +31,7 @@ from pyomo_relu.verify import (
     read_vnnlib,
     verify,
 )
-from pyomo_relu.verify.vnnlib import Polytope
+from pyomo_relu.verify.vnnlib import Case, Polytope, Specification
 
 DATA = Path(__file__).parent / "data"
 ACAS = DATA / "acasxu"
@@ -322,3 +322,32 @@ def test_cli_verify_bad_property_is_one_line_error(tmp_path: Path) -> None:
         "verify", str(ACAS / "onnx" / "ACASXU_run2a_2_1_batch_2000.onnx"), str(MNIST / "vnnlib" / "prop_0_0.03.vnnlib")
     )
     assert done.returncode == 2 and "784 inputs" in done.stderr
+
+
+@pytest.mark.parametrize("offset", [-0.05, 0.05])
+def test_parallel_polytope_milps_agree_with_the_exact_maximum(offset: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The MILP route with two worker processes: one polytope per output difference, threshold by the exact MILP.
+
+    The attack is switched off so that a ``sat`` too comes from a MILP (confirmed by the forward pass).
+    """
+    import importlib
+
+    from pyomo_relu.search.optimize import optimize
+
+    monkeypatch.setattr(importlib.import_module("pyomo_relu.verify.decide"), "_attack", lambda *args: None)
+
+    net = random_net(7, (6, 10, 10, 2)).with_input_bounds([(-1, 1)] * 6)
+    best = optimize(net, [1.0, -1.0], sense="maximize", time_limit=60, progress=False)
+    worst = optimize(net, [-1.0, 1.0], sense="maximize", time_limit=60, progress=False)
+    assert best.status == worst.status == "optimal"
+    polytopes = (
+        Polytope(np.array([[-1.0, 1.0]]), np.array([-(best.objective + offset)])),
+        Polytope(np.array([[1.0, -1.0]]), np.array([-(worst.objective + 0.05)])),
+    )
+    spec = Specification(6, 2, (Case(net.input_lower, net.input_upper, polytopes),))
+    for executor in (None, 2):
+        result = verify(net, spec, time_limit=60, split=False, relu_split=False, executor=executor)
+        assert result.status == ("unsat" if offset > 0 else "sat"), (executor, result.method, result.reason)
+        assert result.details.get("milp_polytopes") == 2  # both polytopes reach the MILPs (run side by side)
+        if result.status == "sat":
+            assert check_counterexample(net, spec, result.counterexample[0]).valid

@@ -42,11 +42,13 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.bounds.crown import (
+    FLAT_PRODUCT_SIZE,
     BatchBounds,
     DenseRelaxation,
     MaxRelaxation,
@@ -73,6 +75,8 @@ ALPHA_STEPS = 20
 LEARNING_RATE = 0.25
 
 Slopes = list[np.ndarray | None]
+#: One layer of :func:`_forward`'s tape: the relaxation, ``Λ_j``, its negative part, the lower slopes, the split signs.
+Tape = tuple[Relaxation, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]
 
 
 @dataclass
@@ -91,9 +95,11 @@ class AlphaRows:
 
 def _times_transpose(grad: np.ndarray, weights) -> np.ndarray:
     """``grad @ weightsᵀ`` for ``grad`` ``(B, r, n_in)`` and dense or CSR ``weights`` ``(m, n_in)``."""
-    if not is_sparse(weights):
-        return grad @ np.asarray(weights).T
     batch, rows, n = grad.shape
+    if not is_sparse(weights):
+        if weights.size < FLAT_PRODUCT_SIZE:
+            return grad @ np.asarray(weights).T
+        return (grad.reshape(batch * rows, n) @ np.asarray(weights).T).reshape(batch, rows, -1)
     flat = np.ascontiguousarray(grad).reshape(batch * rows, n)
     return np.asarray((weights @ flat.T).T).reshape(batch, rows, weights.shape[0])
 
@@ -164,7 +170,7 @@ def _forward(
     and ``betas[j]`` (``(B, r, n_j) >= 0``) add the split constraints' Lagrangian terms
     ``s β z_j`` (beta-CROWN): ``g <- g + s ⊙ β``.
     """
-    tape = []
+    tape: list[Tape] = []
     betas = betas if betas is not None else [None] * len(relaxations)
     signs = signs if signs is not None else [None] * len(relaxations)
     for relaxed, alpha, beta, sign in zip(reversed(relaxations), reversed(slopes), reversed(betas), reversed(signs)):
@@ -172,6 +178,7 @@ def _forward(
             tape.append((relaxed, coef, None, None, None))
             coef, const = relaxed.substitute(coef, const)
             continue
+        assert alpha is not None  # every dense layer has slopes
         lam = coef if relaxed.keep.size == coef.shape[-1] else coef[..., relaxed.keep]
         positive = np.maximum(lam, 0.0)
         negative = lam - positive
@@ -199,8 +206,9 @@ def _backward(tape, grad: np.ndarray, widths: Sequence[int]) -> tuple[Slopes, Sl
             down = d_g * relaxed.mask_l[:, None, :]
             d_u = np.zeros(grad.shape[:2] + (widths[j],))
             d_l = np.zeros_like(d_u)
-            np.add.at(d_u, (slice(None), slice(None), relaxed.groups), up)
-            np.add.at(d_l, (slice(None), slice(None), relaxed.groups), down)
+            groups: tuple[Any, ...] = (slice(None), slice(None), relaxed.groups)
+            np.add.at(d_u, groups, up)
+            np.add.at(d_l, groups, down)
             grad = np.where(positive, d_u + relaxed.intercept_u[:, None, :], d_l)
             out.append(None)
             out_beta.append(None)
@@ -251,21 +259,21 @@ def intercept_scores(
 
 
 class _Adam:
-    """Adam on a list of arrays, projected onto ``[0, limit]`` after each step (``limit`` 1 for slopes, inf for betas)."""
+    """Adam on a list of arrays, projected onto ``[0, limit]`` after each step (1 for slopes, inf for betas)."""
 
     def __init__(self, params: Slopes, rate: float, limits: Sequence[float] | None = None) -> None:
         self.rate, self.t = rate, 0
         self.limits = list(limits) if limits is not None else [1.0] * len(params)
-        self.m = [None if p is None else np.zeros_like(p) for p in params]
-        self.v = [None if p is None else np.zeros_like(p) for p in params]
+        self.m: list[np.ndarray] = [np.zeros(0) if p is None else np.zeros_like(p) for p in params]
+        self.v: list[np.ndarray] = [np.zeros(0) if p is None else np.zeros_like(p) for p in params]
 
     def step(self, params: Slopes, grads: Slopes) -> Slopes:
         """Descend: ``params - rate · m̂ / (√v̂ + ε)``, clipped to ``[0, 1]``."""
         self.t += 1
         new: Slopes = []
         for i, (p, g) in enumerate(zip(params, grads)):
-            if p is None:
-                new.append(None)
+            if p is None or g is None:
+                new.append(p)
                 continue
             self.m[i] = 0.9 * self.m[i] + 0.1 * g
             self.v[i] = 0.999 * self.v[i] + 0.001 * g * g
@@ -273,6 +281,18 @@ class _Adam:
             v_hat = self.v[i] / (1 - 0.999**self.t)
             new.append(np.clip(p - self.rate * m_hat / (np.sqrt(v_hat) + 1e-12), 0.0, self.limits[i]))
         return new
+
+
+def _zero_betas(relaxations: Sequence[Relaxation], signs: Slopes | None, shape: tuple[int, ...]) -> Slopes:
+    """beta-CROWN's multipliers at 0, ``(B, r, n_j)`` for the layers with split neurons (``None`` elsewhere)."""
+    if signs is None:
+        return [None] * len(relaxations)
+    return [
+        None
+        if sign is None or not np.any(sign) or isinstance(relaxed, MaxRelaxation)
+        else np.zeros(tuple(shape) + (sign.shape[1],))
+        for sign, relaxed in zip(signs, relaxations)
+    ]
 
 
 def optimise_upper(
@@ -297,21 +317,14 @@ def optimise_upper(
     adaptive slopes by default); ``shift`` (``(r, n_in)``) is added to the final forms in ``x``
     (an input term of the rows, independent of the slopes); ``signs`` (per layer ``(B, n_j)``
     or ``None``: +1/-1 for neurons split active/inactive) add beta-CROWN's multipliers
-    ``β >= 0`` of the split constraints, optimised with the slopes from 0.  Step 0 is the starting point itself, so the result is
-    never looser than CROWN with those slopes.
+    ``β >= 0`` of the split constraints, optimised with the slopes from 0.  Step 0 is the
+    starting point itself, so the result is never looser than CROWN with those slopes.
     """
     if slopes is None:
         slopes = initial_slopes(relaxations, coef.shape[1], widths)
     slopes = [None if s is None else np.clip(s, 0.0, 1.0) for s in slopes]
     n = len(slopes)
-    betas: Slopes = [None] * n
-    if signs is not None:
-        betas = [
-            None
-            if sign is None or not np.any(sign) or isinstance(relaxed, MaxRelaxation)
-            else np.zeros(coef.shape[:2] + (sign.shape[1],))
-            for sign, relaxed in zip(signs, relaxations)
-        ]
+    betas = _zero_betas(relaxations, signs, coef.shape[:2])
     adam = _Adam(slopes + betas, rate, [1.0] * n + [np.inf] * n)
     best: AlphaRows | None = None
     for step in range(steps + 1):
@@ -327,7 +340,10 @@ def optimise_upper(
                 np.where(better, value, best.upper),
                 np.where(better[..., None], form, best.coef),
                 np.where(better, offset, best.const),
-                [None if s is None else np.where(better[..., None], s, b) for s, b in zip(slopes, best.slopes)],
+                [
+                    None if s is None or b is None else np.where(better[..., None], s, b)
+                    for s, b in zip(slopes, best.slopes)
+                ],
             )
         if step == steps or (deadline is not None and time.perf_counter() > deadline):
             break
@@ -478,4 +494,6 @@ def alpha_crown_bounds(
     else:
         result = alpha_layer_bounds(layers, lower[None], upper[None], first, steps=steps, deadline=deadline)
     methods = (start.methods if start is not None else ()) + ("alpha-crown",)
-    return Bounds([a[0] for a in result.lower], [a[0] for a in result.upper], lower, upper, net.content_hash(), methods)
+    return Bounds(
+        tuple(a[0] for a in result.lower), tuple(a[0] for a in result.upper), lower, upper, net.content_hash(), methods
+    )

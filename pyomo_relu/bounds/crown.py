@@ -75,7 +75,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Union
 
 import numpy as np
 
@@ -169,11 +168,18 @@ def _dot(coef: np.ndarray, vector: np.ndarray) -> np.ndarray:
         return np.where(coef != 0, coef * vector[:, None, :], 0.0).sum(axis=-1)
 
 
+#: Dense weights with at least this many entries are multiplied as one 2-D product (``(B·r, n) @ W``);
+#: smaller ones as numpy's stacked product, faster for them (measured on ACAS Xu's 50 x 50 and MNIST's 256 x 784).
+FLAT_PRODUCT_SIZE = 32768
+
+
 def _times(coef: np.ndarray, weights: Weights) -> np.ndarray:
     """``coef @ weights`` for ``coef`` of shape ``(B, r, n)`` and dense or CSR ``weights``."""
-    if not is_sparse(weights):
-        return coef @ weights
     batch, rows, n = coef.shape
+    if not is_sparse(weights):
+        if weights.size < FLAT_PRODUCT_SIZE:
+            return coef @ weights
+        return (coef.reshape(batch * rows, n) @ weights).reshape(batch, rows, -1)
     flat = np.ascontiguousarray(coef).reshape(batch * rows, n)
     return np.asarray((weights.T @ flat.T).T).reshape(batch, rows, weights.shape[1])
 
@@ -206,9 +212,12 @@ class DenseRelaxation:
         if self.keep.size != coef.shape[-1]:
             coef = coef[..., self.keep]
         positive = np.maximum(coef, 0.0)
-        negative = coef - positive
-        const = const + _dot(positive, self.intercept_u) + _dot(negative, self.intercept_l)
-        coef_z = positive * self.slope_u[:, None, :] + negative * self.slope_l[:, None, :]
+        # λ⁺ a_U + λ⁻ a_L = λ a_L + λ⁺ (a_U - a_L); the λ⁻ c_L term vanishes for ReLUs (c_L = 0)
+        coef_z = coef * self.slope_l[:, None, :] + positive * (self.slope_u - self.slope_l)[:, None, :]
+        if self.intercept_l.any():
+            const = const + _dot(positive, self.intercept_u) + _dot(coef - positive, self.intercept_l)
+        else:
+            const = const + _dot(positive, self.intercept_u)
         return _times(coef_z, self.weights), const + coef_z @ self.bias
 
 
@@ -236,7 +245,7 @@ class MaxRelaxation:
         return _times(coef_z, self.weights), const + coef_z @ self.bias
 
 
-Relaxation = Union[DenseRelaxation, MaxRelaxation]
+Relaxation = DenseRelaxation | MaxRelaxation
 
 
 def relax(layer: Layer, lower: np.ndarray, upper: np.ndarray, lower_slope: np.ndarray | None = None) -> Relaxation:
@@ -484,4 +493,6 @@ def crown_bounds(
         first = (start.lower, start.upper)
     result = batch_crown(layers, lower[None], upper[None], first)
     methods = (start.methods if start is not None else ()) + ("crown",)
-    return Bounds([a[0] for a in result.lower], [a[0] for a in result.upper], lower, upper, net.content_hash(), methods)
+    return Bounds(
+        tuple(a[0] for a in result.lower), tuple(a[0] for a in result.upper), lower, upper, net.content_hash(), methods
+    )

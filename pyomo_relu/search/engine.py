@@ -44,10 +44,11 @@ from typing import Any
 
 import numpy as np
 
+from pyomo_relu.bounds.alpha import Slopes
 from pyomo_relu.parallel import ExecutorSpec, Workers
 from pyomo_relu.search.attack import descend
 from pyomo_relu.search.leaf import UNSAT_TOLERANCE, LeafOutcome, solve_leaf
-from pyomo_relu.search.nodes import SEARCH_ALPHA_STEPS, NodeBatch, process_batch
+from pyomo_relu.search.nodes import SEARCH_ALPHA_STEPS, NodeBatch, Start, process_batch
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,13 @@ class _Node:
     upper: np.ndarray = field(compare=False)
     bound: float = field(compare=False, default=-np.inf)
     depth: int = field(compare=False, default=0)
-    start: tuple | None = field(compare=False, default=None)
-    slopes: list | None = field(compare=False, default=None)
+    start: Start | None = field(compare=False, default=None)
+    slopes: Slopes | None = field(compare=False, default=None)
+
+    def neuron_bounds(self) -> Start:
+        """The per-layer neuron bounds of the box (set once it has been bounded)."""
+        assert self.start is not None, "a box is bounded before its leaf MILP"
+        return self.start
 
 
 def widen(bound: float) -> float:
@@ -179,35 +185,42 @@ class _Runner:
     def leaves(self, nodes: list[_Node], cutoff: float, time_limit: float, gap: float) -> list[LeafOutcome]:
         executor = self.workers.executor
         if executor is None or len(nodes) < 2:
-            return [solve_leaf(self.problem, n.lower, n.upper, n.start, cutoff, time_limit, gap) for n in nodes]
-        futures: list[Future] = [
-            executor.submit(solve_leaf, self.problem, n.lower, n.upper, n.start, cutoff, time_limit, gap) for n in nodes
+            return [
+                solve_leaf(self.problem, n.lower, n.upper, n.neuron_bounds(), cutoff, time_limit, gap) for n in nodes
+            ]
+        futures: list[Future[LeafOutcome]] = [
+            executor.submit(solve_leaf, self.problem, n.lower, n.upper, n.neuron_bounds(), cutoff, time_limit, gap)
+            for n in nodes
         ]
         return [future.result() for future in futures]
 
 
-def _stack_start(nodes: list[_Node]) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
-    if any(node.start is None for node in nodes):
+def _stack_start(nodes: list[_Node]) -> Start | None:
+    """The nodes' neuron bounds stacked per layer (``None`` unless every node has them)."""
+    starts = [node.start for node in nodes]
+    given = [start for start in starts if start is not None]
+    if len(given) < len(starts):
         return None
-    n_layers = len(nodes[0].start[0])
+    n_layers = len(given[0][0])
     return (
-        [np.stack([node.start[0][k] for node in nodes]) for k in range(n_layers)],
-        [np.stack([node.start[1][k] for node in nodes]) for k in range(n_layers)],
+        [np.stack([start[0][k] for start in given]) for k in range(n_layers)],
+        [np.stack([start[1][k] for start in given]) for k in range(n_layers)],
     )
 
 
-def _stack_slopes(nodes: list[_Node]) -> list | None:
+def _stack_slopes(nodes: list[_Node]) -> Slopes | None:
     """The nodes' warm-start slopes per layer ``(B, r, n_k)``, NaN for nodes without; ``None`` if none has any."""
     given = next((node.slopes for node in nodes if node.slopes is not None), None)
     if given is None:
         return None
-    stacked = []
+    stacked: Slopes = []
     for k, template in enumerate(given):
         if template is None:
             stacked.append(None)
             continue
         blank = np.full(template.shape, np.nan, dtype=np.float32)
-        stacked.append(np.stack([blank if node.slopes is None else node.slopes[k] for node in nodes]))
+        layer = [None if node.slopes is None else node.slopes[k] for node in nodes]
+        stacked.append(np.stack([blank if value is None else value for value in layer]))
     return stacked
 
 
@@ -435,84 +448,95 @@ def branch_and_bound(
     """Minimise ``problem`` (a :class:`~pyomo_relu.search.problem.SearchProblem`) by branch and bound.
 
     Args:
-        check: ``check(X)`` gives the exact value of each row of ``X`` (``+inf`` where the
-            point is infeasible), e.g. from :meth:`NetworkDefinition.evaluate`; only its
-            values are ever reported.
+        check: ``check(X)``, the exact value of each row of ``X`` (``+inf`` where infeasible),
+            e.g. from :meth:`NetworkDefinition.evaluate`; only its values are ever reported.
         gap: absolute gap at which the incumbent counts as optimal.
-        stop_at: stop at the first point with value ``<= stop_at`` (``0`` for a
-            feasibility problem: its feasible points have value 0).
+        stop_at: stop at the first point with value ``<= stop_at`` (``0``: a feasibility problem).
         cutoff: only points with value below ``cutoff`` matter (``+inf``: all).
         time_limit: wall-clock seconds (or an absolute ``deadline`` of ``time.perf_counter``).
         executor: ``None``, a number of processes or a ``concurrent.futures.Executor``
             (e.g. ``dask.distributed.Client(...).get_executor()``) for batches and leaves.
         progress: show a tqdm bar of nodes, incumbent, bound and gap after a second.
-        leaf_unstable: boxes with at most this many unstable neurons go to a leaf MILP
-            (``-1``: never; smooth networks never do).
+        leaf_unstable: boxes with at most this many unstable neurons go to a leaf MILP (``-1``: never).
         leaf_time_limit: seconds per leaf MILP.
         max_nodes: stop after bounding this many boxes.
         starts: points to try first (and to start the attack from).
-        attack: run the gradient attack at the root for an early incumbent.
-        seed: seed of the attack's random starting points.
-        root_bounds: per-layer ``(lower, upper)`` neuron bounds valid on the whole box (e.g.
-            from LP tightening); every sub-box starts from them.
+        attack: run the gradient attack at the root for an early incumbent (seeded by ``seed``).
+        root_bounds: per-layer ``(lower, upper)`` neuron bounds valid on the whole box.
         alpha_steps: alpha-CROWN steps on each box CROWN does not prune (``0``: CROWN only).
-        local_attacks: for a feasibility problem, PGD (:func:`~pyomo_relu.search.attack.descend`)
-            inside this many open boxes of largest margin bound after each round (``0``: none).
+        local_attacks: for a feasibility problem, PGD inside this many open boxes of largest
+            margin bound after each round (``0``: none).
     """
     began = time.perf_counter()
     if time_limit is not None:
         deadline = min(deadline if deadline is not None else np.inf, began + float(time_limit))
-    search = _Search(
-        problem,
-        check,
-        gap,
-        stop_at,
-        cutoff,
-        deadline,
-        leaf_unstable,
-        leaf_time_limit,
-        batch_size,
-        max_nodes,
-        local_attacks if attack or not problem.has_objective else 0,
-        seed,
-    )
-    lower, upper = np.asarray(problem.lower, float), np.asarray(problem.upper, float)
+    local = local_attacks if attack or not problem.has_objective else 0
+    limits = (gap, stop_at, cutoff, deadline, leaf_unstable, leaf_time_limit, batch_size, max_nodes)
+    search = _Search(problem, check, *limits, local, seed)
+    status, reason = _run(search, executor, int(alpha_steps), progress, _Start(starts, attack, seed, root_bounds))
+    return _result(search, status, reason, time.perf_counter() - began)
+
+
+@dataclass
+class _Start:
+    """How the search begins: points to try, whether to attack at the root, the root's neuron bounds."""
+
+    points: np.ndarray | None
+    attack: bool
+    seed: int
+    root_bounds: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None
+
+    def begin(self, search: _Search) -> None:
+        """Offer the starting points and the attack's, and queue the root box."""
+        problem = search.problem
+        lower, upper = np.asarray(problem.lower, float), np.asarray(problem.upper, float)
+        if self.points is not None and len(self.points):
+            search.offer(np.clip(np.atleast_2d(self.points), lower, upper))
+        if self.attack:
+            search.offer(descend(problem, lower, upper, seed=self.seed, deadline=search.deadline, starts=self.points))
+        root = self.root_bounds
+        start = (
+            None if root is None else ([np.asarray(a, float) for a in root[0]], [np.asarray(a, float) for a in root[1]])
+        )
+        search.push(_Node(-np.inf, next(search.counter), lower, upper, start=start))
+
+
+def _run(search: _Search, executor: ExecutorSpec, alpha_steps: int, progress: bool, start: _Start) -> tuple[str, str]:
+    """The rounds on the executor's workers; ``(status, reason)`` of a limit or an interruption (else empty)."""
+    problem = search.problem
     bar = _Progress(progress)
     status, reason = "", ""
     with Workers(executor) as workers:
-        runner = _Runner(workers, problem, upper - lower, int(alpha_steps))
+        runner = _Runner(
+            workers, problem, np.asarray(problem.upper, float) - np.asarray(problem.lower, float), alpha_steps
+        )
         try:
-            if starts is not None and len(starts):
-                search.offer(np.clip(np.atleast_2d(starts), lower, upper))
-            if attack:
-                search.offer(descend(problem, lower, upper, seed=seed, deadline=deadline, starts=starts))
-            root_start = (
-                None
-                if root_bounds is None
-                else ([np.asarray(a, float) for a in root_bounds[0]], [np.asarray(a, float) for a in root_bounds[1]])
-            )
-            search.push(_Node(-np.inf, next(search.counter), lower, upper, start=root_start))
-            while search.queue and not search.decided:
-                if search.converged():
-                    break
-                if search.expired():
-                    status, reason = "time_limit", "time limit"
-                    break
-                if max_nodes is not None and search.nodes >= max_nodes:
-                    status, reason = "node_limit", f"node limit {max_nodes}"
-                    break
-                nodes = search.take()
-                if nodes:
-                    done = search.nodes
-                    search.round(runner, nodes)
-                    bar.update(search.nodes - done, search.value, search.bound(), len(search.queue))
+            start.begin(search)
+            status, reason = _rounds(search, runner, bar, search.max_nodes)
         except KeyboardInterrupt:
             status, reason = "interrupted", "interrupted (Ctrl-C)"
             logger.warning("branch and bound interrupted after %d boxes; returning what is known", search.nodes)
             workers.close(cancel=True)
         finally:
             bar.close()
-    return _result(search, status, reason, time.perf_counter() - began)
+    return status, reason
+
+
+def _rounds(search: _Search, runner: _Runner, bar: _Progress, max_nodes: int | None) -> tuple[str, str]:
+    """Rounds until the queue is empty, a decision, convergence or a limit: ``(status, reason)`` of a limit."""
+    while search.queue and not search.decided:
+        if search.converged():
+            break
+        if search.expired():
+            return "time_limit", "time limit"
+        if max_nodes is not None and search.nodes >= max_nodes:
+            return "node_limit", f"node limit {max_nodes}"
+        nodes = search.take()
+        if nodes:
+            done = search.nodes
+            search.round(runner, nodes)
+            bar.update(search.nodes - done, search.value, search.bound(), len(search.queue))
+    return "", ""
 
 
 def _result(search: _Search, status: str, reason: str, seconds: float) -> SearchResult:

@@ -108,7 +108,9 @@ class NetworkMilp:
         self.highs.addCol(cost, lower, upper, 0, np.zeros(0, np.int32), np.zeros(0))
         return self.highs.getNumCol() - 1
 
-    def _add_row(self, lower: float, upper: float, cols: Sequence[int], values: Sequence[float]) -> None:
+    def _add_row(
+        self, lower: float, upper: float, cols: np.ndarray | Sequence[int], values: np.ndarray | Sequence[float]
+    ) -> None:
         cols_arr = np.asarray(cols, dtype=np.int32)
         self.highs.addRow(lower, upper, cols_arr.size, cols_arr, np.asarray(values, dtype=float))
 

@@ -92,13 +92,23 @@ class NodeBatch:
             [np.concatenate([p.upper[k] for p in parts]) for k in range(n_layers)],
             cat("box_lower"),
             cat("box_upper"),
-            None
-            if parts[0].slopes is None
-            else [
-                None if s is None else np.concatenate([p.slopes[k] for p in parts])
-                for k, s in enumerate(parts[0].slopes)
-            ],
+            _concatenate_slopes([p.slopes for p in parts]),
         )
+
+
+def _concatenate_slopes(parts: Sequence[Slopes | None]) -> Slopes | None:
+    """The parts' slopes joined per layer (``None`` when the parts have none)."""
+    given = [p for p in parts if p is not None]
+    if not given:
+        return None
+    assert len(given) == len(parts), "every part of a batch has slopes or none has"
+    return [None if s is None else np.concatenate([_layer(p, k) for p in given]) for k, s in enumerate(given[0])]
+
+
+def _layer(slopes: Slopes, k: int) -> np.ndarray:
+    value = slopes[k]
+    assert value is not None, "a layer has slopes in every part or in none"
+    return value
 
 
 def safe_margin(rhs: np.ndarray) -> np.ndarray:
@@ -214,8 +224,8 @@ def alpha_rows(
     start = initial_slopes([relaxed for relaxed in bounds.relaxations], rows, widths)
     if slopes is not None:  # warm start from the parent where it has slopes
         start = [
-            None if s is None else np.where(np.isnan(given), s, given)
-            for s, given in zip(start, (np.asarray(g, float) if g is not None else None for g in slopes))
+            s if s is None or given is None else np.where(np.isnan(given), s, np.asarray(given, float))
+            for s, given in zip(start, slopes)
         ]
     warm = [None if s is None else s[boxes] for s in start]
     best, alpha_lower, (coef, const) = optimise_rows(
@@ -229,6 +239,23 @@ def alpha_rows(
         if s is not None:
             s[boxes] = found
     return forms + [(full_coef, full_const)], row_lower, [None if s is None else s.astype(np.float32) for s in start]
+
+
+def _input_scores(
+    problem: SearchProblem, first_coef: np.ndarray, slack_bound: np.ndarray, margin_bound: np.ndarray, width: np.ndarray
+) -> np.ndarray:
+    """``|coef| * width`` per input of the objective's row and of the row bounding each open region."""
+    score = np.zeros_like(width)
+    if problem.has_objective:
+        score += np.abs(first_coef[:, 0]) * width
+    for p in range(problem.n_regions):
+        rows = problem.region_rows(p)
+        if rows.size == 0:
+            continue
+        best = rows[np.argmin(slack_bound[:, rows], axis=1)]  # the row that bounds region p
+        open_ = (margin_bound[:, p] >= -SAFE_MARGIN)[:, None]
+        score += np.where(open_, np.abs(first_coef[np.arange(len(best)), best]) * width, 0.0)
+    return score
 
 
 def process_batch(
@@ -263,19 +290,9 @@ def process_batch(
     else:
         bound = np.where(dead, np.inf, 0.0)
     margin_bound = np.where(dead[:, None], np.minimum(margin_bound, -2 * SAFE_MARGIN), margin_bound)
-    width = box_upper - box_lower
-    score = np.zeros_like(width)
     first_coef = forms[0][0]
-    if problem.has_objective:
-        score += np.abs(first_coef[:, 0]) * width
-    for p in range(problem.n_regions):
-        rows = problem.region_rows(p)
-        if rows.size == 0:
-            continue
-        best = rows[np.argmin(slack_bound[:, rows], axis=1)]  # the row that bounds region p
-        open_ = (margin_bound[:, p] >= -SAFE_MARGIN)[:, None]
-        score += np.where(open_, np.abs(first_coef[np.arange(len(best)), best]) * width, 0.0)
-    split_dim = split_dimension(score, width, root_width)
+    width = box_upper - box_lower
+    split_dim = split_dimension(_input_scores(problem, first_coef, slack_bound, margin_bound, width), width, root_width)
     # Candidates: the centre and, per row, the corner minimising its linear lower bound.
     corners = np.where(first_coef > 0, box_lower[:, None, :], box_upper[:, None, :])
     candidates = np.concatenate([((box_lower + box_upper) / 2)[:, None, :], corners], axis=1)

@@ -6,16 +6,15 @@
 * :func:`min_margin` computes the worst-case classification margin over an
   ``l_inf`` or ``l_1`` ball (the optimal adversary).
 
-The command line is ``pyomo-relu verify MODEL.onnx PROP.vnnlib``.
+The function :func:`verify` lives in :mod:`pyomo_relu.verify.decide` and is imported here:
+``from pyomo_relu.verify import verify``.  The command line is ``pyomo-relu verify MODEL.onnx PROP.vnnlib``.
 """
 
 from __future__ import annotations
 
-import sys
-import types
-
 from pyomo_relu.verify.adversary import AdversaryResult, min_margin, pgd_attack, robustness_property
-from pyomo_relu.verify.verify import CounterexampleCheck, VerifyResult, check_counterexample, verify
+from pyomo_relu.verify.decide import verify
+from pyomo_relu.verify.results import CounterexampleCheck, VerifyResult, check_counterexample
 from pyomo_relu.verify.vnnlib import (
     Case,
     Polytope,
@@ -47,19 +46,3 @@ __all__ = [
     "read_vnnlib",
     "verify",
 ]
-
-
-class _CallableModule(types.ModuleType):
-    """``pyomo_relu.verify(net, spec)`` calls :func:`verify`.
-
-    The package and the function share the name ``verify``: ``pyomo_relu.verify`` is the
-    function when first reached through the lazy export of :mod:`pyomo_relu`, and this
-    package once it has been imported.  Making the package callable lets both spellings
-    behave the same.
-    """
-
-    def __call__(self, *args: object, **kwargs: object) -> VerifyResult:
-        return verify(*args, **kwargs)  # type: ignore[arg-type]
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -49,10 +49,12 @@ import numpy as np
 
 from pyomo_relu.bounds.crown import batch_crown, linear_bounds
 from pyomo_relu.errors import PyomoReluError, ShapeMismatchError
-from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.network import Layer, NetworkDefinition
+from pyomo_relu.parallel import ExecutorSpec
 from pyomo_relu.search.attack import descend
 from pyomo_relu.search.leaf import NetworkMilp
 from pyomo_relu.search.problem import SearchProblem, as_regions
+from pyomo_relu.sparse import is_sparse
 from pyomo_relu.verify.vnnlib import Case, Polytope, Specification
 
 logger = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ def target_polytopes(n_outputs: int, label: int) -> list[Polytope]:
         if j != label:
             A = np.zeros((1, n_outputs))
             A[0, label], A[0, j] = 1.0, -1.0
-            polytopes.append(Polytope(A, [0.0]))
+            polytopes.append(Polytope(A, np.zeros(1)))
     return polytopes
 
 
@@ -161,7 +163,7 @@ def min_margin(
     *,
     bounds: Sequence[str] = ("interval", "crown", "lp"),
     time_limit: float | None = None,
-    executor: object = None,
+    executor: ExecutorSpec = None,
 ) -> AdversaryResult:
     """Worst-case classification margin ``min_{x in ball} min_{j != label} (y_label - y_j)``.
 
@@ -169,69 +171,108 @@ def min_margin(
     clip the ball, e.g. ``0`` and ``1`` for pixels.  A negative margin means an adversarial
     example exists (``x`` is one, checked by ``net.evaluate``).
     """
-    from pyomo_relu.verify.verify import resolve_bounds_on_box
+    from pyomo_relu.verify.milp_route import resolve_bounds_on_box
 
     start = time.perf_counter()
     deadline = None if time_limit is None else start + float(time_limit)
-    x0 = np.asarray(x0, dtype=float).ravel()
-    lower, upper = _ball_box(net, x0, eps, norm, input_lower, input_upper)
+    centre = np.asarray(x0, dtype=float).ravel()
+    lower, upper = _ball_box(net, centre, eps, norm, input_lower, input_upper)
     if not 0 <= label < net.n_outputs or net.n_outputs < 2:
         raise PyomoReluError(f"label {label} is not one of the {net.n_outputs} outputs (need at least 2)")
+    ball = _Ball(centre, float(eps), norm, lower, upper)
     polytopes = target_polytopes(net.n_outputs, label)
-    targets = [j for j in range(net.n_outputs) if j != label]
     layers = net.canonical_layers
     problem = SearchProblem(layers, lower, upper, None, as_regions(polytopes, net.n_inputs, net.n_outputs))
     # An incumbent from the attack (l_inf ball) or the centre.
     if norm == "l1":
-        best_x = np.clip(x0, lower, upper)
+        best_x = np.clip(centre, lower, upper)
     else:
         best_x = pgd_attack(net, polytopes, lower, upper, deadline=deadline)[0][0]
-    best = _achieved(net, best_x, label)
     pre_lower, pre_upper = resolve_bounds_on_box(net, lower, upper, bounds, deadline, executor)
-    if norm == "l1":  # W (x - x0) over the l1 ball: at most eps * max_i |W_ji| either way
-        weights, bias = layers[0].weights, layers[0].bias
-        centre = weights @ x0 + bias
-        radius = eps * (
-            abs(weights).max(axis=1).toarray().ravel() if hasattr(weights, "toarray") else np.abs(weights).max(axis=1)
-        )
-        pre_lower[0] = np.maximum(pre_lower[0], centre - radius)
-        pre_upper[0] = np.minimum(pre_upper[0], centre + radius)
+    if norm == "l1":
+        _l1_first_layer(layers[0], ball, pre_lower, pre_upper)
     crown = batch_crown(layers, lower[None], upper[None], ([a[None] for a in pre_lower], [a[None] for a in pre_upper]))
     row_lower = linear_bounds(crown, problem.rows_y, problem.rows_x)[1]
-    pre_lower, pre_upper = [a[0] for a in crown.lower], [a[0] for a in crown.upper]
-    upper_bounds = (problem.rhs - row_lower[0]).copy()  # max_x (y_j - y_label) <= this
-    proven = upper_bounds.copy()
-    milps, complete = 0, True
-    for p in np.argsort(-upper_bounds):
-        if upper_bounds[p] <= -best[0]:
-            continue  # this target cannot beat the incumbent
-        left = None if deadline is None else deadline - time.perf_counter()
-        if left is not None and left <= 0:
-            complete = False
-            break
-        milp = NetworkMilp(layers, pre_lower, pre_upper, lower, upper)
-        if norm == "l1":
-            milp.add_l1_ball(x0, eps)
-        outcome = milp.maximize_margin(problem.regions[p], cutoff=-best[0], time_limit=left, gap=1e-7)
-        milps += 1
-        proven[p] = min(proven[p], outcome.bound if outcome.bound is not None else np.inf)
-        if outcome.x is not None:
-            x = np.clip(outcome.x, lower, upper)
-            if norm == "l1":
-                x = _into_l1_ball(x, x0, eps)
-            candidate = _achieved(net, x, label)
-            if candidate[0] < best[0]:
-                best, best_x = candidate, x
-        if outcome.status not in ("optimal", "infeasible"):
-            complete = False
-    margin, x = best[0], best_x
-    bound = float(-np.max(np.maximum(proven, -margin)))
-    y = net.evaluate(x)
-    target = targets[int(np.argmax(np.delete(y, label)))]
-    optimal = complete and margin - bound <= 1e-6 * max(1.0, abs(margin))
-    status = "optimal" if optimal else "time_limit" if not complete else "gap"
-    logger.info("min_margin: margin %.6g, bound %.6g, %d MILP(s), %s", margin, bound, milps, status)
-    return AdversaryResult(float(margin), bound, x, y, target, optimal, status, time.perf_counter() - start, milps)
+    search = _TargetMilps(net, problem, ball, label, ([a[0] for a in crown.lower], [a[0] for a in crown.upper]))
+    search.run(_achieved(net, best_x, label), (problem.rhs - row_lower[0]).copy(), deadline)
+    return search.result(time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class _Ball:
+    """The norm ball ``||x - centre|| <= eps`` clipped to the box ``[lower, upper]``."""
+
+    centre: np.ndarray
+    eps: float
+    norm: str
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def inside(self, x: np.ndarray) -> np.ndarray:
+        """A solver's point moved into the ball (clipped to the box, pulled into the ``l_1`` ball)."""
+        x = np.clip(x, self.lower, self.upper)
+        return _into_l1_ball(x, self.centre, self.eps) if self.norm == "l1" else x
+
+
+def _l1_first_layer(layer: Layer, ball: _Ball, pre_lower: list[np.ndarray], pre_upper: list[np.ndarray]) -> None:
+    """``W (x - x0)`` over the ``l_1`` ball is at most ``eps * max_i |W_ji|`` either way: tighten layer 0."""
+    weights = layer.weights
+    centre = weights @ ball.centre + layer.bias
+    largest = abs(weights).max(axis=1).toarray().ravel() if is_sparse(weights) else np.abs(weights).max(axis=1)
+    pre_lower[0] = np.maximum(pre_lower[0], centre - ball.eps * largest)
+    pre_upper[0] = np.minimum(pre_upper[0], centre + ball.eps * largest)
+
+
+class _TargetMilps:
+    """One margin MILP per target class ``j``, largest bound first, each with the incumbent as cutoff."""
+
+    def __init__(
+        self,
+        net: NetworkDefinition,
+        problem: SearchProblem,
+        ball: _Ball,
+        label: int,
+        pre: tuple[list[np.ndarray], list[np.ndarray]],
+    ) -> None:
+        self.net, self.problem, self.ball, self.label, self.pre = net, problem, ball, label, pre
+        self.milps, self.complete = 0, True
+        self.best: tuple[float, np.ndarray] = (np.inf, ball.centre)
+        self.proven = np.zeros(0)
+
+    def run(self, best: tuple[float, np.ndarray], upper_bounds: np.ndarray, deadline: float | None) -> None:
+        """Solve the targets whose bound ``max_x (y_j - y_label) <= upper_bounds[j]`` can beat the incumbent."""
+        self.best, self.proven = best, upper_bounds.copy()
+        for p in np.argsort(-upper_bounds):
+            if upper_bounds[p] <= -self.best[0]:
+                continue  # this target cannot beat the incumbent
+            left = None if deadline is None else deadline - time.perf_counter()
+            if left is not None and left <= 0:
+                self.complete = False
+                break
+            milp = NetworkMilp(self.problem.layers, self.pre[0], self.pre[1], self.ball.lower, self.ball.upper)
+            if self.ball.norm == "l1":
+                milp.add_l1_ball(self.ball.centre, self.ball.eps)
+            outcome = milp.maximize_margin(self.problem.regions[p], cutoff=-self.best[0], time_limit=left, gap=1e-7)
+            self.milps += 1
+            self.proven[p] = min(self.proven[p], outcome.bound if outcome.bound is not None else np.inf)
+            if outcome.x is not None:
+                candidate = _achieved(self.net, self.ball.inside(outcome.x), self.label)
+                if candidate[0] < self.best[0]:
+                    self.best = candidate
+            if outcome.status not in ("optimal", "infeasible"):
+                self.complete = False
+
+    def result(self, seconds: float) -> AdversaryResult:
+        """The incumbent's margin (by ``net.evaluate``) and the proven bound."""
+        margin, x = self.best
+        bound = float(-np.max(np.maximum(self.proven, -margin)))
+        y = self.net.evaluate(x)
+        targets = [j for j in range(self.net.n_outputs) if j != self.label]
+        target = targets[int(np.argmax(np.delete(y, self.label)))]
+        optimal = self.complete and margin - bound <= 1e-6 * max(1.0, abs(margin))
+        status = "optimal" if optimal else "time_limit" if not self.complete else "gap"
+        logger.info("min_margin: margin %.6g, bound %.6g, %d MILP(s), %s", margin, bound, self.milps, status)
+        return AdversaryResult(float(margin), bound, x, y, target, optimal, status, seconds, self.milps)
 
 
 def _achieved(net: NetworkDefinition, x: np.ndarray, label: int) -> tuple[float, np.ndarray]:

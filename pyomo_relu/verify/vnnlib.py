@@ -59,15 +59,21 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
-from pyomo_relu.errors import PyomoReluError
+from pyomo_relu.errors import VnnlibError
+from pyomo_relu.verify.counterexamples import format_counterexample, parse_counterexample, read_counterexample
+from pyomo_relu.verify.sexpr import VARIABLE as _VARIABLE
+from pyomo_relu.verify.sexpr import Atom as _Atom
+from pyomo_relu.verify.sexpr import Expr as _Expr
+from pyomo_relu.verify.sexpr import SList as _List
+from pyomo_relu.verify.sexpr import describe as _describe
+from pyomo_relu.verify.sexpr import finite_number, parse_sexpressions
+from pyomo_relu.verify.sexpr import line_of as _line
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +92,6 @@ __all__ = [
 #: Most terms the disjunctive normal form may have before the reader gives up.
 MAX_TERMS = 100_000
 
-_TOKEN = re.compile(r"\(|\)|[^\s()]+")
-_VARIABLE = re.compile(r"([XY])_(\d+)$")
 _NUMBER_START = frozenset("0123456789+-.")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 #: A whole line holding one declaration or one bound on one variable.
@@ -96,10 +100,6 @@ _SIMPLE = re.compile(
     r"|assert\s+\(\s*(?P<op><=|>=|<|>)\s+(?P<var>[XY]_\d+)\s+(?P<num>" + _NUMBER + r")\s*\))"
     r"\s*\)\s*(?:;.*)?$"
 )
-
-
-class VnnlibError(PyomoReluError, ValueError):
-    """A VNN-LIB file is malformed or outside the supported subset (the message names the line)."""
 
 
 # ---------------------------------------------------------------- result types
@@ -127,7 +127,7 @@ class Polytope:
     def n_rows(self) -> int:
         return int(self.b.size)
 
-    def margin(self, y: object) -> np.ndarray:
+    def margin(self, y: object) -> np.ndarray | np.float64:
         """``min_i (b_i - A_i·y)`` for one output (a float) or a batch ``(n, m)`` (an array).
 
         Non-negative exactly when ``y`` lies in the polytope; ``+inf`` without rows.
@@ -193,58 +193,6 @@ class Specification:
             )
 
 
-# ------------------------------------------------------------------- tokenizer
-class _List:
-    """A parenthesised s-expression with the line of its opening parenthesis."""
-
-    __slots__ = ("items", "line")
-
-    def __init__(self, line: int) -> None:
-        self.items: list[_Expr] = []
-        self.line = line
-
-    def head(self) -> str | None:
-        first = self.items[0] if self.items else None
-        return first[0] if isinstance(first, tuple) else None
-
-
-_Atom = tuple  # (text, line)
-_Expr = Union[_List, _Atom]
-
-
-def _tokens(lines: Iterable[tuple[int, str]]) -> list[tuple[str, int]]:
-    """``(token, line)`` pairs; ``;`` starts a comment that runs to the end of the line."""
-    tokens: list[tuple[str, int]] = []
-    for line_number, line in lines:
-        if ";" in line:
-            line = line[: line.index(";")]
-        tokens.extend([(token, line_number) for token in _TOKEN.findall(line)])
-    return tokens
-
-
-def parse_sexpressions(text: str | Iterable[tuple[int, str]]) -> list[_Expr]:
-    """Top-level s-expressions of ``text`` (a string, or ``(line number, line)`` pairs).
-
-    Unbalanced parentheses raise :class:`VnnlibError` naming the line.
-    """
-    lines = enumerate(text.split("\n"), 1) if isinstance(text, str) else text
-    stack: list[_List] = []
-    top: list[_Expr] = []
-    for token, line in _tokens(lines):
-        if token == "(":
-            stack.append(_List(line))
-        elif token == ")":
-            if not stack:
-                raise VnnlibError(f"line {line}: unexpected ')' with no matching '('")
-            node = stack.pop()
-            (stack[-1].items if stack else top).append(node)
-        else:
-            (stack[-1].items if stack else top).append((token, line))
-    if stack:
-        raise VnnlibError(f"line {stack[-1].line}: '(' is never closed (expected ')' before the end of the file)")
-    return top
-
-
 # --------------------------------------------------------------- linear atoms
 @dataclass
 class _Linear:
@@ -273,17 +221,6 @@ class _Constraint:
 
 _Term = tuple  # a conjunction: tuple of _Constraint
 _Dnf = list  # a disjunction of terms
-
-
-def _describe(expr: _Expr) -> str:
-    if isinstance(expr, tuple):
-        return repr(expr[0])
-    head = expr.head()
-    return f"({head} ...)" if head else "a parenthesised expression"
-
-
-def _line(expr: _Expr) -> int:
-    return expr[1] if isinstance(expr, tuple) else expr.line
 
 
 class _Reader:
@@ -351,9 +288,10 @@ class _Reader:
 
     def declare(self, expr: _List) -> None:
         items = expr.items
-        if len(items) != 3 or not all(isinstance(item, tuple) for item in items[1:]):
+        name, kind = (items[1], items[2]) if len(items) == 3 else (None, None)
+        if not (isinstance(name, tuple) and isinstance(kind, tuple)):
             raise VnnlibError(f"line {expr.line}: expected (declare-const NAME Real)")
-        self.declare_name(items[1][0], items[2][0], expr.line)
+        self.declare_name(name[0], kind[0], expr.line)
 
     def declare_name(self, name: str, kind: str, line: int) -> None:
         if kind != "Real":
@@ -444,13 +382,7 @@ class _Reader:
     def leaf(self, atom: _Atom) -> _Linear:
         text, line = atom
         if text[0] in _NUMBER_START:
-            try:
-                value = float(text)
-            except ValueError:
-                raise VnnlibError(f"line {line}: expected a number, found {text!r}") from None
-            if not np.isfinite(value):
-                raise VnnlibError(f"line {line}: expected a finite number, found {text!r}")
-            return _Linear({}, value)
+            return _Linear({}, finite_number(text, f"line {line}"))
         if text not in self.declared:
             raise VnnlibError(
                 f"line {line}: unknown variable {text!r} (expected a declared X_<i> or Y_<j>, or a number)"
@@ -464,8 +396,8 @@ class _Reader:
         if n_inputs == 0:
             raise VnnlibError(f"{self.source}: no input declared (expected (declare-const X_0 Real) ...)")
         base = _TermBuilder(n_inputs, n_outputs)
-        for i, upper, value in self.bounds:
-            if upper:
+        for i, is_upper, value in self.bounds:
+            if is_upper:
                 base.high[i] = min(base.high[i], value)
             else:
                 base.low[i] = max(base.low[i], value)
@@ -640,57 +572,3 @@ def read_vnnlib(path: str | Path) -> Specification:
         if not message.startswith(str(path)):
             message = f"{path}: {message}"
         raise VnnlibError(message) from None
-
-
-# -------------------------------------------------------------- counterexamples
-def format_counterexample(x: Sequence[float], y: Sequence[float]) -> str:
-    """The VNN-COMP counterexample block ``((X_0 v)\\n(X_1 v)\\n...(Y_0 v)...)``.
-
-    >>> print(format_counterexample([0.5, 1.0], [-2.0]))
-    ((X_0 0.5)
-    (X_1 1.0)
-    (Y_0 -2.0))
-    """
-    entries = [f"(X_{i} {float(v)!r})" for i, v in enumerate(x)]
-    entries += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(y)]
-    return "(" + "\n".join(entries) + ")"
-
-
-def parse_counterexample(text: str, source: str = "<string>") -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` from a counterexample block (a leading ``sat`` line is allowed).
-
-    >>> parse_counterexample("sat\\n((X_0 0.5)\\n(X_1 1.0)\\n(Y_0 -2.0))")
-    (array([0.5, 1. ]), array([-2.]))
-    """
-    values: dict[str, dict[int, float]] = {"X": {}, "Y": {}}
-    exprs = [e for e in parse_sexpressions(text) if not (isinstance(e, tuple) and e[0] in ("sat", "violated"))]
-    if len(exprs) != 1 or not isinstance(exprs[0], _List):
-        raise VnnlibError(f"{source}: expected one block ((X_0 value) ... (Y_0 value) ...)")
-    for entry in exprs[0].items:
-        if not (
-            isinstance(entry, _List) and len(entry.items) == 2 and all(isinstance(item, tuple) for item in entry.items)
-        ):
-            raise VnnlibError(f"{source}: line {_line(entry)}: expected (NAME VALUE)")
-        (name, line), (text_value, _) = entry.items
-        match = _VARIABLE.match(name)
-        if not match:
-            raise VnnlibError(f"{source}: line {line}: expected X_<i> or Y_<j>, found {name!r}")
-        try:
-            value = float(text_value)
-        except ValueError:
-            raise VnnlibError(f"{source}: line {line}: expected a number, found {text_value!r}") from None
-        if not math.isfinite(value):
-            raise VnnlibError(f"{source}: line {line}: expected a finite number, found {text_value!r}")
-        values[match.group(1)][int(match.group(2))] = value
-    return _dense(values["X"], "X", source), _dense(values["Y"], "Y", source)
-
-
-def _dense(values: dict[int, float], prefix: str, source: str) -> np.ndarray:
-    if sorted(values) != list(range(len(values))):
-        raise VnnlibError(f"{source}: the {prefix} values are not numbered {prefix}_0 .. {prefix}_{len(values) - 1}")
-    return np.array([values[i] for i in range(len(values))], dtype=float)
-
-
-def read_counterexample(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` from a VNN-COMP counterexample or result file."""
-    return parse_counterexample(Path(path).read_text(), str(path))

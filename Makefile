@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 demo: $(VENV)/.demo-installed
 	MPLBACKEND=Agg $(PY) examples/peaks_minimize.py
 
-test: $(VENV)/.test-installed system-deps
+test: $(VENV)/.test-installed system-deps lint
 	KERAS_BACKEND=torch MPLBACKEND=Agg $(PY) -m pytest -q -n 2 --dist loadfile tests pyomo_relu
 
 # Style, formatting, types and sizes (configuration in pyproject.toml; sizes: tools/check_sizes.py).

@@ -76,7 +76,6 @@ _LAZY = {
     "tighten": "pyomo_relu.bounds",
     "solve": "pyomo_relu.solvers",
     "SolveResult": "pyomo_relu.solvers",
-    "verify": "pyomo_relu.verify",
     "optimize": "pyomo_relu.search",
     "OptimizeResult": "pyomo_relu.search",
     "LinearConstraints": "pyomo_relu.search",
@@ -95,16 +94,23 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
     from pyomo_relu.io.torch import load_torch
     from pyomo_relu.search import LinearConstraints, OptimizeResult, optimize
     from pyomo_relu.solvers import SolveResult, solve
-    from pyomo_relu.verify import verify
+    from pyomo_relu import verify
 
     #: Made by Pyomo's ``declare_custom_block`` when pyomo_relu.block is imported.
     ReLUNetBlock: type[Block]
 
 
+#: Subpackages exported by name.  ``pyomo_relu.verify`` is always the verification package
+#: (its function is ``pyomo_relu.verify.verify``): one name, one thing, whatever was imported first.
+_SUBPACKAGES = ("verify",)
+
+
 def __getattr__(name: str) -> Any:
     """Import the heavier parts (readers, Pyomo block, solvers) only when used."""
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'pyomo_relu' has no attribute {name!r}")

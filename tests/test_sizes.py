@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "check_sizes.py"
 
@@ -34,7 +32,20 @@ def test_check_sizes_reports_an_oversized_function(tmp_path: Path) -> None:
     assert check_sizes(small).returncode == 0
 
 
-@pytest.mark.xfail(strict=False, reason="issue 17 in progress")
 def test_package_within_size_limits() -> None:
     report = check_sizes(ROOT / "pyomo_relu")
     assert report.returncode == 0 and not report.stdout.strip(), report.stdout
+
+
+def test_verify_is_one_thing_whatever_is_imported_first() -> None:
+    """``pyomo_relu.verify`` is the verification package in every import order; its function is ``.verify``."""
+    orders = [
+        "import pyomo_relu as p; m = p.verify",
+        "from pyomo_relu import verify as m",
+        "import pyomo_relu.verify.decide; import pyomo_relu as p; m = p.verify",
+        "from pyomo_relu.verify import verify as f; import pyomo_relu as p; m = p.verify",
+    ]
+    for order in orders:
+        code = f"{order}; import types; assert isinstance(m, types.ModuleType), m; assert callable(m.verify)"
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert run.returncode == 0, (order, run.stderr)

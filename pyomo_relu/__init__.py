@@ -85,6 +85,7 @@ _LAZY = {
 if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
     from pyomo.core.base.block import Block
 
+    from pyomo_relu import verify
     from pyomo_relu.bounds import Bounds, tighten
     from pyomo_relu.formulations import register_formulation
     from pyomo_relu.idaes import ReLUSurrogate
@@ -94,7 +95,6 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and IDEs
     from pyomo_relu.io.torch import load_torch
     from pyomo_relu.search import LinearConstraints, OptimizeResult, optimize
     from pyomo_relu.solvers import SolveResult, solve
-    from pyomo_relu import verify
 
     #: Made by Pyomo's ``declare_custom_block`` when pyomo_relu.block is imported.
     ReLUNetBlock: type[Block]

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pyomo_relu import DenseLayer, NetworkDefinition, PyomoReluError, ReLUNetBlock, UnsupportedOperatorError
 from pyomo_relu.certify import certify_point
-from pyomo_relu.network import _smooth
+from pyomo_relu.network import smooth_value
 from pyomo_relu.smooth import enclosure
 from pyomo_relu.solvers import solve
 
@@ -57,7 +57,7 @@ def test_enclosure_is_sound_and_meets_its_tolerance(kind, lo, width, option):
     up = lo + width
     enc = enclosure(kind, np.array([lo]), np.array([up]), **option)
     z = np.concatenate([np.linspace(lo, up, 3001), enc.breakpoints[0]])
-    f = _smooth(kind, z)
+    f = smooth_value(kind, z)
     assert np.all(enc.lower_at(0, z) <= f) and np.all(f <= enc.upper_at(0, z))
     if "tolerance" in option:
         assert enc.width[0] <= option["tolerance"]
@@ -227,7 +227,7 @@ def test_relu_networks_have_no_certificate_and_zero_error():
 def test_above_and_below_bound_the_band_everywhere(kind, lo, width, tol):
     enc = enclosure(kind, np.array([lo]), np.array([lo + width]), tolerance=tol)
     z = np.linspace(lo, lo + width, 4001)
-    f = _smooth(kind, z)
+    f = smooth_value(kind, z)
     assert np.max(enc.upper_at(0, z) - f) <= enc.above[0] + 1e-12
     assert np.max(f - enc.lower_at(0, z)) <= enc.below[0] + 1e-12
     assert max(enc.above[0], enc.below[0]) <= enc.width[0] + 1e-15

@@ -25,8 +25,9 @@ from pyomo_relu.bounds.crown import crown_bounds
 from pyomo_relu.bounds.interval import interval_bounds
 from pyomo_relu.bounds.obbt import apply_output_bounds, lp_bounds, milp_bounds
 from pyomo_relu.bounds.rows import SideConstraints
-from pyomo_relu.errors import InvalidValueError, PyomoReluError, ShapeMismatchError
-from pyomo_relu.network import NetworkDefinition, _as_bounds_pair
+from pyomo_relu.errors import PyomoReluError, ShapeMismatchError
+from pyomo_relu.network import NetworkDefinition
+from pyomo_relu.network.boxes import as_bounds_pair, check_box
 from pyomo_relu.options import check_options
 from pyomo_relu.sparse import is_sparse
 
@@ -307,22 +308,12 @@ def output_box(net: NetworkDefinition, output_bounds: object) -> tuple[np.ndarra
     if output_bounds is None:
         return None
     try:
-        pair = _as_bounds_pair(output_bounds, net.n_outputs)
+        pair = as_bounds_pair(output_bounds, net.n_outputs)
     except ShapeMismatchError as error:
         raise ShapeMismatchError(str(error).replace("input", "output")) from None
     assert pair is not None
     lower, upper = pair
-    for values, side, wrong in ((lower, "lower", np.inf), (upper, "upper", -np.inf)):
-        bad = np.flatnonzero(np.isnan(values) | (values == wrong))
-        if bad.size:
-            j = int(bad[0])
-            raise InvalidValueError(
-                f"output_bounds: output {j} has {side} bound {values[j]}; give a finite number, or None "
-                f"(or {-wrong}) for no {side} bound"
-            )
-    if np.any(lower > upper):
-        first = int(np.flatnonzero(lower > upper)[0])
-        raise PyomoReluError(f"output_bounds: output {first} has lower {lower[first]} > upper {upper[first]}")
+    check_box(lower, upper, "output")
     return lower, upper
 
 

@@ -32,12 +32,6 @@ from pyomo_relu.network.lowering import Affine, Canonical, Lowering, canonicaliz
 from pyomo_relu.network.scaling import Scaling
 from pyomo_relu.network.serialise import layer_from_dict, layer_to_dict, network_from_dict, network_to_dict
 
-# The names these had before the split, still imported by other modules (search/attack.py,
-# bounds/chain.py, tests/test_pwl.py); new code uses the public names.
-_smooth = smooth_value
-_smooth_slope = smooth_slope
-_as_bounds_pair = as_bounds_pair
-
 __all__ = [
     "ACTIVATIONS",
     "CANONICAL_ACTIVATIONS",

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from pyomo_relu.bounds.crown import first_argmax
-from pyomo_relu.network import Layer, MaxLayer, _smooth_slope, group_max
+from pyomo_relu.network import Layer, MaxLayer, group_max, smooth_slope
 from pyomo_relu.search.problem import SearchProblem
 
 __all__ = ["descend", "forward_with_masks", "input_gradient", "pgd"]
@@ -54,7 +54,7 @@ def forward_with_masks(layers: Sequence[Layer], x: np.ndarray) -> tuple[np.ndarr
         if smooth.any():
             for kind in set(layer.kinds[smooth].tolist()):
                 cols = np.flatnonzero(layer.kinds == kind)
-                derivative[:, cols] = _smooth_slope(kind, z[:, cols])
+                derivative[:, cols] = smooth_slope(kind, z[:, cols])
         masks.append(derivative)
         x = layer.activate(z)
     return x, masks

@@ -87,3 +87,8 @@ class OptionalDependencyError(PyomoReluError, ImportError):
 
 class VnnlibError(PyomoReluError, ValueError):
     """A VNN-LIB or counterexample file is malformed or outside the supported subset (the message names the line)."""
+
+
+class NotBulkableError(PyomoReluError):
+    """The model has something the bulk hand-off to HiGHS does not write (the message says what);
+    :func:`pyomo_relu.solve` then hands it over through Pyomo's interface instead."""

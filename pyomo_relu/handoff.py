@@ -18,7 +18,7 @@ Every other active constraint (the user's own, ``input_box``, ``output_box``,
 ``pyomo.repn.generate_standard_repn``; a component is taken from arrays only when it and
 all of its rows are active, so deactivating a row in Pyomo still removes it.  A model that
 is not linear (quadratic or nonlinear rows or objective, active disjunctions or SOS
-constraints) raises :class:`NotBulkable`, and :func:`pyomo_relu.solve` then uses Pyomo's
+constraints) raises :class:`NotBulkableError`, and :func:`pyomo_relu.solve` then uses Pyomo's
 interface as before.
 
 :func:`run_highs` runs a ``highspy.Highs`` until a deadline: HiGHS's own ``time_limit``
@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS, LinearProgram, RowBuilder
+from pyomo_relu.errors import NotBulkableError
 from pyomo_relu.root_basis import LayerColumns
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ __all__ = [
     "CANCEL_GRACE",
     "HIGHS_TIME_LIMIT_OPTIONS",
     "ModelArrays",
-    "NotBulkable",
+    "NotBulkableError",
     "model_arrays",
     "run_highs",
     "solve_bulk",
@@ -66,10 +67,6 @@ BULK_COMPONENTS = {
     "bigm": ("post_at_least_pre", "post_at_most_pre_when_active", "post_zero_when_inactive"),
     "relaxation": ("post_at_least_pre", "post_below_chord"),
 }
-
-
-class NotBulkable(Exception):
-    """The model has something the bulk hand-off does not write (the message says what)."""
 
 
 @dataclass
@@ -166,7 +163,7 @@ def _refuse_untransformed(model: Any) -> None:
 
     for ctype in (Disjunction, SOSConstraint):
         for _ in model.component_data_objects(ctype, active=True, descend_into=True):
-            raise NotBulkable(f"the model has an active {ctype.__name__}")
+            raise NotBulkableError(f"the model has an active {ctype.__name__}")
 
 
 def _built_blocks(model: Any) -> list[Any]:
@@ -345,7 +342,7 @@ def _linear_repn(expr: Any, what: str) -> Any:
 
     repn = generate_standard_repn(expr, compute_values=True, quadratic=False)
     if not repn.is_linear():
-        raise NotBulkable(f"{what} is not linear")
+        raise NotBulkableError(f"{what} is not linear")
     return repn
 
 
@@ -430,7 +427,7 @@ def solve_bulk(
     began = time.perf_counter()
     try:
         arrays = model_arrays(model)
-    except NotBulkable as reason:
+    except NotBulkableError as reason:
         if required:
             raise SolverError(f"solve(handoff='bulk'): {reason}; use handoff='pyomo' or 'auto'") from None
         logger.info("bulk hand-off not possible (%s); using Pyomo's HiGHS interface", reason)

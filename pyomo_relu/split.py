@@ -422,13 +422,9 @@ def _tighten_box(
         for con in outside:
             fbbt(con, deactivate_satisfied_constraints=False)
         tightened = [_retighten(block, base) for block, base in zip(copy.blocks, copy.built)]
-    except (InfeasibleConstraintException, _EmptyBox):
+    except (InfeasibleConstraintException, EmptyBoxError):
         return None
     return tightened
-
-
-class _EmptyBox(Exception):
-    """A block's inputs or outputs have crossed bounds on this box."""
 
 
 def _retighten(block: Any, base: Bounds) -> Bounds:
@@ -444,16 +440,14 @@ def _retighten(block: Any, base: Bounds) -> Bounds:
     out_lower = np.array([bound_value(v.lb, -np.inf) for v in block.output_vars])
     out_upper = np.array([bound_value(v.ub, np.inf) for v in block.output_vars])
     if np.any(lower > upper + 1e-9) or np.any(out_lower > out_upper + 1e-9):
-        raise _EmptyBox
+        raise EmptyBoxError(f"{block.name}: its inputs or outputs have crossed bounds on this box")
     upper = np.maximum(upper, lower)
     chain = ["interval", "crown"]  # per box: cheap; the box LP does the rest
     has_outputs = bool(np.any(np.isfinite(out_lower)) or np.any(np.isfinite(out_upper)))
-    try:
-        sub = run_chain(
-            net, chain, lower, upper, output_bounds=(out_lower, out_upper) if has_outputs else None, progress=False
-        )
-    except EmptyBoxError:  # the output box is out of the network's reach on this box
-        raise _EmptyBox from None
+    # an EmptyBoxError here: the output box is out of the network's reach on this box
+    sub = run_chain(
+        net, chain, lower, upper, output_bounds=(out_lower, out_upper) if has_outputs else None, progress=False
+    )
     tight = _ordered(
         dataclasses.replace(
             sub,

@@ -115,3 +115,31 @@ def test_crown_on_a_sub_box_is_sound(net: NetworkDefinition, data: st.DataObject
     assert_subset(small, big, "sub-box vs box")
     assert_subset(small, interval_bounds(net, sub_lo, sub_hi), "sub-box crown vs interval")
     assert_contains(small, net, sample_box(sub_lo, sub_hi, N_SAMPLES, 2), "sub-box crown")
+
+
+def test_tiny_matrix_entries_move_into_the_row_bounds() -> None:
+    """An entry HiGHS would drop (|a| <= 1e-9) widens its row instead: a relaxation, never a cut."""
+    from pyomo_relu.bounds.rows import LinearProgram, without_tiny_entries
+
+    lp = LinearProgram(
+        col_lower=np.array([0.0, -3.0]),
+        col_upper=np.array([2.0, 1.0]),
+        row_lower=np.array([-np.inf, 1.0]),
+        row_upper=np.array([0.0, 1.0]),
+        start=np.array([0, 2, 4]),
+        index=np.array([0, 1, 0, 1]),
+        value=np.array([1.0, 1e-10, 2.0, -5e-10]),
+        integer=np.zeros(0, int),
+    )
+    out = without_tiny_entries(lp)
+    assert out.value.tolist() == [1.0, 2.0] and out.index.tolist() == [0, 0] and out.start.tolist() == [0, 1, 2]
+    assert out.row_upper[0] >= 0.0 + 1e-10 * 3.0 and out.row_lower[0] == -np.inf
+    assert out.row_lower[1] <= 1.0 - 5e-10 * 3.0 and out.row_upper[1] >= 1.0 + 5e-10 * 3.0
+    # every point of the original rows satisfies the widened ones
+    rng = np.random.default_rng(0)
+    x = rng.uniform(lp.col_lower, lp.col_upper, size=(1000, 2))
+    original = np.stack([x[:, 0] + 1e-10 * x[:, 1], 2.0 * x[:, 0] - 5e-10 * x[:, 1]], axis=1)
+    widened = np.stack([x[:, 0], 2.0 * x[:, 0]], axis=1)
+    inside = np.all((original >= lp.row_lower) & (original <= lp.row_upper), axis=1)
+    assert np.all((widened[inside] >= out.row_lower) & (widened[inside] <= out.row_upper))
+    assert without_tiny_entries(out) is out

@@ -82,6 +82,7 @@ networks = st.tuples(
 @given(spec=networks, sense=st.sampled_from(["minimize", "maximize"]), objective_seed=st.integers(0, 1000))
 @example(spec=(122, 1, [5, 5], 2), sense="minimize", objective_seed=1)  # the MILP passes the optimum by 2e-6
 @example(spec=(3923, 1, [4, 4], 1), sense="maximize", objective_seed=0)  # nothing beat the leaf cutoff
+@example(spec=(1056, 1, [2, 5], 2), sense="minimize", objective_seed=0)  # a big-M of 1.6e-10
 def test_bound_never_passes_the_milp_optimum(spec, sense, objective_seed):
     seed, n_in, hidden, n_out = spec
     net = random_net(seed, n_in, tuple(hidden), n_out)

@@ -25,6 +25,8 @@ numpy only (highspy when :func:`highs_model` is called), never Pyomo.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -464,10 +466,50 @@ def _add_relu(
     return h
 
 
+#: HiGHS ignores matrix entries of at most this magnitude (its ``small_matrix_value``).
+HIGHS_SMALL_MATRIX_VALUE = 1e-9
+
+
+def without_tiny_entries(lp: LinearProgram) -> LinearProgram:
+    """``lp`` with the entries HiGHS would silently drop moved, soundly, into the row bounds.
+
+    An entry ``a`` of row ``r`` on column ``j`` with ``|a| <= HIGHS_SMALL_MATRIX_VALUE``
+    contributes at most ``|a| max(|l_j|, |u_j|)`` to the row: the row's bounds are widened
+    by that (rounded outward) and the entry removed, so the model HiGHS solves is a
+    relaxation of ``lp``, never a restriction (a near-stable neuron's big-M of 1e-10 would
+    otherwise turn ``y <= u z`` into ``y <= 0``).
+    """
+    tiny = np.abs(lp.value) <= HIGHS_SMALL_MATRIX_VALUE
+    if not tiny.any():
+        return lp
+    rows = np.repeat(np.arange(lp.n_rows), np.diff(lp.start))
+    reach = np.maximum(np.abs(lp.col_lower), np.abs(lp.col_upper))[lp.index[tiny]]
+    with np.errstate(invalid="ignore"):
+        slack = np.nan_to_num(np.abs(lp.value[tiny]) * reach, nan=0.0)
+    widen = np.zeros(lp.n_rows)
+    np.add.at(widen, rows[tiny], slack)
+    touched = widen > 0
+    row_lower, row_upper = lp.row_lower.copy(), lp.row_upper.copy()
+    row_lower[touched] = np.nextafter(row_lower[touched] - widen[touched], -np.inf)
+    row_upper[touched] = np.nextafter(row_upper[touched] + widen[touched], np.inf)
+    keep = ~tiny
+    start = np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=lp.n_rows))]).astype(lp.start.dtype)
+    return dataclasses.replace(
+        lp,
+        row_lower=row_lower,
+        row_upper=row_upper,
+        start=start,
+        index=lp.index[keep],
+        value=lp.value[keep],
+    )
+
+
 def highs_model(lp: LinearProgram, integer: bool) -> Any:
-    """``lp`` as a ``highspy.HighsLp`` (with integrality when ``integer``)."""
+    """``lp`` as a ``highspy.HighsLp`` (with integrality when ``integer``; tiny entries moved
+    into the row bounds by :func:`without_tiny_entries`)."""
     import highspy
 
+    lp = without_tiny_entries(lp)
     model = highspy.HighsLp()
     model.num_col_, model.num_row_ = lp.n_cols, lp.n_rows
     model.col_cost_ = np.zeros(lp.n_cols)

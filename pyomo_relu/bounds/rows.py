@@ -26,7 +26,6 @@ numpy only (highspy when :func:`highs_model` is called), never Pyomo.
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any

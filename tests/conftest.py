@@ -7,8 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
+
+# Property tests are deterministic by default (the same examples on every machine, so CI
+# checks what was checked here); `pytest --hypothesis-profile explore` draws new random
+# examples on every run, to hunt for cases worth keeping as an explicit @example.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False, max_examples=250)
+settings.load_profile("deterministic")
 
 DATA = Path(__file__).parent / "data"
 

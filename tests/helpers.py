@@ -25,6 +25,10 @@ PEAKS_LAYERS = ("hidden1(10)", "hidden2(10)", "hidden3(10)", "output(1)")
 
 #: Sampled values may exceed bounds by this much (the bounds are already widened for round-off).
 TOL = 1e-9
+#: How far a correct MILP solution's outputs may sit from the forward pass at its inputs: the
+#: solvers' integrality/feasibility tolerances (1e-6 for HiGHS, SCIP, CBC, glpk) times a
+#: big-M of a few units.  A wrong formulation errs by far more.
+FORWARD_TOLERANCE = 1e-5
 
 
 # ------------------------------------------------------------------ networks

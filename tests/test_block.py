@@ -15,7 +15,7 @@ import helpers
 import numpy as np
 import pyomo.environ as pe
 import pytest
-from helpers import random_net
+from helpers import FORWARD_TOLERANCE, random_net
 from pyomo.core.expr.visitor import identify_variables
 
 from pyomo_relu import (
@@ -122,8 +122,10 @@ def test_peaks_optimum_every_solver(peaks, solver, sense, truth):
     assert result.bound == pytest.approx(result.objective, abs=1e-5)
     assert values(m.x) == pytest.approx(argopt, abs=1e-4)
     assert m.y[0].value == pytest.approx(value, abs=1e-5)
-    assert m.nn.get_error() < 1e-6
-    assert m.nn.forward() == pytest.approx([m.y[0].value], abs=1e-6)
+    # the solvers' feasibility/integrality tolerances (1e-6 for SCIP, CBC, glpk) times a big-M of
+    # a few units: a correct solution's forward error reaches ~4e-6 (SCIP, seen on a loaded CI run)
+    assert m.nn.get_error() < 1e-5
+    assert m.nn.forward() == pytest.approx([m.y[0].value], abs=1e-5)
 
 
 def test_peaks_structure(peaks):
@@ -172,8 +174,8 @@ def test_random_network_beats_sampling(case):
             assert result.status == "optimal"
             x = values(m.x)
             assert np.all(x >= net.input_lower - 1e-9) and np.all(x <= net.input_upper + 1e-9)
-            assert m.nn.get_error() < 1e-6
-            assert values(m.y) == pytest.approx(net.evaluate(x), abs=1e-6)
+            assert m.nn.get_error() < FORWARD_TOLERANCE
+            assert values(m.y) == pytest.approx(net.evaluate(x), abs=FORWARD_TOLERANCE)
             if sense == pe.minimize:
                 assert result.objective <= y_samples[:, output].min() + 1e-6
             else:
@@ -251,7 +253,7 @@ def test_neurons_on_the_stability_boundary():
     assert m.nn.layer[0].post[1].fixed and not m.nn.layer[0].post[2].fixed
     assert result.objective == pytest.approx(100 * 0.05 + 1.0, abs=1e-6)
     assert m.x[0].value == pytest.approx(1.0, abs=1e-9)
-    assert m.nn.get_error() < 1e-6
+    assert m.nn.get_error() < FORWARD_TOLERANCE
 
 
 def test_stable_network_optimum_matches_sampling():
@@ -260,7 +262,7 @@ def test_stable_network_optimum_matches_sampling():
     for sense, best in ((pe.minimize, y_samples.min()), (pe.maximize, y_samples.max())):
         m, result = optimise(net, lambda y: y[0], sense)
         assert result.status == "optimal"
-        assert m.nn.get_error() < 1e-6
+        assert m.nn.get_error() < FORWARD_TOLERANCE
         assert (result.objective <= best + 1e-6) if sense == pe.minimize else (result.objective >= best - 1e-6)
 
 
@@ -316,7 +318,7 @@ def test_list_of_vardata_and_scalar_var(peaks):
     result = solve(m, mip_gap=GAP)
     assert result.objective == pytest.approx(PEAKS_MAX["value"], abs=1e-5)
     assert [m.a.value, m.b.value] == pytest.approx(PEAKS_MAX["argmax"], abs=1e-4)
-    assert m.nn.get_error() < 1e-6
+    assert m.nn.get_error() < FORWARD_TOLERANCE
 
 
 def test_scalar_var_single_input():
@@ -333,7 +335,7 @@ def test_scalar_var_single_input():
     assert result.status == "optimal"
     assert result.objective <= y.min() + 1e-6
     assert result.objective == pytest.approx(y.min(), abs=1e-3)  # the grid is fine enough
-    assert m.nn.get_error() < 1e-6
+    assert m.nn.get_error() < FORWARD_TOLERANCE
 
 
 def test_looser_user_bounds_get_input_box(peaks):
@@ -385,7 +387,7 @@ def test_tighter_user_bounds_are_used():
     y = net.evaluate(rng.uniform(tight_lo, tight_hi, size=(N_SAMPLES, 3)))
     assert result.objective <= (y[:, 0] - y[:, 1]).min() + 1e-6
     assert np.all(values(m.x) >= np.array(tight_lo) - 1e-9) and np.all(values(m.x) <= np.array(tight_hi) + 1e-9)
-    assert m.nn.get_error() < 1e-6
+    assert m.nn.get_error() < FORWARD_TOLERANCE
 
 
 def test_input_bounds_argument_tightens_box():
@@ -419,7 +421,7 @@ def test_fixed_input_variable():
     assert result.objective <= y.min() + 1e-6
     assert result.objective == pytest.approx(y.min(), abs=1e-3)
     assert -1 - 1e-6 <= m.x[1].value <= 1 + 1e-6  # within the solver's feasibility tolerance
-    assert m.nn.get_error() < 1e-6
+    assert m.nn.get_error() < FORWARD_TOLERANCE
 
 
 def test_fixed_input_outside_box_is_rejected():
@@ -452,7 +454,7 @@ def test_indexed_block_three_periods(peaks):
     for t in m.T:
         assert m.y[t].value == pytest.approx(PEAKS_MIN["value"], abs=1e-5)
         assert [m.x[t, 0].value, m.x[t, 1].value] == pytest.approx(PEAKS_MIN["argmin"], abs=1e-4)
-        assert m.nn[t].get_error() < 1e-6
+        assert m.nn[t].get_error() < FORWARD_TOLERANCE
         assert m.nn[t].stats()["binaries"] == 30
         assert m.nn[t].input_vars == [m.x[t, 0], m.x[t, 1]]
 
@@ -469,7 +471,7 @@ def test_two_networks_share_inputs(peaks):
     m.obj = pe.Objective(expr=m.y[0] + m.y[1])
     result = solve(m, mip_gap=GAP)
     assert result.status == "optimal"
-    assert m.a.get_error() < 1e-6 and m.b.get_error() < 1e-6
+    assert m.a.get_error() < FORWARD_TOLERANCE and m.b.get_error() < FORWARD_TOLERANCE
     x, _ = sample_points(peaks)
     best = (peaks.evaluate(x) + other.evaluate(x)).min()
     assert result.objective <= best + 1e-6
@@ -597,7 +599,7 @@ def test_relu_last_layer_has_output_link():
         names = {v.name for v in identify_variables(m.nn.outputs_link[j].body)}
         assert names == {f"y[{j}]", last.post[j].name}
     assert result.status == "optimal"
-    assert m.nn.get_error() < 1e-6
+    assert m.nn.get_error() < FORWARD_TOLERANCE
     _, y = sample_points(net)
     assert result.objective >= (y[:, 0] - y[:, 1] + 0.5 * y[:, 2]).max() - 1e-6
     assert len(block_constraints(m.nn)) == expected_constraints(net, m.nn.neuron_bounds)

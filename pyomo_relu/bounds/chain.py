@@ -307,10 +307,7 @@ def output_box(net: NetworkDefinition, output_bounds: object) -> tuple[np.ndarra
     """``(lower, upper)`` arrays over the outputs from any form input bounds accept."""
     if output_bounds is None:
         return None
-    try:
-        pair = as_bounds_pair(output_bounds, net.n_outputs)
-    except ShapeMismatchError as error:
-        raise ShapeMismatchError(str(error).replace("input", "output")) from None
+    pair = as_bounds_pair(output_bounds, net.n_outputs, "output")
     assert pair is not None
     lower, upper = pair
     check_box(lower, upper, "output")

@@ -316,15 +316,15 @@ def solve_leaf(
         milp = NetworkMilp(problem.layers, start[0], start[1], lower, upper)
         if problem.objective is not None:
             outcome = milp.minimize(*problem.objective, region, cutoff=cutoff, time_limit=left, gap=gap)
-            if outcome.status == "infeasible":
-                bounds.append(cutoff if np.isfinite(cutoff) else np.inf)
+            if outcome.status == "infeasible":  # nothing in the region below the cutoff
+                dual = np.inf
             else:
-                # Below a cutoff HiGHS prunes by ``objective_bound``; when nothing beats it, it may
-                # still report a worse point as "optimal" with a dual bound equal to that point,
-                # which is no bound at all.  The cutoff itself always is one.
-                found = widen(outcome.bound) if outcome.bound is not None else -np.inf
-                bounds.append(min(found, cutoff))
+                dual = widen(outcome.bound) if outcome.bound is not None else -np.inf
                 closed &= outcome.status == "optimal"
+            # HiGHS prunes by ``objective_bound`` (the cutoff); when nothing beats it, it may still
+            # report a worse point as "optimal" with a dual bound equal to that point, which is no
+            # bound at all.  The cutoff itself always is one.
+            bounds.append(min(dual, cutoff) if np.isfinite(cutoff) else dual)
         else:
 
             def check(x: np.ndarray, _p: int = p) -> np.ndarray:

@@ -8,10 +8,14 @@ re-tightened (interval and CROWN over the sub-box, intersected with the block's 
 bounds).  The box's LP (:mod:`pyomo_relu.split_relaxation`: every network's triangle
 relaxation, the model's rows, the objective) then bounds it: a box that cannot beat the
 incumbent is closed without a MILP; one with more than :data:`LEAF_UNSTABLE` unstable
-neurons is split in two along its relatively widest input, bounded by its LP; the others
+neurons is split in two at the middle of one input, bounded by its LP; the others
 get their sub-MILP: the blocks rebuilt over the box's bounds (smaller big-M constants, no
 binary for a neuron the sub-box makes stable, the same formulation) and solved with the
 incumbent as an objective cutoff.
+The split input is the widest side of the box as propagation left it (relative to the root
+box), weighted by a pseudo-cost: the mean bound gain of that input's past splits relative to
+the mean over all inputs (1 for an input not split yet, at least 0.1), so inputs whose splits
+move the bound are preferred.  The children inherit the propagated box.
 Sub-MILPs run in parallel through an executor (``None``, a number of processes, or any
 ``concurrent.futures.Executor`` such as a Dask client's).
 
@@ -85,6 +89,8 @@ class _Box:
     lower: np.ndarray = dataclasses.field(compare=False)
     upper: np.ndarray = dataclasses.field(compare=False)
     depth: int = dataclasses.field(compare=False, default=0)
+    dimension: int = dataclasses.field(compare=False, default=-1)  # the split that made it
+    parent: float = dataclasses.field(compare=False, default=-np.inf)  # its parent's own bound
 
 
 def solve_split(
@@ -166,7 +172,18 @@ class _Search:
         self.running: dict[Any, _Box] = {}
         self.nodes = self.leaves = self.max_depth = self.milps = 0
         self.message = ""
+        self.gains: list[list[float]] = []  # per branching input: bound gains of its splits
         self.failed = False
+
+    def scores(self, n: int) -> np.ndarray:
+        """Pseudo-costs of the branching inputs: the mean bound gain of their past splits
+        (relative to the mean over all), 1 for inputs not split yet."""
+        while len(self.gains) < n:
+            self.gains.append([])
+        means = np.array([np.mean(g) if g else np.nan for g in self.gains[:n]])
+        if np.all(np.isnan(means)) or not np.nanmax(means) > 0:
+            return np.ones(n)
+        return np.where(np.isnan(means), 1.0, 0.1 + means / np.nanmean(means))
 
     def push(self, box: _Box) -> None:
         heapq.heappush(self.heap, box)
@@ -223,6 +240,7 @@ def _run(
                 gap,
                 options,
                 _node_seconds(deadline),
+                state.scores(len(branch)),
             )
             if workers.executor is None:
                 state.running[0] = box
@@ -257,6 +275,13 @@ def _absorb(state: _Search, box: _Box, outcome: dict[str, Any]) -> None:
     state.milps += int(outcome["milp"])
     state.max_depth = max(state.max_depth, box.depth)
     sign = state.sign
+    if box.dimension >= 0 and np.isfinite(box.parent):
+        # a child the split proved empty (or worse than the cutoff) gained up to the cutoff
+        reached = sign * outcome["bound"] if outcome["bound"] is not None else outcome["cutoff"]
+        gain = reached - box.parent
+        if np.isfinite(gain):
+            state.scores(box.dimension + 1)
+            state.gains[box.dimension].append(max(0.0, float(gain)))
     if outcome["values"] is not None and sign * outcome["objective"] < state.incumbent:
         state.incumbent, state.best_values = sign * outcome["objective"], outcome["values"]
     status = outcome["status"]
@@ -272,10 +297,11 @@ def _absorb(state: _Search, box: _Box, outcome: dict[str, Any]) -> None:
         return
     bound = box.bound if outcome["bound"] is None else max(box.bound, sign * outcome["bound"])
     i, middle = outcome["split"]
-    below, above = box.upper.copy(), box.lower.copy()
+    parent_lower, parent_upper = outcome.get("box", (box.lower, box.upper))
+    below, above = parent_upper.copy(), parent_lower.copy()
     below[i] = above[i] = middle
-    for lower, upper in ((box.lower, below), (above, box.upper)):
-        state.push(_Box(bound, next(state.counter), lower, upper, box.depth + 1))
+    for lower, upper in ((parent_lower, below), (above, parent_upper)):
+        state.push(_Box(bound, next(state.counter), lower, upper, box.depth + 1, i, bound))
 
 
 def solve_box(
@@ -290,6 +316,7 @@ def solve_box(
     gap: float,
     options: dict[str, Any],
     seconds: float | None,
+    scores: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Bound one box, then prune it, split it or solve its sub-MILP (in this process or a
     worker); returns a picklable summary."""
@@ -313,6 +340,12 @@ def solve_box(
     tightened = _tighten_box(copy, dict(zip(branch, zip(lower, upper))), objective, sign, cutoff)
     if tightened is None:  # the box's bounds contradict the model's constraints: nothing to find
         return summary
+    # the box as propagation left it: the children split that, along its widest side
+    lower, upper = _propagated_box(work, branch, lower, upper)
+    summary["box"] = (lower, upper)
+    widths = (upper - lower) / np.maximum(root[1] - root[0], 1e-300)
+    i = int(np.argmax(widths if scores is None else widths * scores))
+    summary["split"] = split = (i, 0.5 * (lower[i] + upper[i]))
     bounded = _box_bound(copy, tightened, objective, sign)
     if bounded is None:  # the box's LP has no point
         return summary
@@ -370,6 +403,19 @@ def _box_bound(
         return None
     point = {} if lp[1] is None else {var.name: float(v) for var, v in zip(copy.relaxation.kept, lp[1])}
     return max(bound, lp[0]), point
+
+
+def _propagated_box(
+    work: Any, branch: list[str], lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The branching variables' box after propagation (FBBT and the networks' reach set
+    their bounds on the working copy), within the box the node was given."""
+    lo, hi = lower.copy(), upper.copy()
+    for k, name in enumerate(branch):
+        var = work.find_component(name)
+        lo[k] = max(lo[k], bound_value(var.lb, -np.inf))
+        hi[k] = min(hi[k], bound_value(var.ub, np.inf))
+    return lo, np.maximum(hi, lo)
 
 
 def _inner(lower: float, upper: float) -> tuple[float, float]:

@@ -192,3 +192,20 @@ def test_split_optimum_equals_the_milp_optimum_on_random_flowsheets(seed, monkey
     assert result.raw["nodes"] > 3  # the LP bounded and split boxes
     assert m.a.forward() == pytest.approx([m.ya.value], abs=1e-5)
     assert m.b.forward() == pytest.approx([m.yb.value], abs=1e-5)
+
+
+def test_pseudo_costs_prefer_inputs_whose_splits_moved_the_bound():
+    """Untried inputs score 1; a tried input scores by its mean gain relative to the mean."""
+    import numpy
+
+    from pyomo_relu.split import _Search
+
+    state = _Search(1.0, 1e-6)
+    assert numpy.array_equal(state.scores(3), numpy.ones(3))  # nothing known yet
+    state.gains[0] += [2.0, 4.0]  # mean 3
+    state.gains[1] += [1.0]  # mean 1
+    scores = state.scores(3)
+    assert scores[0] == pytest.approx(0.1 + 1.5) and scores[1] == pytest.approx(0.1 + 0.5)
+    assert scores[2] == 1.0
+    state.gains[0][:], state.gains[1][:] = [0.0], [0.0]  # splits that never moved the bound
+    assert numpy.array_equal(state.scores(3), numpy.ones(3))

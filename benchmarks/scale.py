@@ -36,6 +36,11 @@ Phases, each timed on its own (``perf_counter``) with the process's peak RSS aft
   ``MatrixConstraint Pyomo hand-off``: Pyomo's persistent HiGHS interface reading that model (the bulk
   hand-off does not read ``MatrixConstraint``), up to ``--pyomo-max`` weights;
 * ``solve(5)``: wall-clock of ``solve(m, "highs", time_limit=5)`` (bulk) and its status;
+* ``tighten(5)``, ``optimize(5)``, ``verify(5)``: wall-clock of ``tighten(net, ["interval", "crown", "lp"],
+  time_limit=5)``, ``optimize(net, 0, sense="maximize", time_limit=5)`` and ``verify`` of the robustness
+  of the box centre's label over the box with ``time_limit=5`` (:func:`limited_calls`), and the worst
+  overshoot past the limit per call; ``--only solve(5) tighten(5) optimize(5) verify(5)`` measures just
+  these (read ... build always run);
 * OMLT 1.2.2 (``--omlt``): its big-M build with its own bounds, in a separate process killed after
   ``--omlt-timeout`` seconds.
 """
@@ -58,6 +63,8 @@ import numpy as np
 from common import write_section
 
 SECTION = "## Scale"
+#: ``--write --only`` with time-limited calls only: their own section (the full table stays).
+LIMITS_SECTION = "## Scale: time limits"
 SIZES = ["100-64-64-10", "784-256-256-10", "784-512-512-512-512-10", "784-1024-1024-1024-1024-10"]
 BOXES = ["small", "whole"]
 PHASES = [
@@ -120,12 +127,14 @@ class Phases:
         return value
 
 
-def one_case(spec: str, kind: str, lp_limit: float, pyomo_max: float, cold_lp: bool, only: list[str] | None = None) -> dict:
+def one_case(
+    spec: str, kind: str, lp_limit: float, pyomo_max: float, cold_lp: bool, only: list[str] | None = None
+) -> dict:
     """All phases of one network over one box (run in a child process); ``only``: just these (and :data:`ALWAYS`)."""
     import pyomo.environ as pe
 
     from pyomo_relu import ReLUNetBlock, load_onnx, solve, tighten
-    from pyomo_relu.handoff import highs_from_arrays, model_arrays
+    from pyomo_relu.handoff import model_arrays
 
     sizes = [int(s) for s in spec.split("-")]
     path, weights = write_onnx(sizes)
@@ -158,7 +167,7 @@ def one_case(spec: str, kind: str, lp_limit: float, pyomo_max: float, cold_lp: b
                 mc_error = f"{type(error).__name__}: {error}"
         del mc
     if wanted("bulk hand-off"):
-        highs = p.run("bulk hand-off", lambda: highs_from_arrays(model_arrays(m), {}, False))
+        highs = p.run("bulk hand-off", bulk_handoff, m)
         nonzeros = int(highs.getNumNz())
         del highs
     if weights <= pyomo_max and wanted("Pyomo hand-off"):
@@ -234,6 +243,13 @@ def write_onnx(sizes: list[int]) -> tuple[Path, int]:
     path = Path(tempfile.mkdtemp(prefix="scale_")) / f"{'-'.join(map(str, sizes))}.onnx"
     onnx.save(network_to_onnx(net), path)
     return path, sum(layer.weights.size for layer in net.layers)
+
+
+def bulk_handoff(m):
+    """What ``solve`` hands HiGHS: :func:`pyomo_relu.handoff.model_arrays` and ``passModel``."""
+    from pyomo_relu.handoff import highs_from_arrays, model_arrays
+
+    return highs_from_arrays(model_arrays(m), {}, False)
 
 
 def pyomo_handoff(m) -> None:
@@ -315,7 +331,11 @@ def slopes(rows: list[dict], kind: str) -> dict[str, float]:
 
 
 def table(rows: list[dict]) -> str:
-    head = "| network | box | weights | binaries | " + " | ".join(PHASES) + " | OMLT build | statuses (time-limited calls) |"
+    head = (
+        "| network | box | weights | binaries | "
+        + " | ".join(PHASES)
+        + " | OMLT build | statuses (time-limited calls) |"
+    )
     lines = [head, "|" + "---|" * 4 + "---:|" * (len(PHASES) + 1) + "---|"]
     for r in rows:
         cells = []
@@ -400,8 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     text = report(rows, args)
     print(text)
     if args.write:
-        plot(rows, PLOT)
-        write_section(SECTION, text)
+        if not args.only:
+            plot(rows, PLOT)
+        write_section(LIMITS_SECTION if args.only and set(args.only) <= set(LIMITED) else SECTION, text)
     return 0
 
 
@@ -414,6 +435,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         + (f" --lp-limit {args.lp_limit:.0f}" if args.lp_limit != 60 else "")
         + (" --cold-lp" if args.cold_lp else "")
         + ("" if args.omlt else " --no-omlt")
+        + (" --only " + " ".join(f"'{q}'" for q in args.only) if args.only else "")
     )
     lines = [
         f"Command: `{command}`",
@@ -422,7 +444,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         "script's docstring for what each phase is). Random dense networks, seed 0; `small` = a 0.02-box, "
         "`whole` = [0, 1]^n; build = big-M with the CROWN bounds. `first LP` = HiGHS's LP relaxation of "
         "the MIP to optimality, its hand-off included (triangle rows, starting basis). `solve(5)` = "
-        'wall-clock of `solve(m, "highs", time_limit=5)` (bulk hand-off included).',
+        'wall-clock of `solve(m, "highs", time_limit=5)` (bulk hand-off included); `tighten(5)`, `optimize(5)`, '
+        "`verify(5)`: the same for those calls (see the script's docstring).",
         "",
         table(rows),
         "",
@@ -436,30 +459,49 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
                 + ".  "
             )
     lines += goal_lines(rows, args) + ratio_lines(rows)
-    lines.append(
-        "Why the first LP is slow (measured while writing this, 784-1024x4-10 small box, load 6-12 on 2 "
-        "cores): the big-M LP has 13 k rows and 3.0 M nonzeros; HiGHS's dual simplex from its slack "
-        "start did 12.7 k iterations in 60 s and was still far from optimal (Dantzig pricing: 8.4 k); IPM "
-        "(`solver=ipm`, no crossover) and PDLP did not finish in 100 s.  Equivalent triangle rows "
-        "(`model_arrays(relaxed=True)`) and the starting basis of `pyomo_relu.root_basis` (a point within "
-        "2% of the LP optimum) cut 784-512x4-10 small from over 60 s to the figure above, but on the 4 M "
-        "network HiGHS spends 12-18 s computing its dual steepest-edge weights for a non-slack basis and "
-        "then iterates at 30-40 per second (on 784-512x4-10, Devex weights skip that step but took 6.6x "
-        "the iterations).  "
-    )
-    lines.append(
-        "Choice (issue 13): the block keeps its rows as Pyomo components, which the bulk hand-off "
-        "recognises and writes from the layers' arrays.  A `MatrixConstraint` is quicker to create "
-        "(it only stores the CSR arrays) but the bulk route would need a reader of its own, Pyomo's "
-        "persistent HiGHS interface of Pyomo 6.10.1 cannot read it (above), and its rows are indexed "
-        "by position only and cannot be changed (`set_value` raises `NotImplementedError`).  "
-    )
+    if not args.only:  # the first LP and the hand-off choice: the full run's section only
+        lines += first_lp_notes()
     lines += [
         "",
         f"Plot: `docs/scale.png`. Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs "
         f"shared with other jobs, load average {os.getloadavg()[0]:.1f} at the end of the run.",
     ]
     return "\n".join(lines)
+
+
+def first_lp_notes() -> list[str]:
+    """Why the first LP of the 4 M network is slow, what was tried, and the hand-off choice (measured by hand)."""
+    return [
+        (
+            "Why the first LP is slow (measured while writing this, 784-1024x4-10 small box, load 6-12 on 2 "
+            "cores): the big-M LP has 13 k rows and 3.0 M nonzeros; HiGHS's dual simplex from its slack "
+            "start did 12.7 k iterations in 60 s and was still far from optimal (Dantzig pricing: 8.4 k); IPM "
+            "(`solver=ipm`, no crossover) and PDLP did not finish in 100 s.  Equivalent triangle rows "
+            "(`model_arrays(relaxed=True)`) and the starting basis of `pyomo_relu.root_basis` (a point within "
+            "2% of the LP optimum) cut 784-512x4-10 small from over 60 s to the figure above, but on the 4 M "
+            "network HiGHS spends 12-18 s computing its dual steepest-edge weights for a non-slack basis and "
+            "then iterates at 30-40 per second (on 784-512x4-10, Devex weights skip that step but took 6.6x "
+            "the iterations).  "
+        ),
+        (
+            "Alternatives tried for that LP (2026-12-03, 784-1024x4-10 small box, its triangle-row LP: 10.2 k rows, "
+            "7.3 k columns, 3.0 M nonzeros, hand-off 1.0-1.3 s, each capped at 30 s, load about 1 on 2 cores; "
+            "script kept out of the repository, same calls as `pyomo_relu.root_lp.first_lp` with HiGHS options): "
+            "primal simplex from the root basis (`simplex_strategy=4`) 1.9 k iterations, objective 45.26, unfinished; "
+            "the same with presolve off 2.4 k iterations, 45.30, unfinished; dual simplex with Devex pricing "
+            "(`simplex_dual_edge_weight_strategy=1`) from the root basis 2.1 k iterations, 59.05, unfinished; IPM "
+            "without crossover (`solver=ipm`, `run_crossover=off`) from HiGHS's own start had not returned 90 s "
+            "after it started (limit 30 s, watchdog cancel at 30.2 s: IPX honours neither; stopped by hand).  "
+            "None reaches the 15 s goal.  "
+        ),
+        (
+            "Choice (issue 13): the block keeps its rows as Pyomo components, which the bulk hand-off "
+            "recognises and writes from the layers' arrays.  A `MatrixConstraint` is quicker to create "
+            "(it only stores the CSR arrays) but the bulk route would need a reader of its own, Pyomo's "
+            "persistent HiGHS interface of Pyomo 6.10.1 cannot read it (above), and its rows are indexed "
+            "by position only and cannot be changed (`set_value` raises `NotImplementedError`).  "
+        ),
+    ]
 
 
 def goal_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
@@ -480,7 +522,9 @@ def goal_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
             + ", ".join(capped)
             + ".  "
         )
-    worst = max((r for r in rows if "solve(5)" in r["phases"]), key=lambda r: r["phases"]["solve(5)"]["s"], default=None)
+    worst = max(
+        (r for r in rows if "solve(5)" in r["phases"]), key=lambda r: r["phases"]["solve(5)"]["s"], default=None
+    )
     if worst is not None:
         parts = ", ".join(f"{k} {v:.2f} s" for k, v in worst.get("solve_parts", {}).items())
         lines.append(

@@ -111,8 +111,8 @@ def optimize(
         gap: absolute optimality gap.
         time_limit: wall-clock seconds; at the limit the incumbent, the bound and the gap so
             far are returned (``status="time_limit"``).  The bounding step running at the
-            deadline finishes first: measured past the limit, at most 0.7 s on networks up to
-            4 M weights (``benchmarks/RESULTS.md``, "Scale").
+            deadline finishes first: measured past the limit, at most 0.69 s on networks up to
+            4 M weights (``benchmarks/RESULTS.md``, "Scale: time limits").
         executor: ``None``, a number of worker processes, or a ``concurrent.futures.Executor``
             (e.g. ``dask.distributed.Client(...).get_executor()``).
         progress: a tqdm bar of the incumbent and the bound on runs longer than a second.

@@ -36,6 +36,11 @@ Phases, each timed on its own (``perf_counter``) with the process's peak RSS aft
   ``MatrixConstraint Pyomo hand-off``: Pyomo's persistent HiGHS interface reading that model (the bulk
   hand-off does not read ``MatrixConstraint``), up to ``--pyomo-max`` weights;
 * ``solve(5)``: wall-clock of ``solve(m, "highs", time_limit=5)`` (bulk) and its status;
+* ``tighten(5)``, ``optimize(5)``, ``verify(5)``: wall-clock of ``tighten(net, ["interval", "crown", "lp"],
+  time_limit=5)``, ``optimize(net, 0, sense="maximize", time_limit=5)`` and ``verify`` of the robustness
+  of the box centre's label over the box with ``time_limit=5`` (:func:`limited_calls`), and the worst
+  overshoot past the limit per call; ``--only solve(5) tighten(5) optimize(5) verify(5)`` measures just
+  these (read ... build always run);
 * OMLT 1.2.2 (``--omlt``): its big-M build with its own bounds, in a separate process killed after
   ``--omlt-timeout`` seconds.
 """
@@ -58,6 +63,8 @@ import numpy as np
 from common import write_section
 
 SECTION = "## Scale"
+#: ``--write --only`` with time-limited calls only: their own section (the full table stays).
+LIMITS_SECTION = "## Scale: time limits"
 SIZES = ["100-64-64-10", "784-256-256-10", "784-512-512-512-512-10", "784-1024-1024-1024-1024-10"]
 BOXES = ["small", "whole"]
 PHASES = [
@@ -72,7 +79,14 @@ PHASES = [
     "first LP",
     "first LP (big-M, cold)",
     "solve(5)",
+    "tighten(5)",
+    "optimize(5)",
+    "verify(5)",
 ]
+#: The calls with ``time_limit=5`` whose wall-clock is measured against the limit.
+LIMITED = ("solve(5)", "tighten(5)", "optimize(5)", "verify(5)")
+#: Phases that always run (the others need them); ``--only`` picks among the rest.
+ALWAYS = ("read", "interval", "crown", "build")
 #: The phases from the ONNX file to HiGHS's first LP value.
 TO_FIRST_LP = ("read", "interval", "crown", "build", "first LP")
 PLOT = Path(__file__).resolve().parent.parent / "docs" / "scale.png"
@@ -113,12 +127,14 @@ class Phases:
         return value
 
 
-def one_case(spec: str, kind: str, lp_limit: float, pyomo_max: float, cold_lp: bool) -> dict:
-    """All phases of one network over one box (run in a child process)."""
+def one_case(
+    spec: str, kind: str, lp_limit: float, pyomo_max: float, cold_lp: bool, only: list[str] | None = None
+) -> dict:
+    """All phases of one network over one box (run in a child process); ``only``: just these (and :data:`ALWAYS`)."""
     import pyomo.environ as pe
 
     from pyomo_relu import ReLUNetBlock, load_onnx, solve, tighten
-    from pyomo_relu.handoff import highs_from_arrays, model_arrays
+    from pyomo_relu.handoff import model_arrays
 
     sizes = [int(s) for s in spec.split("-")]
     path, weights = write_onnx(sizes)
@@ -137,40 +153,84 @@ def one_case(spec: str, kind: str, lp_limit: float, pyomo_max: float, cold_lp: b
         return m
 
     m = p.run("build", build)
-    mc = p.run("MatrixConstraint", matrix_constraint_build, model_arrays(m))
-    mc_error = None
-    if weights <= pyomo_max:
-        try:
-            p.run("MatrixConstraint Pyomo hand-off", pyomo_handoff, mc)
-        except Exception as error:  # noqa: BLE001 - Pyomo 6.10.1's interface cannot read it: recorded
-            mc_error = f"{type(error).__name__}: {error}"
-    del mc
-    highs = p.run("bulk hand-off", lambda: highs_from_arrays(model_arrays(m), {}, False))
-    nonzeros = int(highs.getNumNz())
-    del highs
-    if weights <= pyomo_max:
+
+    def wanted(phase: str) -> bool:
+        return only is None or phase in only
+
+    mc_error, nonzeros, lp, cold = None, None, ("skipped", None), None
+    if wanted("MatrixConstraint"):
+        mc = p.run("MatrixConstraint", matrix_constraint_build, model_arrays(m))
+        if weights <= pyomo_max:
+            try:
+                p.run("MatrixConstraint Pyomo hand-off", pyomo_handoff, mc)
+            except Exception as error:  # noqa: BLE001 - Pyomo 6.10.1's interface cannot read it: recorded
+                mc_error = f"{type(error).__name__}: {error}"
+        del mc
+    if wanted("bulk hand-off"):
+        highs = p.run("bulk hand-off", bulk_handoff, m)
+        nonzeros = int(highs.getNumNz())
+        del highs
+    if weights <= pyomo_max and wanted("Pyomo hand-off"):
         p.run("Pyomo hand-off", pyomo_handoff, m)
-    lp = p.run("first LP", first_lp, m, lp_limit, True)
-    cold = p.run("first LP (big-M, cold)", first_lp, m, lp_limit, False) if cold_lp else None
-    m.nn.initialize()
-    result = p.run("solve(5)", solve, m, "highs", 5.0)
-    parts = dict(result.raw.get("timing", {})) if isinstance(result.raw, dict) else {}
-    parts["forward check and the rest"] = p.rows["solve(5)"]["s"] - sum(parts.values())
+    if wanted("first LP"):
+        lp = p.run("first LP", first_lp, m, lp_limit, True)
+    if cold_lp and wanted("first LP (big-M, cold)"):
+        cold = p.run("first LP (big-M, cold)", first_lp, m, lp_limit, False)
+    statuses, parts, error = {}, {}, None
+    if wanted("solve(5)"):
+        m.nn.initialize()
+        result = p.run("solve(5)", solve, m, "highs", 5.0)
+        parts = dict(result.raw.get("timing", {})) if isinstance(result.raw, dict) else {}
+        parts["forward check and the rest"] = p.rows["solve(5)"]["s"] - sum(parts.values())
+        statuses["solve(5)"] = result.status
+        error = float(m.nn.get_error()) if result.has_solution else None
+    binaries = m.nn.stats()["binaries"]
+    del m
+    statuses.update(limited_calls(net, sizes[0], kind, [q for q in LIMITED[1:] if wanted(q)], p))
     return {
         "spec": spec,
         "box": kind,
         "weights": int(weights),
         "nonzeros": nonzeros,
         "phases": p.rows,
-        "binaries": m.nn.stats()["binaries"],
+        "binaries": binaries,
         "lp_status": lp[0],
         "lp_value": lp[1],
         "lp_cold": cold,
-        "status": result.status,
+        "status": statuses.get("solve(5)", "—"),
+        "statuses": statuses,
         "solve_parts": parts,
         "mc_error": mc_error,
-        "error": float(m.nn.get_error()) if result.has_solution else None,
+        "error": error,
     }
+
+
+def limited_calls(net, n_inputs: int, kind: str, which: list[str], p: Phases) -> dict[str, str]:
+    """``tighten``, ``optimize`` and ``verify`` with ``time_limit=5``: wall-clock (in ``p``) and status.
+
+    ``tighten(net, ["interval", "crown", "lp"], time_limit=5)`` (LP tightening, serial);
+    ``optimize(net, 0, sense="maximize", time_limit=5)``; ``verify`` of the robustness of the
+    box centre's label over the box (``robustness_property``, the 0.02-box or ``[0, 1]^n``).
+    """
+    from pyomo_relu import optimize, tighten
+    from pyomo_relu.verify import verify
+    from pyomo_relu.verify.adversary import robustness_property
+
+    statuses = {}
+    if "tighten(5)" in which:
+        bounds = p.run("tighten(5)", lambda: tighten(net, ["interval", "crown", "lp"], time_limit=5.0))
+        statuses["tighten(5)"] = "/".join(bounds.methods)
+    if "optimize(5)" in which:
+        found = p.run("optimize(5)", lambda: optimize(net, 0, sense="maximize", time_limit=5.0, progress=False))
+        statuses["optimize(5)"] = found.status
+    if "verify(5)" in which:
+        lower, upper = np.array(box(n_inputs, kind)).T
+        centre = (lower + upper) / 2
+        label = int(np.argmax(net.evaluate(centre[None])[0]))
+        spec = robustness_property(centre, float((upper - lower).max()) / 2, label, net.n_outputs)
+        decided = p.run("verify(5)", lambda: verify(net, spec, time_limit=5.0))
+        statuses["verify(5)"] = decided.status
+    return statuses
 
 
 def write_onnx(sizes: list[int]) -> tuple[Path, int]:
@@ -183,6 +243,13 @@ def write_onnx(sizes: list[int]) -> tuple[Path, int]:
     path = Path(tempfile.mkdtemp(prefix="scale_")) / f"{'-'.join(map(str, sizes))}.onnx"
     onnx.save(network_to_onnx(net), path)
     return path, sum(layer.weights.size for layer in net.layers)
+
+
+def bulk_handoff(m):
+    """What ``solve`` hands HiGHS: :func:`pyomo_relu.handoff.model_arrays` and ``passModel``."""
+    from pyomo_relu.handoff import highs_from_arrays, model_arrays
+
+    return highs_from_arrays(model_arrays(m), {}, False)
 
 
 def pyomo_handoff(m) -> None:
@@ -264,7 +331,11 @@ def slopes(rows: list[dict], kind: str) -> dict[str, float]:
 
 
 def table(rows: list[dict]) -> str:
-    head = "| network | box | weights | binaries | " + " | ".join(PHASES) + " | OMLT build | solve(5) status |"
+    head = (
+        "| network | box | weights | binaries | "
+        + " | ".join(PHASES)
+        + " | OMLT build | statuses (time-limited calls) |"
+    )
     lines = [head, "|" + "---|" * 4 + "---:|" * (len(PHASES) + 1) + "---|"]
     for r in rows:
         cells = []
@@ -276,7 +347,9 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['spec']} | {r['box']} | {r['weights']:,} | {r['binaries']} | "
             + " | ".join(cells)
-            + f" | {r['status']} |"
+            + " | "
+            + ", ".join(f"{k}: {v}" for k, v in r.get("statuses", {"solve(5)": r["status"]}).items())
+            + " |"
         )
     return "\n".join(lines)
 
@@ -315,11 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lp-limit", type=float, default=60.0)
     parser.add_argument("--cold-lp", action="store_true", help="also the big-M LP from HiGHS's own start")
     parser.add_argument("--pyomo-max", type=float, default=2e6, help="largest network (weights) for the Pyomo hand-off")
+    parser.add_argument("--only", nargs="+", choices=PHASES, help="only these phases (read ... build always run)")
     parser.add_argument("--one", nargs=2, metavar=("SIZES", "BOX"), help=argparse.SUPPRESS)
     parser.add_argument("--omlt-one", nargs=2, metavar=("SIZES", "BOX"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one_case(*args.one, args.lp_limit, args.pyomo_max, args.cold_lp)))
+        print(json.dumps(one_case(*args.one, args.lp_limit, args.pyomo_max, args.cold_lp, args.only)))
         return 0
     if args.omlt_one:
         print(json.dumps(omlt_case(*args.omlt_one)))
@@ -329,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
         for kind in args.boxes:
             print(f"{spec} {kind} ...", file=sys.stderr, flush=True)
             flags = ["--lp-limit", str(args.lp_limit), "--pyomo-max", str(args.pyomo_max)]
-            row = child(["--one", spec, kind, *flags, *(["--cold-lp"] if args.cold_lp else [])], 3600)
+            flags += ["--cold-lp"] if args.cold_lp else []
+            flags += ["--only", *args.only] if args.only else []
+            row = child(["--one", spec, kind, *flags], 3600)
             if row is None:
                 print("  failed", file=sys.stderr)
                 continue
@@ -344,8 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     text = report(rows, args)
     print(text)
     if args.write:
-        plot(rows, PLOT)
-        write_section(SECTION, text)
+        if not args.only:
+            plot(rows, PLOT)
+        write_section(LIMITS_SECTION if args.only and set(args.only) <= set(LIMITED) else SECTION, text)
     return 0
 
 
@@ -358,6 +435,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         + (f" --lp-limit {args.lp_limit:.0f}" if args.lp_limit != 60 else "")
         + (" --cold-lp" if args.cold_lp else "")
         + ("" if args.omlt else " --no-omlt")
+        + (" --only " + " ".join(f"'{q}'" for q in args.only) if args.only else "")
     )
     lines = [
         f"Command: `{command}`",
@@ -366,7 +444,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         "script's docstring for what each phase is). Random dense networks, seed 0; `small` = a 0.02-box, "
         "`whole` = [0, 1]^n; build = big-M with the CROWN bounds. `first LP` = HiGHS's LP relaxation of "
         "the MIP to optimality, its hand-off included (triangle rows, starting basis). `solve(5)` = "
-        'wall-clock of `solve(m, "highs", time_limit=5)` (bulk hand-off included).',
+        'wall-clock of `solve(m, "highs", time_limit=5)` (bulk hand-off included); `tighten(5)`, `optimize(5)`, '
+        "`verify(5)`: the same for those calls (see the script's docstring).",
         "",
         table(rows),
         "",
@@ -380,24 +459,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
                 + ".  "
             )
     lines += goal_lines(rows, args) + ratio_lines(rows)
-    lines.append(
-        "Why the first LP is slow (measured while writing this, 784-1024x4-10 small box, load 6-12 on 2 "
-        "cores): the big-M LP has 13 k rows and 3.0 M nonzeros; HiGHS's dual simplex from its slack "
-        "start did 12.7 k iterations in 60 s and was still far from optimal (Dantzig pricing: 8.4 k); IPM "
-        "(`solver=ipm`, no crossover) and PDLP did not finish in 100 s.  Equivalent triangle rows "
-        "(`model_arrays(relaxed=True)`) and the starting basis of `pyomo_relu.root_basis` (a point within "
-        "2% of the LP optimum) cut 784-512x4-10 small from over 60 s to the figure above, but on the 4 M "
-        "network HiGHS spends 12-18 s computing its dual steepest-edge weights for a non-slack basis and "
-        "then iterates at 30-40 per second (on 784-512x4-10, Devex weights skip that step but took 6.6x "
-        "the iterations).  "
-    )
-    lines.append(
-        "Choice (issue 13): the block keeps its rows as Pyomo components, which the bulk hand-off "
-        "recognises and writes from the layers' arrays.  A `MatrixConstraint` is quicker to create "
-        "(it only stores the CSR arrays) but the bulk route would need a reader of its own, Pyomo's "
-        "persistent HiGHS interface of Pyomo 6.10.1 cannot read it (above), and its rows are indexed "
-        "by position only and cannot be changed (`set_value` raises `NotImplementedError`).  "
-    )
+    if not args.only:  # the first LP and the hand-off choice: the full run's section only
+        lines += first_lp_notes()
     lines += [
         "",
         f"Plot: `docs/scale.png`. Machine: Python {platform.python_version()}, {os.cpu_count()} CPUs "
@@ -406,10 +469,45 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def first_lp_notes() -> list[str]:
+    """Why the first LP of the 4 M network is slow, what was tried, and the hand-off choice (measured by hand)."""
+    return [
+        (
+            "Why the first LP is slow (measured while writing this, 784-1024x4-10 small box, load 6-12 on 2 "
+            "cores): the big-M LP has 13 k rows and 3.0 M nonzeros; HiGHS's dual simplex from its slack "
+            "start did 12.7 k iterations in 60 s and was still far from optimal (Dantzig pricing: 8.4 k); IPM "
+            "(`solver=ipm`, no crossover) and PDLP did not finish in 100 s.  Equivalent triangle rows "
+            "(`model_arrays(relaxed=True)`) and the starting basis of `pyomo_relu.root_basis` (a point within "
+            "2% of the LP optimum) cut 784-512x4-10 small from over 60 s to the figure above, but on the 4 M "
+            "network HiGHS spends 12-18 s computing its dual steepest-edge weights for a non-slack basis and "
+            "then iterates at 30-40 per second (on 784-512x4-10, Devex weights skip that step but took 6.6x "
+            "the iterations).  "
+        ),
+        (
+            "Alternatives tried for that LP (2026-12-03, 784-1024x4-10 small box, its triangle-row LP: 10.2 k rows, "
+            "7.3 k columns, 3.0 M nonzeros, hand-off 1.0-1.3 s, each capped at 30 s, load about 1 on 2 cores; "
+            "script kept out of the repository, same calls as `pyomo_relu.root_lp.first_lp` with HiGHS options): "
+            "primal simplex from the root basis (`simplex_strategy=4`) 1.9 k iterations, objective 45.26, unfinished; "
+            "the same with presolve off 2.4 k iterations, 45.30, unfinished; dual simplex with Devex pricing "
+            "(`simplex_dual_edge_weight_strategy=1`) from the root basis 2.1 k iterations, 59.05, unfinished; IPM "
+            "without crossover (`solver=ipm`, `run_crossover=off`) from HiGHS's own start had not returned 90 s "
+            "after it started (limit 30 s, watchdog cancel at 30.2 s: IPX honours neither; stopped by hand).  "
+            "None reaches the 15 s goal.  "
+        ),
+        (
+            "Choice (issue 13): the block keeps its rows as Pyomo components, which the bulk hand-off "
+            "recognises and writes from the layers' arrays.  A `MatrixConstraint` is quicker to create "
+            "(it only stores the CSR arrays) but the bulk route would need a reader of its own, Pyomo's "
+            "persistent HiGHS interface of Pyomo 6.10.1 cannot read it (above), and its rows are indexed "
+            "by position only and cannot be changed (`set_value` raises `NotImplementedError`).  "
+        ),
+    ]
+
+
 def goal_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
     """The issue's goals: file to first LP and peak memory on 4 M weights, solve(5) within 7 s."""
     lines = []
-    for r in (r for r in rows if r["weights"] > 3e6):
+    for r in (r for r in rows if r["weights"] > 3e6 and all(p in r["phases"] for p in TO_FIRST_LP)):
         to_lp = sum(r["phases"][p]["s"] for p in TO_FIRST_LP)
         peak = max(v["gb"] for k, v in r["phases"].items() if k != "OMLT build")
         lines.append(
@@ -417,20 +515,30 @@ def goal_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
             f"{to_lp:.1f} s (goal: under 15 s; LP value {r['lp_value']}), peak memory {peak:.2f} GB "
             "(goal: under 4 GB).  "
         )
-    capped = [f"{r['spec']} {r['box']}" for r in rows if r.get("lp_status") != "optimal"]
+    capped = [f"{r['spec']} {r['box']}" for r in rows if r.get("lp_status") not in ("optimal", "skipped")]
     if capped:
         lines.append(
             f"First LP stopped at `--lp-limit {args.lp_limit:.0f}` s (HiGHS's LP unfinished): "
             + ", ".join(capped)
             + ".  "
         )
-    worst = max(rows, key=lambda r: r["phases"]["solve(5)"]["s"], default=None)
+    worst = max(
+        (r for r in rows if "solve(5)" in r["phases"]), key=lambda r: r["phases"]["solve(5)"]["s"], default=None
+    )
     if worst is not None:
         parts = ", ".join(f"{k} {v:.2f} s" for k, v in worst.get("solve_parts", {}).items())
         lines.append(
             f"Longest `solve(time_limit=5)`: {worst['phases']['solve(5)']['s']:.2f} s on {worst['spec']} "
             f"{worst['box']} (goal: within 7 s on every size); where it went: {parts}.  "
         )
+    overshoot = []
+    for call in LIMITED:
+        timed = [(r["phases"][call]["s"], r) for r in rows if call in r["phases"]]
+        if timed:
+            seconds, r = max(timed, key=lambda t: t[0])
+            overshoot.append(f"`{call}` {seconds - 5.0:+.2f} s ({r['spec']} {r['box']})")
+    if overshoot:
+        lines.append("Worst overshoot past `time_limit=5`, per call: " + ", ".join(overshoot) + ".  ")
     errors = {r["mc_error"] for r in rows if r.get("mc_error")}
     if errors:
         lines.append(

@@ -131,6 +131,8 @@ def verify(
         net: the network (its outputs are the ``Y_j`` of the property).
         spec: a :class:`~pyomo_relu.verify.vnnlib.Specification` (``read_vnnlib``).
         time_limit: wall-clock seconds for the whole call; ``"unknown"`` when exceeded.
+            The step running at the deadline finishes first: measured past the limit, at most
+            0.14 s on networks up to 4 M weights (``benchmarks/RESULTS.md``, "Scale: time limits").
             Ctrl-C also returns ``"unknown"`` (``reason="interrupted"``).
         bounds: neuron bounds chain for the MILP path (names of
             :data:`pyomo_relu.bounds.chain.METHODS`).  alpha-CROWN by default: on the MNIST

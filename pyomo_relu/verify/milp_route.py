@@ -56,6 +56,10 @@ __all__ = ["resolve_bounds_on_box", "verify_by_milp"]
 
 #: Share of the time left that ReLU branching may take before the MILPs.
 RELU_SPLIT_SHARE = 0.25
+#: Share of the time left that the bounds chain of the MILP route leaves for the CROWN pass
+#: from its bounds: on 784-1024x4-10 (4 M weights) alpha-CROWN took all 4.6 s left of a 5 s
+#: limit and that pass 0.6 s more (``benchmarks/RESULTS.md``, "Scale").
+CHAIN_RESERVE = 0.2
 #: alpha-CROWN steps on the specification rows at the root.
 ROOT_ALPHA_STEPS = 40
 
@@ -123,7 +127,11 @@ def tightened_root(ctx: VerifyContext, problem: SearchProblem, root: RootBounds)
     """CROWN again from the bounds chain's neuron bounds (when it has more than interval and CROWN)."""
     if not set(ctx.bounds) - {"interval", "crown"}:
         return root
-    chain = resolve_bounds_on_box(ctx.net, problem.lower, problem.upper, ctx.bounds, ctx.deadline, ctx.executor)
+    left = ctx.left()
+    deadline = None if left is None or ctx.deadline is None else ctx.deadline - CHAIN_RESERVE * max(left, 0.0)
+    chain = resolve_bounds_on_box(ctx.net, problem.lower, problem.upper, ctx.bounds, deadline, ctx.executor)
+    if ctx.expired():  # no time left for the CROWN pass from the chain's bounds: the verdict is "unknown"
+        return root
     pre = root.neurons
     start = (
         [np.maximum(a, b) for a, b in zip(pre[0], chain[0])],
@@ -337,7 +345,7 @@ def verify_by_milp(ctx: VerifyContext, problem: SearchProblem, exact: ExactMargi
         root = tightened_root(ctx, problem, root)
         remaining, margins = open_regions(problem, root.row_lower)
     forms = root.forms
-    if remaining:
+    if remaining and not ctx.expired():
         row_lower, forms = alpha_root(problem, root)
         remaining, margins = open_regions(problem, row_lower)
     if not remaining:

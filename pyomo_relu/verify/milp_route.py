@@ -156,9 +156,7 @@ def verify_by_relu_split(
     left = ctx.left()
     deadline = None if left is None else time.perf_counter() + RELU_SPLIT_SHARE * left
     slopes, row_lower = warm if warm is not None else (None, None)
-    result = relu_branch_and_bound(
-        problem, exact, pre, deadline=deadline, root_slopes=slopes, root_row_lower=row_lower
-    )
+    result = relu_branch_and_bound(problem, exact, pre, deadline=deadline, root_slopes=slopes, root_row_lower=row_lower)
     ctx.subproblems += result.domains
     ctx.count("relu_domains", result.domains)
     ctx.used("relu-split")

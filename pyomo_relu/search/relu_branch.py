@@ -83,6 +83,7 @@ class ReluDomain:
     slopes: Slopes | None = field(compare=False, default=None)
     depth: int = field(compare=False, default=0)
     open_regions: np.ndarray | None = field(compare=False, default=None)  # regions not excluded by an ancestor
+    row_lower: np.ndarray | None = field(compare=False, default=None)  # the parent's row bounds (valid here too)
 
 
 def _stack(
@@ -161,6 +162,7 @@ class ReluDomainBounds:
     excluded: np.ndarray
     points: np.ndarray
     open_regions: np.ndarray  # (B, P): regions neither this bound nor an ancestor's excludes
+    row_lower: np.ndarray  # (B, r): the rows' lower bounds (this domain's and its ancestors' best)
 
 
 def _bound_domains(problem: SearchProblem, domains: list[ReluDomain], alpha_steps: int, beta: bool) -> ReluDomainBounds:
@@ -180,6 +182,11 @@ def _bound_domains(problem: SearchProblem, domains: list[ReluDomain], alpha_step
         )
     split_signs = [s.astype(float) for s in signs] if beta else None
     forms, row_lower, slopes = alpha_rows(problem, bounds, forms, row_lower, np.inf, slopes, alpha_steps, split_signs)
+    # a bound of the parent domain holds on its sub-domain: keep the better one per row
+    inherited_rows = [d.row_lower for d in domains]
+    if any(r is not None for r in inherited_rows):
+        parent = np.array([np.full(row_lower.shape[1], -np.inf) if r is None else r for r in inherited_rows])
+        row_lower = np.maximum(row_lower, parent)
     slack = problem.rhs - row_lower
     region_excluded = problem.reduce_min(slack + safe_margin(problem.rhs)) < 0
     inherited = np.array(
@@ -196,6 +203,7 @@ def _bound_domains(problem: SearchProblem, domains: list[ReluDomain], alpha_step
         ~open_regions.any(axis=1),
         _candidates(problem, forms[-1]),
         open_regions,
+        row_lower,
     )
 
 
@@ -227,6 +235,7 @@ def _children(
                 own,
                 domain.depth + 1,
                 found.open_regions[b].copy(),
+                found.row_lower[b].copy(),
             )
         )
     return children
@@ -249,12 +258,17 @@ def relu_branch_and_bound(
     alpha_steps: int = SEARCH_ALPHA_STEPS,
     max_domains: int = MAX_DOMAINS,
     beta: bool = True,
+    root_slopes: Slopes | None = None,
+    root_row_lower: np.ndarray | None = None,
 ) -> ReluSearchResult:
     """Decide the feasibility problem ``problem`` by splitting ReLUs (see the module docstring).
 
     ``check(X)`` returns the exact margin of each row of ``X`` (``>= 0``: a confirmed point);
     ``root`` are per-layer neuron bounds valid on the whole box (e.g. CROWN or LP bounds).
     ``beta`` adds the split constraints to the bounds with optimised multipliers (beta-CROWN).
+    ``root_slopes`` (per layer ``(r, n_k)``, e.g. the root's alpha-CROWN slopes) warm-start the
+    first domain and ``root_row_lower`` (``(r,)``, bounds valid on the whole box) are kept by
+    every domain where they are tighter than its own.
     """
     counter = itertools.count()
     first = ReluDomain(
@@ -263,6 +277,8 @@ def relu_branch_and_bound(
         [np.asarray(a, float) for a in root[0]],
         [np.asarray(a, float) for a in root[1]],
         [np.zeros(layer.n_outputs, np.int8) for layer in problem.layers],
+        None if root_slopes is None else [None if s is None else np.asarray(s, float) for s in root_slopes],
+        row_lower=None if root_row_lower is None else np.asarray(root_row_lower, float),
     )
     queue = [first]
     processed, best_margin, covered = 0, -np.inf, 0.0

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pyomo_relu.bounds.alpha import optimise_rows
+from pyomo_relu.bounds.alpha import Slopes, optimise_rows
 from pyomo_relu.bounds.base import Bounds
 from pyomo_relu.network import Layer, NetworkDefinition
 from pyomo_relu.parallel import ExecutorSpec, Workers
@@ -114,13 +114,18 @@ def _call_method(
     return method(net, lower, upper, start, **options)
 
 
-def alpha_root(problem: SearchProblem, root: RootBounds) -> tuple[np.ndarray, RowForms]:
-    """The root's row bounds and forms with alpha-CROWN's (:func:`~pyomo_relu.bounds.alpha.optimise_rows`) added."""
+def alpha_root(problem: SearchProblem, root: RootBounds) -> tuple[np.ndarray, RowForms, Slopes | None]:
+    """The root's row bounds and forms with alpha-CROWN's (:func:`~pyomo_relu.bounds.alpha.optimise_rows`) added.
+
+    Also the optimised slopes (per layer ``(r, n_k)``, ``None`` for an unbounded box), to
+    warm-start ReLU branching.
+    """
     if not (np.all(np.isfinite(problem.lower)) and np.all(np.isfinite(problem.upper))):
-        return root.row_lower, root.forms
+        return root.row_lower, root.forms, None
     widths = [layer.n_outputs for layer in problem.layers]
-    _, alpha_lower, form = optimise_rows(root.bounds, widths, problem.rows_y, problem.rows_x, steps=ROOT_ALPHA_STEPS)
-    return np.maximum(root.row_lower, alpha_lower), root.forms + [form]
+    best, alpha_lower, form = optimise_rows(root.bounds, widths, problem.rows_y, problem.rows_x, steps=ROOT_ALPHA_STEPS)
+    slopes: Slopes = [None if s is None else s[0] for s in best.slopes]
+    return np.maximum(root.row_lower, alpha_lower), root.forms + [form], slopes
 
 
 def tightened_root(ctx: VerifyContext, problem: SearchProblem, root: RootBounds) -> RootBounds:
@@ -142,9 +147,15 @@ def tightened_root(ctx: VerifyContext, problem: SearchProblem, root: RootBounds)
 
 # ------------------------------------------------------------ ReLU branching
 def verify_by_relu_split(
-    ctx: VerifyContext, problem: SearchProblem, exact: ExactMargin, pre: NeuronBounds
+    ctx: VerifyContext,
+    problem: SearchProblem,
+    exact: ExactMargin,
+    pre: NeuronBounds,
+    warm: tuple[Slopes | None, np.ndarray] | None = None,
 ) -> CaseOutcome | list[int]:
     """ReLU-phase branch and bound for :data:`RELU_SPLIT_SHARE` of the time left.
+
+    ``warm`` are the root's alpha-CROWN slopes and row bounds for ``problem``'s rows.
 
     A decision (a confirmed point, or every domain excluded) is returned; otherwise the
     regions of ``problem`` that some open domain has not excluded (the others are proven
@@ -152,7 +163,8 @@ def verify_by_relu_split(
     """
     left = ctx.left()
     deadline = None if left is None else time.perf_counter() + RELU_SPLIT_SHARE * left
-    result = relu_branch_and_bound(problem, exact, pre, deadline=deadline)
+    slopes, row_lower = warm if warm is not None else (None, None)
+    result = relu_branch_and_bound(problem, exact, pre, deadline=deadline, root_slopes=slopes, root_row_lower=row_lower)
     ctx.subproblems += result.domains
     ctx.count("relu_domains", result.domains)
     ctx.used("relu-split")
@@ -344,15 +356,17 @@ def verify_by_milp(ctx: VerifyContext, problem: SearchProblem, exact: ExactMargi
     if remaining:
         root = tightened_root(ctx, problem, root)
         remaining, margins = open_regions(problem, root.row_lower)
-    forms = root.forms
+    forms, slopes, row_lower = root.forms, None, root.row_lower
     if remaining and not ctx.expired():
-        row_lower, forms = alpha_root(problem, root)
+        row_lower, forms, slopes = alpha_root(problem, root)
         remaining, margins = open_regions(problem, row_lower)
     if not remaining:
         return CaseOutcome("unsat", bound=float(np.max(margins)) if margins.size else -np.inf, method="bounds")
     proven = [float(margins[p]) for p in range(problem.n_regions) if p not in remaining]  # by the bounds
     if ctx.relu_split:
-        decided = verify_by_relu_split(ctx, only_regions(problem, remaining), exact, root.neurons)
+        rows = np.concatenate([problem.region_rows(p) for p in remaining])
+        warm = (None if slopes is None else [None if s is None else s[rows] for s in slopes], row_lower[0, rows])
+        decided = verify_by_relu_split(ctx, only_regions(problem, remaining), exact, root.neurons, warm)
         if isinstance(decided, CaseOutcome):
             return decided
         proven += [-2 * SAFE_MARGIN] * (len(remaining) - len(decided))  # excluded on every domain of the partition

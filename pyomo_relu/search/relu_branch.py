@@ -248,6 +248,25 @@ def _left(problem: SearchProblem, queue: list[ReluDomain], stuck: list[np.ndarra
     return np.any(masks, axis=0) if masks else np.zeros(problem.n_regions, bool)
 
 
+def _root_domain(
+    problem: SearchProblem,
+    root: tuple[Sequence[np.ndarray], Sequence[np.ndarray]],
+    order: int,
+    slopes: Slopes | None,
+    row_lower: np.ndarray | None,
+) -> ReluDomain:
+    """The domain of the whole box: no ReLU split, the given bounds, warm slopes and row bounds."""
+    return ReluDomain(
+        0.0,
+        order,
+        [np.asarray(a, float) for a in root[0]],
+        [np.asarray(a, float) for a in root[1]],
+        [np.zeros(layer.n_outputs, np.int8) for layer in problem.layers],
+        None if slopes is None else [None if s is None else np.asarray(s, float) for s in slopes],
+        row_lower=None if row_lower is None else np.asarray(row_lower, float),
+    )
+
+
 def relu_branch_and_bound(
     problem: SearchProblem,
     check: Callable[[np.ndarray], np.ndarray],
@@ -271,16 +290,7 @@ def relu_branch_and_bound(
     every domain where they are tighter than its own.
     """
     counter = itertools.count()
-    first = ReluDomain(
-        0.0,
-        next(counter),
-        [np.asarray(a, float) for a in root[0]],
-        [np.asarray(a, float) for a in root[1]],
-        [np.zeros(layer.n_outputs, np.int8) for layer in problem.layers],
-        None if root_slopes is None else [None if s is None else np.asarray(s, float) for s in root_slopes],
-        row_lower=None if root_row_lower is None else np.asarray(root_row_lower, float),
-    )
-    queue = [first]
+    queue = [_root_domain(problem, root, next(counter), root_slopes, root_row_lower)]
     processed, best_margin, covered = 0, -np.inf, 0.0
     stuck: list[np.ndarray] = []  # open regions of the domains without unstable neurons left
 

@@ -13,8 +13,12 @@ is cancelled (:func:`pyomo_relu.handoff.run_highs`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import os
+import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,7 +123,8 @@ def solve(
     if strategy == "split":
         from pyomo_relu.split import solve_split
 
-        return solve_split(model, solver, time_limit=time_limit, mip_gap=mip_gap, options=options, executor=executor)
+        split = solve_split(model, solver, time_limit=time_limit, mip_gap=mip_gap, options=options, executor=executor)
+        return _check_forward(model, split) if split.has_solution else split
     start = time.perf_counter()
     deadline = None if time_limit is None else start + float(time_limit)
     options = _solver_options(solver, options, deadline)
@@ -266,19 +271,29 @@ def _solve_new(
     return SolveResult(status, objective, bound, 0.0, name, has_solution, str(results.termination_condition), results)
 
 
+@functools.lru_cache(maxsize=1)
 def highs_option_names() -> tuple[str, ...]:
     """The option names HiGHS knows (it would only log an unknown one and carry on)."""
     import highspy
 
     from pyomo_relu.bounds.rows import HIGHS_TIME_LIMIT_OPTIONS
 
-    # HighsOptions lists the common options; the package's own defaults are advanced ones
-    known = tuple(n for n in dir(highspy.HighsOptions()) if not n.startswith("_"))
-    return known + tuple(HIGHS_TIME_LIMIT_OPTIONS) + tuple(SOLVE_TIME_LIMIT_OPTIONS)
+    # HighsOptions lists the common options, HiGHS's options file most of the MIP ones
+    # (mip_allow_restart, ...); the package's own defaults are advanced ones
+    known = {n for n in dir(highspy.HighsOptions()) if not n.startswith("_")}
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "options.txt")
+        highs.writeOptions(path)
+        with open(path, encoding="utf-8") as handle:
+            known.update(re.findall(r"^([a-z_0-9]+)\s*=", handle.read(), re.M))
+    return tuple(sorted(known)) + tuple(HIGHS_TIME_LIMIT_OPTIONS) + tuple(SOLVE_TIME_LIMIT_OPTIONS)
 
 
-def _check_forward(model: Any, result: SolveResult) -> None:
-    """Re-check the solution's network outputs by the forward pass; an ``"optimal"`` that fails is an ``"error"``."""
+def _check_forward(model: Any, result: SolveResult) -> SolveResult:
+    """Re-check the solution's network outputs by the forward pass; an ``"optimal"`` that fails
+    is an ``"error"``.  Returns ``result`` (updated)."""
     from pyomo_relu.block import ReLUNetBlockData
 
     errors = []
@@ -290,7 +305,7 @@ def _check_forward(model: Any, result: SolveResult) -> None:
             else:
                 errors.append(data.get_error() / (1.0 + max(abs(v) for v in outputs)))
     if not errors:
-        return
+        return result
     result.forward_error = max(errors)
     if result.forward_error > FORWARD_TOLERANCE and result.status == "optimal":
         logger.warning(
@@ -304,6 +319,7 @@ def _check_forward(model: Any, result: SolveResult) -> None:
             f"(relative; tolerance {FORWARD_TOLERANCE}): numerical trouble in the solver, or a "
             "constraint of the network was changed"
         )
+    return result
 
 
 def _is_exact(block: Any) -> bool:

@@ -15,7 +15,11 @@ incumbent as an objective cutoff.
 The split input is the widest side of the box as propagation left it (relative to the root
 box), weighted by a pseudo-cost: the mean bound gain of that input's past splits relative to
 the mean over all inputs (1 for an input not split yet, at least 0.1), so inputs whose splits
-move the bound are preferred.  The children inherit the propagated box.
+move the bound are preferred.  The children inherit the propagated box, narrowed by the box
+LP's reduced costs against the incumbent (:func:`~pyomo_relu.bounds.lp_solve.reduced_cost_box`).
+Boxes are taken best bound first, except before the first incumbent: then the deepest
+open box (a dive to a sub-MILP, which gives incumbents).  Sub-MILPs run with
+:data:`SUB_MILP_HIGHS_OPTIONS` (no sub-MIP heuristics or restarts).
 Sub-MILPs run in parallel through an executor (``None``, a number of processes, or any
 ``concurrent.futures.Executor`` such as a Dask client's).
 
@@ -71,7 +75,7 @@ from pyomo_relu.split_model import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LEAF_UNSTABLE", "solve_split"]
+__all__ = ["LEAF_UNSTABLE", "SUB_MILP_HIGHS_OPTIONS", "solve_split"]
 
 #: A sub-box with at most this many unstable neurons (all blocks) gets its sub-MILP; one
 #: with more is split without a solve (bounded by its LP, :mod:`pyomo_relu.split_relaxation`).
@@ -80,6 +84,18 @@ LEAF_UNSTABLE = 32
 SPLIT_MARGIN = 0.35
 #: Boxes narrower than this (relative to the root box) in every input are solved to the end.
 MIN_RELATIVE_WIDTH = 1e-4
+#: HiGHS options of the sub-MILPs (the caller's ``options`` override them).  A sub-MILP has at
+#: most :data:`LEAF_UNSTABLE` binaries and a cutoff: HiGHS's sub-MIP heuristics (RINS, RENS),
+#: root reduced-cost fixing, feasibility jump and restarts took 70 % of its time on the
+#: flowsheet of ``examples/flowsheet_split.py`` (1.21 s of HiGHS time in its 8 sub-MILPs,
+#: 0.53 s without them, the same optima; ``benchmarks/RESULTS.md``, "Global optimisation").
+SUB_MILP_HIGHS_OPTIONS: dict[str, Any] = {
+    "mip_allow_restart": False,
+    "mip_heuristic_run_rins": False,
+    "mip_heuristic_run_rens": False,
+    "mip_heuristic_run_root_reduced_cost": False,
+    "mip_heuristic_run_feasibility_jump": False,
+}
 
 
 @dataclasses.dataclass(order=True)
@@ -260,7 +276,16 @@ def _run(
 
 
 def _next_box(state: _Search) -> _Box | None:
-    """The open box of least bound that can still beat the incumbent (others are closed)."""
+    """The open box of least bound that can still beat the incumbent (others are closed);
+    before the first incumbent, the deepest open box (a dive: incumbents come from the
+    sub-MILPs of small boxes, and pruning needs one)."""
+    if not np.isfinite(state.incumbent) and state.heap:
+        k = max(range(len(state.heap)), key=lambda j: (state.heap[j].depth, -state.heap[j].bound))
+        box = state.heap[k]
+        state.heap[k] = state.heap[-1]
+        state.heap.pop()
+        heapq.heapify(state.heap)
+        return box
     while state.heap:
         box = heapq.heappop(state.heap)
         if box.bound < state.incumbent - state.tolerance():
@@ -342,14 +367,15 @@ def solve_box(
         return summary
     # the box as propagation left it: the children split that, along its widest side
     lower, upper = _propagated_box(work, branch, lower, upper)
-    summary["box"] = (lower, upper)
-    widths = (upper - lower) / np.maximum(root[1] - root[0], 1e-300)
-    i = int(np.argmax(widths if scores is None else widths * scores))
-    summary["split"] = split = (i, 0.5 * (lower[i] + upper[i]))
-    bounded = _box_bound(copy, tightened, objective, sign)
+    bounded = _box_bound(copy, tightened, objective, sign, sign * cutoff)
     if bounded is None:  # the box's LP has no point
         return summary
-    bound, point = bounded
+    bound, point, narrowed = bounded
+    # and as the LP's reduced costs narrowed it (no point beating the cutoff lies outside)
+    summary["box"] = lower, upper = _narrow(branch, lower, upper, narrowed)
+    widths = (upper - lower) / np.maximum(root[1] - root[0], 1e-300)
+    i = int(np.argmax(widths if scores is None else widths * scores))
+    summary["split"] = (i, 0.5 * (lower[i] + upper[i]))
     if branch[i] in point:  # split at the LP's point, away from the edges
         summary["split"] = (i, float(np.clip(point[branch[i]], *_inner(lower[i], upper[i]))))
     summary["bound"] = sign * bound
@@ -378,7 +404,8 @@ def _sub_milp(
 
     for block, bounds in zip(copy.blocks, tightened):
         block.rebuild(bounds)
-    result = solve(copy.model, solver, time_limit=seconds, mip_gap=gap, options=dict(options), certify=False)
+    options = {**SUB_MILP_HIGHS_OPTIONS, **options} if solver == "highs" else dict(options)
+    result = solve(copy.model, solver, time_limit=seconds, mip_gap=gap, options=options, certify=False)
     summary.update(
         status=result.status, objective=result.objective, bound=result.bound, message=result.message, milp=True
     )
@@ -390,19 +417,23 @@ def _sub_milp(
 
 
 def _box_bound(
-    copy: WorkingCopy, tightened: list[Bounds], objective: Any, sign: float
-) -> tuple[float, dict[str, float]] | None:
+    copy: WorkingCopy, tightened: list[Bounds], objective: Any, sign: float, cutoff: float
+) -> tuple[float, dict[str, float], dict[str, tuple[float, float]]] | None:
     """A lower bound (minimisation form) of the box: the tighter of the sub-box LP
-    (:mod:`pyomo_relu.split_relaxation`) and the objective over the variable bounds, and the
-    LP's point by variable name (empty without one); ``None`` when the LP proves the box empty."""
+    (:mod:`pyomo_relu.split_relaxation`) and the objective over the variable bounds, the
+    LP's point by variable name (empty without one) and the variables' bounds narrowed by
+    its reduced costs against ``cutoff`` (minimisation form); ``None`` when the LP proves
+    the box empty."""
     bound = _objective_bound(objective, sign)
     if copy.relaxation is None:
-        return bound, {}
-    lp = copy.relaxation.bound(copy.blocks, tightened)
+        return bound, {}, {}
+    lp = copy.relaxation.bound(copy.blocks, tightened, cutoff)
     if lp is None:
         return None
-    point = {} if lp[1] is None else {var.name: float(v) for var, v in zip(copy.relaxation.kept, lp[1])}
-    return max(bound, lp[0]), point
+    kept = copy.relaxation.kept
+    point = {} if lp.point is None else {var.name: float(v) for var, v in zip(kept, lp.point)}
+    narrowed = {var.name: (float(lo), float(hi)) for var, lo, hi in zip(kept, lp.lower, lp.upper)}
+    return max(bound, lp.value), point, narrowed
 
 
 def _propagated_box(
@@ -415,6 +446,17 @@ def _propagated_box(
         var = work.find_component(name)
         lo[k] = max(lo[k], bound_value(var.lb, -np.inf))
         hi[k] = min(hi[k], bound_value(var.ub, np.inf))
+    return lo, np.maximum(hi, lo)
+
+
+def _narrow(
+    branch: list[str], lower: np.ndarray, upper: np.ndarray, narrowed: dict[str, tuple[float, float]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The branching box intersected with the bounds the box LP's reduced costs left."""
+    lo, hi = lower.copy(), upper.copy()
+    for k, name in enumerate(branch):
+        if name in narrowed:
+            lo[k], hi[k] = max(lo[k], narrowed[name][0]), min(hi[k], narrowed[name][1])
     return lo, np.maximum(hi, lo)
 
 

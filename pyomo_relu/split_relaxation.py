@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from pyomo_relu.bounds.base import Bounds
-from pyomo_relu.bounds.lp_solve import SolveSettings, lp_minimum
+from pyomo_relu.bounds.lp_solve import SolveSettings, lp_minimum, reduced_cost_box
 from pyomo_relu.bounds.rows import RowBuilder, add_network
 from pyomo_relu.model_bounds import linear_row, linear_terms, var_bounds
 
@@ -107,9 +107,11 @@ class BoxRelaxation:
             outputs,
         )
 
-    def bound(self, blocks: Sequence[Any], tightened: Sequence[Bounds]) -> tuple[float, np.ndarray | None] | None:
-        """The LP's proven lower bound (minimisation form) on this box and the LP's values of
-        the kept variables (``None`` if not solved); ``None`` if the LP is infeasible."""
+    def bound(self, blocks: Sequence[Any], tightened: Sequence[Bounds], cutoff: float = np.inf) -> BoxBound | None:
+        """The LP's proven lower bound (minimisation form) on this box, the LP's values of the
+        kept variables (``None`` if not solved) and their bounds narrowed by reduced costs
+        against ``cutoff`` (minimisation form, :func:`~pyomo_relu.bounds.lp_solve.reduced_cost_box`);
+        ``None`` if the LP is infeasible."""
         builder = RowBuilder()
         box = np.array([var_bounds(var) for var in self.kept], float).reshape(-1, 2)
         for cols, bounds in zip(self.inputs, tightened):
@@ -130,11 +132,21 @@ class BoxRelaxation:
         if self.row_lower.size:
             builder.add_sparse_rows(self.row_lower, self.row_upper, self.rows, self.cols, self.values)
         lp = builder.finish()
-        value, infeasible, point = lp_minimum(
-            lp, columns[self.objective_cols], self.objective_coefs, SolveSettings(False, LP_TOLERANCE)
-        )
-        if infeasible:
+        answer = lp_minimum(lp, columns[self.objective_cols], self.objective_coefs, SolveSettings(False, LP_TOLERANCE))
+        if answer.infeasible:
             return None
-        if np.isnan(value) or point is None:
-            return -np.inf, None
-        return float(value + self.objective_constant), point[columns]
+        if np.isnan(answer.value) or answer.point is None:
+            return BoxBound(-np.inf, None, box[:, 0], box[:, 1])
+        lower, upper = reduced_cost_box(answer, lp.col_lower, lp.col_upper, cutoff - self.objective_constant)
+        value = float(answer.value + self.objective_constant)
+        return BoxBound(value, answer.point[columns], lower[columns], upper[columns])
+
+
+@dataclass(frozen=True)
+class BoxBound:
+    """What a box's LP proves: a lower bound, its point and the kept variables' narrowed bounds."""
+
+    value: float  # minimisation form; -inf when the LP gave no bound
+    point: np.ndarray | None  # the LP's values of the kept variables
+    lower: np.ndarray  # the kept variables' bounds where a point below the cutoff can lie
+    upper: np.ndarray

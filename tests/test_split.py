@@ -209,3 +209,18 @@ def test_pseudo_costs_prefer_inputs_whose_splits_moved_the_bound():
     assert scores[2] == 1.0
     state.gains[0][:], state.gains[1][:] = [0.0], [0.0]  # splits that never moved the bound
     assert numpy.array_equal(state.scores(3), numpy.ones(3))
+
+
+def test_before_the_first_incumbent_the_search_dives() -> None:
+    import numpy as np
+
+    from pyomo_relu.split import _Box, _next_box, _Search
+
+    state = _Search(1.0, 1e-6)
+    for order, (bound, depth) in enumerate([(-5.0, 0), (-1.0, 3), (-2.0, 3), (-9.0, 1)]):
+        state.push(_Box(bound, order, np.zeros(1), np.ones(1), depth))
+    first = _next_box(state)
+    assert first is not None and (first.depth, first.bound) == (3, -2.0)  # deepest, then least bound
+    state.incumbent = 0.0  # with an incumbent: best bound first
+    second = _next_box(state)
+    assert second is not None and second.bound == -9.0

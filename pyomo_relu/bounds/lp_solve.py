@@ -34,7 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -94,15 +94,57 @@ def solve_chunk(
     return lower, upper, infeasible
 
 
-def lp_minimum(
-    lp: LinearProgram, cols: np.ndarray, coefficients: np.ndarray, settings: SolveSettings
-) -> tuple[float, bool, np.ndarray | None]:
-    """One proven lower bound of ``min coefficients @ x[cols]`` over ``lp`` (NaN if none),
-    whether the solver found ``lp`` infeasible, and the solver's point (``None`` if none)."""
+class LPMinimum(NamedTuple):
+    """The answer of :func:`lp_minimum`."""
+
+    value: float  # a proven lower bound of the objective (NaN if none)
+    infeasible: bool  # HiGHS found the LP infeasible
+    point: np.ndarray | None  # HiGHS's point (None if none)
+    #: the safe bound's reduced costs ``c - Aᵀy`` over every column and that bound
+    #: ``s`` (``None`` and ``-inf`` without duals): every point of the LP has
+    #: ``cᵀx >= s + r_j x_j - min(r_j l_j, r_j u_j)`` for each column ``j``
+    reduced: np.ndarray | None
+    safe: float
+
+
+def lp_minimum(lp: LinearProgram, cols: np.ndarray, coefficients: np.ndarray, settings: SolveSettings) -> LPMinimum:
+    """One proven lower bound of ``min coefficients @ x[cols]`` over ``lp``, with the solver's
+    point and the safe bound's reduced costs (for reduced-cost bound tightening)."""
     solver = _ChunkSolver(_make_highs(lp, settings), lp, cols, settings)
     value, infeasible = solver.minimum(coefficients)
     point = None if infeasible or np.isnan(value) else np.asarray(solver.highs.getSolution().col_value, float)
-    return value, bool(infeasible), point
+    reduced, safe = solver.reduced if point is not None else (None, -np.inf)
+    return LPMinimum(value, bool(infeasible), point, reduced, safe)
+
+
+def reduced_cost_box(
+    answer: LPMinimum, lower: np.ndarray, upper: np.ndarray, cutoff: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced-cost bound tightening: the bounds ``lower``/``upper`` of the LP's columns (as
+    the LP had them) narrowed to where a point of objective below ``cutoff`` can lie.
+
+    From :attr:`LPMinimum.reduced` ``r`` and the safe bound ``s``: ``cᵀx < cutoff`` needs
+    ``r_j (x_j - l_j) < cutoff - s`` for ``r_j > 0`` (and ``r_j (x_j - u_j) < cutoff - s``
+    for ``r_j < 0``), so ``x_j < l_j + (cutoff - s) / r_j``.  The slack is widened by
+    ``1e-9`` (relative) and the new bounds by ``1e-9`` of the width, beyond the round-off of
+    the numpy sums; nothing changes without duals or a finite cutoff.
+    """
+    lo, hi = np.array(lower, float), np.array(upper, float)
+    if answer.reduced is None or not np.isfinite(answer.safe) or not np.isfinite(cutoff):
+        return lo, hi
+    slack = cutoff - answer.safe
+    if slack < 0:  # the LP proves the whole box worse than the cutoff: the caller prunes it
+        return lo, hi
+    slack += 1e-9 * max(1.0, abs(cutoff), abs(answer.safe))
+    reduced = answer.reduced
+    pad = 1e-9 * np.maximum(1.0, hi - lo)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reach = slack / np.abs(reduced)
+        up = (reduced > 0) & np.isfinite(lo) & np.isfinite(reach)
+        down = (reduced < 0) & np.isfinite(hi) & np.isfinite(reach)
+        new_hi = np.where(up, np.minimum(hi, lo + reach + pad), hi)
+        new_lo = np.where(down, np.maximum(lo, hi - reach - pad), lo)
+    return new_lo, new_hi
 
 
 def expired(deadline: float | None) -> bool:
@@ -148,6 +190,7 @@ class _ChunkSolver:
         self.mip = settings.integer and lp.integer.size > 0
         self.status = highspy.HighsModelStatus
         self.row_of_entry = np.repeat(np.arange(lp.n_rows), np.diff(lp.start))
+        self.reduced: tuple[np.ndarray | None, float] = (None, -np.inf)  # of the last safe bound
 
     def minimum(self, coefficients: np.ndarray) -> tuple[float, int]:
         """A proven lower bound of ``min coefficients @ x[cols]`` (NaN if none) and 1 if infeasible."""
@@ -191,7 +234,9 @@ class _ChunkSolver:
         cost = np.zeros(lp.n_cols)
         cost[self.cols] = coefficients
         reduced = cost - np.bincount(lp.index, lp.value * duals[self.row_of_entry], minlength=lp.n_cols)
-        return _box_minimum(reduced, lp.col_lower, lp.col_upper) + _box_minimum(duals, lp.row_lower, lp.row_upper)
+        safe = _box_minimum(reduced, lp.col_lower, lp.col_upper) + _box_minimum(duals, lp.row_lower, lp.row_upper)
+        self.reduced = (reduced, safe)
+        return safe
 
 
 def _box_minimum(coefficients: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:

@@ -3,6 +3,8 @@
 Usage::
 
     python benchmarks/optimize.py [--time-limit 60] [--hard-time-limit 600] [--quick] [--write]
+    python benchmarks/optimize.py --networks 8-64-64-64 8-128-128 --sense minimize --no-peers \
+        --time-limit 600 --hard-time-limit 600     # the 8-input cases alone, optimize only
 
 Rows, each in the same run:
 
@@ -18,18 +20,30 @@ Rows, each in the same run:
 
 Every reported point is re-evaluated by ``net.evaluate``.  ``--write`` replaces the
 "Global optimisation" section of ``benchmarks/RESULTS.md``.
+
+``--networks SUBSTR ...`` keeps the networks whose label contains one of the strings,
+``--sense`` one sense, ``--no-peers`` drops the MILP route and OMLT rows; any of them (a
+partial run) prints the rows only, without the flowsheet and Dask parts, and refuses
+``--write``.  BLAS runs single-threaded (``OPENBLAS_NUM_THREADS=1`` etc. unless already
+set), as in ``benchmarks/vnncomp.py``: on this shared 2-core machine a threaded BLAS slowed
+the bounds' small matrix products (8-input networks: about 25 % more boxes per second
+single-threaded).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pyomo.environ as pe
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import numpy as np  # noqa: E402
+import pyomo.environ as pe  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -164,8 +178,18 @@ def main(argv=None) -> int:
         action="store_true",
         help="only the flowsheet rows (printed; --write then replaces them in the section)",
     )
+    parser.add_argument("--networks", nargs="+", metavar="SUBSTR", help="only networks whose label contains one")
+    parser.add_argument("--sense", choices=("minimize", "maximize"), help="only this sense")
+    parser.add_argument("--no-peers", action="store_true", help="optimize only: no MILP route, no OMLT")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
+    partial = bool(args.networks or args.sense or args.no_peers)
+    if partial and args.write:
+        parser.error("--write needs the full run (no --networks, --sense or --no-peers)")
+    if partial:
+        for line in partial_rows(args):
+            print(line, flush=True)
+        return 0
     if args.flowsheet_only:
         rows = flowsheet_rows(args.time_limit * 5)
         print("\n".join(rows))
@@ -223,6 +247,27 @@ def main(argv=None) -> int:
     if args.write:
         write_section(SECTION, output.split("\n", 1)[1])  # the section's text without its heading
     return 0
+
+
+def selected(label, networks):
+    """Whether ``label`` is kept by ``--networks`` (every network when none is given)."""
+    return not networks or any(part in label for part in networks)
+
+
+def partial_rows(args):
+    """The table rows of the selected networks, senses and methods (no flowsheet, no Dask)."""
+    yield "| network | sense | method | status | objective | bound | abs gap | seconds | boxes | max \\|f(x) − obj\\| |"
+    yield "|---|---|---|---|---:|---:|---:|---:|---:|---:|"
+    for label, path, box, hard in NETWORKS:
+        if not selected(label, args.networks) or (hard and args.quick) or not path.exists():
+            continue
+        net = load_onnx(path, input_bounds=[(-box, box)] * (8 if "8D" in label else 2))
+        limit = args.hard_time_limit if hard else args.time_limit
+        for sense in (args.sense,) if args.sense else ("minimize", "maximize"):
+            yield row(label, sense, "optimize (bnb)", run_bnb(net, sense, limit))
+            if not args.no_peers:
+                yield row(label, sense, "MILP route, bounds=auto", run_milp(net, sense, limit))
+                yield row(label, sense, "OMLT 1.2.2 bigm", run_omlt(net, sense, limit))
 
 
 def _ratio(ours, peer):

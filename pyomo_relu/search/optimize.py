@@ -31,6 +31,7 @@ from pyomo_relu.network import NetworkDefinition
 from pyomo_relu.options import strict_keywords
 from pyomo_relu.parallel import ExecutorSpec
 from pyomo_relu.search.engine import SearchResult, branch_and_bound
+from pyomo_relu.search.nodes import OPTIMIZE_LOPSIDED
 from pyomo_relu.search.problem import LinearConstraints, SearchProblem, unit_objective
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,8 @@ def optimize(
         points = np.atleast_2d(points)
         return problem.values(points, net.evaluate(points))
 
-    found = branch_and_bound(problem, check, gap=gap, time_limit=time_limit, executor=executor, progress=progress)
+    limits: dict[str, Any] = {"gap": gap, "time_limit": time_limit, "executor": executor, "progress": progress}
+    found = branch_and_bound(problem, check, lopsided=OPTIMIZE_LOPSIDED, **limits)
     return _result(net, found, sign, c_y, region, time.perf_counter() - began)
 
 

@@ -27,8 +27,9 @@ counterexample), at the time limit, or on Ctrl-C (``KeyboardInterrupt``).  It is
 every exit reports the incumbent (exactly checked), the proven bound and the nodes.
 
 An initial incumbent comes from :func:`~pyomo_relu.search.attack.descend` at the root and
-from ``starts``; for a feasibility problem each round also runs the attack inside its most
-promising open boxes (largest margin bound), where narrow counterexamples are found.  The engine knows nothing of Pyomo.
+from ``starts``; for a feasibility problem the rounds also run the attack inside their most
+promising open boxes (largest margin bound), where narrow counterexamples are found: every
+round at first, ever more rarely in a long search (:data:`ATTACK_EVERY`).  The engine knows nothing of Pyomo.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ LEAF_TIME_LIMIT = 2.0
 #: Restarts and steps of the local attack in the most promising boxes of a round (feasibility problems).
 LOCAL_RESTARTS = 4
 LOCAL_STEPS = 20
+#: Rounds with local attacks in every round; later rounds attack ever more rarely (``_Search.attack_round``).
+ATTACK_EVERY = 16
 
 Check = Callable[[np.ndarray], np.ndarray]
 
@@ -248,7 +251,7 @@ class _Search:
         seed: int = 0,
     ) -> None:
         self.problem, self.check = problem, check
-        self.local_attacks, self.seed, self.attacks = int(local_attacks), int(seed), 0
+        self.local_attacks, self.seed, self.attacks, self.rounds = int(local_attacks), int(seed), 0, 0
         self.gap, self.stop_at, self.cutoff = float(gap), float(stop_at), float(cutoff)
         self.deadline, self.batch_size, self.max_nodes = deadline, batch_size, max_nodes
         self.leaf_unstable = leaf_unstable if problem.milp_ok else -1
@@ -377,7 +380,8 @@ class _Search:
             self.solve_leaves(runner, [node for node, _ in leaves], splits)
         else:
             splits.extend(leaves)
-        if self.local_attacks and not self.problem.has_objective and not self.decided:
+        self.rounds += 1
+        if self.local_attacks and not self.problem.has_objective and not self.decided and self.attack_round():
             self.attack_best([node for node, _ in splits])
         for node, d in splits:
             if self.prunable(node.bound):
@@ -389,6 +393,12 @@ class _Search:
                 for child in self.children(node, d):
                     self.push(child)
         self.in_flight = []
+
+    def attack_round(self) -> bool:
+        """Whether this round runs the local attacks: every round of the first :data:`ATTACK_EVERY`,
+        then every ``k``-th round of the ``k``-th next block of as many (a long search of a
+        property that holds spends less and less on attacks; their number grows like a logarithm)."""
+        return self.rounds % max(1, self.rounds // ATTACK_EVERY) == 0
 
     def attack_best(self, nodes: list[_Node]) -> None:
         """PGD inside the ``local_attacks`` open boxes of largest margin bound (narrow counterexamples)."""

@@ -160,10 +160,15 @@ def max_relaxation(
 
 
 # ----------------------------------------------------------------- relaxations
+def positive_of(coef: np.ndarray) -> np.ndarray:
+    """``max(coef, 0)`` (NaN kept), by ``clip``: on large arrays about twice as fast as ``np.maximum``."""
+    return np.clip(coef, 0.0, None)
+
+
 def _dot(coef: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """``Σ_n coef[b, r, n] · vector[b, n]`` with ``0 · inf = 0``."""
     if np.all(np.isfinite(vector)):
-        return np.einsum("brn,bn->br", coef, vector)
+        return (coef @ vector[:, :, None])[..., 0]  # a batched product: faster than einsum here
     with np.errstate(invalid="ignore"):
         return np.where(coef != 0, coef * vector[:, None, :], 0.0).sum(axis=-1)
 
@@ -211,13 +216,14 @@ class DenseRelaxation:
         """``coef·h + const <= coef'·h_prev + const'``: back through the lines and the affine map."""
         if self.keep.size != coef.shape[-1]:
             coef = coef[..., self.keep]
-        positive = np.maximum(coef, 0.0)
-        # λ⁺ a_U + λ⁻ a_L = λ a_L + λ⁺ (a_U - a_L); the λ⁻ c_L term vanishes for ReLUs (c_L = 0)
-        coef_z = coef * self.slope_l[:, None, :] + positive * (self.slope_u - self.slope_l)[:, None, :]
+        positive = positive_of(coef)
         if self.intercept_l.any():
             const = const + _dot(positive, self.intercept_u) + _dot(coef - positive, self.intercept_l)
-        else:
+        else:  # the λ⁻ c_L term vanishes for ReLUs (c_L = 0)
             const = const + _dot(positive, self.intercept_u)
+        # λ⁺ a_U + λ⁻ a_L = λ a_L + λ⁺ (a_U - a_L), in place on the temporaries
+        coef_z = coef * self.slope_l[:, None, :]
+        coef_z += np.multiply(positive, (self.slope_u - self.slope_l)[:, None, :], out=positive)
         return _times(coef_z, self.weights), const + coef_z @ self.bias
 
 
@@ -236,7 +242,7 @@ class MaxRelaxation:
         return self
 
     def substitute(self, coef: np.ndarray, const: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        positive = np.maximum(coef, 0.0)
+        positive = positive_of(coef)
         negative = coef - positive
         const = const + _dot(positive, self.intercept_u)
         coef_z = (
@@ -313,7 +319,7 @@ def back_substitute(
 
 def box_maximum(coef: np.ndarray, const: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """``max_x coef·x + const`` over each box: coef ``(B, r, n)``, const ``(B, r)``, boxes ``(B, n)``."""
-    positive = np.maximum(coef, 0.0)
+    positive = positive_of(coef)
     with np.errstate(invalid="ignore"):
         return _dot(positive, upper) + _dot(coef - positive, lower) + const
 

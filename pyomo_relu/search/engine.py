@@ -1,7 +1,5 @@
 r"""Best-first branch and bound over sub-boxes of the network inputs.
 
-The loop
---------
 A priority queue holds open boxes, each with a proven lower bound of the objective over
 its feasible points (the parent's bound until it is processed).  Boxes are taken in
 batches, best first (smallest bound; for a feasibility problem, largest margin bound, so
@@ -27,11 +25,10 @@ counterexample), at the time limit, or on Ctrl-C (``KeyboardInterrupt``).  It is
 every exit reports the incumbent (exactly checked), the proven bound and the nodes.
 
 An initial incumbent comes from :func:`~pyomo_relu.search.attack.descend` at the root and
-from ``starts``; each round also runs the attack inside its most promising open boxes
-(largest margin bound for a feasibility problem, where narrow counterexamples are found;
-least bound with an objective, in rounds of at least :data:`ATTACK_BATCH` boxes: on the
-8-input Rosenbrock fits it lowered the incumbent of the minimum from 4.7513 to 4.7197).
-The engine knows nothing of Pyomo.
+from ``starts``; rounds also run the attack inside their most promising open boxes (largest
+margin bound for a feasibility problem, where narrow counterexamples are found, ever more
+rarely in a long search; least bound with an objective, in large rounds).  The engine knows
+nothing of Pyomo.
 """
 
 from __future__ import annotations
@@ -66,9 +63,10 @@ LEAF_TIME_LIMIT = 2.0
 #: Restarts and steps of the local attack in the most promising boxes of a round (feasibility problems).
 LOCAL_RESTARTS = 4
 LOCAL_STEPS = 20
-#: With an objective, the local attacks run only in rounds of at least this many boxes (they
-#: would double the time of small problems, decided in a few small rounds).
+#: With an objective, local attacks only in rounds of this many boxes (8-input Rosenbrock min: 4.7513 -> 4.7197).
 ATTACK_BATCH = 64
+#: Rounds with local attacks in every round; later rounds attack ever more rarely (``_Search.attack_due``).
+ATTACK_EVERY = 16
 
 Check = Callable[[np.ndarray], np.ndarray]
 
@@ -257,7 +255,7 @@ class _Search:
         seed: int = 0,
     ) -> None:
         self.problem, self.check = problem, check
-        self.local_attacks, self.seed, self.attacks = int(local_attacks), int(seed), 0
+        self.local_attacks, self.seed, self.attacks, self.rounds = int(local_attacks), int(seed), 0, 0
         self.gap, self.stop_at, self.cutoff = float(gap), float(stop_at), float(cutoff)
         self.deadline, self.batch_size, self.max_nodes = deadline, batch_size, max_nodes
         self.leaf_unstable = leaf_unstable if problem.milp_ok else -1
@@ -272,7 +270,6 @@ class _Search:
         self.counter = itertools.count()
         self.started = time.perf_counter()
 
-    # -------------------------------------------------------------- incumbent
     def offer(self, points: np.ndarray) -> None:
         """Check candidate points exactly; the best one better than the incumbent replaces it."""
         points = np.atleast_2d(points)
@@ -320,7 +317,6 @@ class _Search:
     def converged(self) -> bool:
         return self.problem.has_objective and np.isfinite(self.value) and self.value - self.bound() <= self.gap
 
-    # ------------------------------------------------------------------ nodes
     def push(self, node: _Node) -> None:
         heapq.heappush(self.queue, node)
 
@@ -358,7 +354,6 @@ class _Search:
         left = np.inf if self.deadline is None else self.deadline - time.perf_counter()
         return float(max(min(self.leaf_time_limit, left), 1e-3))
 
-    # ------------------------------------------------------------------ round
     def round(self, runner: _Runner, nodes: list[_Node]) -> None:
         self.in_flight = nodes
         batch = runner.bounds(nodes, self.level())
@@ -386,7 +381,8 @@ class _Search:
             self.solve_leaves(runner, [node for node, _ in leaves], splits)
         else:
             splits.extend(leaves)
-        if self.local_attacks and not self.decided and (not self.problem.has_objective or len(nodes) >= ATTACK_BATCH):
+        self.rounds += 1
+        if self.local_attacks and not self.decided and self.attack_due(len(nodes)):
             self.attack_best([node for node, _ in splits])
         for node, d in splits:
             if self.prunable(node.bound):
@@ -398,6 +394,13 @@ class _Search:
                 for child in self.children(node, d):
                     self.push(child)
         self.in_flight = []
+
+    def attack_due(self, size: int) -> bool:
+        """Whether this round (of ``size`` boxes) attacks: with an objective if ``size >= ATTACK_BATCH``;
+        else the first :data:`ATTACK_EVERY` rounds, then ever more rarely (logarithmically many)."""
+        if self.problem.has_objective:
+            return size >= ATTACK_BATCH
+        return self.rounds % max(1, self.rounds // ATTACK_EVERY) == 0
 
     def attack_best(self, nodes: list[_Node]) -> None:
         """PGD inside the ``local_attacks`` most promising open boxes (largest margin, or least bound)."""

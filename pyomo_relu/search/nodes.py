@@ -21,10 +21,10 @@ For a batch of ``B`` boxes, :func:`process_batch`
    evaluated by the canonical forward pass;
 6. picks the input to split: the largest ``|λ_{i,d}| (u_d - l_d)`` summed over the
    objective row and the row that bounds each open region (the "smear" of
-   ReluVal/Neurify with CROWN's coefficients) among the inputs at most ``lopsided``
-   times narrower (relative to the root box) than the relatively widest one
-   (:data:`LOPSIDED` for the verifier; ``optimize`` passes :data:`OPTIMIZE_LOPSIDED`, i.e.
-   the widest input, the smear breaking ties).
+   ReluVal/Neurify with CROWN's coefficients), unless that input is more than
+   ``lopsided`` times narrower (relative to the root box) than the relatively widest one,
+   which is split then (:data:`LOPSIDED` for the verifier; ``optimize`` passes
+   :data:`OPTIMIZE_LOPSIDED`, i.e. always a widest input, the smear breaking ties).
 
 It is a pure function of plain data, so batches can run in worker processes.
 """
@@ -184,18 +184,22 @@ def shrink_box(
 def split_dimension(
     score: np.ndarray, width: np.ndarray, root_width: np.ndarray, lopsided: float = LOPSIDED
 ) -> np.ndarray:
-    """The input to split per box: the largest smear ``score`` among the inputs not ``lopsided``.
+    """The input to split per box: the largest smear ``score``, unless it is lopsided.
 
     The smear only sees the linear part of the bound; the looseness of the relaxation
-    (unstable neurons) can come from an input whose coefficient is near zero.  So only the
-    inputs at most ``lopsided`` times narrower (relative to the root box) than the
-    relatively widest one are candidates (``1``: the widest ones only, the smear breaking ties).
+    (unstable neurons) can come from an input whose coefficient is near zero.  So when the
+    chosen input is more than ``lopsided`` times narrower (relative to the root box) than
+    the relatively widest one, a relatively widest input is split instead (the one of
+    largest smear among them; ``lopsided=1``: always a widest one).  Taking the best smear
+    among all inputs within the ratio instead made ACAS Xu 2_8 prop_1 need 148 k boxes, not 21 k.
     """
     relative = np.where(root_width > 0, width / np.where(root_width > 0, root_width, 1.0), 0.0)
-    eligible = (width > 0) & (relative * lopsided >= relative.max(axis=1, keepdims=True))
-    chosen = np.argmax(np.where(eligible, score + 1e-12 * relative, -1.0), axis=1)
-    widest = np.argmax(relative, axis=1)
-    return np.where(eligible.any(axis=1), chosen, widest)
+    chosen = np.argmax(np.where(width > 0, score + 1e-12 * relative, -1.0), axis=1)
+    most = relative.max(axis=1, keepdims=True)
+    widest = np.argmax(np.where((relative >= most) & (width > 0), score + 1e-12, -1.0), axis=1)
+    rows = np.arange(len(chosen))
+    narrow = relative[rows, chosen] * lopsided < most[:, 0]
+    return np.where(narrow, widest, chosen)
 
 
 def _minimum(coef: np.ndarray, const: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:

@@ -86,7 +86,7 @@ SPLIT_MARGIN = 0.35
 MIN_RELATIVE_WIDTH = 1e-4
 #: HiGHS options of the sub-MILPs (the caller's ``options`` override them).  A sub-MILP has at
 #: most :data:`LEAF_UNSTABLE` binaries and a cutoff: HiGHS's sub-MIP heuristics (RINS, RENS),
-#: root reduced-cost fixing, feasibility jump and restarts took 70 % of its time on the
+#: root reduced-cost fixing, feasibility jump and restarts took more than half its time on the
 #: flowsheet of ``examples/flowsheet_split.py`` (1.21 s of HiGHS time in its 8 sub-MILPs,
 #: 0.53 s without them, the same optima; ``benchmarks/RESULTS.md``, "Global optimisation").
 SUB_MILP_HIGHS_OPTIONS: dict[str, Any] = {
@@ -280,10 +280,8 @@ def _next_box(state: _Search) -> _Box | None:
     before the first incumbent, the deepest open box (a dive: incumbents come from the
     sub-MILPs of small boxes, and pruning needs one)."""
     if not np.isfinite(state.incumbent) and state.heap:
-        k = max(range(len(state.heap)), key=lambda j: (state.heap[j].depth, -state.heap[j].bound))
-        box = state.heap[k]
-        state.heap[k] = state.heap[-1]
-        state.heap.pop()
+        box = max(state.heap, key=lambda b: (b.depth, -b.bound))
+        state.heap.remove(box)  # boxes compare by (bound, order): this one only
         heapq.heapify(state.heap)
         return box
     while state.heap:
